@@ -1,0 +1,205 @@
+"""The ``labelq`` command: audit, issues, query, versions, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from .errors import LabelqError
+
+for _var, _value in {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90", "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
+}.items():
+    os.environ.setdefault(_var, _value)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _param(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model-param")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def format_table(rows: list[dict], max_width: int = 60) -> str:
+    """Rows as an aligned plain-text table."""
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+
+    def cell(v: Any) -> str:
+        s = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+        s = " ".join(s.split())
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    cells = [[cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+class LabelqGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LabelqError as exc:
+            click.secho(f"error: {exc.problem}", fg="red", err=True)
+            if exc.fix:
+                click.echo(f"fix: {exc.fix}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LabelqGroup)
+@click.version_option(package_name="labelq")
+def main() -> None:
+    """labelq: find, fix and prove label errors."""
+
+
+STORE = click.option("--store", type=click.Path(file_okay=False), default=None, help="Store folder (default: $LABELQ_STORE or ./data/store).")
+
+
+@main.command()
+@click.argument("source", default="digits")
+@click.option("--name", help="Dataset name in the store (default: from SOURCE).")
+@STORE
+@click.option("--label-column", help="Column holding the labels (default: 'label').")
+@click.option("--id-column", help="Column of unique ids (default: 'id' if present, else derived from content).")
+@click.option("--text-column", help="Column holding the text input.")
+@click.option("--image-column", help="Column holding the images.")
+@click.option("--feature-columns", help="Comma-separated numeric feature columns.")
+@click.option("--split", help="Audit only rows of this split (e.g. train, test).")
+@click.option("--classes", help="Comma-separated class names, in class-index order.")
+@click.option("--folds", "n_folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality).")
+@click.option("--model-param", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training.")
+@click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter.")
+@click.option("--auto-fix", nargs=2, type=(click.Choice(["min-confidence"]), float), default=None, help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained at the same time.")
+@click.option("--no-prefect", is_flag=True, help="Run the steps in this process without Prefect.")
+@click.option("--top", type=int, default=10, show_default=True, help="Suspected errors to print.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
+def audit(source: str, name: str | None, store: str | None, label_column, id_column, text_column, image_column, feature_columns,
+          split, classes, n_folds: int, model: str, model_param, seed: int, pred_probs, filter_by: str, auto_fix, jobs: int,
+          no_prefect: bool, top: int, quiet: bool) -> None:
+    """Audit SOURCE (a built-in dataset: digits, fashion-mnist, spamassassin, fine-foods; or a path) and publish a version."""
+    from .pipeline import AuditConfig, audit as run_audit
+    from .sql import named_query
+
+    cfg = AuditConfig(
+        source=source, name=name, store=store, label_column=label_column, id_column=id_column, text_column=text_column,
+        image_column=image_column, feature_columns=_csv(feature_columns), split=split, classes=_csv(classes), model=model,
+        model_params=_param(model_param), n_folds=n_folds, seed=seed, pred_probs=pred_probs, filter_by=filter_by,
+        auto_fix_min_confidence=auto_fix[1] if auto_fix else None,
+    )
+    if no_prefect:
+        if not quiet:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        result = run_audit(cfg)
+    else:
+        if quiet:
+            os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+        else:
+            logging.getLogger("labelq").setLevel(logging.INFO)  # Prefect shows it (PREFECT_LOGGING_EXTRA_LOGGERS)
+        from .flows.audit import run_audit_flow
+
+        result = run_audit_flow(cfg, jobs=jobs)
+    v = result.version
+    m = v.manifest()
+    click.echo(
+        f"\nPublished {v.name} {v.tag}: {m['rows']:,} rows, {m['n_label_issues']:,} suspected label errors "
+        f"({100 * m['n_label_issues'] / m['rows']:.2f}%), out-of-sample accuracy {m['out_of_sample_accuracy']:.4f}, in {result.seconds:.1f}s"
+    )
+    click.echo(f"  data:    {v.path}")
+    click.echo(f"  report:  {result.report_html}")
+    click.echo(f"  catalog: {v.path.parent / 'catalog.duckdb'}")
+    if top > 0 and m["n_label_issues"]:
+        click.echo(f"\nTop {min(top, m['n_label_issues'])} suspected label errors:")
+        click.echo(format_table(named_query(cfg.open_store(), v.name, "top_issues", version=v.number, limit=top).to_pylist()))
+
+
+@main.command()
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Version (default: latest).")
+@click.option("--limit", type=int, default=20, show_default=True)
+def issues(name: str, store: str | None, version: str | None, limit: int) -> None:
+    """Show the top suspected label errors of NAME."""
+    from .sql import named_query
+    from .store import Store
+
+    s = Store(store)
+    v = s.version(name, version)
+    click.echo(f"{name} {v.tag}: {v.manifest()['n_label_issues']:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
+    click.echo(format_table(named_query(s, name, "top_issues", version=v.number, limit=limit).to_pylist()))
+
+
+@main.command()
+@click.argument("name")
+@click.argument("sql")
+@STORE
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def query(name: str, sql: str, store: str | None, fmt: str) -> None:
+    """Run a read-only SQL query over NAME's views: versions, classes, rows, latest, issues, class_noise."""
+    from .sql import run_query
+    from .store import Store
+
+    table = run_query(Store(store), name, sql)
+    if fmt == "json":
+        click.echo(json.dumps(table.to_pylist(), default=str, indent=1))
+    elif fmt == "csv":
+        import io
+
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        pcsv.write_csv(table, buf)
+        click.echo(buf.getvalue().decode(), nl=False)
+    else:
+        click.echo(format_table(table.to_pylist()))
+
+
+@main.command()
+@click.argument("name")
+@STORE
+def versions(name: str, store: str | None) -> None:
+    """List the published versions of NAME."""
+    from .sql import run_query
+    from .store import Store
+
+    t = run_query(Store(store), name, "SELECT version, parent_version, created_at, rows, n_label_issues, issue_rate, model, n_corrected, left(content_hash, 12) AS content_hash FROM versions ORDER BY version")
+    click.echo(format_table(t.to_pylist()))
+
+
+@main.command()
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Version (default: latest).")
+def report(name: str, store: str | None, version: str | None) -> None:
+    """(Re)build the HTML + JSON audit report of a published version."""
+    from .report import write_audit_report
+    from .store import Store
+
+    html_path, json_path = write_audit_report(Store(store).version(name, version))
+    click.echo(f"{html_path}\n{json_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

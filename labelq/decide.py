@@ -1,0 +1,93 @@
+"""Decide: detections -> the issues table and the audit columns added to every published row.
+
+Rule (one detector today, written for several): a row is a label issue when any detector flags it;
+its ``label_score`` is the lowest detector score and its ``suggested_label`` comes from that detector.
+``issue_rank`` orders flagged rows by ``label_score`` (1 = most likely wrong); other rows get null.
+``corrected_label`` is filled only under an explicit ``AutoFix`` policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from . import schema as S
+from .detect import Detection
+from .validation import check_fraction
+
+
+@dataclass(frozen=True)
+class AutoFix:
+    """Replace a flagged label by the suggestion when the model gives the suggestion at least ``min_confidence``."""
+
+    min_confidence: float
+
+    def __post_init__(self) -> None:
+        check_fraction(self.min_confidence, "auto-fix min-confidence")
+
+    def describe(self) -> dict:
+        return {"policy": "min-confidence", "min_confidence": self.min_confidence}
+
+
+@dataclass
+class Decision:
+    """Arrays of shape ``(N,)``; ``issue_rank`` is 0 where a row is not flagged."""
+
+    label_score: np.ndarray
+    is_label_issue: np.ndarray
+    suggested_label: np.ndarray
+    issue_rank: np.ndarray
+    corrected_label: np.ndarray  # -1 where not corrected
+
+
+def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None) -> Decision:
+    scores = np.column_stack([d.score for d in detections])
+    lowest = scores.argmin(axis=1)
+    rows = np.arange(len(scores))
+    label_score = scores[rows, lowest]
+    is_issue = np.column_stack([d.is_issue for d in detections]).any(axis=1)
+    suggested = np.column_stack([d.suggested_label for d in detections])[rows, lowest]
+    rank = np.zeros(len(rows), dtype=np.int64)
+    flagged = np.flatnonzero(is_issue)
+    rank[flagged[np.argsort(label_score[flagged], kind="stable")]] = np.arange(1, len(flagged) + 1)
+    corrected = np.full(len(rows), -1, dtype=np.int64)
+    if auto_fix is not None:
+        sure = is_issue & (pred_probs[rows, suggested] >= auto_fix.min_confidence)
+        corrected[sure] = suggested[sure]
+    return Decision(label_score, is_issue, suggested, rank, corrected)
+
+
+def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
+    """The examples table, untouched, with the audit columns appended (metadata kept)."""
+    n = examples.num_rows
+    cols = {
+        S.LABEL_SCORE: pa.array(decision.label_score, pa.float64()),
+        S.IS_LABEL_ISSUE: pa.array(decision.is_label_issue, pa.bool_()),
+        S.SUGGESTED_LABEL: pa.array(decision.suggested_label, pa.int64()),
+        S.ISSUE_RANK: pa.array(decision.issue_rank, pa.int64(), mask=decision.issue_rank == 0),
+        S.ISSUE_KIND: pa.array(np.where(decision.is_label_issue, "wrong_label", "ok").tolist(), pa.string()),
+        S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
+    }
+    out = examples
+    for name, arr in cols.items():
+        assert len(arr) == n
+        out = out.append_column(name, arr)
+    return S.with_info(out, S.info_of(examples))
+
+
+def issues_table(audited: pa.Table, detections: list[Detection]) -> pa.Table:
+    """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence."""
+    cols = {
+        S.ID: audited[S.ID],
+        "given_label": audited[S.LABEL],
+        S.SUGGESTED_LABEL: audited[S.SUGGESTED_LABEL],
+        S.LABEL_SCORE: audited[S.LABEL_SCORE],
+        S.IS_LABEL_ISSUE: audited[S.IS_LABEL_ISSUE],
+        S.ISSUE_KIND: audited[S.ISSUE_KIND],
+    }
+    for d in detections:
+        cols[f"score_{d.detector}"] = pa.array(d.score, pa.float64())
+        cols[f"flag_{d.detector}"] = pa.array(d.is_issue, pa.bool_())
+    return pa.table(cols)

@@ -1,0 +1,94 @@
+"""Confident learning with cleanlab: which labels are wrong, how sure, and what they should be."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema as S
+from ..errors import InputError
+from ..validation import check_labels, check_pred_probs
+
+log = logging.getLogger(__name__)
+
+FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
+SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+
+
+@dataclass
+class Detection:
+    """One detector's verdict on every row. Arrays have shape ``(N,)``; matrices ``(K, K)``.
+
+    ``noise_matrix[i, j]`` = P(given label i | true label j); ``joint[i, j]`` = P(given i, true j);
+    ``class_error_rate[i]`` = estimated share of rows given label ``i`` whose true label is another.
+    """
+
+    detector: str
+    score: np.ndarray
+    is_issue: np.ndarray
+    suggested_label: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfidentLearning:
+    """cleanlab's ``find_label_issues`` + ``get_label_quality_scores`` + noise estimates.
+
+    ``filter_by``: one of ``FILTER_BY`` (cleanlab's default ``prune_by_noise_rate``);
+    ``score_method``: one of ``SCORE_METHODS``.
+    """
+
+    filter_by: str = "prune_by_noise_rate"
+    score_method: str = "self_confidence"
+    name: str = "confident_learning"
+
+    def __post_init__(self) -> None:
+        if self.filter_by not in FILTER_BY:
+            raise InputError(f"unknown filter_by {self.filter_by!r}", f"use one of {list(FILTER_BY)}")
+        if self.score_method not in SCORE_METHODS:
+            raise InputError(f"unknown score method {self.score_method!r}", f"use one of {list(SCORE_METHODS)}")
+
+    def detect(self, labels: np.ndarray, pred_probs: np.ndarray) -> Detection:
+        from cleanlab.count import estimate_joint, estimate_py_and_noise_matrices_from_probabilities, num_label_issues
+        from cleanlab.filter import find_label_issues as cl_find
+        from cleanlab.rank import get_label_quality_scores
+
+        k = pred_probs.shape[1]
+        is_issue = cl_find(labels, pred_probs, filter_by=self.filter_by, n_jobs=1)
+        score = np.clip(get_label_quality_scores(labels, pred_probs, method=self.score_method), 0.0, 1.0)
+        joint = estimate_joint(labels, pred_probs)
+        _, noise_matrix, _, _ = estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs)
+        row = joint.sum(axis=1)
+        class_error_rate = np.divide(row - np.diag(joint), row, out=np.zeros(k), where=row > 0)
+        n_est = int(num_label_issues(labels, pred_probs))
+        log.info("confident learning (%s): %d label issues flagged, %d estimated", self.filter_by, int(is_issue.sum()), n_est)
+        return Detection(
+            self.name, score, is_issue, pred_probs.argmax(axis=1).astype(np.int64),
+            {"joint": joint, "noise_matrix": noise_matrix, "class_error_rate": class_error_rate, "num_label_issues_estimate": n_est, "filter_by": self.filter_by},
+        )
+
+
+def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, n_classes: int | None = None, filter_by: str = "prune_by_noise_rate") -> Detection:
+    """Validate inputs and run confident learning; ``labels`` ``(N,)`` ints, ``pred_probs`` ``(N, K)``."""
+    pred_probs = np.asarray(pred_probs)
+    k = n_classes or (pred_probs.shape[1] if pred_probs.ndim == 2 else 0)
+    labels = check_labels(np.asarray(labels), [str(i) for i in range(k)])
+    pred_probs = check_pred_probs(pred_probs, len(labels), k)
+    return ConfidentLearning(filter_by=filter_by).detect(labels, pred_probs)
+
+
+def detections_table(ids: pa.ChunkedArray | list, det: Detection) -> pa.Table:
+    """The long detections table of the contract for one detector."""
+    n = len(det.score)
+    return pa.table(
+        {
+            S.ID: pa.array(ids, pa.string()) if not isinstance(ids, pa.ChunkedArray) else ids,
+            "detector": pa.array([det.detector] * n, pa.string()),
+            "score": pa.array(det.score, pa.float64()),
+            "is_issue": pa.array(det.is_issue, pa.bool_()),
+            "suggested_label": pa.array(det.suggested_label, pa.int64()),
+        }
+    )

@@ -1,0 +1,40 @@
+"""Errors raised by labelq.
+
+Every error says what was wrong and how to fix it. ``retryable`` tells a caller (or a Prefect
+task's retry policy) whether running the same thing again can help.
+"""
+
+from __future__ import annotations
+
+
+class LabelqError(Exception):
+    """Base class of every error labelq raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if fix is None else f"{problem}\nFix: {fix}")
+
+
+class InputError(LabelqError, ValueError):
+    """The data, predictions or options given to labelq are not usable as they are."""
+
+
+class SourceNotFoundError(InputError, FileNotFoundError):
+    """A source path or a built-in dataset's files do not exist."""
+
+
+class MissingDependencyError(LabelqError, ImportError):
+    """A package needed for this source or model is not installed."""
+
+
+class StoreError(LabelqError):
+    """The dataset store refused an operation (overwrite, unknown version, corrupt manifest)."""
+
+
+class VersionConflictError(StoreError):
+    """Another writer published the same version first; publishing again picks the next number."""
+
+    retryable = True

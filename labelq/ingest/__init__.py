@@ -1,0 +1,214 @@
+"""Ingest: any supported source -> the examples table of the data contract.
+
+``load_examples(source, ...)`` is the entry point. The examples table has ``id`` (unique string),
+``label`` (int64 class index), ``split`` and the payload columns; class names, the label mapping,
+the modality and the input columns travel in the schema metadata (``labelq.schema.info_of``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schema as S
+from ..errors import InputError
+from ..validation import check_ids
+from .builtin import LOADERS, RawSource
+from .files import _class_names_from_hf_schema, read_path
+from .images import IMAGE_TYPE, decode_images
+
+__all__ = ["IngestOptions", "load_examples", "examples_from_raw", "load_raw", "decode_images", "LOADERS", "RawSource"]
+
+log = logging.getLogger(__name__)
+
+TEXT_NAMES = ("text", "review", "content", "sentence", "body", "document")
+IMAGE_NAMES = ("image", "img", "picture")
+
+
+@dataclass
+class IngestOptions:
+    """How to read a source. Every field is optional; ``None`` means 'infer' or 'use the source's default'."""
+
+    label_column: str | None = None
+    id_column: str | None = None
+    text_column: str | None = None
+    image_column: str | None = None
+    feature_columns: Sequence[str] | None = None
+    split: str | None = None
+    classes: Sequence[str] | None = None
+
+
+def load_raw(source: str | Path, split: str | None = None) -> RawSource:
+    """Read a built-in dataset by name, or a file/folder by path."""
+    s = str(source)
+    if s in LOADERS and not Path(s).exists():
+        return LOADERS[s]()
+    return read_path(Path(s).expanduser(), split)
+
+
+def load_examples(source: str | Path = "digits", options: IngestOptions | None = None) -> pa.Table:
+    """Read ``source`` and return its examples table (see module docstring)."""
+    options = options or IngestOptions()
+    raw = load_raw(source, options.split)
+    table = examples_from_raw(raw, options)
+    log.info("ingested %s rows, %d classes, modality %s, from %s", f"{table.num_rows:,}", len(S.info_of(table).class_names), S.info_of(table).modality, raw.description)
+    return table
+
+
+def _pick(name: str | None, default: str | None, table: pa.Table, what: str, flag: str) -> str | None:
+    col = name or default
+    if col is not None and col not in table.column_names:
+        raise InputError(f"the {what} column {col!r} is not in the data; its columns are {table.column_names}", f"pass the right name with {flag}")
+    return col
+
+
+def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, ids: np.ndarray) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """Map a label column to class indices; returns (labels, class_names, mapping original->index)."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    values = col.to_pylist()
+
+    def is_missing(v) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip() == "")
+
+    missing = [i for i, v in enumerate(values) if is_missing(v)]
+    if missing:
+        shown = ", ".join(repr(ids[i]) for i in missing[:5])
+        raise InputError(
+            f"{len(missing)} rows have no label (NaN, null or empty), e.g. ids {shown}",
+            "drop those rows or fill their labels before auditing",
+        )
+    if pa.types.is_floating(col.type):
+        if any(float(v) != int(v) for v in values):
+            raise InputError("the label column holds non-integer numbers", "labels must be class names or integer class indices")
+        values = [int(v) for v in values]
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        ints = np.asarray(values, dtype=np.int64)
+        if class_names is not None:
+            bad = np.flatnonzero((ints < 0) | (ints >= len(class_names)))
+            if len(bad):
+                raise InputError(
+                    f"{len(bad)} labels are not indices into the {len(class_names)} classes {list(class_names)[:10]}: values {sorted(set(ints[bad].tolist()))[:10]}, e.g. ids {[ids[i] for i in bad[:5]]}",
+                    "fix those labels or pass the complete class list with --classes",
+                )
+            return ints, list(class_names), {}
+        uniq = np.unique(ints)
+        if np.array_equal(uniq, np.arange(len(uniq))):
+            return ints, [str(v) for v in uniq], {}
+        mapping = {str(v): i for i, v in enumerate(uniq.tolist())}
+        log.warning("labels %s are not 0..K-1; mapped them to class indices (mapping kept in the metadata)", uniq.tolist()[:10])
+        return np.searchsorted(uniq, ints).astype(np.int64), [str(v) for v in uniq], mapping
+    strs = [str(v) for v in values]
+    names = list(class_names) if class_names is not None else sorted(set(strs))
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted({v for v in strs if v not in index})
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} label values are not in the class list {names[:10]}: {unknown[:10]}",
+            "fix those labels, or pass the complete class list with --classes",
+        )
+    return np.fromiter((index[v] for v in strs), dtype=np.int64, count=len(strs)), names, dict(index)
+
+
+def derive_ids(table: pa.Table, columns: Sequence[str]) -> list[str]:
+    """Stable ids from the content of ``columns``: a hash of each row, with ``-k`` for the k-th duplicate."""
+    hashers = [hashlib.sha1() for _ in range(table.num_rows)]
+    for name in columns:
+        for h, v in zip(hashers, table.column(name).to_pylist()):
+            if isinstance(v, dict) and "bytes" in v:
+                v = v["bytes"]
+            h.update(v if isinstance(v, (bytes, bytearray)) else repr(v).encode())
+            h.update(b"\x1f")
+    seen: dict[str, int] = {}
+    ids = []
+    for h in hashers:
+        base = h.hexdigest()[:16]
+        k = seen.get(base, 0)
+        seen[base] = k + 1
+        ids.append(base if k == 0 else f"{base}-{k}")
+    return ids
+
+
+def _infer_inputs(table: pa.Table, raw: RawSource, options: IngestOptions, skip: set[str]) -> tuple[str, list[str]]:
+    image = _pick(options.image_column, raw.image_column, table, "image", "--image-column")
+    text = _pick(options.text_column, raw.text_column, table, "text", "--text-column")
+    feats = options.feature_columns or raw.feature_columns
+    if sum(x is not None and x != [] for x in (image, text, feats)) > 1:
+        raise InputError("name only one kind of input: an image column, a text column, or feature columns")
+    if feats:
+        missing = [c for c in feats if c not in table.column_names]
+        if missing:
+            raise InputError(f"feature columns {missing} are not in the data; its columns are {table.column_names}", "fix --feature-columns")
+        return "tabular", list(feats)
+    if image:
+        return "image", [image]
+    if text:
+        return "text", [text]
+    payload = [f for f in table.schema if f.name not in skip]
+    for f in payload:
+        if f.name.lower() in IMAGE_NAMES and (f.type == IMAGE_TYPE or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)):
+            return "image", [f.name]
+    for f in payload:
+        if f.name.lower() in TEXT_NAMES and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            return "text", [f.name]
+    numeric = [f.name for f in payload if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)]
+    if numeric:
+        return "tabular", numeric
+    strings = [f.name for f in payload if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    if len(strings) == 1:
+        return "text", strings
+    raise InputError(
+        f"could not tell which columns hold the inputs among {[f.name for f in payload]}",
+        "name them with --text-column, --image-column or --feature-columns",
+    )
+
+
+def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> pa.Table:
+    """Turn a ``RawSource`` into the examples table; validates labels, ids and splits."""
+    options = options or IngestOptions()
+    table = raw.table
+    stale = [c for c in S.AUDIT_COLUMNS if c in table.column_names]
+    if stale:
+        log.warning("dropping audit columns %s from the source (a published labelq version); they are recomputed", stale)
+        table = table.drop_columns(stale)
+    if table.num_rows == 0:
+        raise InputError("the source has no rows", "check the path, the split and any filters")
+    label_col = _pick(options.label_column, raw.label_column or ("label" if "label" in table.column_names else None), table, "label", "--label-column")
+    if label_col is None:
+        raise InputError(f"no label column: the data has no column named 'label' (columns: {table.column_names})", "name it with --label-column")
+    id_col = _pick(options.id_column, raw.id_column or ("id" if "id" in table.column_names else None), table, "id", "--id-column")
+
+    if options.split is not None:
+        if "split" not in table.column_names:
+            raise InputError(f"--split {options.split!r} was given but the data has no split column", "leave --split out, or add a 'split' column")
+        table = table.filter(pc.equal(table["split"].cast(pa.string()), options.split))
+        if table.num_rows == 0:
+            raise InputError(f"no rows have split {options.split!r}", f"use one of {sorted(set(raw.table['split'].to_pylist()))}")
+
+    class_names = list(options.classes) if options.classes else (raw.class_names or _class_names_from_hf_schema(table.schema, label_col))
+    skip = {label_col, "split"} | ({id_col} if id_col else set())
+    modality, inputs = _infer_inputs(table, raw, options, skip)
+
+    ids = check_ids(table[id_col].cast(pa.string()).to_pylist()) if id_col else np.asarray(derive_ids(table, inputs), dtype=object)
+    labels, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
+    if len(set(class_names)) != len(class_names):
+        raise InputError(f"class names must be unique, got {class_names}", "fix --classes")
+
+    split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.array(["all"] * table.num_rows)
+    out = {S.ID: pa.array(ids.tolist(), pa.string()), S.LABEL: pa.array(labels, pa.int64()), S.SPLIT: split}
+    for name in table.column_names:
+        if name in (id_col, "split") or (name == label_col and name == S.LABEL):
+            continue
+        if name in S.RESERVED_COLUMNS:
+            raise InputError(f"the source has a column named {name!r}, a name labelq reserves", "rename that column")
+        out[name] = table[name]
+    info = S.ExamplesInfo(class_names=class_names, modality=modality, inputs=inputs, label_mapping=mapping, source=raw.description)
+    return S.with_info(pa.table(out), info)

@@ -1,0 +1,109 @@
+"""Readers for sources on disk: HF ``save_to_disk`` folders, Parquet, CSV, JSONL, image folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.json as pjson
+import pyarrow.parquet as pq
+
+from ..errors import InputError, MissingDependencyError, SourceNotFoundError
+from .builtin import RawSource
+from .images import IMAGE_TYPE
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _class_names_from_hf_schema(schema: pa.Schema, column: str) -> list[str] | None:
+    raw = (schema.metadata or {}).get(b"huggingface")
+    if not raw:
+        return None
+    feats = json.loads(raw).get("info", {}).get("features", {})
+    feat = feats.get(column) or {}
+    if feat.get("_type") == "ClassLabel":
+        return list(feat["names"])
+    return None
+
+
+def read_hf_disk(path: Path, split: str | None) -> RawSource:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise MissingDependencyError("reading a saved Hugging Face dataset needs the datasets package", "pip install datasets") from exc
+    obj = datasets.load_from_disk(str(path))
+    if isinstance(obj, datasets.DatasetDict):
+        names = [split] if split else list(obj.keys())
+        unknown = [n for n in names if n not in obj]
+        if unknown:
+            raise InputError(f"split {unknown[0]!r} is not in {path}; it has {sorted(obj.keys())}", "pass one of those to --split")
+        parts = [obj[n].data.table.append_column("split", pa.array([n] * len(obj[n]))) for n in names]
+        features = obj[names[0]].features
+        table = pa.concat_tables(parts)
+    else:
+        features = obj.features
+        table = obj.data.table
+    table = table.combine_chunks()
+    meta = dict(table.schema.metadata or {})
+    meta[b"huggingface"] = json.dumps({"info": {"features": features.to_dict()}}).encode()
+    return RawSource(table.replace_schema_metadata(meta), description=f"Hugging Face dataset saved at {path}")
+
+
+def read_parquet(path: Path) -> RawSource:
+    table = pq.read_table(path) if path.is_file() else pq.ParquetDataset(path).read()
+    return RawSource(table, description=f"Parquet {path}")
+
+
+def read_csv(path: Path) -> RawSource:
+    return RawSource(pcsv.read_csv(path), description=f"CSV {path}")
+
+
+def read_jsonl(path: Path) -> RawSource:
+    return RawSource(pjson.read_json(path), description=f"JSON lines {path}")
+
+
+def read_image_folder(path: Path) -> RawSource:
+    """One sub-folder per class; optionally a first level of split folders (train/, test/)."""
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+
+    def has_images(d: Path) -> bool:
+        return any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file())
+
+    if subdirs and all(not has_images(d) for d in subdirs) and any(p.is_dir() for d in subdirs for p in d.iterdir()):
+        layout = [(d.name, c) for d in subdirs for c in sorted(p for p in d.iterdir() if p.is_dir())]
+    else:
+        layout = [(None, c) for c in subdirs]
+    ids, labels, splits, images = [], [], [], []
+    for split, cdir in layout:
+        for f in sorted(cdir.rglob("*")):
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                ids.append(str(f.relative_to(path)))
+                labels.append(cdir.name)
+                splits.append(split or "all")
+                images.append({"bytes": f.read_bytes(), "path": f.name})
+    if not ids:
+        raise InputError(f"no images found in {path}", "an image folder holds one sub-folder per class with .png/.jpg files inside")
+    table = pa.table({"id": ids, "label": labels, "split": splits, "image": pa.array(images, type=IMAGE_TYPE)})
+    return RawSource(table, "label", sorted(set(labels)), "id", image_column="image", description=f"image folder {path}")
+
+
+def read_path(path: Path, split: str | None = None) -> RawSource:
+    """Pick the reader from what is at ``path``."""
+    if not path.exists():
+        raise SourceNotFoundError(
+            f"the source {str(path)!r} does not exist",
+            "pass an existing file or folder, or a built-in dataset name (digits, fashion-mnist, spamassassin, fine-foods)",
+        )
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() or (path / "state.json").exists():
+            return read_hf_disk(path, split)
+        if any(path.rglob("*.parquet")):
+            return read_parquet(path)
+        return read_image_folder(path)
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    readers = {".parquet": read_parquet, ".pq": read_parquet, ".csv": read_csv, ".csv.gz": read_csv, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".json": read_jsonl, ".jsonl.gz": read_jsonl}
+    if suffix not in readers:
+        raise InputError(f"cannot read {path}: unknown file type {suffix!r}", "use Parquet, CSV, JSON lines, a Hugging Face save_to_disk folder or an image folder")
+    return readers[suffix](path)

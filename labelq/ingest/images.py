@@ -1,0 +1,72 @@
+"""Images as Hugging Face ``Image`` values (struct of encoded ``bytes`` and ``path``) and back to arrays."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def encode_png(images: np.ndarray) -> pa.Array:
+    """``(N, H, W)`` or ``(N, H, W, C)`` uint8 arrays -> an ``IMAGE_TYPE`` array of PNG bytes."""
+    from PIL import Image
+
+    out = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+        out.append({"bytes": buf.getvalue(), "path": None})
+    return pa.array(out, type=IMAGE_TYPE)
+
+
+def _encoded_bytes(value) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return value["bytes"]
+        if value.get("path"):
+            with open(value["path"], "rb") as fh:
+                return fh.read()
+        return None
+    return bytes(value)
+
+
+def decode_images(column: pa.ChunkedArray | pa.Array, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image column to a uint8 array ``(N, H, W, C)``, C = 1 (grayscale) or 3 (RGB).
+
+    Images of different sizes are resized to ``size`` or, by default, to the most common size.
+    """
+    from PIL import Image
+
+    from ..errors import InputError
+
+    pil = []
+    for i, value in enumerate(column.to_pylist()):
+        raw = _encoded_bytes(value)
+        if raw is None:
+            raise InputError(f"image {i} of the image column is empty", "drop rows without an image")
+        try:
+            img = Image.open(io.BytesIO(raw))
+            img.load()
+        except Exception as exc:  # PIL raises several types for undecodable data
+            raise InputError(f"image {i} could not be decoded: {exc}", "remove or re-encode that image") from exc
+        pil.append(img)
+    if not pil:
+        return np.zeros((0, 1, 1, 1), dtype=np.uint8)
+    gray = all(img.mode in ("L", "1", "I", "I;16") for img in pil)
+    mode = "L" if gray else "RGB"
+    if size is None:
+        size = Counter(img.size for img in pil).most_common(1)[0][0]
+    arrays = []
+    for img in pil:
+        img = img.convert(mode)
+        if img.size != size:
+            img = img.resize(size, Image.BILINEAR)
+        arrays.append(np.asarray(img, dtype=np.uint8))
+    out = np.stack(arrays)
+    return out[..., None] if gray else out

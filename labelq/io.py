@@ -1,0 +1,66 @@
+"""The one place that writes to disk: atomic file writes and content hashes.
+
+A file is written to a temporary name beside its target, flushed, fsynced and renamed into place,
+so a reader never sees half a file and a killed process leaves only a ``.tmp-*`` file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_parquet(path: Path, table: pa.Table) -> Path:
+    """Write ``table`` (schema metadata included) to Parquet atomically (zstd)."""
+    return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def table_hash(table: pa.Table) -> str:
+    """SHA-256 of a table's column names, types and values (independent of chunking and metadata)."""
+    h = hashlib.sha256()
+    table = table.combine_chunks()
+    for name, col in zip(table.column_names, table.columns):
+        h.update(f"{name}:{col.type}\n".encode())
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, pa.schema([pa.field(name, col.type)])) as writer:
+            writer.write_table(pa.table({name: col}))
+        h.update(sink.getvalue())
+    return h.hexdigest()

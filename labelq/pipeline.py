@@ -1,0 +1,150 @@
+"""The audit as a sequence of steps over plain values, used by ``labelq.audit`` and by the Prefect flow.
+
+``audit(AuditConfig(...))`` runs every step in this process; ``flows/audit.py`` wraps the same steps
+as Prefect tasks (folds in parallel). Steps: ingest -> predict (plan, folds, assemble, or load the
+user's pred_probs) -> detect + decide -> publish -> report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from . import schema as S
+from .decide import AutoFix, Decision, audited_table, decide, issues_table
+from .detect import ConfidentLearning, Detection
+from .ingest import IngestOptions, load_examples
+from .predict import FoldCache, FoldPlan, assemble, load_pred_probs, plan_folds, pred_probs_array, pred_probs_table, predict_fold
+from .report import write_audit_report
+from .store import Store, Version, check_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AuditConfig:
+    """Everything an audit needs. ``source`` is a built-in name or a path; ``name`` defaults to the source's name."""
+
+    source: str = "digits"
+    name: str | None = None
+    store: str | None = None
+    label_column: str | None = None
+    id_column: str | None = None
+    text_column: str | None = None
+    image_column: str | None = None
+    feature_columns: list[str] | None = None
+    split: str | None = None
+    classes: list[str] | None = None
+    model: str = "auto"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    n_folds: int = 5
+    seed: int = 0
+    pred_probs: str | None = None
+    filter_by: str = "prune_by_noise_rate"
+    auto_fix_min_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is None:
+            self.name = Path(str(self.source)).stem if Path(str(self.source)).suffix else Path(str(self.source)).name
+            if self.split:
+                self.name = f"{self.name}-{self.split}"
+        check_name(self.name)
+        self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
+        self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
+
+    def ingest_options(self) -> IngestOptions:
+        return IngestOptions(self.label_column, self.id_column, self.text_column, self.image_column, self.feature_columns, self.split, self.classes)
+
+    def open_store(self) -> Store:
+        return Store(self.store)
+
+
+@dataclass
+class AuditResult:
+    version: Version
+    report_html: Path
+    report_json: Path
+    n_label_issues: int
+    seconds: float
+
+
+def ingest_step(cfg: AuditConfig) -> pa.Table:
+    return load_examples(cfg.source, cfg.ingest_options())
+
+
+def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
+    return plan_folds(examples, cfg.model, cfg.n_folds, cfg.seed, cfg.model_params)
+
+
+def fold_step(cfg: AuditConfig, plan: FoldPlan, fold: int) -> np.ndarray:
+    return predict_fold(plan, fold, FoldCache(cfg.open_store().cache_dir / "folds"))
+
+
+def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarray]) -> pa.Table:
+    return pred_probs_table(examples[S.ID], assemble(plan, fold_probs), plan.folds, plan.spec.name)
+
+
+def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table:
+    return load_pred_probs(cfg.pred_probs, examples)
+
+
+def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> tuple[Detection, Decision]:
+    labels = examples[S.LABEL].to_numpy()
+    probs = pred_probs_array(pred_probs)
+    detection = cfg.detector.detect(labels, probs)
+    return detection, decide([detection], probs, cfg.auto_fix)
+
+
+def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, detection: Detection, decision: Decision, run: dict | None = None) -> Version:
+    audited = audited_table(examples, decision)
+    labels = examples[S.LABEL].to_numpy()
+    probs = pred_probs_array(pred_probs)
+    model = pred_probs[S.MODEL][0].as_py() if pred_probs.num_rows else None
+    manifest = {
+        "seed": cfg.seed,
+        "n_folds": None if cfg.pred_probs else cfg.n_folds,
+        "model": model,
+        "model_config": None if cfg.pred_probs else {"name": cfg.model, "params": cfg.model_params},
+        "filter_by": cfg.filter_by,
+        "auto_fix": cfg.auto_fix.describe() if cfg.auto_fix else None,
+        "n_label_issues": int(decision.is_label_issue.sum()),
+        "n_corrected": int((decision.corrected_label >= 0).sum()),
+        "num_label_issues_estimate": detection.extra.get("num_label_issues_estimate"),
+        "out_of_sample_accuracy": float((probs.argmax(1) == labels).mean()),
+        "joint": detection.extra.get("joint"),
+        "noise_matrix": detection.extra.get("noise_matrix"),
+        "class_error_rate": detection.extra.get("class_error_rate"),
+        "detectors": [detection.detector],
+        "run": run or {},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("store",)},
+    }
+    tables = {"pred_probs": pred_probs, "issues": issues_table(audited, [detection])}
+    version = cfg.open_store().publish(cfg.name, audited, tables, manifest)
+    log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest["n_label_issues"], version.path)
+    return version
+
+
+def report_step(version: Version) -> tuple[Path, Path]:
+    return write_audit_report(version)
+
+
+def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
+    """Run a whole audit in this process (no Prefect). ``audit(source="digits")`` or ``audit(AuditConfig(...))``."""
+    cfg = config or AuditConfig(**kwargs)
+    t0 = time.perf_counter()
+    examples = ingest_step(cfg)
+    if cfg.pred_probs:
+        pred_probs = user_pred_probs_step(cfg, examples)
+    else:
+        plan = plan_step(cfg, examples)
+        pred_probs = assemble_step(examples, plan, [fold_step(cfg, plan, f) for f in range(plan.n_folds)])
+    detection, decision = detect_step(cfg, examples, pred_probs)
+    version = publish_step(cfg, examples, pred_probs, detection, decision)
+    html_path, json_path = report_step(version)
+    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0)

@@ -1,0 +1,64 @@
+"""Out-of-sample predicted probabilities: cross-validated models, or the user's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import schema as S
+from ..errors import InputError, SourceNotFoundError
+from ..validation import check_pred_probs
+from .crossval import (FoldCache, FoldPlan, assemble, cross_val_pred_probs, make_folds, plan_folds, pred_probs_array,
+                       pred_probs_table, predict_fold)
+from .models import DEFAULT_MODEL, MODELS, ModelSpec, register_model, resolve_model
+
+__all__ = [
+    "FoldCache", "FoldPlan", "ModelSpec", "MODELS", "DEFAULT_MODEL", "assemble", "cross_val_pred_probs", "load_pred_probs",
+    "make_folds", "plan_folds", "pred_probs_array", "pred_probs_table", "predict_fold", "register_model", "resolve_model",
+]
+
+
+def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table:
+    """Read user-supplied out-of-sample probabilities and align them with ``examples``.
+
+    ``.npy``: an ``(N, K)`` array in the examples' row order. Parquet: an ``id`` column plus either a
+    list column ``pred_probs`` or one column per class name. Returns the contract's pred_probs table,
+    validated (shape, NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning).
+    """
+    path = Path(path)
+    info = S.info_of(examples)
+    n, k = examples.num_rows, len(info.class_names)
+    if not path.exists():
+        raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file")
+    if path.suffix == ".npy":
+        probs = np.load(path, allow_pickle=False)
+    elif path.suffix in (".parquet", ".pq"):
+        t = pq.read_table(path)
+        if S.ID not in t.column_names:
+            raise InputError(f"the pred_probs table {path} has no 'id' column (columns: {t.column_names})", "key each row by the example's id")
+        if S.PRED_PROBS in t.column_names:
+            probs = np.asarray(t[S.PRED_PROBS].to_pylist(), dtype=np.float64) if t.num_rows else np.zeros((0, k))
+        elif all(c in t.column_names for c in info.class_names):
+            probs = np.column_stack([t[c].to_numpy(zero_copy_only=False) for c in info.class_names])
+        else:
+            raise InputError(f"the pred_probs table {path} has neither a 'pred_probs' column nor one column per class {info.class_names}")
+        given = np.asarray(t[S.ID].cast(pa.string()).to_pylist(), dtype=object)
+        want = np.asarray(examples[S.ID].to_pylist(), dtype=object)
+        pos = {v: i for i, v in enumerate(given)}
+        if len(pos) != len(given):
+            raise InputError(f"the pred_probs table {path} has duplicate ids", "give one row per example")
+        missing = [v for v in want if v not in pos]
+        extra = set(pos) - set(want.tolist())
+        if missing or extra:
+            raise InputError(
+                f"the ids in {path} do not match the data: {len(missing)} examples have no prediction (e.g. {missing[:3]}), {len(extra)} predictions have no example (e.g. {sorted(extra)[:3]})",
+                "predict every example of this source (and split) exactly once, keyed by the same ids",
+            )
+        probs = probs[[pos[v] for v in want]] if len(probs) else probs
+    else:
+        raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order or a Parquet table keyed by id")
+    probs = check_pred_probs(probs, n, k)
+    return pred_probs_table(examples[S.ID], probs.astype(np.float32), None, f"user:{path.name}")

@@ -1,0 +1,162 @@
+"""Out-of-sample ``pred_probs`` by stratified K-fold cross-validation, fold by fold, with a cache.
+
+Every row is predicted by a model that did not see it. Each fold is one unit of work
+(``predict_fold``), so a Prefect flow can run folds as separate, parallel tasks; finished folds are
+kept in a ``FoldCache`` keyed by (data hash, model config, fold, number of folds, seed), so an
+interrupted run resumes without redoing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from sklearn.model_selection import StratifiedKFold
+
+from .. import schema as S
+from ..io import atomic_write_bytes, table_hash
+from ..validation import check_classes_for_folds, check_labels, check_n_folds
+from .models import ModelSpec, resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index ``(N,)`` of every row: a stratified partition into ``n_folds`` parts (shuffled with ``seed``)."""
+    folds = np.full(len(labels), -1, dtype=np.int32)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for f, (_, test) in enumerate(skf.split(np.zeros(len(labels)), labels)):
+        folds[test] = f
+    return folds
+
+
+class FoldCache:
+    """Finished folds on disk, one ``.npz`` per key, written atomically."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+
+    def _path(self, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{key}.npz"
+
+    def get(self, key: str) -> np.ndarray | None:
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        with np.load(path) as z:
+            return z["probs"]
+
+    def put(self, key: str, probs: np.ndarray) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, probs=probs)
+        atomic_write_bytes(path, buf.getvalue())
+
+
+@dataclass
+class FoldPlan:
+    """Everything a fold needs: inputs, labels, the partition, the model and the cache key parts."""
+
+    X: np.ndarray
+    labels: np.ndarray
+    folds: np.ndarray
+    n_classes: int
+    spec: ModelSpec
+    seed: int
+    data_hash: str
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.folds.max()) + 1
+
+    def key(self, fold: int) -> str:
+        parts = {"data": self.data_hash, "model": self.spec.config(), "fold": fold, "n_folds": self.n_folds, "seed": self.seed}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def plan_folds(examples: pa.Table, model: str | ModelSpec | None = "auto", n_folds: int = 5, seed: int = 0, model_params: dict | None = None) -> FoldPlan:
+    """Validate the examples for K-fold cross-validation and prepare the folds' shared inputs."""
+    info = S.info_of(examples)
+    n_folds = check_n_folds(n_folds)
+    labels = check_labels(examples[S.LABEL].to_numpy(), info.class_names)
+    check_classes_for_folds(labels, info.class_names, n_folds)
+    spec = resolve_model(model, info.modality, model_params)
+    t0 = time.perf_counter()
+    X = spec.features(examples)
+    log.info("prepared %s inputs for model %s in %.1fs", f"{len(X):,}", spec.name, time.perf_counter() - t0)
+    data_hash = table_hash(examples.select([S.ID, S.LABEL, *info.inputs]))
+    return FoldPlan(X, labels, make_folds(labels, n_folds, seed), len(info.class_names), spec, seed, data_hash)
+
+
+def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> np.ndarray:
+    """Fit on every fold but ``fold``, predict ``fold``: probabilities ``(n_fold_rows, K)`` in row order."""
+    cache = cache or FoldCache(None)
+    key = plan.key(fold)
+    cached = cache.get(key)
+    if cached is not None:
+        log.info("fold %d/%d: reused from cache", fold + 1, plan.n_folds)
+        return cached
+    train, test = plan.folds != fold, plan.folds == fold
+    t0 = time.perf_counter()
+    log.info("fold %d/%d: fitting %s on %s rows", fold + 1, plan.n_folds, plan.spec.name, f"{int(train.sum()):,}")
+    model = plan.spec.build(seed=plan.seed + fold)
+    model.fit(plan.X[train], plan.labels[train])
+    raw = np.asarray(model.predict_proba(plan.X[test]), dtype=np.float64)
+    probs = np.zeros((int(test.sum()), plan.n_classes), dtype=np.float32)
+    probs[:, np.asarray(model.classes_, dtype=np.int64)] = raw  # keep columns aligned if a fold lacked a class
+    acc = float((probs.argmax(1) == plan.labels[test]).mean())
+    log.info("fold %d/%d: done in %.1fs, accuracy on the held-out fold %.3f", fold + 1, plan.n_folds, time.perf_counter() - t0, acc)
+    cache.put(key, probs)
+    return probs
+
+
+def assemble(plan: FoldPlan, fold_probs: list[np.ndarray]) -> np.ndarray:
+    """Put each fold's predictions back in row order: ``(N, K)`` float32."""
+    out = np.zeros((len(plan.labels), plan.n_classes), dtype=np.float32)
+    for f, probs in enumerate(fold_probs):
+        out[plan.folds == f] = probs
+    return out
+
+
+def cross_val_pred_probs(examples: pa.Table, model: str | ModelSpec | None = "auto", n_folds: int = 5, seed: int = 0,
+                         cache_dir: Path | None = None, model_params: dict | None = None) -> pa.Table:
+    """Out-of-sample pred_probs for every row, sequentially (the flow runs folds as parallel tasks).
+
+    Returns the pred_probs table of the data contract (``id``, ``fold``, ``pred_probs``, ``model``).
+    """
+    plan = plan_folds(examples, model, n_folds, seed, model_params)
+    cache = FoldCache(cache_dir)
+    probs = assemble(plan, [predict_fold(plan, f, cache) for f in range(plan.n_folds)])
+    return pred_probs_table(examples[S.ID], probs, plan.folds, plan.spec.name)
+
+
+def pred_probs_table(ids: pa.ChunkedArray | list, probs: np.ndarray, folds: np.ndarray | None, model: str) -> pa.Table:
+    """Build the contract's pred_probs table from ``(N, K)`` probabilities."""
+    n, k = probs.shape
+    flat = pa.array(np.ascontiguousarray(probs, dtype=np.float32).reshape(-1))
+    return pa.table(
+        {
+            S.ID: pa.array(ids, pa.string()) if not isinstance(ids, pa.ChunkedArray) else ids.cast(pa.string()),
+            S.FOLD: pa.array(folds if folds is not None else np.full(n, -1), pa.int32()),
+            S.PRED_PROBS: pa.FixedSizeListArray.from_arrays(flat, k),
+            S.MODEL: pa.array([model] * n, pa.string()),
+        },
+        schema=S.pred_probs_schema(k),
+    )
+
+
+def pred_probs_array(table: pa.Table) -> np.ndarray:
+    """``(N, K)`` float64 array from a pred_probs table's ``pred_probs`` column."""
+    col = table[S.PRED_PROBS].combine_chunks()
+    k = col.type.list_size
+    return col.flatten().to_numpy().reshape(-1, k).astype(np.float64)

@@ -1,0 +1,134 @@
+"""Models for out-of-sample predictions, registered by name.
+
+A ``ModelSpec`` is a registered name plus parameters; ``spec.build(seed)`` returns a fresh
+scikit-learn-style classifier (``fit``/``predict_proba``/``classes_``); ``spec.features(examples)``
+turns an examples table into that model's input. ``spec.config()`` is what the fold cache keys on.
+
+| name       | modality | model |
+|------------|----------|-------|
+| cnn        | image    | small CNN in torch (``CNNClassifier``), GPU when present |
+| tfidf-logreg | text   | TF-IDF (word 1-2 grams, sublinear tf) + logistic regression |
+| hgb        | tabular  | histogram gradient boosting |
+| logreg     | tabular or image | standardized features + logistic regression |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema as S
+from ..errors import InputError
+
+# bump when a model's code changes in a way that changes its predictions: invalidates cached folds
+MODEL_CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    modalities: tuple[str, ...]
+    factory: Callable[..., Any]
+    defaults: dict[str, Any]
+
+
+MODELS: dict[str, ModelEntry] = {}
+DEFAULT_MODEL = {"image": "cnn", "text": "tfidf-logreg", "tabular": "hgb"}
+
+
+def register_model(name: str, modalities: tuple[str, ...], defaults: dict[str, Any] | None = None):
+    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+        MODELS[name] = ModelEntry(modalities, factory, dict(defaults or {}))
+        return factory
+
+    return deco
+
+
+@register_model("cnn", ("image",), {"epochs": 6, "batch_size": 128, "lr": 3e-3, "width": 16})
+def _cnn(seed: int, **params: Any):
+    from .torch_cnn import CNNClassifier
+
+    return CNNClassifier(seed=seed, **params)
+
+
+@register_model("tfidf-logreg", ("text",), {"max_features": 200_000, "ngram_max": 2, "C": 10.0})
+def _tfidf_logreg(seed: int, max_features: int, ngram_max: int, C: float):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, ngram_max), min_df=2, max_features=max_features, dtype=np.float32),
+        LogisticRegression(C=C, max_iter=2000, random_state=seed),
+    )
+
+
+@register_model("hgb", ("tabular",), {"max_iter": 200, "learning_rate": 0.1})
+def _hgb(seed: int, **params: Any):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed, early_stopping=False, **params)
+
+
+@register_model("logreg", ("tabular", "image"), {"C": 1.0})
+def _logreg(seed: int, C: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model name and its parameters (defaults filled in)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params, "code_version": MODEL_CODE_VERSION}
+
+    def config_json(self) -> str:
+        return json.dumps(self.config(), sort_keys=True)
+
+    def build(self, seed: int):
+        return MODELS[self.name].factory(seed=seed, **self.params)
+
+    def features(self, examples: pa.Table) -> np.ndarray:
+        """The model's input for every row: images ``(N, H, W, C)`` uint8, texts ``(N,)``, or features ``(N, F)``."""
+        info = S.info_of(examples)
+        if info.modality == "image":
+            from ..ingest.images import decode_images
+
+            X = decode_images(examples[info.inputs[0]])
+            return X.reshape(len(X), -1).astype(np.float32) if self.name == "logreg" else X
+        if info.modality == "text":
+            return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
+        cols = []
+        for name in info.inputs:
+            col = examples[name]
+            if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
+                raise InputError(f"feature column {name!r} has type {col.type}, not numeric", "encode it as numbers or leave it out of --feature-columns")
+            cols.append(col.cast(pa.float64()).to_numpy(zero_copy_only=False))
+        return np.column_stack(cols)
+
+
+def resolve_model(model: str | ModelSpec | None, modality: str, params: dict[str, Any] | None = None) -> ModelSpec:
+    """``'auto'``/``None`` -> the modality's default model; a name -> that model with defaults + ``params``."""
+    if isinstance(model, ModelSpec):
+        return model
+    name = DEFAULT_MODEL[modality] if model in (None, "auto") else model
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}", f"use one of {sorted(MODELS)} (or 'auto')")
+    entry = MODELS[name]
+    if modality not in entry.modalities:
+        raise InputError(f"model {name!r} does not take {modality} inputs", f"use one of {[n for n, e in MODELS.items() if modality in e.modalities]}")
+    unknown = set(params or {}) - set(entry.defaults)
+    if unknown:
+        raise InputError(f"model {name!r} has no parameters {sorted(unknown)}", f"its parameters are {sorted(entry.defaults)}")
+    return ModelSpec(name, {**entry.defaults, **(params or {})})

@@ -1,0 +1,124 @@
+"""A small convolutional network in torch with the scikit-learn classifier API.
+
+``CNNClassifier().fit(X, y).predict_proba(X)`` with ``X`` uint8 ``(N, H, W, C)`` images (or float in
+[0, 1]). It works for any image size from 8x8 up (adaptive pooling), runs on a GPU when one is
+present (``device='auto'``), and logs progress per epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+log = logging.getLogger(__name__)
+
+
+def _build(in_channels: int, n_classes: int, width: int, dropout: float):
+    import torch.nn as nn
+
+    def block(cin: int, cout: int, pool: bool) -> list:
+        layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        return layers + ([nn.MaxPool2d(2)] if pool else [])
+
+    return nn.Sequential(
+        *block(in_channels, width, True),
+        *block(width, 2 * width, True),
+        *block(2 * width, 4 * width, False),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(16 * width, n_classes),
+    )
+
+
+class CNNClassifier(ClassifierMixin, BaseEstimator):
+    """Small CNN: three conv-BN-ReLU blocks (width, 2w, 4w channels), 2x2 adaptive pooling, linear head.
+
+    Parameters are stored unchanged by ``__init__`` (scikit-learn contract); fitted attributes end in ``_``.
+    ``device``: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
+    """
+
+    def __init__(self, epochs: int = 6, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 5e-4,
+                 width: int = 16, dropout: float = 0.2, seed: int = 0, device: str = "auto") -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.width = width
+        self.dropout = dropout
+        self.seed = seed
+        self.device = device
+
+    def _device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @staticmethod
+    def _to_tensor(X: np.ndarray):
+        import torch
+
+        X = np.asarray(X)
+        if X.ndim == 3:
+            X = X[..., None]
+        if X.ndim != 4:
+            raise ValueError(f"CNNClassifier expects images of shape (N, H, W[, C]), got {X.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
+        return t.float().div_(255.0) if X.dtype == np.uint8 else t.float()
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "CNNClassifier":
+        import torch
+        import torch.nn.functional as F
+
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        y_idx = torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
+        x = self._to_tensor(X)
+        self.mean_ = float(x.mean())
+        self.std_ = float(x.std()) or 1.0
+        gen = torch.Generator().manual_seed(int(self.seed))
+        torch.manual_seed(int(self.seed))
+        dev = self._device()
+        model = _build(x.shape[1], len(self.classes_), self.width, self.dropout).to(dev)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        n = len(x)
+        steps = self.epochs * max(1, -(-n // self.batch_size))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.25)
+        for epoch in range(self.epochs):
+            model.train()
+            t0, total, seen = time.perf_counter(), 0.0, 0
+            perm = torch.randperm(n, generator=gen)
+            for start in range(0, n, self.batch_size):
+                idx = perm[start : start + self.batch_size]
+                xb = (x[idx] - self.mean_) / self.std_
+                xb, yb = xb.to(dev, non_blocking=True), y_idx[idx].to(dev, non_blocking=True)
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+            log.info("cnn epoch %d/%d: loss %.4f, %d images in %.1fs", epoch + 1, self.epochs, total / max(seen, 1), seen, time.perf_counter() - t0)
+        self.model_ = model.eval()
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = self._to_tensor(X)
+        dev = next(self.model_.parameters()).device
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(x), 1024):
+                xb = ((x[start : start + 1024] - self.mean_) / self.std_).to(dev)
+                out.append(torch.softmax(self.model_(xb).float(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), dtype=np.float32)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

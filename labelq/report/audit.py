@@ -1,0 +1,149 @@
+"""The audit report of a published version: a self-contained HTML page and a JSON summary.
+
+Everything comes from the version itself (rows, manifest), so a report can be rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schema as S
+from ..io import atomic_write_text
+from . import plots
+
+SNIPPET = 300
+
+
+def audit_summary(rows: pa.Table, manifest: dict, top: int = 50) -> dict:
+    """Numbers of the report: counts, rates per class, noise estimates and the top ``top`` issues."""
+    names = manifest["class_names"]
+    labels = rows[S.LABEL].to_numpy()
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    k = len(names)
+    n_per = np.bincount(labels, minlength=k)
+    f_per = np.bincount(labels[flagged], minlength=k)
+    est = np.asarray(manifest.get("class_error_rate") or np.zeros(k))
+    order = pc.sort_indices(rows.filter(rows[S.IS_LABEL_ISSUE]), sort_keys=[(S.ISSUE_RANK, "ascending")])
+    top_rows = rows.filter(rows[S.IS_LABEL_ISSUE]).take(order).slice(0, top)
+    splits = pc.value_counts(rows[S.SPLIT]).to_pylist()
+    return {
+        "dataset": manifest["name"],
+        "version": manifest["version"],
+        "created_at": manifest["created_at"],
+        "source": manifest.get("source", ""),
+        "rows": rows.num_rows,
+        "splits": {d["values"]: d["counts"] for d in splits},
+        "classes": k,
+        "n_label_issues": int(flagged.sum()),
+        "issue_rate": float(flagged.mean()) if len(flagged) else 0.0,
+        "num_label_issues_estimate": manifest.get("num_label_issues_estimate"),
+        "n_corrected": manifest.get("n_corrected", 0),
+        "model": manifest.get("model"),
+        "n_folds": manifest.get("n_folds"),
+        "seed": manifest.get("seed"),
+        "filter_by": manifest.get("filter_by"),
+        "out_of_sample_accuracy": manifest.get("out_of_sample_accuracy"),
+        "per_class": [
+            {"label": i, "class_name": names[i], "rows": int(n_per[i]), "flagged": int(f_per[i]),
+             "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0, "estimated_error_rate": float(est[i]) if len(est) == k else None}
+            for i in range(k)
+        ],
+        "top_issues": [
+            {"rank": r[S.ISSUE_RANK], "id": r[S.ID], "given_label": names[r[S.LABEL]], "suggested_label": names[r[S.SUGGESTED_LABEL]],
+             "label_score": round(r[S.LABEL_SCORE], 6), "split": r[S.SPLIT]}
+            for r in top_rows.select([S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT]).to_pylist()
+        ],
+    }
+
+
+def _preview_cell(rows: pa.Table, manifest: dict) -> list[str]:
+    """HTML for each row's payload: a thumbnail for images, an escaped snippet for text."""
+    modality, inputs = manifest.get("modality"), manifest.get("inputs") or []
+    if modality == "image":
+        out = []
+        for v in rows[inputs[0]].to_pylist():
+            raw = v.get("bytes") if isinstance(v, dict) else v
+            out.append(f'<img src="{plots.thumbnail(raw)}" alt="image">' if raw else "")
+        return out
+    if modality == "text":
+        out = []
+        for v in rows[inputs[0]].to_pylist():
+            text = " ".join(str(v or "").split())
+            out.append(html.escape(text[:SNIPPET] + ("…" if len(text) > SNIPPET else "")))
+        return out
+    return [html.escape(json.dumps({c: r[c] for c in inputs[:8]}, default=str)) for r in rows.select(inputs).to_pylist()]
+
+
+def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
+    names = manifest["class_names"]
+    e = html.escape
+    scores = rows[S.LABEL_SCORE].to_numpy()
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    figures = [plots.score_histogram(scores, flagged)]
+    per = summary["per_class"]
+    figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
+    if manifest.get("joint"):
+        figures.insert(0, plots.noise_heatmap(np.asarray(manifest["joint"]), names, rows.num_rows))
+    top_ids = [t["id"] for t in summary["top_issues"]]
+    top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
+    by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest)))
+    acc = summary["out_of_sample_accuracy"]
+    facts = [
+        ("rows", f"{summary['rows']:,}"), ("classes", summary["classes"]),
+        ("flagged label issues", f"{summary['n_label_issues']:,} ({100 * summary['issue_rate']:.2f}%)"),
+        ("estimated label issues (confident learning)", summary["num_label_issues_estimate"]),
+        ("auto-corrected", summary["n_corrected"]),
+        ("model", f"{summary['model']} ({summary['n_folds']} folds, seed {summary['seed']})" if summary["n_folds"] else summary["model"]),
+        ("out-of-sample accuracy vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
+        ("filter", summary["filter_by"]), ("source", summary["source"]),
+    ]
+    fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
+    def pct(v: float | None) -> str:
+        return "" if v is None else f"{100 * v:.2f}%"
+
+    class_rows = "".join(
+        f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{p['flagged']:,}</td>"
+        f"<td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td></tr>"
+        for p in per
+    )
+    issue_rows = "".join(
+        f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td><td>{by_id.get(t['id'], '')}</td><td>{e(t['given_label'])}</td>"
+        f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td></tr>"
+        for t in summary["top_issues"]
+    )
+    imgs = "".join(f'<img class="fig" src="{uri}" alt="figure">' for uri in figures)
+    title = f"labelq audit: {manifest['name']} v{manifest['version']:04d}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }}
+td img {{ image-rendering: pixelated; }} .fig {{ max-width: 100%; margin: 0.5em 0; display: block; }}
+code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
+</style></head><body>
+<h1>{e(title)}</h1>
+<p class="note">Created {e(summary['created_at'])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
+<h2>Summary</h2><table>{fact_rows}</table>
+<h2>Figures</h2>{imgs}
+<h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
+<h2>Top {len(summary['top_issues'])} suspected label errors</h2>
+<table><tr><th>rank</th><th>id</th><th>example</th><th>given</th><th>suggested</th><th>score</th></tr>{issue_rows}</table>
+</body></html>
+"""
+
+
+def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
+    """Write ``reports/<tag>.html`` and ``reports/<tag>.json`` beside the dataset's versions."""
+    manifest = version.manifest()
+    rows = version.read()
+    summary = audit_summary(rows, manifest, top)
+    out = version.path.parent / "reports"
+    html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary))
+    json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))
+    return html_path, json_path

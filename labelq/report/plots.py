@@ -1,0 +1,89 @@
+"""Figures as base64 PNG data URIs, so a report is one self-contained HTML file."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt, plt.figure(figsize=(width, height), dpi=110)
+
+
+def _to_uri(plt, fig) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def noise_heatmap(joint: np.ndarray, class_names: list[str], n_rows: int) -> str:
+    """Heatmap of the estimated joint distribution of given label (rows) and true label (columns), as counts."""
+    plt, fig = _figure(1.2 + 0.55 * len(class_names), 1.0 + 0.5 * len(class_names))
+    ax = fig.add_subplot(1, 1, 1)
+    counts = np.asarray(joint) * n_rows
+    off = counts.copy()
+    np.fill_diagonal(off, np.nan)
+    im = ax.imshow(off, cmap="Reds")
+    k = len(class_names)
+    for i in range(k):
+        for j in range(k):
+            v = counts[i, j]
+            if v >= 0.5:
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="grey" if i == j else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("estimated true label")
+    ax.set_ylabel("given label")
+    ax.set_title("Estimated label noise (off-diagonal counts)")
+    fig.colorbar(im, ax=ax, shrink=0.7)
+    return _to_uri(plt, fig)
+
+
+def class_rates(class_names: list[str], flagged_rate: np.ndarray, estimated_rate: np.ndarray) -> str:
+    """Bars per class: share of rows flagged, and confident learning's estimated error rate."""
+    plt, fig = _figure(max(5.0, 0.6 * len(class_names) + 2), 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(class_names))
+    ax.bar(x - 0.2, 100 * flagged_rate, width=0.4, label="flagged", color="#d62728")
+    ax.bar(x + 0.2, 100 * estimated_rate, width=0.4, label="estimated error rate", color="#1f77b4")
+    ax.set_xticks(x, class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("% of rows with this given label")
+    ax.legend(fontsize=8)
+    ax.set_title("Label issues per class")
+    return _to_uri(plt, fig)
+
+
+def score_histogram(scores: np.ndarray, is_issue: np.ndarray) -> str:
+    plt, fig = _figure(5.0, 2.8)
+    ax = fig.add_subplot(1, 1, 1)
+    bins = np.linspace(0, 1, 41)
+    ax.hist(scores[~is_issue], bins=bins, color="#1f77b4", alpha=0.8, label="not flagged", log=True)
+    ax.hist(scores[is_issue], bins=bins, color="#d62728", alpha=0.8, label="flagged", log=True)
+    ax.set_xlabel("label quality score (low = likely wrong)")
+    ax.set_ylabel("rows (log)")
+    ax.legend(fontsize=8)
+    return _to_uri(plt, fig)
+
+
+def thumbnail(encoded: bytes, size: int = 64) -> str:
+    """An image's thumbnail (nearest-neighbour upscaled for tiny images) as a PNG data URI."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(encoded))
+    scale = max(1, size // max(img.size))
+    if scale > 1:
+        img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.NEAREST)
+    else:
+        img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -1,0 +1,116 @@
+"""Column names and metadata of the tables passed between stages (the data contract).
+
+Class names and everything else a later stage needs travel in the Arrow schema metadata, under
+the key ``labelq`` (JSON), and, for Hugging Face ``datasets``, under ``huggingface`` (features), so a
+Parquet round trip loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+CONTRACT_VERSION = 1
+
+ID = "id"
+LABEL = "label"
+SPLIT = "split"
+FOLD = "fold"
+PRED_PROBS = "pred_probs"
+MODEL = "model"
+
+# columns the audit adds to a published version
+LABEL_SCORE = "label_score"
+IS_LABEL_ISSUE = "is_label_issue"
+SUGGESTED_LABEL = "suggested_label"
+ISSUE_RANK = "issue_rank"
+ISSUE_KIND = "issue_kind"
+CORRECTED_LABEL = "corrected_label"
+AUDIT_COLUMNS = (LABEL_SCORE, IS_LABEL_ISSUE, SUGGESTED_LABEL, ISSUE_RANK, ISSUE_KIND, CORRECTED_LABEL)
+RESERVED_COLUMNS = (ID, LABEL, SPLIT, *AUDIT_COLUMNS)
+
+META_KEY = b"labelq"
+HF_META_KEY = b"huggingface"
+
+MODALITIES = ("image", "text", "tabular")
+
+
+@dataclass(frozen=True)
+class ExamplesInfo:
+    """What the examples table's metadata says about its contents.
+
+    ``modality`` is one of ``MODALITIES``; ``inputs`` names the payload columns a model reads
+    (one image column, one text column, or the numeric feature columns).
+    ``label_mapping`` maps each original label value (as a string) to its class index.
+    """
+
+    class_names: list[str]
+    modality: str
+    inputs: list[str]
+    label_mapping: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    contract_version: int = CONTRACT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "ExamplesInfo":
+        return cls(**json.loads(text))
+
+
+def hf_features(schema: pa.Schema, class_names: list[str]) -> dict[str, Any]:
+    """Hugging Face ``Features`` (as a dict) for ``schema``: label columns become ``ClassLabel``."""
+    from datasets import ClassLabel, Features
+
+    features = Features.from_arrow_schema(schema.remove_metadata())
+    for name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL):
+        if name in features:
+            features[name] = ClassLabel(names=list(class_names))
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    for f in schema:
+        if f.type == image_type:
+            from datasets import Image
+
+            features[f.name] = Image()
+    return features.to_dict()
+
+
+def with_info(table: pa.Table, info: ExamplesInfo) -> pa.Table:
+    """Return ``table`` with ``info`` (and matching Hugging Face features) in its schema metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[META_KEY] = info.to_json().encode()
+    try:
+        meta[HF_META_KEY] = json.dumps({"info": {"features": hf_features(table.schema, info.class_names)}}).encode()
+    except ImportError:  # datasets is optional for the library; the features are a convenience
+        meta.pop(HF_META_KEY, None)
+    return table.replace_schema_metadata(meta)
+
+
+def info_of(table: pa.Table | pa.Schema) -> ExamplesInfo:
+    """The ``ExamplesInfo`` stored in a table's (or schema's) metadata."""
+    schema = table.schema if isinstance(table, pa.Table) else table
+    raw = (schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        from .errors import InputError
+
+        raise InputError(
+            "this table has no labelq metadata (class names, modality)",
+            "build examples tables with labelq.ingest.load_examples() or labelq.ingest.examples_from_table()",
+        )
+    return ExamplesInfo.from_json(raw)
+
+
+def pred_probs_schema(n_classes: int) -> pa.Schema:
+    """Schema of the pred_probs table: ``id``, ``fold``, ``pred_probs`` float32[K], ``model``."""
+    return pa.schema(
+        [
+            pa.field(ID, pa.string(), nullable=False),
+            pa.field(FOLD, pa.int32()),
+            pa.field(PRED_PROBS, pa.list_(pa.float32(), n_classes)),
+            pa.field(MODEL, pa.string()),
+        ]
+    )

@@ -1,0 +1,133 @@
+"""Checks done once at the boundary; each returns the converted value or raises ``InputError``.
+
+Messages name the values that were wrong and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+SUM_TOLERANCE = 1e-2  # rows of pred_probs further than this from 1 are refused, closer ones renormalized
+
+
+def _preview(values: Sequence, n: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in list(values)[:n])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > n else "")
+
+
+def check_ids(ids: Sequence[str]) -> np.ndarray:
+    """Ids must be non-empty strings, unique. Returns them as an object array of ``str``."""
+    arr = np.asarray([None if v is None else str(v) for v in ids], dtype=object)
+    missing = [i for i, v in enumerate(arr) if v is None or v == ""]
+    if missing:
+        raise InputError(
+            f"{len(missing)} rows have an empty id (rows {_preview(missing)})",
+            "fill the id column, or leave --id-column out so labelq derives stable ids from the content",
+        )
+    uniq, counts = np.unique(arr.astype(str), return_counts=True)
+    dup = uniq[counts > 1]
+    if len(dup):
+        raise InputError(
+            f"ids must be unique, but {len(dup)} ids occur more than once: {_preview(dup.tolist())}",
+            "choose a unique id column, or leave --id-column out so labelq derives stable ids",
+        )
+    return arr
+
+
+def check_labels(labels: np.ndarray, class_names: Sequence[str], ids: Sequence[str] | None = None) -> np.ndarray:
+    """Integer labels in ``0..K-1``; returns an ``int64`` array of shape ``(N,)``."""
+    labels = np.asarray(labels)
+    k = len(class_names)
+    if labels.ndim != 1:
+        raise InputError(f"labels must be one-dimensional, got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise InputError(f"labels must be integers at this stage, got dtype {labels.dtype}")
+    bad = np.flatnonzero((labels < 0) | (labels >= k))
+    if len(bad):
+        where = [ids[i] for i in bad] if ids is not None else bad.tolist()
+        raise InputError(
+            f"{len(bad)} labels are outside the class list of {k} classes (values {_preview(np.unique(labels[bad]).tolist())}; rows {_preview(where)})",
+            "give the full class list (--classes) or fix those labels",
+        )
+    return labels.astype(np.int64)
+
+
+def check_classes_for_folds(labels: np.ndarray, class_names: Sequence[str], n_folds: int) -> None:
+    """Cross-validation needs at least two classes and at least ``n_folds`` examples per class."""
+    if len(labels) == 0:
+        raise InputError("the dataset is empty: there are no rows to audit", "check the source path, split and filters")
+    counts = np.bincount(labels, minlength=len(class_names))
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        only = class_names[present[0]] if len(present) else "none"
+        raise InputError(
+            f"the labels hold a single class ({only!r}); label errors cannot be found without at least two classes",
+            "check the label column and the split",
+        )
+    if n_folds < 2:
+        raise InputError(f"n_folds must be at least 2, got {n_folds}", "use --folds 5 (the default) or another value >= 2")
+    small = [(class_names[c], int(counts[c])) for c in range(len(class_names)) if counts[c] < n_folds]
+    if small:
+        listed = ", ".join(f"{name!r}: {n}" for name, n in small)
+        raise InputError(
+            f"{len(small)} classes have fewer examples than the {n_folds} folds ({listed}); every fold must see every class",
+            f"use fewer folds (--folds {max(2, min(n for _, n in small))} if that is >= 2), merge or drop those classes, or add examples",
+        )
+
+
+def check_n_folds(n_folds: int) -> int:
+    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise InputError(f"n_folds must be an integer >= 2, got {n_folds!r}", "use --folds 5 (the default)")
+    return int(n_folds)
+
+
+def check_pred_probs(pred_probs: np.ndarray, n_rows: int, n_classes: int) -> np.ndarray:
+    """Out-of-sample probabilities of shape ``(N, K)``: finite, non-negative, rows summing to 1.
+
+    Rows off by at most ``SUM_TOLERANCE`` are renormalized with a warning; others are refused.
+    Returns a ``float64`` array.
+    """
+    p = np.asarray(pred_probs)
+    if p.dtype.kind not in "fiu":
+        raise InputError(f"pred_probs must be numeric, got dtype {p.dtype}")
+    p = p.astype(np.float64)
+    if p.ndim != 2 or p.shape != (n_rows, n_classes):
+        raise InputError(
+            f"pred_probs must have shape (rows, classes) = ({n_rows}, {n_classes}), got {p.shape}",
+            "give one row per example (in the data's row order for .npy, or keyed by id in Parquet) and one column per class",
+        )
+    bad = np.flatnonzero(~np.isfinite(p).all(axis=1))
+    if len(bad):
+        raise InputError(f"pred_probs hold NaN or infinite values in {len(bad)} rows (rows {_preview(bad.tolist())})", "recompute those predictions")
+    neg = np.flatnonzero((p < 0).any(axis=1))
+    if len(neg):
+        raise InputError(
+            f"pred_probs hold negative values in {len(neg)} rows (rows {_preview(neg.tolist())})",
+            "pass probabilities, not logits or scores: apply a softmax first",
+        )
+    sums = p.sum(axis=1)
+    off = np.abs(sums - 1.0)
+    far = np.flatnonzero(off > SUM_TOLERANCE)
+    if len(far):
+        raise InputError(
+            f"rows of pred_probs must sum to 1, but {len(far)} rows are off by more than {SUM_TOLERANCE} (rows {_preview(far.tolist())}, sums {_preview(np.round(sums[far], 4).tolist())})",
+            "pass probabilities (apply a softmax to logits), one column per class",
+        )
+    near = np.count_nonzero(off > 1e-6)
+    if near:
+        log.warning("renormalized %d rows of pred_probs that summed to within %g of 1", near, SUM_TOLERANCE)
+    return p / sums[:, None]
+
+
+def check_fraction(value: float, name: str) -> float:
+    if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
