@@ -31,6 +31,9 @@ from . import schema as S
 from .errors import InputError, StoreError, VersionConflictError
 from .io import atomic_write_text, file_sha256, table_hash, write_parquet
 
+# keys every manifest carries (null where they do not apply), so the catalog's `versions` view always binds
+MANIFEST_KEYS = ("n_label_issues", "num_label_issues_estimate", "n_corrected", "model", "n_folds", "seed", "filter_by", "auto_fix")
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 
@@ -149,6 +152,7 @@ class Store:
                     files[f"{tname}.parquet"] = file_sha256(write_parquet(tmp / f"{tname}.parquet", table))
                 info = S.info_of(data)
                 full = {
+                    **dict.fromkeys(MANIFEST_KEYS),
                     "contract_version": S.CONTRACT_VERSION,
                     "labelq_version": __version__,
                     "name": name,

@@ -1,0 +1,55 @@
+"""Helpers shared by the bench scripts: run a function in a child process and measure it, print tables."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _child(fn: Callable[..., dict], args: tuple, queue) -> None:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+    queue.put(out)
+
+
+def measured(fn: Callable[..., dict], *args: Any) -> dict:
+    """Run ``fn(*args)`` in a fresh process; its dict plus wall time and peak resident memory."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    if proc.exitcode:
+        raise RuntimeError(f"{fn.__name__} failed with exit code {proc.exitcode}")
+    return out
+
+
+def print_table(rows: list[dict], title: str = "") -> str:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 10 else f"{v:,.1f}"
+        return "" if v is None else str(v)
+
+    lines = [f"### {title}"] if title else []
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def offline_env() -> None:
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.setdefault(var, "1")

@@ -1,0 +1,72 @@
+"""Shared fixtures. Offline settings are set before anything imports Prefect or Hugging Face."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="labelq-prefect-")
+for var, value in {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+    "PREFECT_HOME": _PREFECT_HOME, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90", "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
+}.items():
+    os.environ.setdefault(var, value)
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pytest  # noqa: E402
+
+from labelq.errors import MissingDependencyError  # noqa: E402
+
+# CI sets this: a built-in dataset that is not installed fails the run instead of skipping the test
+REQUIRE_DATASETS = os.environ.get("LABELQ_REQUIRE_DATASETS") == "1"
+
+
+def load_builtin(name: str) -> pa.Table:
+    """A built-in dataset's examples, or skip (fail under LABELQ_REQUIRE_DATASETS=1) when it is not installed."""
+    from labelq.ingest import load_examples
+
+    try:
+        return load_examples(name)
+    except MissingDependencyError as exc:
+        if REQUIRE_DATASETS:
+            raise
+        pytest.skip(f"{name} is not installed here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def digits() -> pa.Table:
+    return load_builtin("digits")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One real Prefect API (temporary server) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    return tmp_path / "store"
+
+
+def flip_labels(labels: np.ndarray, n_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flip ``fraction`` of labels to another class (fixed seed); returns (noisy labels, flipped mask)."""
+    rng = np.random.default_rng(seed)
+    flipped = np.zeros(len(labels), dtype=bool)
+    flipped[rng.choice(len(labels), int(round(fraction * len(labels))), replace=False)] = True
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + rng.integers(1, n_classes, flipped.sum())) % n_classes
+    return noisy, flipped
+
+
+def with_labels(examples: pa.Table, labels: np.ndarray) -> pa.Table:
+    """The examples table with its label column replaced (metadata kept)."""
+    from labelq import schema as S
+
+    i = examples.column_names.index(S.LABEL)
+    return S.with_info(examples.set_column(i, S.LABEL, pa.array(labels, pa.int64())), S.info_of(examples))

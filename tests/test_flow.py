@@ -1,0 +1,44 @@
+"""The audit as a Prefect flow, against a real (temporary) Prefect API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from labelq.errors import InputError
+from labelq.pipeline import AuditConfig
+from labelq.store import Store
+
+
+def test_audit_flow_publishes_and_is_recorded_in_prefect(prefect_harness, store_dir):
+    from prefect.client.orchestration import get_client
+
+    from labelq.flows.audit import run_audit_flow
+
+    cfg = AuditConfig(source="digits", name="flowdigits", store=str(store_dir), model="logreg", n_folds=3)
+    result = run_audit_flow(cfg, jobs=2)
+    v = Store(store_dir).version("flowdigits")
+    assert result.version == v and result.report_html.exists()
+    run_id = v.manifest()["run"]["flow_run_id"]
+
+    async def states():
+        async with get_client() as client:
+            run = await client.read_flow_run(run_id)
+            tasks = await client.read_task_runs()
+            return run, [t for t in tasks if t.flow_run_id == run.id]
+
+    run, tasks = asyncio.run(states())
+    assert run.state.is_completed()
+    names = sorted(t.name.rsplit("-", 1)[0] if not t.name.startswith("fold") else "fold" for t in tasks)
+    assert names.count("fold") == 3
+    assert {"ingest", "plan-folds", "assemble", "confident-learning", "publish", "report"} <= set(names)
+
+
+def test_flow_with_bad_input_fails_with_the_clear_error(prefect_harness, store_dir, tmp_path):
+    from labelq.flows.audit import audit_flow
+
+    (tmp_path / "d.csv").write_text("x,label\n1,a\n")
+    with pytest.raises(InputError, match="single class"):
+        audit_flow(source=str(tmp_path / "d.csv"), store=str(store_dir))
+    assert Store(store_dir).datasets() == []

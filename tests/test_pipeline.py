@@ -1,0 +1,110 @@
+"""The whole audit in-process: flips found in the published version, auto-fix, user pred_probs, reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import flip_labels
+
+from labelq import schema as S
+from labelq.errors import InputError
+from labelq.ingest import decode_images
+from labelq.pipeline import AuditConfig, audit
+from labelq.store import Store
+
+
+@pytest.fixture(scope="module")
+def noisy_digits_parquet(tmp_path_factory, digits):
+    noisy, flipped = flip_labels(digits["label"].to_numpy(), 10, 0.04, seed=3)
+    path = tmp_path_factory.mktemp("src") / "noisy-digits.parquet"
+    pq.write_table(digits.drop_columns(["label"]).append_column("label", pa.array(noisy)).replace_schema_metadata(None), path)
+    return path, noisy, flipped, digits["label"].to_numpy()
+
+
+def test_audit_finds_injected_flips_and_keeps_the_original(noisy_digits_parquet, store_dir):
+    path, noisy, flipped, clean = noisy_digits_parquet
+    result = audit(source=str(path), store=str(store_dir), auto_fix_min_confidence=0.9)
+    v = result.version
+    assert v.name == "noisy-digits" and v.tag == "v0001"
+    rows = v.read()
+    assert rows["label"].to_pylist() == noisy.tolist()  # the given labels are untouched
+    flagged = np.asarray(rows["is_label_issue"].to_pylist())
+    assert (flagged & flipped).sum() / flagged.sum() > 0.8 and (flagged & flipped).sum() / flipped.sum() > 0.8
+    corrected = np.asarray(rows["corrected_label"].to_pylist(), dtype=object)
+    fixed = np.array([c is not None for c in corrected])
+    assert fixed.any() and not (fixed & ~flagged).any()  # only flagged rows are corrected
+    assert (corrected[fixed].astype(int) == clean[fixed]).mean() > 0.9  # and the corrections are right
+    m = v.manifest()
+    assert m["auto_fix"] == {"policy": "min-confidence", "min_confidence": 0.9} and m["n_corrected"] == int(fixed.sum())
+    assert m["model"] == "cnn" and m["n_folds"] == 5 and m["out_of_sample_accuracy"] > 0.9
+    ranks = np.asarray(rows["issue_rank"].to_pylist(), dtype=object)
+    assert sorted(ranks[flagged]) == list(range(1, flagged.sum() + 1))
+    issues = v.read_table("issues")
+    assert issues.num_rows == rows.num_rows and "score_confident_learning" in issues.column_names
+    pp = v.read_table("pred_probs")
+    assert pp.schema.field("pred_probs").type == pa.list_(pa.float32(), 10)
+
+
+def test_no_auto_fix_by_default(digits, store_dir):
+    result = audit(source="digits", store=str(store_dir), model="logreg", n_folds=3)
+    rows = result.version.read()
+    assert rows["corrected_label"].null_count == rows.num_rows
+    assert result.version.manifest()["auto_fix"] is None
+
+
+def test_report_shows_figures_thumbnails_and_top_issues(noisy_digits_parquet, store_dir):
+    path, *_ = noisy_digits_parquet
+    result = audit(source=str(path), store=str(store_dir), model="logreg", n_folds=3)
+    html = result.report_html.read_text()
+    summary = json.loads(result.report_json.read_text())
+    assert html.count("data:image/png;base64,") >= 3 + len(summary["top_issues"])  # figures + one thumbnail per issue
+    assert "Estimated label noise" not in html or "<img" in html
+    assert summary["n_label_issues"] == result.n_label_issues and summary["rows"] == 1797
+    assert summary["top_issues"][0]["rank"] == 1 and summary["top_issues"][0]["id"] in html
+    assert sum(p["flagged"] for p in summary["per_class"]) == summary["n_label_issues"]
+
+
+def test_text_report_escapes_the_example_text(tmp_path):
+    lines = ["text,label"] + [f"good calm meeting notes {i},ham" for i in range(30)] + [f"win cash prize now {i},spam" for i in range(30)]
+    lines.append('"<script>alert(1)</script> win cash prize now",ham')
+    (tmp_path / "mail.csv").write_text("\n".join(lines))
+    result = audit(source=str(tmp_path / "mail.csv"), store=str(tmp_path / "store"), n_folds=3)
+    html = result.report_html.read_text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html  # the mislabeled spam is in the top issues, shown as text
+
+
+def test_user_pred_probs_skip_training(digits, tmp_path):
+    probs = np.full((1797, 10), 0.01)
+    probs[np.arange(1797), digits["label"].to_numpy()] = 0.91
+    probs[0] = 0.01
+    probs[0, 3] = 0.91  # the model is sure row 0 is a 3, not a 0
+    np.save(tmp_path / "p.npy", probs)
+    result = audit(source="digits", store=str(tmp_path / "s"), pred_probs=str(tmp_path / "p.npy"))
+    rows = result.version.read()
+    assert rows["is_label_issue"][0].as_py() and rows["suggested_label"][0].as_py() == 3
+    assert result.version.manifest()["model"] == "user:p.npy" and result.version.manifest()["n_folds"] is None
+
+
+def test_bad_config_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(InputError, match="unknown filter_by"):
+        audit(source="digits", store=str(tmp_path / "s"), filter_by="nope")
+    with pytest.raises(InputError, match="min-confidence must be a number in \\[0, 1\\]"):
+        audit(source="digits", store=str(tmp_path / "s"), auto_fix_min_confidence=1.5)
+    with pytest.raises(InputError, match="fewer examples than the 5 folds"):
+        (tmp_path / "tiny.csv").write_text("x,label\n" + "\n".join(f"{i},{'a' if i < 10 else 'b'}" for i in range(13)))
+        audit(source=str(tmp_path / "tiny.csv"), store=str(tmp_path / "s"))
+    with pytest.raises(InputError, match="single class"):
+        (tmp_path / "one.csv").write_text("x,label\n" + "\n".join(f"{i},a" for i in range(20)))
+        audit(source=str(tmp_path / "one.csv"), store=str(tmp_path / "s"))
+    assert not (tmp_path / "s" / "datasets").exists() or not Store(tmp_path / "s").datasets()
+
+
+def test_images_in_published_version_are_the_source_images(digits, tmp_path):
+    result = audit(source="digits", store=str(tmp_path / "s"), model="logreg", n_folds=3)
+    np.testing.assert_array_equal(decode_images(result.version.read()["image"]), decode_images(digits["image"]))
+    assert S.info_of(result.version.read()).class_names == S.info_of(digits).class_names

@@ -1,0 +1,177 @@
+"""Out-of-sample pred_probs: partitions, the default models, column alignment, the fold cache, user files."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+from labelq import schema as S
+from labelq.errors import InputError, SourceNotFoundError
+from labelq.ingest import IngestOptions, decode_images, load_examples
+from labelq.predict import (FoldCache, FoldPlan, ModelSpec, cross_val_pred_probs, load_pred_probs, make_folds, pred_probs_array,
+                            predict_fold, resolve_model)
+from labelq.predict.torch_cnn import CNNClassifier
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=20, max_size=200), st.integers(2, 5), st.integers(0, 10_000))
+def test_folds_are_a_stratified_partition(labels, n_folds, seed):
+    labels = np.array(labels)
+    counts = np.bincount(labels)
+    if counts[counts > 0].min() < n_folds:
+        return
+    folds = make_folds(labels, n_folds, seed)
+    assert folds.min() == 0 and folds.max() == n_folds - 1  # every row in exactly one fold
+    for c in np.unique(labels):  # every class spread over the folds as evenly as possible
+        per_fold = np.bincount(folds[labels == c], minlength=n_folds)
+        assert per_fold.max() - per_fold.min() <= 1
+
+
+def test_cross_val_on_digits_predicts_every_id_once_and_well(digits, tmp_path, caplog):
+    table = cross_val_pred_probs(digits, model="logreg", n_folds=4, seed=1, cache_dir=tmp_path)
+    assert table.schema.equals(S.pred_probs_schema(10))
+    assert table["id"].to_pylist() == digits["id"].to_pylist()
+    assert sorted(set(table["fold"].to_pylist())) == [0, 1, 2, 3]
+    probs = pred_probs_array(table)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs.argmax(1) == digits["label"].to_numpy()).mean() > 0.93
+    caplog.set_level(logging.INFO, logger="labelq")
+    again = cross_val_pred_probs(digits, model="logreg", n_folds=4, seed=1, cache_dir=tmp_path)
+    assert caplog.text.count("reused from cache") == 4 and "fitting" not in caplog.text
+    np.testing.assert_array_equal(pred_probs_array(again), probs)
+    caplog.clear()
+    cross_val_pred_probs(digits, model="logreg", n_folds=4, seed=2, cache_dir=tmp_path)  # another seed: new folds
+    assert "reused from cache" not in caplog.text
+
+
+def test_cnn_default_on_digits_is_accurate(digits):
+    spec = resolve_model("auto", "image")
+    assert spec.name == "cnn"
+    probs = pred_probs_array(cross_val_pred_probs(digits, n_folds=3, seed=0))
+    assert (probs.argmax(1) == digits["label"].to_numpy()).mean() > 0.95
+
+
+def test_cnn_follows_the_sklearn_contract(digits):
+    X = decode_images(digits["image"].slice(0, 300))
+    y = np.array(["a", "b", "c"])[digits["label"].to_numpy()[:300] % 3]
+    model = CNNClassifier(epochs=2, seed=3)
+    assert clone(model).get_params() == model.get_params()
+    assert model.fit(X, y) is model
+    assert list(model.classes_) == ["a", "b", "c"]
+    p = model.predict_proba(X[:10])
+    assert p.shape == (10, 3) and np.allclose(p.sum(1), 1, atol=1e-5)
+    assert set(model.predict(X[:10])) <= {"a", "b", "c"}
+    big = np.repeat(np.repeat(X[:40], 4, axis=1), 4, axis=2)  # 32x32 works too (adaptive pooling)
+    assert CNNClassifier(epochs=1).fit(big, y[:40]).predict_proba(big).shape == (40, 3)
+    with pytest.raises(ValueError, match="expects images of shape"):
+        model.fit(np.zeros((5, 4)), y[:5])
+
+
+def test_fold_without_a_class_keeps_columns_aligned():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    labels = np.array([0] * 28 + [1] * 28 + [2] * 4)
+    folds = np.array([1] * 30 + [0] * 26 + [0] * 4)  # class 2 only in fold 0: its training set lacks class 2
+    plan = FoldPlan(X, labels, folds, 3, resolve_model("logreg", "tabular"), 0, "test")
+    probs = predict_fold(plan, 0)
+    assert probs.shape == (30, 3) and np.all(probs[:, 2] == 0) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_text_and_tabular_defaults(tmp_path):
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
+    pq.write_table(pa.Table.from_pandas(wine, preserve_index=False), tmp_path / "wine.parquet")
+    t = load_examples(tmp_path / "wine.parquet")
+    assert resolve_model("auto", S.info_of(t).modality).name == "hgb"
+    probs = pred_probs_array(cross_val_pred_probs(t, n_folds=3, model_params={"max_iter": 50}))
+    assert (probs.argmax(1) == t["label"].to_numpy()).mean() > 0.85
+
+    path = tmp_path / "spam.csv"
+    rng = np.random.default_rng(0)
+    words = {"spam": ["win", "cash", "prize", "free", "offer"], "ham": ["meeting", "notes", "lunch", "project", "review"]}
+    lines = ["text,label"]
+    for i in range(200):
+        label = "spam" if i % 2 else "ham"
+        lines.append(" ".join(rng.choice(words[label], 6)) + f" msg{i}," + label)
+    path.write_text("\n".join(lines))
+    t = load_examples(path)
+    assert resolve_model("auto", "text").name == "tfidf-logreg"
+    probs = pred_probs_array(cross_val_pred_probs(t, n_folds=5))
+    assert (probs.argmax(1) == t["label"].to_numpy()).mean() > 0.95
+
+
+def test_unknown_model_and_params_are_refused():
+    with pytest.raises(InputError, match="unknown model 'resnet'"):
+        resolve_model("resnet", "image")
+    with pytest.raises(InputError, match="does not take text inputs"):
+        resolve_model("cnn", "text")
+    with pytest.raises(InputError, match="has no parameters \\['depth'\\]"):
+        resolve_model("cnn", "image", {"depth": 3})
+
+
+def test_fold_cache_roundtrip(tmp_path):
+    cache = FoldCache(tmp_path)
+    assert cache.get("k") is None
+    cache.put("k", np.eye(3, dtype=np.float32))
+    np.testing.assert_array_equal(cache.get("k"), np.eye(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["k.npz"]  # no temporary files left
+
+
+def _examples(n: int = 6) -> pa.Table:
+    from labelq.ingest import examples_from_raw
+    from labelq.ingest.builtin import RawSource
+
+    return examples_from_raw(RawSource(pa.table({"id": [f"r{i}" for i in range(n)], "label": [i % 3 for i in range(n)], "x": [float(i) for i in range(n)]}), class_names=["a", "b", "c"]))
+
+
+def test_user_pred_probs_npy_and_parquet(tmp_path):
+    ex = _examples()
+    probs = np.full((6, 3), 0.1)
+    probs[np.arange(6), [0, 1, 2, 1, 1, 2]] = 0.8
+    np.save(tmp_path / "p.npy", probs)
+    t = load_pred_probs(tmp_path / "p.npy", ex)
+    np.testing.assert_allclose(pred_probs_array(t), probs, atol=1e-6)
+    order = [3, 1, 5, 0, 2, 4]  # Parquet keyed by id, in another order
+    pq.write_table(pa.table({"id": [f"r{i}" for i in order], "pred_probs": probs[order].tolist()}), tmp_path / "p.parquet")
+    np.testing.assert_allclose(pred_probs_array(load_pred_probs(tmp_path / "p.parquet", ex)), probs, atol=1e-6)
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(6)], **{c: probs[:, j] for j, c in enumerate("abc")}}), tmp_path / "cols.parquet")
+    np.testing.assert_allclose(pred_probs_array(load_pred_probs(tmp_path / "cols.parquet", ex)), probs, atol=1e-6)
+
+
+def test_user_pred_probs_bad_input(tmp_path, caplog):
+    ex = _examples()
+    good = np.full((6, 3), 1 / 3)
+    cases = {
+        "shape": (np.full((5, 3), 1 / 3), "must have shape \\(rows, classes\\) = \\(6, 3\\), got \\(5, 3\\)"),
+        "nan": (np.where(np.eye(6, 3) > 0, np.nan, good), "NaN or infinite values in 3 rows"),
+        "negative": (good - np.eye(6, 3), "negative values"),
+        "sums": (good * 2, "off by more than"),
+    }
+    for name, (arr, msg) in cases.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        with pytest.raises(InputError, match=msg):
+            load_pred_probs(tmp_path / f"{name}.npy", ex)
+    np.save(tmp_path / "near.npy", good * 1.005)
+    with caplog.at_level(logging.WARNING):
+        t = load_pred_probs(tmp_path / "near.npy", ex)
+    assert "renormalized 6 rows" in caplog.text
+    np.testing.assert_allclose(pred_probs_array(t).sum(1), 1, atol=1e-6)
+    pq.write_table(pa.table({"id": ["r0", "r1", "zz"], "pred_probs": good[:3].tolist()}), tmp_path / "ids.parquet")
+    with pytest.raises(InputError, match="4 examples have no prediction.*1 predictions have no example"):
+        load_pred_probs(tmp_path / "ids.parquet", ex)
+    with pytest.raises(SourceNotFoundError):
+        load_pred_probs(tmp_path / "none.npy", ex)
+
+
+def test_model_spec_config_is_stable():
+    a, b = resolve_model("cnn", "image"), resolve_model("cnn", "image", {"epochs": 6})
+    assert a.config_json() == b.config_json()
+    assert ModelSpec("cnn", {**a.params, "epochs": 2}).config_json() != a.config_json()

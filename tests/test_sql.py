@@ -1,0 +1,66 @@
+"""The DuckDB catalog: views over every version, read-only queries, a store that can be moved."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from labelq.errors import InputError
+from labelq.pipeline import AuditConfig, audit
+from labelq.sql import VIEWS, named_query, run_query
+from labelq.store import Store
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sqlstore")
+    cfg = AuditConfig(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
+    audit(cfg)
+    audit(cfg)
+    return Store(root)
+
+
+def test_every_view_answers(published):
+    for view in VIEWS:
+        assert run_query(published, "dg", f"SELECT count(*) AS n FROM {view}")["n"][0].as_py() > 0
+
+
+def test_views_agree_with_the_published_rows(published):
+    v = published.version("dg")
+    rows = v.read()
+    n_issues = int(sum(rows["is_label_issue"].to_pylist()))
+    assert run_query(published, "dg", "SELECT count(*) AS n FROM rows")["n"][0].as_py() == 2 * rows.num_rows
+    assert run_query(published, "dg", "SELECT count(*) AS n FROM latest")["n"][0].as_py() == rows.num_rows
+    issues = run_query(published, "dg", "SELECT * FROM issues WHERE version = 2")
+    assert issues.num_rows == n_issues and issues["issue_rank"].to_pylist() == list(range(1, n_issues + 1))
+    assert all(n == str(label) for n, label in zip(issues["given_name"].to_pylist(), issues["given_label"].to_pylist()))
+    noise = run_query(published, "dg", "SELECT sum(n_rows) AS n, sum(n_flagged) AS f FROM class_noise WHERE version = 2")
+    assert noise["n"][0].as_py() == rows.num_rows and noise["f"][0].as_py() == n_issues
+    versions = run_query(published, "dg", "SELECT version, parent_version FROM versions ORDER BY version").to_pylist()
+    assert versions == [{"version": 1, "parent_version": None}, {"version": 2, "parent_version": 1}]
+    top = named_query(published, "dg", "top_issues", version=2, limit=2)
+    assert top.num_rows == min(2, n_issues)
+
+
+@pytest.mark.parametrize("sql", ["DELETE FROM rows", "CREATE TABLE t AS SELECT 1", "COPY (SELECT 1) TO 'x.csv'", "SELECT 1; SELECT 2", "ATTACH 'x.db'"])
+def test_only_one_read_only_statement_is_run(published, sql):
+    with pytest.raises(InputError, match="read-only|exactly one"):
+        run_query(published, "dg", sql)
+
+
+def test_bad_sql_is_a_clear_error(published):
+    with pytest.raises(InputError, match="does not parse"):
+        run_query(published, "dg", "SELEC 1")
+    with pytest.raises(InputError, match="(?s)the query failed.*the views are"):
+        run_query(published, "dg", "SELECT nope FROM rows")
+
+
+def test_a_moved_store_still_answers(published, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(published.root, moved)
+    shutil.rmtree(published.root / "datasets" / "dg" / "v0001")  # the copy must not read the original
+    try:
+        assert run_query(Store(moved), "dg", "SELECT count(DISTINCT version) AS n FROM rows")["n"][0].as_py() == 2
+    finally:
+        shutil.copytree(moved / "datasets" / "dg" / "v0001", published.root / "datasets" / "dg" / "v0001")

@@ -1,0 +1,124 @@
+"""The versioned store: atomic, numbered, never overwritten; round trips through DuckDB and Hugging Face datasets."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from labelq import schema as S
+from labelq.decide import Decision, audited_table
+from labelq.errors import InputError, StoreError
+from labelq.io import file_sha256
+from labelq.sql import run_query
+from labelq.store import Store
+
+
+def audited(examples: pa.Table) -> pa.Table:
+    n = examples.num_rows
+    flagged = np.zeros(n, dtype=bool)
+    flagged[[3, 5]] = True
+    rank = np.zeros(n, dtype=np.int64)
+    rank[[5, 3]] = [1, 2]
+    return audited_table(examples, Decision(np.linspace(0, 1, n), flagged, np.zeros(n, np.int64), rank, np.full(n, -1)))
+
+
+def test_publish_numbers_versions_and_records_the_parent(digits, store_dir):
+    store = Store(store_dir)
+    data = audited(digits.slice(0, 50))
+    v1 = store.publish("d", data, {}, {"seed": 1})
+    v2 = store.publish("d", data, {}, {"seed": 2})
+    assert (v1.tag, v2.tag) == ("v0001", "v0002")
+    m1, m2 = v1.manifest(), v2.manifest()
+    assert m1["parent_version"] is None and m2["parent_version"] == 1 and m2["seed"] == 2
+    assert m1["class_names"] == [str(i) for i in range(10)] and m1["rows"] == 50
+    assert m1["files"]["data/part-00000.parquet"] == file_sha256(v1.path / "data" / "part-00000.parquet")
+    assert m1["content_hash"] == m2["content_hash"]
+    assert [v.number for v in store.versions("d")] == [1, 2] and store.version("d").number == 2
+    assert store.version("d", "v0001") == v1 and store.version("d", 1) == v1
+    with pytest.raises(StoreError, match="has no version 7"):
+        store.version("d", 7)
+    with pytest.raises(StoreError, match="(?s)no published versions of 'other'.*labelq audit"):
+        store.version("other")
+    with pytest.raises(InputError, match="invalid dataset name"):
+        store.versions("../escape")
+
+
+def test_published_rows_round_trip_through_duckdb_and_datasets(digits, store_dir):
+    import datasets
+
+    store = Store(store_dir)
+    data = audited(digits.slice(0, 40))
+    v = store.publish("d", data, {}, {})
+    back = v.read()
+    assert back.select(data.column_names).equals(data.select(data.column_names))
+    assert S.info_of(back) == S.info_of(data)  # class names and the rest of the metadata survive
+    rows = run_query(store, "d", "SELECT id, label, image FROM latest ORDER BY id")
+    assert rows.column("id").to_pylist() == sorted(data["id"].to_pylist())
+    original = dict(zip(data["id"].to_pylist(), data["image"].to_pylist()))
+    assert all(original[i] == img for i, img in zip(rows["id"].to_pylist(), rows["image"].to_pylist()))
+    ds = datasets.load_dataset("parquet", data_files=v.data_glob, split="train")
+    assert ds.features["label"].names == [str(i) for i in range(10)]
+    assert ds["id"] == data["id"].to_pylist() and ds["label"] == data["label"].to_pylist()
+    assert ds.features["image"].__class__.__name__ == "Image" and ds[0]["image"].size == (8, 8)
+
+
+def test_failed_publish_leaves_the_store_as_it_was(digits, store_dir, monkeypatch):
+    store = Store(store_dir)
+    data = audited(digits.slice(0, 20))
+    store.publish("d", data, {}, {})
+    before = sorted(p.name for p in store.dataset_dir("d").iterdir())
+    import labelq.store as store_module
+
+    real = store_module.write_parquet
+    calls = []
+
+    def failing(path, table):  # the disk fills up while the second file is written
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(path, table)
+
+    monkeypatch.setattr(store_module, "write_parquet", failing)
+    with pytest.raises(OSError, match="No space left"):
+        store.publish("d", data, {"pred_probs": pa.table({"id": ["a"]})}, {})
+    assert sorted(p.name for p in store.dataset_dir("d").iterdir()) == before
+    assert [v.number for v in store.versions("d")] == [1]
+    assert run_query(store, "d", "SELECT max(version) AS v FROM versions")["v"].to_pylist() == [1]
+
+
+def test_leftovers_of_a_killed_writer_are_invisible_and_cleaned(digits, store_dir):
+    store = Store(store_dir)
+    d = store.dataset_dir("d")
+    (d / ".tmp-deadbeef" / "data").mkdir(parents=True)
+    (d / ".tmp-deadbeef" / "data" / "part-00000.parquet").write_bytes(b"half a file")
+    assert store.versions("d") == []
+    store.publish("d", audited(digits.slice(0, 10)), {}, {})
+    assert not list(d.glob(".tmp-*")) and [v.tag for v in store.versions("d")] == ["v0001"]
+
+
+def _publish_in_child(root: str, n: int, queue) -> None:
+    from labelq.ingest import load_examples
+
+    ex = load_examples("digits").slice(0, 30)
+    queue.put([Store(root).publish("d", audited(ex), {}, {"writer": n}).number for _ in range(3)])
+
+
+def test_concurrent_writers_never_share_a_version(store_dir):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_publish_in_child, args=(str(store_dir), n, queue)) for n in range(2)]
+    for p in procs:
+        p.start()
+    numbers = sorted(queue.get(timeout=120) + queue.get(timeout=120))
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert numbers == [1, 2, 3, 4, 5, 6]
+    store = Store(store_dir)
+    writers = [json.loads((v.path / "manifest.json").read_text())["writer"] for v in store.versions("d")]
+    assert sorted(writers) == [0, 0, 0, 1, 1, 1]
+    assert run_query(store, "d", "SELECT count(*) AS n FROM versions")["n"].to_pylist() == [6]
