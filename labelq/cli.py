@@ -16,6 +16,7 @@ for _var, _value in {
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90", "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }.items():
     os.environ.setdefault(_var, _value)
 
@@ -52,6 +53,24 @@ def format_table(rows: list[dict], max_width: int = 60) -> str:
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def top_issues_rows(store, version, limit: int) -> list[dict]:
+    """The top ``limit`` issues of ``version``; text datasets get a snippet of each example."""
+    import pyarrow.compute as pc
+
+    from .sql import named_query
+
+    rows = named_query(store, version.name, "top_issues", version=version.number, limit=limit).to_pylist()
+    manifest = version.manifest()
+    if rows and manifest.get("modality") == "text":
+        col = manifest["inputs"][0]
+        data = version.read(columns=["id", col])
+        data = data.filter(pc.is_in(data["id"], pc.cast([r["id"] for r in rows], data["id"].type)))
+        text = dict(zip(data["id"].to_pylist(), data[col].to_pylist()))
+        for r in rows:
+            r["text"] = text.get(r["id"])
+    return rows
 
 
 class LabelqGroup(click.Group):
@@ -101,7 +120,6 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
           no_prefect: bool, top: int, quiet: bool) -> None:
     """Audit SOURCE (a built-in dataset: digits, fashion-mnist, spamassassin, fine-foods; or a path) and publish a version."""
     from .pipeline import AuditConfig, audit as run_audit
-    from .sql import named_query
 
     cfg = AuditConfig(
         source=source, name=name, store=store, label_column=label_column, id_column=id_column, text_column=text_column,
@@ -132,7 +150,7 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
     click.echo(f"  catalog: {v.path.parent / 'catalog.duckdb'}")
     if top > 0 and m["n_label_issues"]:
         click.echo(f"\nTop {min(top, m['n_label_issues'])} suspected label errors:")
-        click.echo(format_table(named_query(cfg.open_store(), v.name, "top_issues", version=v.number, limit=top).to_pylist()))
+        click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
 
 
 @main.command()
@@ -142,13 +160,12 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
 @click.option("--limit", type=int, default=20, show_default=True)
 def issues(name: str, store: str | None, version: str | None, limit: int) -> None:
     """Show the top suspected label errors of NAME."""
-    from .sql import named_query
     from .store import Store
 
     s = Store(store)
     v = s.version(name, version)
     click.echo(f"{name} {v.tag}: {v.manifest()['n_label_issues']:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
-    click.echo(format_table(named_query(s, name, "top_issues", version=v.number, limit=limit).to_pylist()))
+    click.echo(format_table(top_issues_rows(s, v, limit)))
 
 
 @main.command()

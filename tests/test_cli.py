@@ -37,7 +37,10 @@ def cli_store(tmp_path_factory):
 def test_issues_versions_query(cli_store):
     r = CliRunner()
     out = r.invoke(main, ["issues", "dg", "--store", str(cli_store), "--limit", "3"])
-    assert out.exit_code == 0 and "issue_rank" in out.output and "suggested label errors" not in out.output
+    assert out.exit_code == 0 and "issue_rank" in out.output and "suspected label errors" in out.output
+    shown = [line.split()[1] for line in out.output.splitlines()[3:] if line.strip()]
+    flagged = json.loads(r.invoke(main, ["query", "dg", "SELECT id FROM issues ORDER BY issue_rank LIMIT 3", "--store", str(cli_store), "--format", "json"]).output)
+    assert shown == [row["id"] for row in flagged]
     out = r.invoke(main, ["versions", "dg", "--store", str(cli_store)])
     assert out.exit_code == 0 and "1797" in out.output
     out = r.invoke(main, ["query", "dg", "SELECT label, count(*) AS n FROM latest GROUP BY label ORDER BY label", "--store", str(cli_store), "--format", "json"])
@@ -58,3 +61,14 @@ def test_errors_name_the_problem_and_the_fix(cli_store, tmp_path):
     assert out.exit_code == 2 and "read-only" in out.output
     out = r.invoke(main, ["audit", "digits", "--store", str(tmp_path), "--model-param", "epochs"])
     assert out.exit_code != 0 and "KEY=VALUE" in out.output
+
+
+def test_text_issues_show_a_snippet(tmp_path):
+    lines = ["text,label"] + [f"calm meeting notes for the project {i},ham" for i in range(30)]
+    lines += [f"win free cash prize offer now {i},spam" for i in range(30)] + ["win free cash prize offer today,ham"]
+    (tmp_path / "mail.csv").write_text("\n".join(lines))
+    r = CliRunner()
+    out = r.invoke(main, ["audit", str(tmp_path / "mail.csv"), "--store", str(tmp_path / "s"), "--no-prefect", "--folds", "3", "-q"])
+    assert out.exit_code == 0, out.output
+    out = r.invoke(main, ["issues", "mail", "--store", str(tmp_path / "s")])
+    assert "text" in out.output.splitlines()[1] and "win free cash prize offer today" in out.output

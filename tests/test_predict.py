@@ -43,6 +43,7 @@ def test_cross_val_on_digits_predicts_every_id_once_and_well(digits, tmp_path, c
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert (probs.argmax(1) == digits["label"].to_numpy()).mean() > 0.93
     caplog.set_level(logging.INFO, logger="labelq")
+    caplog.clear()
     again = cross_val_pred_probs(digits, model="logreg", n_folds=4, seed=1, cache_dir=tmp_path)
     assert caplog.text.count("reused from cache") == 4 and "fitting" not in caplog.text
     np.testing.assert_array_equal(pred_probs_array(again), probs)
