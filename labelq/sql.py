@@ -23,11 +23,12 @@ VIEWS = ("versions", "classes", "rows", "latest", "issues", "class_noise")
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 
-def _sql_dir() -> Path:
+def _sql_files():
+    """The folder of SQL files: the installed package data (``labelq._sql``), else ``sql/`` of a checkout."""
     try:
-        packaged = resources.files("labelq._sql")
+        packaged = resources.files("labelq._sql")  # a Traversable (a MultiplexedPath for a namespace package)
         if packaged.joinpath("rows.sql").is_file():
-            return Path(str(packaged))
+            return packaged
     except ModuleNotFoundError:
         pass
     return Path(__file__).resolve().parent.parent / "sql"
@@ -36,9 +37,9 @@ def _sql_dir() -> Path:
 @cache
 def load_sql(name: str) -> str:
     """Text of ``sql/<name>.sql``."""
-    path = _sql_dir() / f"{name}.sql"
+    path = _sql_files().joinpath(f"{name}.sql")
     if not path.is_file():
-        raise FileNotFoundError(f"labelq's SQL file {name}.sql is missing from {path.parent}; reinstall labelq")
+        raise FileNotFoundError(f"labelq's SQL file {name}.sql is missing ({path}); reinstall labelq")
     return path.read_text()
 
 
