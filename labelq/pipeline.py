@@ -8,6 +8,7 @@ user's pred_probs) -> detect + decide -> publish -> report.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,14 @@ from .report import write_audit_report
 from .store import Store, Version, check_name
 
 log = logging.getLogger(__name__)
+
+
+def derive_name(source: str, split: str | None = None) -> str:
+    """A valid dataset name from a source: ``data/My Reviews.csv`` -> ``My-Reviews``; the split is appended."""
+    path = Path(str(source))
+    stem = path.stem if path.suffix else path.name
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:100] or "dataset"
+    return f"{name}-{split}" if split else name
 
 
 @dataclass
@@ -51,9 +60,7 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         if self.name is None:
-            self.name = Path(str(self.source)).stem if Path(str(self.source)).suffix else Path(str(self.source)).name
-            if self.split:
-                self.name = f"{self.name}-{self.split}"
+            self.name = derive_name(self.source, self.split)
         check_name(self.name)
         self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
         self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None

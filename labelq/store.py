@@ -44,7 +44,7 @@ def default_root() -> Path:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
-        raise InputError(f"invalid dataset name {name!r}", "use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit")
+        raise InputError(f"invalid dataset name {name!r}", "pass --name with letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit")
     return name
 
 

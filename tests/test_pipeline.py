@@ -131,3 +131,14 @@ def test_fashion_mnist_subset_flips_are_found(tmp_path):
     assert (flagged & flipped).sum() / flagged.sum() > 3 * flipped.mean()
     assert average_precision_score(flipped, 1 - rows["label_score"].to_numpy()) > 0.75
     assert result.version.manifest()["out_of_sample_accuracy"] > 0.65  # against the noisy labels
+
+
+def test_dataset_names_are_derived_from_the_source():
+    from labelq.pipeline import derive_name
+
+    assert derive_name("digits") == "digits"
+    assert derive_name("/data/My Reviews (v2).csv") == "My-Reviews-v2"
+    assert derive_name("/data/hf_saved/", "test") == "hf_saved-test"
+    assert derive_name("!!!.csv") == "dataset"
+    with pytest.raises(InputError, match="invalid dataset name 'bad name'"):
+        AuditConfig(source="digits", name="bad name")
