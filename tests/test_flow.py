@@ -34,6 +34,15 @@ def test_audit_flow_publishes_and_is_recorded_in_prefect(prefect_harness, store_
     assert names.count("fold") == 3
     assert {"ingest", "plan-folds", "assemble", "confident-learning", "publish", "report"} <= set(names)
 
+    # folds run two at a time in the flow; the predictions equal the sequential library call's
+    import numpy as np
+
+    from labelq.ingest import load_examples
+    from labelq.predict import cross_val_pred_probs, pred_probs_array
+
+    sequential = cross_val_pred_probs(load_examples("digits"), model="logreg", n_folds=3, seed=0)
+    np.testing.assert_array_equal(pred_probs_array(v.read_table("pred_probs")), pred_probs_array(sequential))
+
 
 def test_flow_with_bad_input_fails_with_the_clear_error(prefect_harness, store_dir, tmp_path):
     from labelq.flows.audit import audit_flow
