@@ -57,7 +57,7 @@ def run_labelq(rows: int, noise: float, seed: int) -> dict:
     from labelq.ingest import examples_from_raw
     from labelq.ingest.builtin import FASHION_CLASSES, RawSource
     from labelq.ingest.images import encode_png
-    from labelq.pipeline import AuditConfig, detect_step, fold_step, plan_step, assemble_step
+    from labelq.pipeline import AuditConfig, assemble_step, decide_step, detect_step, fold_step, plan_step
 
     images, true, noisy, flipped = noisy_fashion(rows, noise, seed)
     raw = RawSource(pa.table({"id": [f"train-{i:05d}" for i in range(len(noisy))], "label": noisy, "image": encode_png(images)}),
@@ -67,7 +67,7 @@ def run_labelq(rows: int, noise: float, seed: int) -> dict:
         cfg = AuditConfig(source="fashion-mnist", store=store, seed=seed)
         plan = plan_step(cfg, examples)
         pred_probs = assemble_step(examples, plan, [fold_step(cfg, plan, f) for f in range(plan.n_folds)])
-        detection, decision = detect_step(cfg, examples, pred_probs)
+        decision, _, _ = decide_step(cfg, pred_probs, detect_step(cfg, examples, pred_probs))
     from labelq.predict import pred_probs_array
 
     probs = pred_probs_array(pred_probs)

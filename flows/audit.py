@@ -24,6 +24,8 @@ fold = task(pipeline.fold_step, name="fold", cache_policy=NO_CACHE, task_run_nam
 assemble = task(pipeline.assemble_step, name="assemble", cache_policy=NO_CACHE)
 user_pred_probs = task(pipeline.user_pred_probs_step, name="load-pred-probs", cache_policy=NO_CACHE)
 detect = task(pipeline.detect_step, name="confident-learning", cache_policy=NO_CACHE)
+judge = task(pipeline.judge_step, name="llm-judges", cache_policy=NO_CACHE)
+decide = task(pipeline.decide_step, name="decide", cache_policy=NO_CACHE)
 publish = task(pipeline.publish_step, name="publish", cache_policy=NO_CACHE)
 report = task(pipeline.report_step, name="report", cache_policy=NO_CACHE)
 
@@ -42,9 +44,11 @@ def audit_flow(source: str = "digits", name: str | None = None, store: str | Non
         p = plan(cfg, examples)
         futures = [fold.submit(cfg, p, f) for f in range(p.n_folds)]
         pred_probs = assemble(examples, p, [f.result() for f in futures])
-    detection, decision = detect(cfg, examples, pred_probs)
+    detection = detect(cfg, examples, pred_probs)
+    votes, stats = judge(cfg, examples, detection) if cfg.judge_configs else (None, None)
+    decision, detections, info = decide(cfg, pred_probs, detection, votes)
     run = {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
-    version = publish(cfg, examples, pred_probs, detection, decision, run)
+    version = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run)
     html_path, json_path = report(version)
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0)
 

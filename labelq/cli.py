@@ -111,12 +111,17 @@ STORE = click.option("--store", type=click.Path(file_okay=False), default=None, 
 @click.option("--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training.")
 @click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter.")
 @click.option("--auto-fix", nargs=2, type=(click.Choice(["min-confidence"]), float), default=None, help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95.")
+@click.option("--judges", type=click.Path(dir_okay=False), help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows.")
+@click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample).")
+@click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample.")
+@click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True)
 @click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained at the same time.")
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without Prefect.")
 @click.option("--top", type=int, default=10, show_default=True, help="Suspected errors to print.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
 def audit(source: str, name: str | None, store: str | None, label_column, id_column, text_column, image_column, feature_columns,
-          split, classes, n_folds: int, model: str, model_param, seed: int, pred_probs, filter_by: str, auto_fix, jobs: int,
+          split, classes, n_folds: int, model: str, model_param, seed: int, pred_probs, filter_by: str, auto_fix,
+          judges, judge_sample: int, judge_all: bool, judge_aggregation: str, jobs: int,
           no_prefect: bool, top: int, quiet: bool) -> None:
     """Audit SOURCE (a built-in dataset: digits, fashion-mnist, spamassassin, fine-foods; or a path) and publish a version."""
     from .pipeline import AuditConfig, audit as run_audit
@@ -125,7 +130,8 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
         source=source, name=name, store=store, label_column=label_column, id_column=id_column, text_column=text_column,
         image_column=image_column, feature_columns=_csv(feature_columns), split=split, classes=_csv(classes), model=model,
         model_params=_param(model_param), n_folds=n_folds, seed=seed, pred_probs=pred_probs, filter_by=filter_by,
-        auto_fix_min_confidence=auto_fix[1] if auto_fix else None,
+        auto_fix_min_confidence=auto_fix[1] if auto_fix else None, judges=judges, judge_sample=judge_sample,
+        judge_all=judge_all, judge_aggregation=judge_aggregation,
     )
     if no_prefect:
         if not quiet:
@@ -148,6 +154,11 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
     click.echo(f"  data:    {v.path}")
     click.echo(f"  report:  {result.report_html}")
     click.echo(f"  catalog: {v.path.parent / 'catalog.duckdb'}")
+    if m.get("judges"):
+        click.echo(f"\nJudges ({m['judges']['aggregation']}, {m['judges']['judged_rows']:,} rows judged):")
+        info = m["judges"].get("annotator_information", {})
+        click.echo(format_table([{**{k: s[k] for k in ("judge", "model", "asked", "cache_hits", "answered", "missing", "abstained", "prompt_tokens", "examples_per_s", "cost")},
+                                  "information": info.get(s["judge"])} for s in m["judges"]["stats"]]))
     if top > 0 and m["n_label_issues"]:
         click.echo(f"\nTop {min(top, m['n_label_issues'])} suspected label errors:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))

@@ -3,6 +3,8 @@
 Rule (one detector today, written for several): a row is a label issue when any detector flags it;
 its ``label_score`` is the lowest detector score and its ``suggested_label`` comes from that detector.
 ``issue_rank`` orders flagged rows by ``label_score`` (1 = most likely wrong); other rows get null.
+With LLM judges, the one detector passed here is their ensemble with confident learning
+(``labelq.judges.ensemble``), and ``issue_kind`` can be ``out_of_distribution``.
 ``corrected_label`` is filled only under an explicit ``AutoFix`` policy.
 """
 
@@ -40,6 +42,7 @@ class Decision:
     suggested_label: np.ndarray
     issue_rank: np.ndarray
     corrected_label: np.ndarray  # -1 where not corrected
+    no_class: np.ndarray | None = None  # flagged rows that fit no class (issue_kind out_of_distribution)
 
 
 def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None) -> Decision:
@@ -59,6 +62,14 @@ def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFi
     return Decision(label_score, is_issue, suggested, rank, corrected)
 
 
+def issue_kinds(decision: Decision) -> np.ndarray:
+    """``ok``, ``wrong_label``, or ``out_of_distribution`` (flagged, and the judges say no class fits)."""
+    kind = np.where(decision.is_label_issue, "wrong_label", "ok").astype(object)
+    if decision.no_class is not None:
+        kind[decision.is_label_issue & decision.no_class] = "out_of_distribution"
+    return kind
+
+
 def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
     """The examples table, untouched, with the audit columns appended (metadata kept)."""
     n = examples.num_rows
@@ -67,7 +78,7 @@ def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
         S.IS_LABEL_ISSUE: pa.array(decision.is_label_issue, pa.bool_()),
         S.SUGGESTED_LABEL: pa.array(decision.suggested_label, pa.int64()),
         S.ISSUE_RANK: pa.array(decision.issue_rank, pa.int64(), mask=decision.issue_rank == 0),
-        S.ISSUE_KIND: pa.array(np.where(decision.is_label_issue, "wrong_label", "ok").tolist(), pa.string()),
+        S.ISSUE_KIND: pa.array(issue_kinds(decision).tolist(), pa.string()),
         S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
     }
     out = examples

@@ -20,6 +20,7 @@ import pyarrow as pa
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import ConfidentLearning, Detection
+from .errors import InputError
 from .ingest import IngestOptions, load_examples
 from .predict import FoldCache, FoldPlan, assemble, load_pred_probs, plan_folds, pred_probs_array, pred_probs_table, predict_fold
 from .report import write_audit_report
@@ -57,6 +58,10 @@ class AuditConfig:
     pred_probs: str | None = None
     filter_by: str = "prune_by_noise_rate"
     auto_fix_min_confidence: float | None = None
+    judges: str | None = None
+    judge_sample: int = 200
+    judge_all: bool = False
+    judge_aggregation: str = "dawid_skene"
 
     def __post_init__(self) -> None:
         if self.name is None:
@@ -64,6 +69,16 @@ class AuditConfig:
         check_name(self.name)
         self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
         self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
+        self.judge_configs = None
+        if self.judges:
+            from .judges import load_judges
+            from .judges.ensemble import AGGREGATIONS
+
+            self.judge_configs = load_judges(self.judges)
+            if self.judge_aggregation not in AGGREGATIONS:
+                raise InputError(f"unknown judge aggregation {self.judge_aggregation!r}", f"use one of {list(AGGREGATIONS)}")
+            if self.judge_sample < 0:
+                raise InputError(f"judge_sample must be >= 0, got {self.judge_sample}")
 
     def ingest_options(self) -> IngestOptions:
         return IngestOptions(self.label_column, self.id_column, self.text_column, self.image_column, self.feature_columns, self.split, self.classes)
@@ -101,14 +116,73 @@ def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table:
     return load_pred_probs(cfg.pred_probs, examples)
 
 
-def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> tuple[Detection, Decision]:
-    labels = examples[S.LABEL].to_numpy()
+def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> Detection:
+    return cfg.detector.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
+
+
+def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:
+    """Which rows the judges see: every row (``judge_all``), else the flagged rows plus a seeded random
+    calibration sample of ``judge_sample`` other rows (the ensemble needs clean rows to learn from)."""
+    ids = np.asarray(examples[S.ID].to_pylist(), dtype=object)
+    if cfg.judge_all:
+        return ids.tolist()
+    rest = np.flatnonzero(~detection.is_issue)
+    sample = np.random.default_rng(cfg.seed).choice(rest, size=min(cfg.judge_sample, len(rest)), replace=False)
+    return ids[np.sort(np.concatenate([np.flatnonzero(detection.is_issue), sample]))].tolist()
+
+
+def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> tuple[pa.Table, list[dict]]:
+    from .judges import run_judges
+
+    ids = judge_ids(cfg, examples, detection)
+    return run_judges(examples, cfg.judge_configs, ids, cfg.open_store().cache_dir / "judges.duckdb", cfg.seed)
+
+
+def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, votes: pa.Table | None = None) -> tuple[Decision, list[Detection], dict]:
+    """The decision: confident learning alone, or combined with the judges' votes on the rows they saw."""
     probs = pred_probs_array(pred_probs)
-    detection = cfg.detector.detect(labels, probs)
-    return detection, decide([detection], probs, cfg.auto_fix)
+    if votes is None or votes.num_rows == 0:
+        return decide([detection], probs, cfg.auto_fix), [detection], {}
+    from .judges.ensemble import combine
+
+    ids = pred_probs[S.ID].to_pylist()
+    pos = {v: i for i, v in enumerate(ids)}
+    judged_ids = sorted(set(votes[S.ID].to_pylist()), key=pos.__getitem__)
+    rows = np.array([pos[i] for i in judged_ids])
+    index = {v: j for j, v in enumerate(judged_ids)}
+    per_judge: dict[str, np.ndarray] = {}
+    proposals: dict[str, np.ndarray] = {}
+    for vote in votes.select([S.ID, "judge", "p_label_correct", "proposed_label"]).to_pylist():
+        p = per_judge.setdefault(vote["judge"], np.full(len(judged_ids), np.nan))
+        q = proposals.setdefault(vote["judge"], np.full(len(judged_ids), -2))
+        j = index[vote[S.ID]]
+        if vote["p_label_correct"] is not None:
+            p[j] = vote["p_label_correct"]
+        if vote["proposed_label"] is not None:
+            q[j] = vote["proposed_label"]
+    p_wrong, info = combine(per_judge, detection.score[rows], detection.is_issue[rows], cfg.judge_aggregation)
+    score, flag = detection.score.copy(), detection.is_issue.copy()
+    score[rows], flag[rows] = 1.0 - p_wrong, p_wrong > 0.5
+    ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judge_aggregation, **info})
+    stack = np.column_stack(list(per_judge.values()))
+    answered = (~np.isnan(stack)).sum(axis=1)
+    mean_p = np.where(answered > 0, np.nansum(stack, axis=1) / np.maximum(answered, 1), 1.0)  # no vote: no evidence
+    judge_score = np.ones(len(score))
+    judge_score[rows] = mean_p
+    judges_detection = Detection("llm_judges", judge_score, judge_score < 0.5, detection.suggested_label.copy())
+    no_class = np.zeros(len(score), bool)
+    if proposals:  # fits no class: the multiple-choice judges' majority picked 'none of these'
+        no_class[rows] = (np.column_stack(list(proposals.values())) == -1).mean(axis=1) > 0.5
+    decision = decide([ensemble], probs, cfg.auto_fix)
+    decision.no_class = no_class
+    return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(rows), **info}
 
 
-def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, detection: Detection, decision: Decision, run: dict | None = None) -> Version:
+def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, detections: list[Detection], decision: Decision,
+                 votes: pa.Table | None = None, judge_stats: list[dict] | None = None, judge_info: dict | None = None,
+                 run: dict | None = None) -> Version:
+    """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence."""
+    detection = detections[0]
     audited = audited_table(examples, decision)
     labels = examples[S.LABEL].to_numpy()
     probs = pred_probs_array(pred_probs)
@@ -127,11 +201,14 @@ def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, det
         "joint": detection.extra.get("joint"),
         "noise_matrix": detection.extra.get("noise_matrix"),
         "class_error_rate": detection.extra.get("class_error_rate"),
-        "detectors": [detection.detector],
+        "detectors": [d.detector for d in detections],
+        "judges": {"stats": judge_stats, **(judge_info or {})} if judge_stats is not None else None,
         "run": run or {},
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("store",)},
     }
-    tables = {"pred_probs": pred_probs, "issues": issues_table(audited, [detection])}
+    tables = {"pred_probs": pred_probs, "issues": issues_table(audited, detections)}
+    if votes is not None:
+        tables["judge_votes"] = votes
     version = cfg.open_store().publish(cfg.name, audited, tables, manifest)
     log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest["n_label_issues"], version.path)
     return version
@@ -151,7 +228,9 @@ def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
     else:
         plan = plan_step(cfg, examples)
         pred_probs = assemble_step(examples, plan, [fold_step(cfg, plan, f) for f in range(plan.n_folds)])
-    detection, decision = detect_step(cfg, examples, pred_probs)
-    version = publish_step(cfg, examples, pred_probs, detection, decision)
+    detection = detect_step(cfg, examples, pred_probs)
+    votes, stats = judge_step(cfg, examples, detection) if cfg.judge_configs else (None, None)
+    decision, detections, info = decide_step(cfg, pred_probs, detection, votes)
+    version = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info)
     html_path, json_path = report_step(version)
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0)

@@ -36,6 +36,14 @@ def load_builtin(name: str) -> pa.Table:
         pytest.skip(f"{name} is not installed here: {exc}")
 
 
+def require(condition: bool, what: str) -> None:
+    """Skip when an optional real component is missing (fail instead under LABELQ_REQUIRE_DATASETS=1)."""
+    if not condition:
+        if REQUIRE_DATASETS:
+            pytest.fail(f"{what} is required here (LABELQ_REQUIRE_DATASETS=1)")
+        pytest.skip(f"{what} is not installed")
+
+
 @pytest.fixture(scope="session")
 def digits() -> pa.Table:
     return load_builtin("digits")
