@@ -16,7 +16,9 @@ def test_wheel_ships_sql_and_flows_and_they_load(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     sql_files = sorted(p.name for p in (ROOT / "sql").glob("*.sql"))
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("labelq/_sql/")) == sql_files
-    assert "labelq/flows/audit.py" in names
+    modules = {f"labelq/{p.relative_to(ROOT / 'labelq').as_posix()}" for p in (ROOT / "labelq").rglob("*.py")}
+    modules |= {f"labelq/flows/{p.name}" for p in (ROOT / "flows").glob("*.py")}
+    assert modules <= set(names), f"missing from the wheel: {sorted(modules - set(names))}"
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True)
     code = (
