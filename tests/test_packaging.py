@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_ships_sql_and_flows_and_they_load(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)], check=True)
+    import shutil
+
+    # build from a clean copy: setuptools reuses a checkout's build/ folder, which can hide a missing package
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns("build", "dist", ".git", "data", "*.egg-info", "__pycache__", "out"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)], check=True)
     wheel = next(tmp_path.glob("labelq-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     sql_files = sorted(p.name for p in (ROOT / "sql").glob("*.sql"))
