@@ -4,12 +4,16 @@ Methods (``AGGREGATIONS``):
 - ``mean``: the mean of each annotator's P(wrong): 1 - p_label_correct for judges, 1 - label_score for
   confident learning. Every annotator counts the same, however little it knows.
 - ``majority``: the share of annotators whose hard vote says the label is wrong.
-- ``dawid_skene`` (default): Dawid & Skene's EM. Each annotator (every judge, and confident learning)
-  gets its own table P(response | label right / wrong), learned from the data without ground truth,
-  so a judge that answers the same whatever the example carries no weight, and one that agrees with
-  the evidence gains weight. Responses are binned: a judge's p_label_correct into 4 bins, confident
-  learning's score into 5, so confidence counts, not only the hard verdict. The EM starts from
-  confident learning's flags, the anchor it knows best.
+- ``dawid_skene`` (default): Dawid & Skene's EM for the judges, with confident learning as a fixed
+  per-example prior. Each judge gets its own table P(response | label right / wrong), learned from the
+  data without ground truth, so a judge that answers the same whatever it sees carries no weight and
+  one whose answers separate the two gains weight. Responses are a judge's p_label_correct in 4 bins,
+  so confidence counts, not only the verdict. Confident learning enters as the prior
+  P(wrong) = 1 - label_score (the model's probability of the given label), not as one more annotator:
+  with a single informative annotator the classic model is not identifiable and its EM collapses
+  (measured: AUROC .87 -> .50 with two useless judges). With the prior held fixed, useless judges leave
+  confident learning's ranking exactly as it was, and informative ones add their evidence:
+  logit P(wrong | votes) = logit(1 - label_score) + sum over judges of log P(response | wrong) / P(response | right).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import numpy as np
 
 AGGREGATIONS = ("dawid_skene", "mean", "majority")
 JUDGE_BINS = np.array([0.25, 0.5, 0.75])
-CL_BINS = np.array([0.05, 0.2, 0.5, 0.8])
 
 
 def _bin(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -28,17 +31,18 @@ def _bin(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
-def dawid_skene(responses: list[np.ndarray], n_levels: list[int], init: np.ndarray, iters: int = 100, tol: float = 1e-6, smoothing: float = 1.0) -> tuple[np.ndarray, list[np.ndarray]]:
-    """EM for a binary latent class (0 = label right, 1 = label wrong).
+def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndarray, iters: int = 100, tol: float = 1e-6, smoothing: float = 1.0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """EM for a binary latent class (0 = label right, 1 = label wrong) with a fixed per-example prior.
 
     ``responses[j]`` holds annotator j's response level per example (``-1`` = no response);
-    ``init`` is the starting P(wrong) per example. Returns the posterior P(wrong) ``(N,)`` and each
-    annotator's ``(2, levels)`` table of P(response | class).
+    ``prior`` is P(wrong) per example before any annotator is heard. Returns the posterior P(wrong)
+    ``(N,)`` and each annotator's ``(2, levels)`` table of P(response | class).
     """
-    post = np.clip(init.astype(float), 1e-3, 1 - 1e-3)
+    prior = np.clip(prior.astype(float), 1e-3, 1 - 1e-3)
+    prior_logit = np.log(prior) - np.log1p(-prior)
+    post = prior.copy()
     tables: list[np.ndarray] = []
     for _ in range(iters):
-        prior = np.clip(post.mean(), 1e-3, 1 - 1e-3)
         tables = []
         for r, levels in zip(responses, n_levels):
             t = np.full((2, levels), smoothing)
@@ -46,13 +50,11 @@ def dawid_skene(responses: list[np.ndarray], n_levels: list[int], init: np.ndarr
             np.add.at(t[1], r[seen], post[seen])
             np.add.at(t[0], r[seen], 1 - post[seen])
             tables.append(t / t.sum(axis=1, keepdims=True))
-        log_wrong = np.full(len(post), np.log(prior))
-        log_right = np.full(len(post), np.log(1 - prior))
+        logit = prior_logit.copy()
         for r, t in zip(responses, tables):
             seen = r >= 0
-            log_wrong[seen] += np.log(t[1, r[seen]])
-            log_right[seen] += np.log(t[0, r[seen]])
-        new = 1.0 / (1.0 + np.exp(log_right - log_wrong))
+            logit[seen] += np.log(t[1, r[seen]]) - np.log(t[0, r[seen]])
+        new = 1.0 / (1.0 + np.exp(-logit))
         done = np.max(np.abs(new - post)) < tol
         post = new
         if done:
@@ -75,10 +77,9 @@ def combine(judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_fla
     if method == "majority":
         votes = np.column_stack([np.where(np.isnan(p), np.nan, (p > 0.5).astype(float)) for p in p_wrong[:-1]] + [cl_flag.astype(float)])
         return np.nanmean(votes, axis=1), {}
-    responses = [_bin(p, JUDGE_BINS) for p in judge_p_correct.values()] + [_bin(cl_score, CL_BINS)]
-    levels = [len(JUDGE_BINS) + 1] * len(judge_p_correct) + [len(CL_BINS) + 1]
-    post, tables = dawid_skene(responses, levels, np.where(cl_flag, 0.9, 0.1))
-    names = [*judge_p_correct, "confident_learning"]
+    responses = [_bin(p, JUDGE_BINS) for p in judge_p_correct.values()]
+    post, tables = dawid_skene(responses, [len(JUDGE_BINS) + 1] * len(responses), 1.0 - cl_score)
+    names = list(judge_p_correct)
     # how much an annotator's answers move the odds: |log likelihood ratio| averaged over the responses it gave
     worth = {}
     for n, r, t in zip(names, responses, tables):
