@@ -1,0 +1,125 @@
+"""LLM judges vs confident learning vs both, on real text with injected label flips.
+
+Fine-food reviews (or SpamAssassin) with 10% of labels flipped (seed 0); out-of-sample pred_probs from
+labelq's text model; judges see the confident-learning candidates plus a random calibration sample.
+Reports, over the judged rows, AUROC and average precision for flagging the flipped rows, and AUROC
+within each given label (an AUROC above chance can come from label priors alone); then calls, cache
+hits, tokens and examples per second. By default it serves the two packaged models (SmolLM2, Gemma 3
+270M) with llama.cpp on 127.0.0.1; ``--endpoint URL --model NAME`` adds judges on any
+OpenAI-compatible server, for the same table with a stronger model.
+
+    python bench/judges.py [--dataset fine-foods] [--rows 1000] [--sample 100] [--max-candidates 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import offline_env, print_table  # noqa: E402
+
+
+def within_label_auroc(y: np.ndarray, score: np.ndarray, given: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    vals = [roc_auc_score(y[given == c], score[given == c]) for c in np.unique(given) if 0 < y[given == c].sum() < (given == c).sum()]
+    return float(np.mean(vals)) if vals else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="fine-foods")
+    ap.add_argument("--rows", type=int, default=1000)
+    ap.add_argument("--noise", type=float, default=0.1)
+    ap.add_argument("--sample", type=int, default=100, help="calibration sample of unflagged rows")
+    ap.add_argument("--max-candidates", type=int, default=150, help="at most this many flagged rows (lowest scores first)")
+    ap.add_argument("--endpoint", help="an extra OpenAI-compatible server (base URL) to add judges from")
+    ap.add_argument("--model", help="the model name on --endpoint")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    offline_env()
+    import pyarrow as pa
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from labelq import schema as S
+    from labelq.detect import ConfidentLearning
+    from labelq.ingest import load_examples
+    from labelq.judges import JudgeConfig, run_judges
+    from labelq.judges.ensemble import combine
+    from labelq.judges.local import LocalServer, gguf_path
+    from labelq.predict import cross_val_pred_probs, pred_probs_array
+
+    full = load_examples(a.dataset)
+    rng = np.random.default_rng(a.seed)
+    ex = full.take(np.sort(rng.choice(full.num_rows, size=min(a.rows, full.num_rows), replace=False)))
+    k = len(S.info_of(ex).class_names)
+    true = ex[S.LABEL].to_numpy()
+    flipped = np.zeros(len(true), bool)
+    flipped[rng.choice(len(true), int(round(a.noise * len(true))), replace=False)] = True
+    noisy = true.copy()
+    noisy[flipped] = (true[flipped] + rng.integers(1, k, flipped.sum())) % k
+    ex = S.with_info(ex.set_column(ex.column_names.index(S.LABEL), S.LABEL, pa.array(noisy)), S.info_of(ex))
+
+    probs = pred_probs_array(cross_val_pred_probs(ex, seed=a.seed))
+    det = ConfidentLearning().detect(noisy, probs)
+    flagged = np.flatnonzero(det.is_issue)
+    flagged = flagged[np.argsort(det.score[flagged])][: a.max_candidates]
+    rest = np.setdiff1d(np.arange(len(noisy)), flagged)
+    judged = np.sort(np.concatenate([flagged, rng.choice(rest, min(a.sample, len(rest)), replace=False)]))
+    ids = np.asarray(ex[S.ID].to_pylist(), dtype=object)[judged].tolist()
+    print(f"{a.dataset}: {len(noisy)} rows, {flipped.sum()} flipped, CL flagged {det.is_issue.sum()}, judged {len(judged)} "
+          f"({len(flagged)} candidates + {len(judged) - len(flagged)} calibration)", flush=True)
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        smol = stack.enter_context(LocalServer(gguf_path("smollm2"), "smollm2"))
+        gemma = stack.enter_context(LocalServer(gguf_path("gemma3-270m"), "gemma"))
+        judges = [
+            JudgeConfig(name="smollm2-verify", base_url=smol, model="smollm2", api="chat", prompt="verify", concurrency=2, max_chars=600),
+            JudgeConfig(name="gemma-verify", base_url=gemma, model="gemma", api="completions", prompt="verify", concurrency=2, max_chars=600),
+            JudgeConfig(name="gemma-choose", base_url=gemma, model="gemma", api="completions", prompt="choose", orders=2, concurrency=2, max_chars=600),
+        ]
+        if a.endpoint:
+            judges += [JudgeConfig(name=f"{a.model}-{p}", base_url=a.endpoint, model=a.model, api="chat", prompt=p, concurrency=4, max_chars=600) for p in ("verify", "choose")]
+        cache = Path(tmp) / "votes.duckdb"
+        t0 = time.perf_counter()
+        votes, stats = run_judges(ex, judges, ids, cache, a.seed)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, stats2 = run_judges(ex, judges, ids, cache, a.seed)
+        rerun = time.perf_counter() - t0
+
+    pos = {v: i for i, v in enumerate(ids)}
+    per_judge = {}
+    for v in votes.to_pylist():
+        p = per_judge.setdefault(v["judge"], np.full(len(ids), np.nan))
+        if v["p_label_correct"] is not None:
+            p[pos[v[S.ID]]] = v["p_label_correct"]
+    y, given, cl = flipped[judged], noisy[judged], det.score[judged]
+
+    def row(name: str, p_wrong: np.ndarray) -> dict:
+        p = np.nan_to_num(p_wrong, nan=0.5)
+        return {"method": name, "auroc": float(roc_auc_score(y, p)), "average_precision": float(average_precision_score(y, p)),
+                "within_label_auroc": within_label_auroc(y, p, given), "answered": int((~np.isnan(p_wrong)).sum())}
+
+    rows = [row("confident learning alone", 1 - cl)]
+    rows += [row(f"judge {n} alone", 1 - p) for n, p in per_judge.items()]
+    stack = np.column_stack(list(per_judge.values()))
+    rows.append(row("judge ensemble alone (mean)", 1 - np.nanmean(stack, axis=1)))
+    for method in ("dawid_skene", "mean", "majority"):
+        rows.append(row(f"combined: {method}", combine(per_judge, cl, det.is_issue[judged], method)[0]))
+    print_table(rows, f"{a.dataset}: {len(judged)} judged rows ({y.sum()} flipped among them), {a.noise:.0%} flips, seed {a.seed}")
+    for st, st2 in zip(stats, stats2):
+        st["rerun_calls"] = st2["asked"]
+        st["rerun_cache_hits"] = st2["cache_hits"]
+    print_table([{k: v for k, v in s.items() if k != "model"} for s in stats], f"judge runs: first {first:.0f}s, rerun {rerun:.1f}s (all cached)")
+
+
+if __name__ == "__main__":
+    main()
