@@ -97,7 +97,10 @@ class AuditResult:
 
 
 def ingest_step(cfg: AuditConfig) -> pa.Table:
-    return load_examples(cfg.source, cfg.ingest_options())
+    examples = load_examples(cfg.source, cfg.ingest_options())
+    if cfg.judge_configs and S.info_of(examples).modality != "text":  # fail now, not after training
+        raise InputError(f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs", "leave --judges out, or name a text column with --text-column")
+    return examples
 
 
 def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
@@ -160,7 +163,8 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
             p[j] = vote["p_label_correct"]
         if vote["proposed_label"] is not None:
             q[j] = vote["proposed_label"]
-    p_wrong, info = combine(per_judge, detection.score[rows], detection.is_issue[rows], cfg.judge_aggregation)
+    weights = {j.name: j.weight for j in cfg.judge_configs or []}
+    p_wrong, info = combine(per_judge, detection.score[rows], detection.is_issue[rows], cfg.judge_aggregation, weights)
     score, flag = detection.score.copy(), detection.is_issue.copy()
     score[rows], flag[rows] = 1.0 - p_wrong, p_wrong > 0.5
     ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judge_aggregation, **info})

@@ -62,3 +62,14 @@ def test_posteriors_are_probabilities_with_missing_votes(n, seed):
     assert post.shape == (n,) and np.all((post >= 0) & (post <= 1))
     for t in tables:
         np.testing.assert_allclose(t.sum(axis=1), 1.0)
+
+
+def test_judge_weights():
+    wrong, informative, always_no, cl = synthetic(seed=3)
+    zero, _ = combine({"good": informative}, cl, cl < 0.3, "dawid_skene", {"good": 0.0})
+    assert roc_auc_score(wrong, zero) == pytest.approx(roc_auc_score(wrong, 1 - cl), abs=1e-4)  # weight 0: ignored
+    full, _ = combine({"good": informative}, cl, cl < 0.3, "dawid_skene", {"good": 1.0})
+    assert roc_auc_score(wrong, full) > roc_auc_score(wrong, zero)
+    judges = {"a": np.array([0.9]), "b": np.array([0.5])}
+    mean, _ = combine(judges, np.array([0.3]), np.array([True]), "mean", {"a": 3.0})
+    np.testing.assert_allclose(mean, [(3 * 0.1 + 0.5 + 0.7) / 5])

@@ -227,6 +227,31 @@ def test_in_process_backend_on_a_real_model():
     assert any(v["p_label_correct"] is not None for v in votes.to_pylist())
 
 
+def test_rationale_is_asked_for_when_configured(servers):
+    judge = JudgeConfig(name="why", base_url=servers["smollm2"], model="smollm2", api="chat", rationale=True, rationale_tokens=24)
+    votes, stats = run_judges(reviews(REVIEWS[:2]), [judge])
+    for v in votes.to_pylist():
+        assert v["verdict"] in ("correct", "wrong") and v["rationale"] and len(v["rationale"].split()) >= 3
+        assert v["completion_tokens"] > 3  # one scored token plus the reason
+    plain, _ = run_judges(reviews(REVIEWS[:2]), [ensemble(servers)[0]])
+    assert plain["rationale"].null_count == 2  # off by default: one forward pass per vote
+
+
+def test_judges_in_the_prefect_flow(servers, prefect_harness, tmp_path):
+    from labelq.flows.audit import run_audit_flow
+    from labelq.pipeline import AuditConfig
+
+    rows = [(f"{t} (review {i})", y) for i in range(4) for t, y in REVIEWS]
+    lines = ["text,label"] + [f'"{t}",{y}' for t, y in rows]
+    (tmp_path / "r.csv").write_text("\n".join(lines))
+    (tmp_path / "j.toml").write_text(f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\n')
+    cfg = AuditConfig(source=str(tmp_path / "r.csv"), store=str(tmp_path / "s"), n_folds=3, judges=str(tmp_path / "j.toml"), judge_sample=4)
+    result = run_audit_flow(cfg)
+    m = result.version.manifest()
+    assert m["judges"]["stats"][0]["answered"] == m["judges"]["judged_rows"] > 0
+    assert result.version.read_table("judge_votes").num_rows == m["judges"]["judged_rows"]
+
+
 def test_judges_file(tmp_path):
     path = tmp_path / "judges.toml"
     path.write_text('[[judge]]\nname = "a"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n\n[[judge]]\nname = "b"\nbackend = "llama-cpp"\nmodel_path = "x.gguf"\nprompt = "choose"\norders = 3\n')
@@ -245,7 +270,61 @@ def test_judges_file(tmp_path):
             load_judges(path)
 
 
+def test_judges_on_images_fail_before_training(tmp_path):
+    from labelq.pipeline import AuditConfig, audit
+
+    (tmp_path / "j.toml").write_text('[[judge]]\nname = "a"\nbase_url = "http://127.0.0.1:9/v1"\n')
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="LLM judges read text, but 'digits' has image inputs"):
+        audit(source="digits", store=str(tmp_path / "s"), judges=str(tmp_path / "j.toml"))
+    assert time.perf_counter() - t0 < 10
+
+
 def test_judges_need_text():
     digits_like = examples_from_raw(RawSource(pa.table({"id": ["a", "b"], "label": [0, 1], "x": [1.0, 2.0]}), "label", ["p", "q"], "id"))
     with pytest.raises(InputError, match="LLM judges read text"):
         run_judges(digits_like, [JudgeConfig(name="j", base_url="http://127.0.0.1:9/v1")])
+
+
+def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tmp_path):
+    from conftest import load_builtin
+    from click.testing import CliRunner
+
+    from labelq.cli import main
+
+    foods = load_builtin("fine-foods").slice(0, 60)
+    lines = ["text,label"] + [f'"{t.replace(chr(34), chr(39))}",{["great", "other"][y]}' for t, y in zip(foods["text"].to_pylist(), foods["label"].to_pylist())]
+    (tmp_path / "foods.csv").write_text("\n".join(lines))
+    (tmp_path / "judges.toml").write_text(
+        f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\nmax_chars = 400\n\n'
+        f'[[judge]]\nname = "gemma"\nbase_url = "{servers["gemma"]}"\nmodel = "gemma"\nprompt = "choose"\norders = 1\nmax_chars = 400\n'
+    )
+    args = ["audit", str(tmp_path / "foods.csv"), "--store", str(tmp_path / "s"), "--no-prefect", "--folds", "3",
+            "--judges", str(tmp_path / "judges.toml"), "--judge-sample", "8", "-q"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert "Judges (dawid_skene" in out.output and "smol" in out.output
+
+    from labelq.store import Store
+
+    v = Store(tmp_path / "s").version("foods")
+    m = v.manifest()
+    rows = v.read()
+    n_flagged_cl = int(v.read_table("issues")["flag_confident_learning"].to_numpy(zero_copy_only=False).sum())
+    votes = v.read_table("judge_votes")
+    assert votes.num_rows == 2 * (n_flagged_cl + 8) and m["judges"]["judged_rows"] == n_flagged_cl + 8
+    assert m["detectors"] == ["confident_learning", "llm_judges", "ensemble"]
+    assert {s["judge"] for s in m["judges"]["stats"]} == {"smol", "gemma"} and all(s["answered"] > 0 for s in m["judges"]["stats"])
+    assert set(m["judges"]["annotator_information"]) == {"smol", "gemma"}
+    issues = v.read_table("issues")
+    assert {"score_ensemble", "score_llm_judges", "flag_ensemble"} <= set(issues.column_names)
+    assert m["n_label_issues"] == int(rows["is_label_issue"].to_numpy(zero_copy_only=False).sum())
+    assert set(rows["issue_kind"].to_pylist()) <= {"ok", "wrong_label", "out_of_distribution"}
+
+    html = (v.path.parent / "reports" / f"{v.tag}.html").read_text()
+    assert "<h2>LLM judges</h2>" in html and "smol" in html and "gemma" in html
+
+    out = CliRunner().invoke(main, args)  # the same audit again: every vote comes from the cache
+    assert out.exit_code == 0, out.output
+    again = Store(tmp_path / "s").version("foods").manifest()
+    assert all(s["asked"] == 0 and s["cache_hits"] == s["examples"] for s in again["judges"]["stats"])

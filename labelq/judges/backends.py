@@ -80,8 +80,8 @@ class OpenAIBackend:
     def close(self) -> None:
         self.client.close()
 
-    def _payload(self, prompt: str) -> tuple[str, dict]:
-        common = {"model": self.cfg.model, "max_tokens": 1, "temperature": 0.0}
+    def _payload(self, prompt: str, max_tokens: int = 1) -> tuple[str, dict]:
+        common = {"model": self.cfg.model, "max_tokens": max_tokens, "temperature": 0.0}
         if self.cfg.api == "chat":
             return "chat/completions", {**common, "messages": [{"role": "user", "content": prompt}], "logprobs": True, "top_logprobs": TOP_K}
         return "completions", {**common, "prompt": prompt, "logprobs": TOP_K}
@@ -103,10 +103,11 @@ class OpenAIBackend:
             text = choice.get("text") or ""
         return top, text
 
-    def ask(self, prompt: str) -> Answer:
+    def ask(self, prompt: str, max_tokens: int = 1) -> Answer:
+        """Answer ``prompt`` (``max_tokens`` tokens; log-probabilities of the first)."""
         import httpx
 
-        path, payload = self._payload(prompt)
+        path, payload = self._payload(prompt, max_tokens)
         last, retry_after = "no attempt", None
         for attempt in range(self.cfg.max_retries + 1):
             if attempt:
@@ -163,10 +164,10 @@ class LlamaCppBackend:
     def close(self) -> None:
         self.llm.close() if hasattr(self.llm, "close") else None
 
-    def ask(self, prompt: str) -> Answer:
+    def ask(self, prompt: str, max_tokens: int = 1) -> Answer:
         with self.lock:
             t0 = time.perf_counter()
-            out = self.llm.create_completion(prompt, max_tokens=1, temperature=0.0, logprobs=TOP_K)
+            out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logprobs=TOP_K)
             latency = (time.perf_counter() - t0) * 1000
         top, text = OpenAIBackend._parse(out, "completions")
         usage = out.get("usage") or {}

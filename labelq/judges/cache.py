@@ -14,14 +14,14 @@ import pyarrow as pa
 
 VOTE_COLUMNS = [
     ("judge", pa.string()), ("model", pa.string()), ("prompt_hash", pa.string()), ("content_hash", pa.string()),
-    ("verdict", pa.string()), ("proposed_label", pa.int64()), ("p_label_correct", pa.float64()), ("raw", pa.string()),
+    ("verdict", pa.string()), ("proposed_label", pa.int64()), ("p_label_correct", pa.float64()), ("rationale", pa.string()), ("raw", pa.string()),
     ("latency_ms", pa.float64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("attempts", pa.int64()),
 ]
 VOTE_SCHEMA = pa.schema(VOTE_COLUMNS)
 
 DDL = """CREATE TABLE IF NOT EXISTS judge_votes (
     judge VARCHAR, model VARCHAR, prompt_hash VARCHAR, content_hash VARCHAR,
-    verdict VARCHAR, proposed_label BIGINT, p_label_correct DOUBLE, raw VARCHAR,
+    verdict VARCHAR, proposed_label BIGINT, p_label_correct DOUBLE, rationale VARCHAR, raw VARCHAR,
     latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, attempts BIGINT,
     created_at TIMESTAMP DEFAULT current_timestamp,
     PRIMARY KEY (judge, model, prompt_hash, content_hash))"""

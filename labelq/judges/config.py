@@ -15,6 +15,7 @@
     max_retries = 3
     rate_limit_per_s = 0            # 0 = unlimited
     price_per_1k_tokens = 0.0
+    rationale = false               # true: a second request asks for a short reason (costs rationale_tokens more)
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class JudgeConfig:
     rate_limit_per_s: float = 0.0
     price_per_1k_tokens: float = 0.0
     max_chars: int = 1500
+    rationale: bool = False
+    rationale_tokens: int = 40
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

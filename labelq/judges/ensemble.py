@@ -31,13 +31,16 @@ def _bin(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
-def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndarray, iters: int = 100, tol: float = 1e-6, smoothing: float = 1.0) -> tuple[np.ndarray, list[np.ndarray]]:
+def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndarray, iters: int = 100, tol: float = 1e-6, smoothing: float = 1.0,
+                weights: list[float] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """EM for a binary latent class (0 = label right, 1 = label wrong) with a fixed per-example prior.
 
     ``responses[j]`` holds annotator j's response level per example (``-1`` = no response);
     ``prior`` is P(wrong) per example before any annotator is heard. Returns the posterior P(wrong)
-    ``(N,)`` and each annotator's ``(2, levels)`` table of P(response | class).
+    ``(N,)`` and each annotator's ``(2, levels)`` table of P(response | class). ``weights`` (default 1)
+    scale each annotator's log-likelihood ratio: 0 ignores it, 1 trusts what EM learned.
     """
+    weights = weights or [1.0] * len(responses)
     prior = np.clip(prior.astype(float), 1e-3, 1 - 1e-3)
     prior_logit = np.log(prior) - np.log1p(-prior)
     post = prior.copy()
@@ -51,9 +54,9 @@ def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndar
             np.add.at(t[0], r[seen], 1 - post[seen])
             tables.append(t / t.sum(axis=1, keepdims=True))
         logit = prior_logit.copy()
-        for r, t in zip(responses, tables):
+        for r, t, w in zip(responses, tables, weights):
             seen = r >= 0
-            logit[seen] += np.log(t[1, r[seen]]) - np.log(t[0, r[seen]])
+            logit[seen] += w * (np.log(t[1, r[seen]]) - np.log(t[0, r[seen]]))
         new = 1.0 / (1.0 + np.exp(-logit))
         done = np.max(np.abs(new - post)) < tol
         post = new
@@ -62,23 +65,28 @@ def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndar
     return post, tables
 
 
-def combine(judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_flag: np.ndarray, method: str = "dawid_skene") -> tuple[np.ndarray, dict]:
+def combine(judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_flag: np.ndarray, method: str = "dawid_skene",
+            weights: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
     """P(label wrong) ``(N,)`` for the judged examples, and what each annotator was worth.
 
-    ``judge_p_correct[name]`` is that judge's p_label_correct per example (NaN = no vote).
+    ``judge_p_correct[name]`` is that judge's p_label_correct per example (NaN = no vote); ``weights[name]``
+    (default 1) is the judge's configured weight. Confident learning weighs 1 in ``mean`` and ``majority``.
     """
     if method not in AGGREGATIONS:
         from ..errors import InputError
 
         raise InputError(f"unknown aggregation {method!r}", f"use one of {list(AGGREGATIONS)}")
+    w = np.array([(weights or {}).get(n, 1.0) for n in judge_p_correct] + [1.0])
     p_wrong = [1.0 - p for p in judge_p_correct.values()] + [1.0 - cl_score]
-    if method == "mean":
-        return np.nanmean(np.column_stack(p_wrong), axis=1), {}
-    if method == "majority":
-        votes = np.column_stack([np.where(np.isnan(p), np.nan, (p > 0.5).astype(float)) for p in p_wrong[:-1]] + [cl_flag.astype(float)])
-        return np.nanmean(votes, axis=1), {}
+    if method in ("mean", "majority"):
+        if method == "mean":
+            values = np.column_stack(p_wrong)
+        else:
+            values = np.column_stack([np.where(np.isnan(p), np.nan, (p > 0.5).astype(float)) for p in p_wrong[:-1]] + [cl_flag.astype(float)])
+        present = ~np.isnan(values)
+        return (np.nan_to_num(values) * w).sum(axis=1) / (present * w).sum(axis=1), {}
     responses = [_bin(p, JUDGE_BINS) for p in judge_p_correct.values()]
-    post, tables = dawid_skene(responses, [len(JUDGE_BINS) + 1] * len(responses), 1.0 - cl_score)
+    post, tables = dawid_skene(responses, [len(JUDGE_BINS) + 1] * len(responses), 1.0 - cl_score, weights=list(w[:-1]))
     names = list(judge_p_correct)
     # how much an annotator's answers move the odds: |log likelihood ratio| averaged over the responses it gave
     worth = {}

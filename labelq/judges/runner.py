@@ -31,7 +31,7 @@ BATCH = 16
 
 VOTES_SCHEMA = pa.schema([
     (S.ID, pa.string()), ("judge", pa.string()), ("model", pa.string()), ("prompt_hash", pa.string()), ("verdict", pa.string()),
-    ("proposed_label", pa.int64()), ("p_label_correct", pa.float64()), ("raw", pa.string()), ("latency_ms", pa.float64()),
+    ("proposed_label", pa.int64()), ("p_label_correct", pa.float64()), ("rationale", pa.string()), ("raw", pa.string()), ("latency_ms", pa.float64()),
     ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("cached", pa.bool_()),
 ])
 
@@ -91,7 +91,16 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
             best = int(total.argmax())
             proposed = -1 if best == k else best
             verdict = "no_class" if proposed == -1 else ("correct" if proposed == given else "wrong")
-    return {"verdict": verdict, "proposed_label": proposed, "p_label_correct": p, "raw": json.dumps(raws)[:2000],
+    rationale = None
+    if judge.rationale and verdict != "abstain":  # a second, short generation: why
+        answer = {"correct": "Yes", "wrong": "No"}.get(verdict, "") if kind == "verify" else (class_names[proposed] if proposed is not None and proposed >= 0 else "none of these")
+        base = verify_prompt(text, class_names[given], class_names, judge.max_chars, template).text if kind == "verify" else choose_prompts(text, class_names, 1, judge.max_chars, seed, template)[0].text
+        why = backend.ask(f"{base} {answer}. In one short sentence, the reason is:", max_tokens=judge.rationale_tokens)
+        rationale = " ".join(why.text.split())[:300]
+        latency += why.latency_ms
+        ptok += why.prompt_tokens
+        ctok += why.completion_tokens
+    return {"verdict": verdict, "proposed_label": proposed, "p_label_correct": p, "rationale": rationale, "raw": json.dumps(raws)[:2000],
             "latency_ms": latency, "prompt_tokens": ptok, "completion_tokens": ctok}
 
 
@@ -137,7 +146,7 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
                                 vote = fut.result()
                             except JudgeUnavailable as exc:
                                 log.warning("%s", exc)
-                                fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "raw": str(exc)[:500],
+                                fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "rationale": None, "raw": str(exc)[:500],
                                             "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
                                 continue
                             fresh[i] = vote
@@ -154,7 +163,7 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
             for i, rid in enumerate(row_ids):
                 vote = fresh.get(i) or cached[hashes[i]]
                 out.append({S.ID: rid, "judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "cached": i not in fresh,
-                            **{k: vote[k] for k in ("verdict", "proposed_label", "p_label_correct", "raw", "latency_ms", "prompt_tokens", "completion_tokens")}})
+                            **{k: vote[k] for k in ("verdict", "proposed_label", "p_label_correct", "rationale", "raw", "latency_ms", "prompt_tokens", "completion_tokens")}})
             for i in todo:
                 v = fresh[i]
                 st["missing" if v["verdict"] == "missing" else "answered"] += 1

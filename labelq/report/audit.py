@@ -49,6 +49,7 @@ def audit_summary(rows: pa.Table, manifest: dict, top: int = 50) -> dict:
         "seed": manifest.get("seed"),
         "filter_by": manifest.get("filter_by"),
         "out_of_sample_accuracy": manifest.get("out_of_sample_accuracy"),
+        "judges": manifest.get("judges"),
         "per_class": [
             {"label": i, "class_name": names[i], "rows": int(n_per[i]), "flagged": int(f_per[i]),
              "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0, "estimated_error_rate": float(est[i]) if len(est) == k else None}
@@ -118,6 +119,19 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
         for t in summary["top_issues"]
     )
     imgs = "".join(f'<img class="fig" src="{uri}" alt="figure">' for uri in figures)
+    judges_html = ""
+    if summary.get("judges"):
+        j = summary["judges"]
+        info = j.get("annotator_information") or {}
+        cols = ("judge", "model", "examples", "answered", "missing", "abstained", "cache_hits", "prompt_tokens", "examples_per_s", "cost")
+        head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols) + "<th>information</th>"
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e(str(st.get(c, '')))}</td>" for c in cols)
+            + f"<td>{info.get(st['judge'], float('nan')):.3f}</td></tr>" for st in j.get("stats") or []
+        )
+        judges_html = (f"<h2>LLM judges</h2><p class=\"note\">{j.get('judged_rows', 0):,} rows judged; aggregation {e(str(j.get('aggregation')))}. "
+                       "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
+                       f"<table><tr>{head}</tr>{body}</table>")
     title = f"labelq audit: {manifest['name']} v{manifest['version']:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -130,6 +144,7 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 <h1>{e(title)}</h1>
 <p class="note">Created {e(summary['created_at'])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
 <h2>Summary</h2><table>{fact_rows}</table>
+{judges_html}
 <h2>Figures</h2>{imgs}
 <h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
 <h2>Top {len(summary['top_issues'])} suspected label errors</h2>
