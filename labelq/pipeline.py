@@ -175,8 +175,11 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     judge_score[rows] = mean_p
     judges_detection = Detection("llm_judges", judge_score, judge_score < 0.5, detection.suggested_label.copy())
     no_class = np.zeros(len(score), bool)
-    if proposals:  # fits no class: the multiple-choice judges' majority picked 'none of these'
-        no_class[rows] = (np.column_stack(list(proposals.values())) == -1).mean(axis=1) > 0.5
+    choosers = [q for q in proposals.values() if (q != -2).any()]  # only multiple-choice judges propose labels
+    if choosers:  # fits no class: most of the multiple-choice judges that answered picked 'none of these'
+        q = np.column_stack(choosers)
+        answered_q = q != -2
+        no_class[rows] = ((q == -1) & answered_q).sum(axis=1) > answered_q.sum(axis=1) / 2
     decision = decide([ensemble], probs, cfg.auto_fix)
     decision.no_class = no_class
     return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(rows), **info}

@@ -165,12 +165,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_rate_limits_and_server_errors_are_retried(servers, status):
+def test_rate_limits_and_server_errors_are_retried(servers, status, tmp_path):
     proxy = Proxy(servers["smollm2"], fail=2, status=status)
     judge = JudgeConfig(name="j", base_url=proxy.url, model="smollm2", api="chat", concurrency=1, max_retries=3)
-    votes, stats = run_judges(reviews(REVIEWS[:1]), [judge])
+    votes, stats = run_judges(reviews(REVIEWS[:1]), [judge], cache_path=tmp_path / "v.duckdb")
     proxy.shutdown()
     assert stats[0]["answered"] == 1 and stats[0]["missing"] == 0 and proxy.seen == 3
+    import duckdb
+
+    assert duckdb.connect(str(tmp_path / "v.duckdb")).sql("SELECT attempts FROM judge_votes").fetchall() == [(3,)]
     assert votes["verdict"][0].as_py() in ("correct", "wrong")
 
 

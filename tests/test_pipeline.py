@@ -142,3 +142,28 @@ def test_dataset_names_are_derived_from_the_source():
     assert derive_name("!!!.csv") == "dataset"
     with pytest.raises(InputError, match="invalid dataset name 'bad name'"):
         AuditConfig(source="digits", name="bad name")
+
+
+def test_rows_the_choose_judges_say_fit_no_class_are_out_of_distribution(tmp_path):
+    """Only multiple-choice judges propose labels: a yes/no judge must not dilute their 'none of these'."""
+    from labelq.detect import Detection
+    from labelq.pipeline import decide_step
+    from labelq.predict import pred_probs_table
+
+    (tmp_path / "j.toml").write_text('[[judge]]\nname = "v"\nbase_url = "http://x/v1"\n\n[[judge]]\nname = "c"\nbase_url = "http://x/v1"\nprompt = "choose"\n')
+    cfg = AuditConfig(source="x.csv", name="x", store=str(tmp_path), judges=str(tmp_path / "j.toml"))
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    pp = pred_probs_table(["a", "b", "c"], probs.astype(np.float32), None, "m")
+    det = Detection("confident_learning", np.array([0.9, 0.05, 0.6]), np.array([False, True, False]), np.array([0, 1, 0]))
+    votes = pa.Table.from_pylist([
+        {"id": "b", "judge": "v", "p_label_correct": 0.1, "proposed_label": None},
+        {"id": "b", "judge": "c", "p_label_correct": 0.05, "proposed_label": -1},
+        {"id": "c", "judge": "v", "p_label_correct": 0.9, "proposed_label": None},
+        {"id": "c", "judge": "c", "p_label_correct": 0.6, "proposed_label": 0},
+    ])
+    decision, detections, info = decide_step(cfg, pp, det, votes)
+    assert [d.detector for d in detections] == ["confident_learning", "llm_judges", "ensemble"] and info["judged_rows"] == 2
+    assert decision.is_label_issue.tolist() == [False, True, False]
+    from labelq.decide import issue_kinds
+
+    assert issue_kinds(decision).tolist() == ["ok", "out_of_distribution", "ok"]

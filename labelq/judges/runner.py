@@ -61,10 +61,10 @@ def content_hash(text: str, label: int, class_names: Sequence[str]) -> str:
 def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[str], seed: int) -> dict:
     """One judge's vote on one example (several requests for a 'choose' judge with several orders)."""
     kind, template = _kind_and_template(judge)
-    latency, ptok, ctok, raws = 0.0, 0, 0, []
+    latency, ptok, ctok, attempts, raws = 0.0, 0, 0, 0, []
     if kind == "verify":
         ans = backend.ask(verify_prompt(text, class_names[given], class_names, judge.max_chars, template).text)
-        latency, ptok, ctok = ans.latency_ms, ans.prompt_tokens, ans.completion_tokens
+        latency, ptok, ctok, attempts = ans.latency_ms, ans.prompt_tokens, ans.completion_tokens, ans.attempts
         raws.append({"text": ans.text, "top": dict(sorted(ans.top_logprobs.items(), key=lambda kv: -kv[1])[:5])})
         p = verify_probability(ans)
         verdict = "abstain" if p is None else ("correct" if p >= 0.5 else "wrong")
@@ -74,6 +74,7 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
         total, answered = np.zeros(k + 1), 0
         for prompt in choose_prompts(text, class_names, judge.orders, judge.max_chars, seed, template):
             ans = backend.ask(prompt.text)
+            attempts += ans.attempts
             latency += ans.latency_ms
             ptok += ans.prompt_tokens
             ctok += ans.completion_tokens
@@ -101,7 +102,7 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
         ptok += why.prompt_tokens
         ctok += why.completion_tokens
     return {"verdict": verdict, "proposed_label": proposed, "p_label_correct": p, "rationale": rationale, "raw": json.dumps(raws)[:2000],
-            "latency_ms": latency, "prompt_tokens": ptok, "completion_tokens": ctok}
+            "latency_ms": latency, "prompt_tokens": ptok, "completion_tokens": ctok, "attempts": attempts}
 
 
 def judge_inputs(examples: pa.Table, ids: Sequence[str] | None) -> tuple[list[str], list[str], np.ndarray, list[str]]:
@@ -150,7 +151,7 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
                                             "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
                                 continue
                             fresh[i] = vote
-                            pending.append({"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], "attempts": 1, **vote})
+                            pending.append({"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **vote})
                             if len(pending) >= BATCH:
                                 cache.put(pending)
                                 pending = []
