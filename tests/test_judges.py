@@ -15,7 +15,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import require
@@ -274,7 +273,7 @@ def test_judges_file(tmp_path):
 
 
 def test_judges_on_images_fail_before_training(tmp_path):
-    from labelq.pipeline import AuditConfig, audit
+    from labelq.pipeline import audit
 
     (tmp_path / "j.toml").write_text('[[judge]]\nname = "a"\nbase_url = "http://127.0.0.1:9/v1"\n')
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from sklearn.base import clone
 
 from labelq import schema as S
 from labelq.errors import InputError, SourceNotFoundError
-from labelq.ingest import IngestOptions, decode_images, load_examples
+from labelq.ingest import decode_images, load_examples
 from labelq.predict import (FoldCache, FoldPlan, ModelSpec, cross_val_pred_probs, load_pred_probs, make_folds, pred_probs_array,
                             predict_fold, resolve_model)
 from labelq.predict.torch_cnn import CNNClassifier
