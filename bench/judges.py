@@ -52,7 +52,7 @@ def main() -> None:
     from labelq.detect import ConfidentLearning
     from labelq.ingest import load_examples
     from labelq.judges import JudgeConfig, run_judges
-    from labelq.judges.ensemble import combine
+    from labelq.judges.ensemble import combine, pivot_votes
     from labelq.judges.local import LocalServer, gguf_path
     from labelq.predict import cross_val_pred_probs, pred_probs_array
 
@@ -95,12 +95,7 @@ def main() -> None:
         _, stats2 = run_judges(ex, judges, ids, cache, a.seed)
         rerun = time.perf_counter() - t0
 
-    pos = {v: i for i, v in enumerate(ids)}
-    per_judge = {}
-    for v in votes.to_pylist():
-        p = per_judge.setdefault(v["judge"], np.full(len(ids), np.nan))
-        if v["p_label_correct"] is not None:
-            p[pos[v[S.ID]]] = v["p_label_correct"]
+    _, per_judge, _ = pivot_votes(votes, ids)
     y, given, cl = flipped[judged], noisy[judged], det.score[judged]
 
     def row(name: str, p_wrong: np.ndarray) -> dict:

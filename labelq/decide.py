@@ -45,7 +45,9 @@ class Decision:
     no_class: np.ndarray | None = None  # flagged rows that fit no class (issue_kind out_of_distribution)
 
 
-def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None) -> Decision:
+def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None,
+           no_class: np.ndarray | None = None) -> Decision:
+    """Combine ``detections`` by the rule above; ``no_class`` ``(N,)`` marks rows no class fits (from judges)."""
     scores = np.column_stack([d.score for d in detections])
     lowest = scores.argmin(axis=1)
     rows = np.arange(len(scores))
@@ -59,7 +61,7 @@ def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFi
     if auto_fix is not None:
         sure = is_issue & (pred_probs[rows, suggested] >= auto_fix.min_confidence)
         corrected[sure] = suggested[sure]
-    return Decision(label_score, is_issue, suggested, rank, corrected)
+    return Decision(label_score, is_issue, suggested, rank, corrected, no_class)
 
 
 def issue_kinds(decision: Decision) -> np.ndarray:

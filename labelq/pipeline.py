@@ -146,42 +146,20 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     probs = pred_probs_array(pred_probs)
     if votes is None or votes.num_rows == 0:
         return decide([detection], probs, cfg.auto_fix), [detection], {}
-    from .judges.ensemble import combine
+    from .judges.ensemble import combine, fits_no_class, mean_p_correct, pivot_votes
 
-    ids = pred_probs[S.ID].to_pylist()
-    pos = {v: i for i, v in enumerate(ids)}
-    judged_ids = sorted(set(votes[S.ID].to_pylist()), key=pos.__getitem__)
-    rows = np.array([pos[i] for i in judged_ids])
-    index = {v: j for j, v in enumerate(judged_ids)}
-    per_judge: dict[str, np.ndarray] = {}
-    proposals: dict[str, np.ndarray] = {}
-    for vote in votes.select([S.ID, "judge", "p_label_correct", "proposed_label"]).to_pylist():
-        p = per_judge.setdefault(vote["judge"], np.full(len(judged_ids), np.nan))
-        q = proposals.setdefault(vote["judge"], np.full(len(judged_ids), -2))
-        j = index[vote[S.ID]]
-        if vote["p_label_correct"] is not None:
-            p[j] = vote["p_label_correct"]
-        if vote["proposed_label"] is not None:
-            q[j] = vote["proposed_label"]
+    rows, per_judge, proposals = pivot_votes(votes, pred_probs[S.ID].to_pylist())
     weights = {j.name: j.weight for j in cfg.judge_configs or []}
     p_wrong, info = combine(per_judge, detection.score[rows], detection.is_issue[rows], cfg.judge_aggregation, weights)
     score, flag = detection.score.copy(), detection.is_issue.copy()
     score[rows], flag[rows] = 1.0 - p_wrong, p_wrong > 0.5
     ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judge_aggregation, **info})
-    stack = np.column_stack(list(per_judge.values()))
-    answered = (~np.isnan(stack)).sum(axis=1)
-    mean_p = np.where(answered > 0, np.nansum(stack, axis=1) / np.maximum(answered, 1), 1.0)  # no vote: no evidence
     judge_score = np.ones(len(score))
-    judge_score[rows] = mean_p
+    judge_score[rows] = mean_p_correct(per_judge)
     judges_detection = Detection("llm_judges", judge_score, judge_score < 0.5, detection.suggested_label.copy())
     no_class = np.zeros(len(score), bool)
-    choosers = [q for q in proposals.values() if (q != -2).any()]  # only multiple-choice judges propose labels
-    if choosers:  # fits no class: most of the multiple-choice judges that answered picked 'none of these'
-        q = np.column_stack(choosers)
-        answered_q = q != -2
-        no_class[rows] = ((q == -1) & answered_q).sum(axis=1) > answered_q.sum(axis=1) / 2
-    decision = decide([ensemble], probs, cfg.auto_fix)
-    decision.no_class = no_class
+    no_class[rows] = fits_no_class(proposals, len(rows))
+    decision = decide([ensemble], probs, cfg.auto_fix, no_class)
     return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(rows), **info}
 
 

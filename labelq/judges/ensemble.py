@@ -94,3 +94,45 @@ def combine(judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_fla
         freq = np.bincount(r[r >= 0], minlength=t.shape[1]) / max(int((r >= 0).sum()), 1)
         worth[n] = float(freq @ np.abs(np.log(t[1] / t[0])))
     return post, {"annotator_information": worth, "tables": {n: t.round(4).tolist() for n, t in zip(names, tables)}}
+
+
+def pivot_votes(votes, row_ids: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The judge_votes table as arrays over the judged rows, in ``row_ids`` order.
+
+    Returns (positions of the judged rows in ``row_ids``, p_label_correct per judge with NaN for no
+    vote, proposed label per judge with -2 for no proposal and -1 for 'none of these').
+    """
+    pos = {v: i for i, v in enumerate(row_ids)}
+    judged = sorted(set(votes["id"].to_pylist()), key=pos.__getitem__)
+    index = {v: j for j, v in enumerate(judged)}
+    per_judge: dict[str, np.ndarray] = {}
+    proposals: dict[str, np.ndarray] = {}
+    for vote in votes.select(["id", "judge", "p_label_correct", "proposed_label"]).to_pylist():
+        p = per_judge.setdefault(vote["judge"], np.full(len(judged), np.nan))
+        q = proposals.setdefault(vote["judge"], np.full(len(judged), -2))
+        j = index[vote["id"]]
+        if vote["p_label_correct"] is not None:
+            p[j] = vote["p_label_correct"]
+        if vote["proposed_label"] is not None:
+            q[j] = vote["proposed_label"]
+    return np.array([pos[i] for i in judged], dtype=np.int64), per_judge, proposals
+
+
+def fits_no_class(proposals: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """``(n,)``: most of the multiple-choice judges that answered picked 'none of these'.
+
+    Only multiple-choice judges propose labels; yes/no judges (all -2) do not count.
+    """
+    choosers = [q for q in proposals.values() if (q != -2).any()]
+    if not choosers:
+        return np.zeros(n, bool)
+    q = np.column_stack(choosers)
+    answered = q != -2
+    return ((q == -1) & answered).sum(axis=1) > answered.sum(axis=1) / 2
+
+
+def mean_p_correct(per_judge: dict[str, np.ndarray]) -> np.ndarray:
+    """The judges' mean p_label_correct per row; 1 (no evidence) where no judge answered."""
+    stack = np.column_stack(list(per_judge.values()))
+    answered = (~np.isnan(stack)).sum(axis=1)
+    return np.where(answered > 0, np.nansum(stack, axis=1) / np.maximum(answered, 1), 1.0)

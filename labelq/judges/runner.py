@@ -117,6 +117,40 @@ def judge_inputs(examples: pa.Table, ids: Sequence[str] | None) -> tuple[list[st
     return examples[S.ID].to_pylist(), texts, examples[S.LABEL].to_numpy(), info.class_names
 
 
+def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarray, class_names: list[str], seed: int,
+         cache: VoteCache, ph: str, hashes: list[str]) -> dict[int, dict]:
+    """Ask ``judge`` about rows ``todo`` concurrently; answered votes go to the cache in batches as they arrive.
+
+    Returns every asked row's vote; a judge that could not answer gives ``verdict = 'missing'`` (not cached).
+    """
+    log.info("judge %s: %d examples to ask", judge.name, len(todo))
+    fresh: dict[int, dict] = {}
+    pending: list[dict] = []
+    backend = make_backend(judge)
+    try:
+        with ThreadPoolExecutor(max_workers=judge.concurrency) as pool:
+            futures = {pool.submit(_vote, backend, judge, texts[i], int(labels[i]), class_names, seed): i for i in todo}
+            for n, fut in enumerate(as_completed(futures), 1):
+                i = futures[fut]
+                try:
+                    fresh[i] = fut.result()
+                except JudgeUnavailable as exc:
+                    log.warning("%s", exc)
+                    fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "rationale": None, "raw": str(exc)[:500],
+                                "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
+                    continue
+                pending.append({"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **fresh[i]})
+                if len(pending) >= BATCH:
+                    cache.put(pending)
+                    pending = []
+                if n % max(1, len(todo) // 10) == 0:
+                    log.info("judge %s: %d/%d answered", judge.name, n, len(todo))
+        cache.put(pending)
+    finally:
+        backend.close()
+    return fresh
+
+
 def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[str] | None = None,
                cache_path: Path | None = None, seed: int = 0) -> tuple[pa.Table, list[dict]]:
     """Every judge votes on the rows ``ids`` (default: all) of a text examples table."""
@@ -133,33 +167,7 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
             st = {"judge": judge.name, "model": judge.model_id, "examples": len(row_ids), "cache_hits": len(row_ids) - len(todo),
                   "asked": len(todo), "answered": 0, "missing": 0, "abstained": 0, "prompt_tokens": 0, "completion_tokens": 0}
             t0 = time.perf_counter()
-            fresh: dict[int, dict] = {}
-            if todo:
-                log.info("judge %s: %d examples to ask, %d cached", judge.name, len(todo), len(row_ids) - len(todo))
-                backend = make_backend(judge)
-                pending: list[dict] = []
-                try:
-                    with ThreadPoolExecutor(max_workers=judge.concurrency) as pool:
-                        futures = {pool.submit(_vote, backend, judge, texts[i], int(labels[i]), class_names, seed): i for i in todo}
-                        for n, fut in enumerate(as_completed(futures), 1):
-                            i = futures[fut]
-                            try:
-                                vote = fut.result()
-                            except JudgeUnavailable as exc:
-                                log.warning("%s", exc)
-                                fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "rationale": None, "raw": str(exc)[:500],
-                                            "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
-                                continue
-                            fresh[i] = vote
-                            pending.append({"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **vote})
-                            if len(pending) >= BATCH:
-                                cache.put(pending)
-                                pending = []
-                            if n % max(1, len(todo) // 10) == 0:
-                                log.info("judge %s: %d/%d answered", judge.name, n, len(todo))
-                    cache.put(pending)
-                finally:
-                    backend.close()
+            fresh = _ask(judge, todo, texts, labels, class_names, seed, cache, ph, hashes) if todo else {}
             seconds = time.perf_counter() - t0
             for i, rid in enumerate(row_ids):
                 vote = fresh.get(i) or cached[hashes[i]]
