@@ -1,4 +1,4 @@
-"""The ``labelq`` command: audit, issues, query, versions, report."""
+"""The ``labelq`` command: audit, issues, query, versions, report, relabel, review, export, label-maps."""
 
 from __future__ import annotations
 
@@ -227,6 +227,101 @@ def report(name: str, store: str | None, version: str | None) -> None:
 
     html_path, json_path = write_audit_report(Store(store).version(name, version))
     click.echo(f"{html_path}\n{json_path}")
+
+
+@main.command()
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Version to re-label (default: latest).")
+@click.option("--coverage", type=float, default=0.9, show_default=True, help="Target coverage of the label sets.")
+@click.option("--score", type=click.Choice(["lac", "aps"]), default="lac", show_default=True, help="Conformal score.")
+@click.option("--class-conditional", is_flag=True, help="Coverage within every class (Mondrian), not only on average.")
+@click.option("--calibration", type=click.Choice(["unflagged", "all", "reviewed"]), default="unflagged", show_default=True, help="Rows to calibrate the label sets on.")
+@click.option("--fix-confidence", type=float, default=0.9, show_default=True, help="Probability of the other class needed for a confident correction.")
+@click.option("--noise-aware", is_flag=True, help="Weigh the given label as evidence (confident learning's noise matrix).")
+@click.option("--weight-label", type=float, default=0.5, show_default=True, help="Weight of the (corrected) label in the soft label; the rest is the model's.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
+def relabel(name: str, store: str | None, version: str | None, coverage: float, score: str, class_conditional: bool, calibration: str,
+            fix_confidence: float, noise_aware: bool, weight_label: float, seed: int, no_prefect: bool) -> None:
+    """Re-label NAME: issue kinds, confident corrections, label sets and soft labels, as a new version."""
+    from .relabel.run import RelabelConfig, relabel as run_relabel
+
+    options = dict(version=version, coverage=coverage, score=score, class_conditional=class_conditional, calibration=calibration,
+                   fix_confidence=fix_confidence, noise_aware=noise_aware, weight_label=weight_label, seed=seed)
+    if no_prefect:
+        result = run_relabel(RelabelConfig(name=name, store=store, **options))
+    else:
+        RelabelConfig(name=name, store=store, **options)  # bad options fail before Prefect starts
+        from .flows.relabel import relabel_flow
+
+        result = relabel_flow(name=name, store=store, **options)
+    r = result.version.manifest()["relabel"]
+    cov = f"{r['coverage_measured']:.3f}" if r["coverage_measured"] is not None else "n/a"
+    click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected; kinds {result.kinds}")
+    click.echo(f"  label sets: target coverage {r['coverage_target']:.2f}, measured {cov} on {r['n_coverage_rows']:,} held-out rows, mean size {r['mean_set_size']:.2f} ({r['mean_set_size_flagged'] or 0:.2f} on flagged rows)")
+    click.echo(f"  data: {result.version.path}")
+
+
+@main.group(cls=LabelqGroup)
+def review() -> None:
+    """The human-review loop: export rows to review, import the answers."""
+
+
+@review.command("export")
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Version (default: latest).")
+@click.option("--format", "fmt", type=click.Choice(["label-studio", "csv"]), default="label-studio", show_default=True)
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="File to write (.json for Label Studio, .csv).")
+@click.option("--all-flagged", is_flag=True, help="Every flagged row, not only those without a confident correction.")
+@click.option("--limit", type=int, default=None, help="At most this many rows, most suspicious first.")
+def review_export(name: str, store: str | None, version: str | None, fmt: str, out: str, all_flagged: bool, limit: int | None) -> None:
+    """Write NAME's rows that need a person to Label Studio import JSON or CSV."""
+    from .relabel.review import export_review
+    from .store import Store
+
+    v = Store(store).version(name, version)
+    path, n = export_review(v, out, fmt, all_flagged, limit)
+    click.echo(f"{n:,} rows of {name} {v.tag} to review -> {path}")
+    if fmt == "label-studio":
+        click.echo(f"labeling config: {path.with_name(path.name + '.label_config.xml')}")
+
+
+@review.command("import")
+@click.argument("name")
+@click.argument("path", type=click.Path(dir_okay=False))
+@STORE
+@click.option("--format", "fmt", type=click.Choice(["label-studio", "csv"]), default=None, help="Default: by the file's suffix.")
+@click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
+def review_import(name: str, path: str, store: str | None, fmt: str | None, no_prefect: bool) -> None:
+    """Apply reviewed answers (Label Studio JSON export or the filled CSV) to NAME as a new version."""
+    from .relabel.review import apply_reviews, read_step
+
+    if no_prefect:
+        result = apply_reviews(name, path, store, fmt)
+    else:
+        read_step(name, path, store, fmt)  # a bad file fails before Prefect starts
+        from .flows.relabel import review_flow
+
+        result = review_flow(name=name, path=path, store=store, fmt=fmt)
+    click.echo(f"Published {name} {result.version.tag} (reviewed {result.parent.tag}): {result.n_reviews:,} reviews, {result.changed:,} labels changed")
+
+
+@main.command("export")
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Version (default: latest).")
+@click.option("--policy", type=click.Choice(["keep", "auto-fix", "drop-issues", "soft", "multi"]), default="auto-fix", show_default=True)
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Folder to write <split>.parquet and export.json to.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def export_cmd(name: str, store: str | None, version: str | None, policy: str, out: str, overwrite: bool) -> None:
+    """Write a training-ready copy of NAME following a re-labeling policy."""
+    from .relabel.export import export_training
+    from .store import Store
+
+    m = export_training(Store(store).version(name, version), out, policy, overwrite)
+    click.echo(f"{name} {m['version']} ({policy}): {m['rows_out']:,} of {m['rows_in']:,} rows, {m['relabeled']:,} relabeled, {m['dropped']:,} dropped -> {out}")
 
 
 if __name__ == "__main__":

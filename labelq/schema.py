@@ -30,7 +30,20 @@ ISSUE_RANK = "issue_rank"
 ISSUE_KIND = "issue_kind"
 CORRECTED_LABEL = "corrected_label"
 AUDIT_COLUMNS = (LABEL_SCORE, IS_LABEL_ISSUE, SUGGESTED_LABEL, ISSUE_RANK, ISSUE_KIND, CORRECTED_LABEL)
-RESERVED_COLUMNS = (ID, LABEL, SPLIT, *AUDIT_COLUMNS)
+
+# columns re-labeling adds (labelq.relabel): the label set, the soft label, and where a correction came from
+LABELS = "labels"
+SOFT_LABEL = "soft_label"
+LABEL_SOURCE = "label_source"  # null (the given label stands), "relabel" (confident correction), "review" (a person)
+REVIEWER = "reviewer"
+REVIEWED_AT = "reviewed_at"
+ORIGINAL_LABEL = "original_label"  # the given label, beside the training label, in training exports
+RELABEL_COLUMNS = (LABELS, SOFT_LABEL, LABEL_SOURCE, REVIEWER, REVIEWED_AT)
+DERIVED_COLUMNS = (*AUDIT_COLUMNS, *RELABEL_COLUMNS)  # recomputed by labelq; never part of the content hash
+RESERVED_COLUMNS = (ID, LABEL, SPLIT, *DERIVED_COLUMNS)
+
+# issue kinds (``issue_kind``): what labelq thinks is going on with a row
+ISSUE_KINDS = ("ok", "wrong_label", "multi_label", "out_of_distribution", "ambiguous")
 
 META_KEY = b"labelq"
 HF_META_KEY = b"huggingface"
@@ -67,9 +80,13 @@ def hf_features(schema: pa.Schema, class_names: list[str]) -> dict[str, Any]:
     from datasets import ClassLabel, Features
 
     features = Features.from_arrow_schema(schema.remove_metadata())
-    for name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL):
+    for name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL, ORIGINAL_LABEL):
         if name in features:
             features[name] = ClassLabel(names=list(class_names))
+    if LABELS in features:
+        from datasets import List
+
+        features[LABELS] = List(ClassLabel(names=list(class_names)))
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     for f in schema:
         if f.type == image_type:

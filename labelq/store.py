@@ -165,7 +165,7 @@ class Store:
                     "modality": info.modality,
                     "inputs": info.inputs,
                     "source": info.source,
-                    "content_hash": table_hash(data.select([c for c in data.column_names if c not in S.AUDIT_COLUMNS])),
+                    "content_hash": table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
                     "files": files,
                     **manifest,
                 }

@@ -175,7 +175,7 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     """Turn a ``RawSource`` into the examples table; validates labels, ids and splits."""
     options = options or IngestOptions()
     table = raw.table
-    stale = [c for c in S.AUDIT_COLUMNS if c in table.column_names]
+    stale = [c for c in S.DERIVED_COLUMNS if c in table.column_names]
     if stale:
         log.warning("dropping audit columns %s from the source (a published labelq version); they are recomputed", stale)
         table = table.drop_columns(stale)

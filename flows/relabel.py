@@ -1,0 +1,48 @@
+"""Re-labeling as Prefect flows: ``relabel_flow`` (kinds, corrections, label sets, soft labels) and
+``review_flow`` (apply a person's reviews). Each publishes a new version of a published dataset.
+
+The tasks wrap the plain steps of ``labelq.relabel``; as in the audit flow, values pass in memory and
+Prefect's result cache is off (``NO_CACHE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from labelq.relabel import review as review_steps
+from labelq.relabel import run as steps
+from labelq.relabel.run import RelabelConfig, RelabelResult
+
+load = task(steps.load_step, name="load-version", cache_policy=NO_CACHE)
+relabel = task(steps.relabel_step, name="relabel", cache_policy=NO_CACHE)
+publish = task(steps.publish_step, name="publish", cache_policy=NO_CACHE)
+read_review = task(review_steps.read_step, name="read-review", cache_policy=NO_CACHE)
+apply_review = task(review_steps.apply_step, name="apply-review", cache_policy=NO_CACHE)
+publish_review = task(review_steps.publish_step, name="publish", cache_policy=NO_CACHE)
+
+
+def _run() -> dict:
+    return {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
+
+
+@flow(name="labelq-relabel", validate_parameters=False)
+def relabel_flow(name: str, store: str | None = None, **options: Any) -> RelabelResult:
+    """Re-label the latest (or ``version=``) version of ``name``; ``options`` are ``RelabelConfig`` fields."""
+    cfg = RelabelConfig(name=name, store=store, **options)
+    parent = load(cfg)
+    table, manifest = relabel(cfg, parent)
+    version = publish(cfg, parent, table, manifest, _run())
+    return steps.result_of(version, parent, manifest)
+
+
+@flow(name="labelq-review", validate_parameters=False)
+def review_flow(name: str, path: str, store: str | None = None, fmt: str | None = None) -> review_steps.ReviewResult:
+    """Apply the reviews in ``path`` (Label Studio export JSON or the review CSV) to ``name``."""
+    reviews = read_review(name, path, store, fmt)
+    table, manifest, parent = apply_review(reviews, store)
+    version = publish_review(reviews, parent, table, manifest, store, _run())
+    return review_steps.ReviewResult(version, parent, reviews.n, manifest["review"]["changed"])

@@ -1,0 +1,111 @@
+"""Training-ready exports of a published version, following a re-labeling policy.
+
+``export_training(version, out, policy)`` writes ``<out>/<split>.parquet`` (one file per split, so
+``datasets.load_dataset(out)`` or ``load_dataset("parquet", data_dir=out)`` finds them) and
+``<out>/export.json`` (what changed). Every file keeps ``id``, ``split``, the payload columns,
+``label`` (the training label, a ``ClassLabel``) and ``original_label`` (the given one). Policies:
+
+- ``keep``: every row, the given label;
+- ``auto-fix``: every row; the corrected label where there is one (re-labeling or review);
+- ``drop-issues``: corrected rows take the correction; other flagged rows are dropped, and so are rows
+  that fit no class (``out_of_distribution``);
+- ``soft``: as ``auto-fix``, plus ``soft_label`` (a probability vector per row) from re-labeling;
+- ``multi``: as ``auto-fix``, plus ``labels`` (the label set); rows whose set is empty are dropped.
+
+``soft`` and ``multi`` need a re-labeled version (``labelq relabel NAME``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schema as S
+from ..errors import InputError
+from ..io import atomic_write_text, file_sha256, write_parquet
+from ..store import Version
+
+POLICIES = ("keep", "auto-fix", "drop-issues", "soft", "multi")
+
+
+def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
+    """(the training rows, which source rows were kept)."""
+    n = rows.num_rows
+    given = rows[S.LABEL].to_numpy()
+    corrected = rows[S.CORRECTED_LABEL].fill_null(-1).to_numpy()
+    kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    label = given if policy == "keep" else np.where(corrected >= 0, corrected, given)
+    keep = np.ones(n, bool)
+    extra: dict[str, pa.ChunkedArray] = {}
+    if policy == "drop-issues":
+        keep = ~((flagged & (corrected < 0)) | (kind == "out_of_distribution"))
+    if policy in ("soft", "multi"):
+        col = S.SOFT_LABEL if policy == "soft" else S.LABELS
+        if col not in rows.column_names or rows[col].null_count == n:
+            raise InputError(f"policy {policy!r} needs the {col!r} column, which this version lacks", "run `labelq relabel NAME` first, then export the version it publishes")
+        missing = rows[col].is_null().to_numpy(zero_copy_only=False)
+        if missing.any():
+            raise InputError(f"{int(missing.sum())} rows have no {col!r}", "run `labelq relabel NAME` on this version first")
+        extra[col] = rows[col]
+        if policy == "multi":
+            keep &= pc.list_value_length(rows[col]).to_numpy(zero_copy_only=False) > 0
+    payload = [c for c in rows.column_names if c not in S.DERIVED_COLUMNS and c not in (S.LABEL,)]
+    out = rows.select(payload)
+    out = out.append_column(S.LABEL, pa.array(label, pa.int64())).append_column(S.ORIGINAL_LABEL, rows[S.LABEL])
+    for name, arr in extra.items():
+        out = out.append_column(name, arr)
+    return out.filter(pa.array(keep)), keep
+
+
+def export_training(version: Version, out: str | Path, policy: str = "auto-fix", overwrite: bool = False) -> dict:
+    """Write the training export of ``version`` under ``out``; returns the export manifest."""
+    if policy not in POLICIES:
+        raise InputError(f"unknown export policy {policy!r}", f"use one of {list(POLICIES)}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out} exists and is not empty", "choose a new folder, or pass --overwrite to replace it")
+    rows = version.read()
+    info = S.info_of(rows)
+    table, keep = _policy_table(rows, policy)
+    meta_info = S.ExamplesInfo(info.class_names, info.modality, info.inputs, info.label_mapping, f"{version.name} {version.tag} ({policy})")
+    given = rows[S.LABEL].to_numpy()
+    label = table[S.LABEL].to_numpy()
+    k = len(info.class_names)
+    tmp = out.parent / f".tmp-export-{uuid.uuid4().hex}"
+    try:
+        tmp.mkdir(parents=True)
+        files = {}
+        for split in sorted(set(table[S.SPLIT].to_pylist())):
+            part = S.with_info(table.filter(pc.equal(table[S.SPLIT], split)), meta_info)
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in split) or "data"
+            files[f"{safe}.parquet"] = file_sha256(write_parquet(tmp / f"{safe}.parquet", part))
+        manifest = {
+            "dataset": version.name, "version": version.tag, "policy": policy,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "rows_in": rows.num_rows, "rows_out": table.num_rows, "dropped": int((~keep).sum()),
+            "relabeled": int((label != given[keep]).sum()),
+            "class_names": info.class_names,
+            "class_counts_given": np.bincount(given, minlength=k).tolist(),
+            "class_counts_out": np.bincount(label, minlength=k).tolist(),
+            "files": files,
+        }
+        atomic_write_text(tmp / "export.json", json.dumps(manifest, indent=2))
+        if out.exists():
+            old = out.parent / f".old-export-{uuid.uuid4().hex}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest

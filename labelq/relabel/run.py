@@ -1,0 +1,269 @@
+"""Re-label a published version: issue kinds, corrections, label sets and soft labels -> a new version.
+
+``relabel(RelabelConfig(name=...))`` reads a version (the latest by default) with its pred_probs, its
+confident-learning output and its judge votes when it has them, and publishes a new version whose rows
+keep the given ``label`` and add:
+
+- ``issue_kind``: ``ok``, ``wrong_label``, ``multi_label``, ``out_of_distribution`` or ``ambiguous``
+  (``labelq.relabel.kinds``);
+- ``corrected_label``: the confident correction of ``wrong_label`` rows (``label_source`` =
+  ``relabel``), or a person's (``label_source`` = ``review``; never overwritten by a later re-label);
+- ``labels``: the conformal label set of every row (``labelq.relabel.label_sets``) at the stated
+  coverage, calibrated on a seeded random half of the held-out rows that were not flagged (or on all
+  rows, or on the reviewed rows); the other half measures the coverage, written to the manifest. The
+  pred_probs are out-of-sample, so every row is held out from the model that scored it;
+- ``soft_label``: a probability vector: ``weight_label`` on the current label (corrected where there
+  is a correction), the rest from pred_probs, averaged with the judges' proposals where they voted.
+  A reviewed row's soft label is uniform over the reviewer's labels.
+
+The parent version is never changed; the manifest records the parent, the settings and the counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema as S
+from ..errors import InputError
+from ..predict import pred_probs_array
+from ..store import Store, Version
+from ..validation import check_fraction
+from .kinds import KindRule, Kinds, classify, noise_aware
+from .label_sets import ConformalLabelSets, coverage
+
+log = logging.getLogger(__name__)
+
+CALIBRATION = ("unflagged", "all", "reviewed")
+
+
+@dataclass
+class RelabelConfig:
+    """Settings of a re-labeling run (``labelq relabel NAME``)."""
+
+    name: str
+    store: str | None = None
+    version: int | str | None = None
+    coverage: float = 0.9
+    score: str = "lac"
+    class_conditional: bool = False
+    calibration: str = "unflagged"
+    fix_confidence: float = 0.9
+    both_min: float = 0.25
+    pair_mass: float = 0.9
+    noise_aware: bool = False
+    weight_label: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fraction(self.weight_label, "weight_label")
+        if self.calibration not in CALIBRATION:
+            raise InputError(f"unknown calibration {self.calibration!r}", f"use one of {list(CALIBRATION)}")
+        self.rule = KindRule(self.fix_confidence, self.both_min, self.pair_mass)
+        self.sets = ConformalLabelSets(alpha=round(1 - check_fraction(self.coverage, "coverage"), 12), score=self.score,
+                                       class_conditional=self.class_conditional, seed=self.seed)
+
+    def open_store(self) -> Store:
+        return Store(self.store)
+
+    def settings(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("store", "name")}
+
+
+@dataclass
+class RelabelResult:
+    version: Version
+    parent: Version
+    kinds: dict[str, int]
+    n_corrected: int
+    coverage: float | None
+    mean_set_size: float
+
+
+def load_step(cfg: RelabelConfig) -> Version:
+    return cfg.open_store().version(cfg.name, cfg.version)
+
+
+def judge_evidence(version: Version, ids: list[str], n_classes: int) -> dict[str, np.ndarray] | None:
+    """Per row: ``no_class``, ``judge_choice`` (majority proposal; -1 none fits, -2 no proposal),
+    ``judge_accepts`` (mean yes/no p_label_correct >= 0.5) and ``proposal_hist`` ``(N, K)``."""
+    if not (version.path / "judge_votes.parquet").exists():
+        return None
+    from ..judges.ensemble import fits_no_class, pivot_votes
+
+    votes = version.read_table("judge_votes")
+    if votes.num_rows == 0:
+        return None
+    rows, per_judge, proposals = pivot_votes(votes, ids)
+    n = len(ids)
+    no_class = np.zeros(n, bool)
+    no_class[rows] = fits_no_class(proposals, len(rows))
+    hist = np.zeros((n, n_classes))
+    for q in proposals.values():
+        ok = q >= 0
+        np.add.at(hist, (rows[ok], q[ok]), 1.0)
+    choice = np.full(n, -2, dtype=np.int64)
+    voted = hist.sum(axis=1) > 0
+    choice[voted] = hist[voted].argmax(axis=1)
+    choosers = {j for j, q in proposals.items() if (q != -2).any()}
+    yes_no = [p for j, p in per_judge.items() if j not in choosers]
+    accepts = np.zeros(n, bool)
+    if yes_no:
+        stacked = np.column_stack(yes_no)
+        answered = ~np.isnan(stacked).all(axis=1)
+        accepts[rows[answered]] = np.nanmean(stacked[answered], axis=1) >= 0.5
+    return {"no_class": no_class, "judge_choice": choice, "judge_accepts": accepts, "proposal_hist": hist}
+
+
+def _column(table: pa.Table, name: str, default: pa.Array) -> pa.Array:
+    return table[name].combine_chunks() if name in table.column_names else default
+
+
+def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
+    """The parent's rows with the re-labeling columns (replaced where the parent had them), and the manifest additions."""
+    rows = parent.read()
+    info = S.info_of(rows)
+    k = len(info.class_names)
+    pp = parent.read_table("pred_probs")
+    if pp[S.ID].to_pylist() != rows[S.ID].to_pylist():
+        raise InputError(f"{parent.name} {parent.tag}: pred_probs.parquet does not match the rows", "re-run the audit; the version folder was changed by hand")
+    probs = pred_probs_array(pp).astype(np.float64)
+    labels = rows[S.LABEL].to_numpy()
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    n = len(labels)
+    ids = rows[S.ID].to_pylist()
+
+    evidence = probs
+    if cfg.noise_aware:
+        nm = parent.manifest().get("noise_matrix")
+        if nm is None:
+            raise InputError(f"{parent.name} {parent.tag} has no noise matrix in its manifest", "leave --noise-aware out, or re-run the audit")
+        evidence = noise_aware(probs, labels, np.asarray(nm))
+    judges = judge_evidence(parent, ids, k)
+    kinds: Kinds = classify(evidence, labels, flagged, cfg.rule, **({key: judges[key] for key in ("no_class", "judge_choice", "judge_accepts")} if judges else {}))
+
+    # a person's word stands: reviewed rows keep their review
+    source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
+    reviewed = source == "review"
+    old_corrected = _column(rows, S.CORRECTED_LABEL, pa.nulls(n, pa.int64())).fill_null(-1).to_numpy()
+    old_labels = _column(rows, S.LABELS, pa.nulls(n, pa.list_(pa.int64()))).to_pylist()
+    old_kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
+    kind = np.where(reviewed, old_kind, kinds.kind)
+    corrected = np.where(reviewed, old_corrected, kinds.correction)
+    source = np.where(reviewed, "review", np.where(corrected >= 0, "relabel", None))
+
+    # label sets
+    cal, held = _calibration_rows(cfg, flagged, reviewed, labels, old_labels, old_corrected)
+    cal_labels = np.where(old_corrected[cal] >= 0, old_corrected[cal], labels[cal])
+    sets = cfg.sets.fit(probs[cal], cal_labels)
+    member = sets.predict(probs)
+    measured = coverage(member[held], labels[held]) if len(held) else None
+    label_sets = [np.flatnonzero(m).tolist() for m in member]
+    for i in np.flatnonzero(reviewed):
+        label_sets[i] = old_labels[i] if old_labels[i] is not None else ([int(old_corrected[i])] if old_corrected[i] >= 0 else [int(labels[i])])
+
+    # soft labels
+    current = np.where(corrected >= 0, corrected, labels)
+    model = probs
+    if judges is not None:
+        hist = judges["proposal_hist"]
+        voted = hist.sum(axis=1) > 0
+        model = probs.copy()
+        model[voted] = 0.5 * probs[voted] + 0.5 * hist[voted] / hist[voted].sum(axis=1, keepdims=True)
+    soft = cfg.weight_label * np.eye(k)[current] + (1 - cfg.weight_label) * model
+    for i in np.flatnonzero(reviewed):
+        if label_sets[i]:
+            soft[i] = 0.0
+            soft[i, label_sets[i]] = 1.0 / len(label_sets[i])
+
+    out = rows
+    replace = {
+        S.ISSUE_KIND: pa.array(kind.tolist(), pa.string()),
+        S.CORRECTED_LABEL: pa.array(corrected, pa.int64(), mask=corrected < 0),
+        S.LABELS: pa.array(label_sets, pa.list_(pa.int64())),
+        S.SOFT_LABEL: pa.array(list(soft.astype(np.float32)), pa.list_(pa.float32(), k)),
+        S.LABEL_SOURCE: pa.array(source.tolist(), pa.string()),
+        S.REVIEWER: _column(rows, S.REVIEWER, pa.nulls(n, pa.string())),
+        S.REVIEWED_AT: _column(rows, S.REVIEWED_AT, pa.nulls(n, pa.timestamp("us", tz="UTC"))),
+    }
+    for name, arr in replace.items():
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, arr)
+        else:
+            out = out.append_column(name, arr)
+    out = S.with_info(out, info)
+    names, counts = np.unique(kind.astype(str), return_counts=True)
+    sizes = member.sum(axis=1)
+    manifest = {
+        "relabel": {
+            **cfg.settings(),
+            "parent": parent.tag,
+            "kinds": {str(a): int(b) for a, b in zip(names, counts)},
+            "n_calibration": int(len(cal)),
+            "coverage_target": cfg.coverage,
+            "coverage_measured": measured,
+            "n_coverage_rows": int(len(held)),
+            "mean_set_size": float(sizes.mean()),
+            "mean_set_size_flagged": float(sizes[flagged].mean()) if flagged.any() else None,
+            "thresholds": sets.thresholds_.tolist(),
+            "judge_evidence": judges is not None,
+        },
+        "n_label_issues": int(flagged.sum()),
+        "n_corrected": int((corrected >= 0).sum()),
+    }
+    return out, manifest
+
+
+def _calibration_rows(cfg: RelabelConfig, flagged: np.ndarray, reviewed: np.ndarray, labels: np.ndarray,
+                      old_labels: list, old_corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration rows, coverage-check rows), both seeded random halves of the eligible rows."""
+    if cfg.calibration == "reviewed":
+        single = np.array([lab is None or len(lab) == 1 for lab in old_labels])
+        eligible = np.flatnonzero(reviewed & single)
+        if len(eligible) == 0:
+            raise InputError("calibration='reviewed' but no row has a single reviewed label", "import reviews first (labelq review import), or use calibration 'unflagged'")
+    elif cfg.calibration == "unflagged":
+        eligible = np.flatnonzero(~flagged)
+    else:
+        eligible = np.arange(len(labels))
+    perm = np.random.default_rng(cfg.seed).permutation(eligible)
+    half = (len(perm) + 1) // 2
+    return np.sort(perm[:half]), np.sort(perm[half:])
+
+
+def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None) -> Version:
+    return publish_derived(cfg.open_store(), parent, table, manifest, run)
+
+
+def publish_derived(store: Store, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None) -> Version:
+    """Publish ``table`` as the next version of ``parent``'s dataset, carrying the parent's other tables and settings."""
+    base = parent.manifest()
+    keep = ("seed", "n_folds", "model", "model_config", "filter_by", "auto_fix", "num_label_issues_estimate", "out_of_sample_accuracy",
+            "joint", "noise_matrix", "class_error_rate", "detectors", "judges", "config")
+    tables = {name: parent.read_table(name) for name in ("pred_probs", "issues", "judge_votes") if (parent.path / f"{name}.parquet").exists()}
+    if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:
+        issues = tables["issues"]
+        assert issues[S.ID].to_pylist() == table[S.ID].to_pylist()
+        tables["issues"] = issues.set_column(issues.column_names.index(S.ISSUE_KIND), S.ISSUE_KIND, table[S.ISSUE_KIND])
+    full = {**{key: base.get(key) for key in keep}, **manifest, "derived_from": parent.tag, "run": run or {}}
+    version = store.publish(parent.name, table, tables, full, parent=parent.number)
+    log.info("published %s %s (from %s): %d corrected", parent.name, version.tag, parent.tag, full.get("n_corrected") or 0)
+    return version
+
+
+def relabel(config: RelabelConfig | None = None, **kwargs) -> RelabelResult:
+    """Re-label in this process (no Prefect): ``relabel(name="digits")``."""
+    cfg = config or RelabelConfig(**kwargs)
+    parent = load_step(cfg)
+    table, manifest = relabel_step(cfg, parent)
+    version = publish_step(cfg, parent, table, manifest)
+    return result_of(version, parent, manifest)
+
+
+def result_of(version: Version, parent: Version, manifest: dict) -> RelabelResult:
+    r = manifest["relabel"]
+    return RelabelResult(version, parent, r["kinds"], manifest["n_corrected"], r["coverage_measured"], r["mean_set_size"])
+
