@@ -1,5 +1,5 @@
-"""Re-labeling as Prefect flows: ``relabel_flow`` (kinds, corrections, label sets, soft labels) and
-``review_flow`` (apply a person's reviews). Each publishes a new version of a published dataset.
+"""Re-labeling as Prefect flows: ``relabel_flow`` (kinds, corrections, label sets, soft labels),
+``review_flow`` (apply a person's reviews) and ``label_maps_flow`` (localized ReLabel label maps). Each publishes a new version of a published dataset.
 
 The tasks wrap the plain steps of ``labelq.relabel``; as in the audit flow, values pass in memory and
 Prefect's result cache is off (``NO_CACHE``).
@@ -13,6 +13,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from labelq.relabel import localized
 from labelq.relabel import review as review_steps
 from labelq.relabel import run as steps
 from labelq.relabel.run import RelabelConfig, RelabelResult
@@ -23,6 +24,8 @@ publish = task(steps.publish_step, name="publish", cache_policy=NO_CACHE)
 read_review = task(review_steps.read_step, name="read-review", cache_policy=NO_CACHE)
 apply_review = task(review_steps.apply_step, name="apply-review", cache_policy=NO_CACHE)
 publish_review = task(review_steps.publish_step, name="publish", cache_policy=NO_CACHE)
+label_maps = task(localized.label_maps_step, name="label-maps", cache_policy=NO_CACHE)
+publish_derived = task(steps.publish_derived, name="publish", cache_policy=NO_CACHE)
 
 
 def _run() -> dict:
@@ -46,3 +49,14 @@ def review_flow(name: str, path: str, store: str | None = None, fmt: str | None 
     table, manifest, parent = apply_review(reviews, store)
     version = publish_review(reviews, parent, table, manifest, store, _run())
     return review_steps.ReviewResult(version, parent, reviews.n, manifest["review"]["changed"])
+
+
+@flow(name="labelq-label-maps", validate_parameters=False)
+def label_maps_flow(name: str, store: str | None = None, version: int | str | None = None, **settings: Any):
+    """Cross-validated label maps for an image dataset, published as a new version (``label_maps.parquet``)."""
+    from labelq.store import Store
+
+    st = Store(store)
+    parent = st.version(name, version)
+    table, manifest = label_maps(parent, **settings)
+    return publish_derived(st, parent, parent.read(), manifest, _run(), {"label_maps": table})

@@ -324,5 +324,31 @@ def export_cmd(name: str, store: str | None, version: str | None, policy: str, o
     click.echo(f"{name} {m['version']} ({policy}): {m['rows_out']:,} of {m['rows_in']:,} rows, {m['relabeled']:,} relabeled, {m['dropped']:,} dropped -> {out}")
 
 
+@main.command("label-maps")
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Version (default: latest).")
+@click.option("--top-k", "k", type=int, default=3, show_default=True, help="Classes kept per cell.")
+@click.option("--grid", type=int, default=8, show_default=True, help="Cells per side (S).")
+@click.option("--folds", "n_folds", type=int, default=3, show_default=True)
+@click.option("--epochs", type=int, default=6, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
+def label_maps_cmd(name: str, store: str | None, version: str | None, k: int, grid: int, n_folds: int, epochs: int, seed: int, no_prefect: bool) -> None:
+    """Localized (ReLabel) label maps for NAME's images, from cross-validated FCNs, as a new version."""
+    settings = dict(k=k, grid=grid, n_folds=n_folds, seed=seed, epochs=epochs)
+    logging.getLogger("labelq").setLevel(logging.INFO)
+    if no_prefect:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        from .relabel.localized import make_label_maps
+
+        v = make_label_maps(name, store, version, **settings)
+    else:
+        from .flows.relabel import label_maps_flow
+
+        v = label_maps_flow(name=name, store=store, version=version, **settings)
+    click.echo(f"Published {name} {v.tag}: label maps (top-{k}, {grid}x{grid}) for {v.manifest()['rows']:,} images -> {v.path / 'label_maps.parquet'}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

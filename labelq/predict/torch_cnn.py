@@ -59,6 +59,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
+    def _network(self, in_channels: int, n_classes: int):
+        return _build(in_channels, n_classes, self.width, self.dropout)
+
     @staticmethod
     def _to_tensor(X: np.ndarray):
         import torch
@@ -84,7 +87,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         gen = torch.Generator().manual_seed(int(self.seed))
         torch.manual_seed(int(self.seed))
         dev = self._device()
-        model = _build(x.shape[1], len(self.classes_), self.width, self.dropout).to(dev)
+        model = self._network(x.shape[1], len(self.classes_)).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         n = len(x)
         steps = self.epochs * max(1, -(-n // self.batch_size))

@@ -327,8 +327,6 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
     manifest = {"review": {"file": reviews.path, "file_sha256": file_sha256(Path(reviews.path)), "format": reviews.fmt, "from_version": parent.tag,
                            "n_reviews": reviews.n, "skipped": reviews.skipped, "changed": changed, "reviewers": sorted(set(reviews.reviewer))},
                 "n_corrected": n_corrected, "n_label_issues": parent.manifest().get("n_label_issues")}
-    if "relabel" in parent.manifest():
-        manifest["relabel"] = parent.manifest()["relabel"]
     return out, manifest, parent
 
 

@@ -238,12 +238,15 @@ def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, manifest:
     return publish_derived(cfg.open_store(), parent, table, manifest, run)
 
 
-def publish_derived(store: Store, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None) -> Version:
-    """Publish ``table`` as the next version of ``parent``'s dataset, carrying the parent's other tables and settings."""
+def publish_derived(store: Store, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None,
+                    extra_tables: dict[str, pa.Table] | None = None) -> Version:
+    """Publish ``table`` as the next version of ``parent``'s dataset, carrying the parent's other tables
+    (pred_probs, issues, judge votes, label maps) and settings; ``extra_tables`` add or replace tables."""
     base = parent.manifest()
     keep = ("seed", "n_folds", "model", "model_config", "filter_by", "auto_fix", "num_label_issues_estimate", "out_of_sample_accuracy",
-            "joint", "noise_matrix", "class_error_rate", "detectors", "judges", "config")
-    tables = {name: parent.read_table(name) for name in ("pred_probs", "issues", "judge_votes") if (parent.path / f"{name}.parquet").exists()}
+            "joint", "noise_matrix", "class_error_rate", "detectors", "judges", "config", "n_label_issues", "n_corrected", "relabel", "label_maps")
+    tables = {name: parent.read_table(name) for name in ("pred_probs", "issues", "judge_votes", "label_maps") if (parent.path / f"{name}.parquet").exists()}
+    tables.update(extra_tables or {})
     if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:
         issues = tables["issues"]
         assert issues[S.ID].to_pylist() == table[S.ID].to_pylist()
