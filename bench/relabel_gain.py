@@ -26,7 +26,10 @@ from detect_noise import noisy_fashion  # noqa: E402
 
 
 def main() -> None:
+    import logging
+
     offline_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -55,14 +58,16 @@ def main() -> None:
     res = audit(source=str(src), name="fashion-noisy", store=str(store), seed=args.seed)  # the store's fold cache makes reruns fast
     t_audit = time.perf_counter() - t0
     rel = relabel(name="fashion-noisy", store=str(store))
+    rel_na = relabel(name="fashion-noisy", store=str(store), version=res.version.number, noise_aware=True)
     everything = np.arange(len(noisy))
     rows = [(f"noisy labels ({args.noise:.0%} flipped)", everything, noisy), ("clean labels (ceiling)", everything, true)]
     id_order = {f"train-{i:05d}": i for i in range(len(noisy))}
-    for policy in ("auto-fix", "drop-issues"):
-        m = export_training(rel.version, args.work / policy, policy, overwrite=True)
-        t = pq.read_table(args.work / policy / "all.parquet", columns=["id", "label"])
+    for version, policy, note in ((rel.version, "auto-fix", ""), (rel.version, "drop-issues", ""), (rel_na.version, "auto-fix", ", --noise-aware")):
+        out_dir = args.work / f"{policy}{note.replace(', --', '-')}"
+        m = export_training(version, out_dir, policy, overwrite=True)
+        t = pq.read_table(out_dir / "all.parquet", columns=["id", "label"])
         idx = np.array([id_order[i] for i in t["id"].to_pylist()])
-        rows.append((f"labelq {policy} ({m['relabeled']:,} relabeled, {m['dropped']:,} dropped)", idx, t["label"].to_numpy()))
+        rows.append((f"labelq {policy}{note} ({m['relabeled']:,} relabeled, {m['dropped']:,} dropped)", idx, t["label"].to_numpy()))
     out = []
     for name, idx, y in rows:
         t1 = time.perf_counter()
@@ -71,7 +76,7 @@ def main() -> None:
         out.append({"training set": name, "rows": len(idx), "wrong labels in it": float((y != true[idx]).mean()),
                     "test accuracy (clean test labels)": acc, "train s": round(time.perf_counter() - t1, 1)})
     print_table(out, f"Fashion-MNIST, {args.noise:.0%} asymmetric flips: training on noisy vs re-labeled labels "
-                     f"(audit {t_audit:.0f}s, {res.n_label_issues:,} flagged; relabel kinds {rel.kinds})")
+                     f"(audit {t_audit:.0f}s, {res.n_label_issues:,} flagged; kinds {rel.kinds}; noise-aware kinds {rel_na.kinds})")
 
 
 if __name__ == "__main__":

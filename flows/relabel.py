@@ -21,6 +21,7 @@ from labelq.relabel.run import RelabelConfig, RelabelResult
 load = task(steps.load_step, name="load-version", cache_policy=NO_CACHE)
 relabel = task(steps.relabel_step, name="relabel", cache_policy=NO_CACHE)
 publish = task(steps.publish_step, name="publish", cache_policy=NO_CACHE)
+report = task(steps.report_step, name="report", cache_policy=NO_CACHE)
 read_review = task(review_steps.read_step, name="read-review", cache_policy=NO_CACHE)
 apply_review = task(review_steps.apply_step, name="apply-review", cache_policy=NO_CACHE)
 publish_review = task(review_steps.publish_step, name="publish", cache_policy=NO_CACHE)
@@ -39,6 +40,7 @@ def relabel_flow(name: str, store: str | None = None, **options: Any) -> Relabel
     parent = load(cfg)
     table, manifest = relabel(cfg, parent)
     version = publish(cfg, parent, table, manifest, _run())
+    report(version)
     return steps.result_of(version, parent, manifest)
 
 
@@ -48,6 +50,7 @@ def review_flow(name: str, path: str, store: str | None = None, fmt: str | None 
     reviews = read_review(name, path, store, fmt)
     table, manifest, parent = apply_review(reviews, store)
     version = publish_review(reviews, parent, table, manifest, store, _run())
+    report(version)
     return review_steps.ReviewResult(version, parent, reviews.n, manifest["review"]["changed"])
 
 
@@ -59,4 +62,6 @@ def label_maps_flow(name: str, store: str | None = None, version: int | str | No
     st = Store(store)
     parent = st.version(name, version)
     table, manifest = label_maps(parent, **settings)
-    return publish_derived(st, parent, parent.read(), manifest, _run(), {"label_maps": table})
+    version = publish_derived(st, parent, parent.read(), manifest, _run(), {"label_maps": table})
+    report(version)
+    return version

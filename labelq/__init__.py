@@ -24,6 +24,11 @@ def __getattr__(name: str):
         "find_label_issues": ("detect", "find_label_issues"),
         "Store": ("store", "Store"),
         "run_query": ("sql", "run_query"),
+        "relabel": ("relabel", "relabel"),
+        "RelabelConfig": ("relabel", "RelabelConfig"),
+        "apply_reviews": ("relabel.review", "apply_reviews"),
+        "export_review": ("relabel.review", "export_review"),
+        "export_training": ("relabel.export", "export_training"),
     }
     if name in lazy:
         import importlib
@@ -35,5 +40,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "audit", "AuditConfig", "load_examples", "IngestOptions", "cross_val_pred_probs", "load_pred_probs",
-    "find_label_issues", "Store", "run_query", "LabelqError", "InputError", "MissingDependencyError", "SourceNotFoundError", "StoreError",
+    "find_label_issues", "Store", "run_query", "relabel", "RelabelConfig", "apply_reviews", "export_review", "export_training", "LabelqError", "InputError", "MissingDependencyError", "SourceNotFoundError", "StoreError",
 ]

@@ -128,18 +128,25 @@ class Store:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def publish(self, name: str, data: pa.Table, tables: dict[str, pa.Table], manifest: dict, parent: int | None = None) -> Version:
+    def publish(self, name: str, data: pa.Table, tables: dict[str, pa.Table], manifest: dict, parent: int | None = None,
+                expect_latest: int | None = None) -> Version:
         """Write a new version atomically and return it.
 
         ``data`` is the audited rows; ``tables`` are extra contract tables (``pred_probs``, ``issues``)
         written beside it; ``manifest`` is merged into the manifest labelq writes. The version number
-        is the next free one; ``parent`` (default: the latest version) is recorded.
+        is the next free one; ``parent`` (default: the latest version) is recorded. With ``expect_latest``,
+        publishing fails (``VersionConflictError``, nothing written) unless that is still the latest version
+        once the lock is held: for changes that are only valid on top of the version they were made from.
         """
         d = self.dataset_dir(name)
         with self.lock(name):
             for stale in d.glob(".tmp-*"):  # left by a killed writer: nobody else can be writing while we hold the lock
                 shutil.rmtree(stale, ignore_errors=True)
             existing = self.versions(name)
+            if expect_latest is not None and (not existing or existing[-1].number != expect_latest):
+                latest = existing[-1].tag if existing else "none"
+                raise VersionConflictError(f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})",
+                                           "redo the change on the latest version; nothing was written")
             number = existing[-1].number + 1 if existing else 1
             if parent is None and existing:
                 parent = existing[-1].number

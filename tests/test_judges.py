@@ -15,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import require
@@ -330,3 +331,25 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     assert out.exit_code == 0, out.output
     again = Store(tmp_path / "s").version("foods").manifest()
     assert all(s["asked"] == 0 and s["cache_hits"] == s["examples"] for s in again["judges"]["stats"])
+
+    # re-labeling reads the real votes: 'none of these' -> out_of_distribution, proposals enter the soft labels
+    from labelq.relabel import relabel
+    from labelq.relabel.run import judge_evidence
+
+    parent = Store(tmp_path / "s").version("foods")
+    result = relabel(name="foods", store=str(tmp_path / "s"))
+    assert result.version.manifest()["relabel"]["judge_evidence"] is True
+    rows = result.version.read()
+    ev = judge_evidence(parent, rows["id"].to_pylist(), 2)
+    flagged = rows["is_label_issue"].to_numpy(zero_copy_only=False)
+    kind = np.array(rows["issue_kind"].to_pylist())
+    assert (kind[ev["no_class"] & flagged] == "out_of_distribution").all()
+    voted = ev["proposal_hist"].sum(1) > 0
+    assert voted.any()
+    soft = np.array(rows["soft_label"].to_pylist())
+    probs = np.array(parent.read_table("pred_probs")["pred_probs"].to_pylist())
+    current = np.where(rows["corrected_label"].is_valid().to_numpy(zero_copy_only=False), rows["corrected_label"].fill_null(0).to_numpy(), rows["label"].to_numpy())
+    plain = 0.5 * np.eye(2)[current] + 0.5 * probs
+    assert np.allclose(soft[~voted], plain[~voted], atol=1e-5)
+    hist = ev["proposal_hist"][voted] / ev["proposal_hist"][voted].sum(1, keepdims=True)
+    assert np.allclose(soft[voted], 0.5 * np.eye(2)[current[voted]] + 0.25 * probs[voted] + 0.25 * hist, atol=1e-5)

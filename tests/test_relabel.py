@@ -105,6 +105,10 @@ def test_relabel_publishes_a_new_version_and_keeps_the_original(store, audited):
 
     ds = datasets.load_dataset("parquet", data_files=result.version.data_glob, split="train")
     assert ds.features[S.LABELS].feature.names == [str(i) for i in range(10)]
+    # the version's report has a re-labeling section
+    report = json.loads((result.version.path.parent / "reports" / "v0002.json").read_text())
+    assert report["relabel"]["kinds"]["wrong_label"] == int(fixed.sum()) and report["relabel"]["coverage_target"] == 0.95
+    assert "<h2>Re-labeling</h2>" in (result.version.path.parent / "reports" / "v0002.html").read_text()
 
 
 def test_relabel_options_and_errors(store):
@@ -278,3 +282,24 @@ def test_cli_relabel_review_export(store, tmp_path, prefect_harness):
     r = runner.invoke(main, ["export", "digits", "--store", root, "--policy", "multi", "-o", str(tmp_path / "out")])
     assert r.exit_code == 0 and "(multi)" in r.output, r.output
     assert (tmp_path / "out" / "export.json").is_file()
+
+
+def test_a_review_is_not_published_over_a_newer_version(store, tmp_path):
+    """The version check is repeated under the store's lock: a version published between reading a
+    review and publishing it makes the review fail, with nothing written."""
+    from labelq.errors import VersionConflictError
+    from labelq.relabel import review
+
+    path, _ = export_review(store.version("digits"), tmp_path / "sheet.csv", fmt="csv", limit=1)
+    lines = list(csv.DictReader(open(path)))
+    lines[0].update(review_labels=lines[0]["given_label"], reviewer="ann")
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(lines[0]))
+        w.writeheader()
+        w.writerows(lines)
+    reviews = review.read_step("digits", str(path), str(store.root))
+    table, manifest, parent = review.apply_step(reviews, str(store.root))
+    relabel(name="digits", store=str(store.root))  # someone else publishes v0002 meanwhile
+    with pytest.raises(VersionConflictError, match="no longer the latest"):
+        review.publish_step(reviews, parent, table, manifest, str(store.root))
+    assert [v.number for v in store.versions("digits")] == [1, 2]

@@ -111,16 +111,19 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = model.eval()
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _infer(self, X: np.ndarray, head, batch: int = 1024) -> list[np.ndarray]:
+        """``head(model, normalized batch)`` on ``X`` in batches, on the model's device; numpy results."""
         import torch
 
         x = self._to_tensor(X)
         dev = next(self.model_.parameters()).device
-        out = []
         with torch.inference_mode():
-            for start in range(0, len(x), 1024):
-                xb = ((x[start : start + 1024] - self.mean_) / self.std_).to(dev)
-                out.append(torch.softmax(self.model_(xb).float(), dim=1).cpu().numpy())
+            return [head(self.model_, ((x[s : s + batch] - self.mean_) / self.std_).to(dev)).float().cpu().numpy() for s in range(0, len(x), batch)]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = self._infer(X, lambda model, xb: torch.softmax(model(xb).float(), dim=1))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -70,17 +70,9 @@ class FCNLabeler(CNNClassifier):
 
     def score_maps(self, X: np.ndarray, grid: int) -> np.ndarray:
         """Class-score maps ``(N, K, grid, grid)`` (logits, adaptive-average-pooled to the grid)."""
-        import torch
         import torch.nn.functional as F
 
-        x = self._to_tensor(X)
-        dev = next(self.model_.parameters()).device
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(x), 512):
-                xb = ((x[start : start + 512] - self.mean_) / self.std_).to(dev)
-                out.append(F.adaptive_avg_pool2d(self.model_.dense(xb).float(), grid).cpu().numpy())
-        return np.concatenate(out)
+        return np.concatenate(self._infer(X, lambda model, xb: F.adaptive_avg_pool2d(model.dense(xb).float(), grid), batch=512))
 
 
 class LabelMaps:
@@ -317,4 +309,8 @@ def make_label_maps(name: str, store: str | None = None, version: int | str | No
     st = Store(store)
     parent = st.version(name, version)
     table, manifest = label_maps_step(parent, **settings)
-    return publish_derived(st, parent, parent.read(), manifest, extra_tables={"label_maps": table})
+    version = publish_derived(st, parent, parent.read(), manifest, extra_tables={"label_maps": table})
+    from ..report import write_audit_report
+
+    write_audit_report(version)
+    return version

@@ -333,7 +333,7 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
 def publish_step(reviews: Reviews, parent: Version, table: pa.Table, manifest: dict, store: str | None = None, run: dict | None = None) -> Version:
     from .run import publish_derived
 
-    return publish_derived(Store(store), parent, table, manifest, run)
+    return publish_derived(Store(store), parent, table, manifest, run, require_latest=True)
 
 
 def apply_reviews(name: str, path: str | Path, store: str | None = None, fmt: str | None = None) -> ReviewResult:
@@ -341,4 +341,7 @@ def apply_reviews(name: str, path: str | Path, store: str | None = None, fmt: st
     reviews = read_step(name, str(path), store, fmt)
     table, manifest, parent = apply_step(reviews, store)
     version = publish_step(reviews, parent, table, manifest, store)
+    from ..report import write_audit_report
+
+    write_audit_report(version)
     return ReviewResult(version, parent, reviews.n, manifest["review"]["changed"])

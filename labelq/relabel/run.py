@@ -239,9 +239,10 @@ def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, manifest:
 
 
 def publish_derived(store: Store, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None,
-                    extra_tables: dict[str, pa.Table] | None = None) -> Version:
+                    extra_tables: dict[str, pa.Table] | None = None, require_latest: bool = False) -> Version:
     """Publish ``table`` as the next version of ``parent``'s dataset, carrying the parent's other tables
-    (pred_probs, issues, judge votes, label maps) and settings; ``extra_tables`` add or replace tables."""
+    (pred_probs, issues, judge votes, label maps) and settings; ``extra_tables`` add or replace tables.
+    ``require_latest``: refuse (nothing written) if another version was published after ``parent``."""
     base = parent.manifest()
     keep = ("seed", "n_folds", "model", "model_config", "filter_by", "auto_fix", "num_label_issues_estimate", "out_of_sample_accuracy",
             "joint", "noise_matrix", "class_error_rate", "detectors", "judges", "config", "n_label_issues", "n_corrected", "relabel", "label_maps")
@@ -252,7 +253,7 @@ def publish_derived(store: Store, parent: Version, table: pa.Table, manifest: di
         assert issues[S.ID].to_pylist() == table[S.ID].to_pylist()
         tables["issues"] = issues.set_column(issues.column_names.index(S.ISSUE_KIND), S.ISSUE_KIND, table[S.ISSUE_KIND])
     full = {**{key: base.get(key) for key in keep}, **manifest, "derived_from": parent.tag, "run": run or {}}
-    version = store.publish(parent.name, table, tables, full, parent=parent.number)
+    version = store.publish(parent.name, table, tables, full, parent=parent.number, expect_latest=parent.number if require_latest else None)
     log.info("published %s %s (from %s): %d corrected", parent.name, version.tag, parent.tag, full.get("n_corrected") or 0)
     return version
 
@@ -263,7 +264,14 @@ def relabel(config: RelabelConfig | None = None, **kwargs) -> RelabelResult:
     parent = load_step(cfg)
     table, manifest = relabel_step(cfg, parent)
     version = publish_step(cfg, parent, table, manifest)
+    report_step(version)
     return result_of(version, parent, manifest)
+
+
+def report_step(version: Version):
+    from ..report import write_audit_report
+
+    return write_audit_report(version)
 
 
 def result_of(version: Version, parent: Version, manifest: dict) -> RelabelResult:

@@ -57,10 +57,25 @@ def audit_summary(rows: pa.Table, manifest: dict, top: int = 50) -> dict:
         ],
         "top_issues": [
             {"rank": r[S.ISSUE_RANK], "id": r[S.ID], "given_label": names[r[S.LABEL]], "suggested_label": names[r[S.SUGGESTED_LABEL]],
-             "label_score": round(r[S.LABEL_SCORE], 6), "split": r[S.SPLIT]}
-            for r in top_rows.select([S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT]).to_pylist()
+             "label_score": round(r[S.LABEL_SCORE], 6), "split": r[S.SPLIT], "issue_kind": r[S.ISSUE_KIND],
+             "corrected_label": None if r[S.CORRECTED_LABEL] is None else names[r[S.CORRECTED_LABEL]]}
+            for r in top_rows.select([S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT, S.ISSUE_KIND, S.CORRECTED_LABEL]).to_pylist()
         ],
+        "relabel": relabel_summary(rows, manifest),
     }
+
+
+def relabel_summary(rows: pa.Table, manifest: dict) -> dict | None:
+    """Issue kinds, where corrections came from, label-set coverage and sizes, reviews; None before re-labeling."""
+    if S.LABEL_SOURCE not in rows.column_names:
+        return None
+    kinds = {d["values"]: d["counts"] for d in pc.value_counts(rows[S.ISSUE_KIND]).to_pylist()}
+    sources = {str(d["values"]): d["counts"] for d in pc.value_counts(rows[S.LABEL_SOURCE]).to_pylist() if d["values"] is not None}
+    sizes = pc.list_value_length(rows[S.LABELS]).drop_null().to_numpy()
+    r = manifest.get("relabel") or {}
+    return {"kinds": kinds, "label_source": sources, "coverage_target": r.get("coverage_target"), "coverage_measured": r.get("coverage_measured"),
+            "mean_set_size": float(sizes.mean()) if len(sizes) else None, "set_size_counts": {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))},
+            "review": manifest.get("review")}
 
 
 def _preview_cell(rows: pa.Table, manifest: dict) -> list[str]:
@@ -115,9 +130,20 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
     )
     issue_rows = "".join(
         f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td><td>{by_id.get(t['id'], '')}</td><td>{e(t['given_label'])}</td>"
-        f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td></tr>"
+        f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td><td>{e(t['issue_kind'])}</td><td>{e(t['corrected_label'] or '')}</td></tr>"
         for t in summary["top_issues"]
     )
+    relabel_html = ""
+    if summary.get("relabel"):
+        r = summary["relabel"]
+        cov = "n/a" if r["coverage_measured"] is None else f"{r['coverage_measured']:.3f}"
+        facts_r = [("issue kinds", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["kinds"].items()))),
+                   ("corrections by source", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["label_source"].items())) or "none"),
+                   ("label sets", f"target coverage {r['coverage_target']}, measured {cov}; mean size {r['mean_set_size'] or 0:.2f}; sizes {r['set_size_counts']}")]
+        if r.get("review"):
+            rv = r["review"]
+            facts_r.append(("review", f"{rv['n_reviews']:,} rows by {', '.join(rv['reviewers'])} from {rv['from_version']}; {rv['changed']:,} labels changed"))
+        relabel_html = "<h2>Re-labeling</h2><table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in facts_r) + "</table>"
     imgs = "".join(f'<img class="fig" src="{uri}" alt="figure">' for uri in figures)
     judges_html = ""
     if summary.get("judges"):
@@ -145,10 +171,11 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 <p class="note">Created {e(summary['created_at'])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
 <h2>Summary</h2><table>{fact_rows}</table>
 {judges_html}
+{relabel_html}
 <h2>Figures</h2>{imgs}
 <h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
 <h2>Top {len(summary['top_issues'])} suspected label errors</h2>
-<table><tr><th>rank</th><th>id</th><th>example</th><th>given</th><th>suggested</th><th>score</th></tr>{issue_rows}</table>
+<table><tr><th>rank</th><th>id</th><th>example</th><th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 </body></html>
 """
 
