@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path(__file__).parent / "out" / "relabel_gain")
     args = ap.parse_args()
-    images, true, noisy, _ = noisy_fashion(60000, args.noise, args.seed)
+    images, true, noisy, flipped = noisy_fashion(60000, args.noise, args.seed)
     te_x = read_idx(f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz")
     te_y = read_idx(f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz").astype(np.int64)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -59,6 +59,18 @@ def main() -> None:
     t_audit = time.perf_counter() - t0
     rel = relabel(name="fashion-noisy", store=str(store))
     rel_na = relabel(name="fashion-noisy", store=str(store), version=res.version.number, noise_aware=True)
+    kinds_rows = []
+    for label, version in (("default", rel.version), ("--noise-aware", rel_na.version)):
+        t = version.read(columns=["id", "issue_kind", "corrected_label"])
+        idx = np.array([int(i.split("-")[1]) for i in t["id"].to_pylist()])
+        kind = np.array(t["issue_kind"].to_pylist())
+        fixed = t["corrected_label"].fill_null(-1).to_numpy()
+        for k in ("wrong_label", "multi_label", "ambiguous", "ok"):
+            sel = kind == k
+            kinds_rows.append({"relabel": label, "kind": k, "rows": int(sel.sum()), "share truly flipped": float(flipped[idx][sel].mean()) if sel.any() else None,
+                               "corrections right": float((fixed[sel] == true[idx][sel]).mean()) if k == "wrong_label" and sel.any() else None})
+    print_table(kinds_rows, "Issue kinds against the injected flips")
+    print()
     everything = np.arange(len(noisy))
     rows = [(f"noisy labels ({args.noise:.0%} flipped)", everything, noisy), ("clean labels (ceiling)", everything, true)]
     id_order = {f"train-{i:05d}": i for i in range(len(noisy))}
