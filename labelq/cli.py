@@ -216,17 +216,54 @@ def versions(name: str, store: str | None) -> None:
     click.echo(format_table(t.to_pylist()))
 
 
-@main.command()
+class ReportGroup(LabelqGroup):
+    """``labelq report NAME`` (the audit report) keeps working beside ``labelq report benchmark NAME``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["audit", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=ReportGroup)
+def report() -> None:
+    """Reports: `labelq report NAME` (the audit report) or `labelq report benchmark NAME --predictions FILE`."""
+
+
+@report.command("audit")
 @click.argument("name")
 @STORE
 @click.option("--version", "version", default=None, help="Version (default: latest).")
-def report(name: str, store: str | None, version: str | None) -> None:
+def report_audit(name: str, store: str | None, version: str | None) -> None:
     """(Re)build the HTML + JSON audit report of a published version."""
     from .report import write_audit_report
     from .store import Store
 
     html_path, json_path = write_audit_report(Store(store).version(name, version))
     click.echo(f"{html_path}\n{json_path}")
+
+
+@report.command("benchmark")
+@click.argument("name")
+@STORE
+@click.option("--version", "version", default=None, help="Test-set version with corrections (default: latest).")
+@click.option("--predictions", type=click.Path(dir_okay=False), required=True, help="Parquet or CSV: id, model, predicted_label (index or name) or pred_probs.")
+@click.option("--verified", type=click.Path(dir_okay=False), default=None, help="Parquet or CSV: id, is_label_error, for rows people checked at random.")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
+def report_benchmark(name: str, store: str | None, version: str | None, predictions: str, verified: str | None, n_boot: int, seed: int, no_prefect: bool) -> None:
+    """How accuracies and model rankings change on NAME's corrected test labels (HTML, Markdown, JSON)."""
+    if no_prefect:
+        from .benchmark.report import benchmark_step
+
+        paths = benchmark_step(name, predictions, store, version, verified, n_boot, seed)
+    else:
+        from .flows.benchmark import benchmark_flow
+
+        paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed)
+    click.echo(paths["md"].read_text())
+    click.echo("\n".join(str(p) for p in paths.values()))
 
 
 @main.command()
