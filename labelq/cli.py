@@ -247,21 +247,27 @@ def report_audit(name: str, store: str | None, version: str | None) -> None:
 @click.argument("name")
 @STORE
 @click.option("--version", "version", default=None, help="Test-set version with corrections (default: latest).")
-@click.option("--predictions", type=click.Path(dir_okay=False), required=True, help="Parquet or CSV: id, model, predicted_label (index or name) or pred_probs.")
+@click.option("--predictions", type=click.Path(dir_okay=False), default=None, help="Parquet or CSV: id, model, predicted_label (index or name) or pred_probs.")
+@click.option("--models", type=click.Path(dir_okay=False), default=None, help="Or a TOML file of models for labelq to train (train = SOURCE, [[model]] tables).")
 @click.option("--verified", type=click.Path(dir_okay=False), default=None, help="Parquet or CSV: id, is_label_error, for rows people checked at random.")
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
-def report_benchmark(name: str, store: str | None, version: str | None, predictions: str, verified: str | None, n_boot: int, seed: int, no_prefect: bool) -> None:
+def report_benchmark(name: str, store: str | None, version: str | None, predictions: str | None, models: str | None, verified: str | None,
+                     n_boot: int, seed: int, no_prefect: bool) -> None:
     """How accuracies and model rankings change on NAME's corrected test labels (HTML, Markdown, JSON)."""
+    from .errors import InputError
+
+    if (predictions is None) == (models is None):
+        raise InputError("give either --predictions or --models", "--predictions FILE (id, model, predicted_label or pred_probs) or --models FILE (TOML)")
     if no_prefect:
         from .benchmark.report import benchmark_step
 
-        paths = benchmark_step(name, predictions, store, version, verified, n_boot, seed)
+        paths = benchmark_step(name, predictions, store, version, verified, n_boot, seed, models)
     else:
         from .flows.benchmark import benchmark_flow
 
-        paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed)
+        paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed, models=models)
     click.echo(paths["md"].read_text())
     click.echo("\n".join(str(p) for p in paths.values()))
 

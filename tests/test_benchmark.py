@@ -174,3 +174,23 @@ def test_benchmark_report_through_the_cli_and_prefect(relabeled_digits, tmp_path
     assert r.exit_code == 0 and f"{v.tag}.html" in r.output, r.output
     r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--predictions", str(tmp_path / "none.parquet"), "--no-prefect"])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_models_from_a_config_file_are_trained_and_reported(relabeled_digits, tmp_path):
+    from labelq.cli import main
+
+    root, v, _, _ = relabeled_digits
+    cfg = tmp_path / "models.toml"
+    cfg.write_text('train = "digits"\nseed = 1\n\n[[model]]\nname = "lr strong"\nmodel = "logreg"\nparams = { C = 1.0 }\n\n'
+                   '[[model]]\nname = "lr weak"\nmodel = "logreg"\nparams = { C = 0.0001 }\n\n[[model]]\nmodel = "cnn"\nparams = { epochs = 1 }\n')
+    r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--models", str(cfg), "--no-prefect", "--bootstrap", "100"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((v.path.parent / "reports" / f"{v.tag}-benchmark.json").read_text())
+    assert {m["model"] for m in summary["models"]} == {"lr strong", "lr weak", "cnn"}
+    acc = {m["model"]: m["original"] for m in summary["models"]}
+    assert acc["lr strong"] > acc["lr weak"]  # in-sample here (trained on the same digits), but the models differ
+    cfg.write_text('train = "digits"\n[[model]]\nmodel = "bert"\n')
+    r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--models", str(cfg), "--no-prefect"])
+    assert r.exit_code == 2 and "unknown model 'bert'" in r.output
+    r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--no-prefect"])
+    assert r.exit_code == 2 and "either --predictions or --models" in r.output

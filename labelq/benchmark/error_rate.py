@@ -11,8 +11,8 @@ without replacement (``n_h = N_h``: every row checked). Then
     variance = (1/N^2) * sum_h N_h^2 * (1 - n_h / N_h) * var_{sampled in h}(e_i - s_i) / n_h
 
 unbiased whatever the quality of the surrogate: a good surrogate only makes the interval narrower.
-A stratum with no verified row cannot be corrected: its surrogate is taken as is, and the result says
-so (``design_based = False``). ``rows_needed`` says how many random checks reach a target interval width.
+A stratum with no verified row cannot be corrected: its surrogate is taken as is, the result says
+so (``design_based = False``) and has no interval (``lo``, ``hi`` are NaN). ``rows_needed`` says how many random checks reach a target interval width.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def estimate_error_rate(surrogate: np.ndarray, verified: dict[int, bool] | np.nd
     est = total / n
     half = Z95 * np.sqrt(var) / n
     found = float(np.nansum(e))
-    return ErrorRateEstimate(est, max(0.0, est - half), min(1.0, est + half), found / n, float(s.mean()), n, int((~np.isnan(e)).sum()),
+    lo, hi = (max(0.0, est - half), min(1.0, est + half)) if design_based else (float("nan"), float("nan"))  # no honest interval
+    return ErrorRateEstimate(est, lo, hi, found / n, float(s.mean()), n, int((~np.isnan(e)).sum()),
                              design_based, parts)
 
 

@@ -136,6 +136,12 @@ def benchmark_summary(version: Version, predictions: dict[str, np.ndarray], labe
     }
 
 
+def _rate(e: dict) -> str:
+    if e["lo"] is None or np.isnan(e["lo"]):
+        return f"{100 * e['estimate']:.2f}% (no interval without random checks)"
+    return f"{100 * e['estimate']:.2f}% [{100 * e['lo']:.2f}%, {100 * e['hi']:.2f}%]"
+
+
 def _fmt_ci(r: dict, key: str) -> str:
     return "n/a" if np.isnan(r[key]) else f"{r[key]:.4f} [{r[key + '_lo']:.4f}, {r[key + '_hi']:.4f}]"
 
@@ -160,7 +166,7 @@ def markdown_summary(s: dict) -> str:
         lines += [f"| {w['better on correctly labeled rows']} | {w['better on mislabeled rows']} | {100 * w['swap at prevalence']:.1f}% | {w['extra_needed_points']:+.1f} |" for w in s["swaps"]]
     e = s["error_rate"]
     kind = "design-based" if e["design_based"] else "NOT design-based: a stratum has no random checks, its flags are taken as is"
-    lines += ["", f"Label-error rate: {100 * e['estimate']:.2f}% [{100 * e['lo']:.2f}%, {100 * e['hi']:.2f}%] ({kind}; {e['n_verified']:,} rows verified); "
+    lines += ["", f"Label-error rate: {_rate(e)} ({kind}; {e['n_verified']:,} rows verified); "
               f"checking only verified rows gives {100 * e['lower_bound_checked_only']:.2f}%, the detector alone {100 * e['surrogate_only']:.2f}%."]
     return "\n".join(lines) + "\n"
 
@@ -199,7 +205,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1
 {figs[2]}
 <table><tr><th>better on correctly labeled rows</th><th>better on mislabeled rows</th><th>swap at prevalence</th><th>extra points needed</th></tr>{swaps}</table>
 <h2>How many labels are wrong?</h2>
-<p>Estimate {100 * er['estimate']:.2f}% [{100 * er['lo']:.2f}%, {100 * er['hi']:.2f}%] ({'design-based' if er['design_based'] else 'not design-based: a stratum has no random checks'});
+<p>Estimate {_rate(er)} ({'design-based' if er['design_based'] else 'not design-based: a stratum has no random checks'});
 {er['n_verified']:,} rows verified; checked rows only: {100 * er['lower_bound_checked_only']:.2f}% (a lower bound); detector alone: {100 * er['surrogate_only']:.2f}%.</p>
 <table><tr>{need_head}</tr>{need}</table>
 <h2>Markdown summary</h2><pre>{e(md_table)}</pre>
@@ -252,11 +258,20 @@ def verified_from(path: str | Path | None, ids: list[str]) -> dict[int, bool] | 
     return {pos[i]: bool(v) for i, v in zip(t["id"].cast(pa.string()).to_pylist(), pc.cast(t["is_label_error"], pa.bool_()).to_pylist())}
 
 
-def benchmark_step(name: str, predictions: str, store: str | None = None, version: int | str | None = None, verified: str | None = None,
-                   n_boot: int = 1000, seed: int = 0) -> dict[str, Path]:
-    """The whole report for ``name`` (latest or ``version``) in this process."""
+def benchmark_step(name: str, predictions: str | None, store: str | None = None, version: int | str | None = None, verified: str | None = None,
+                   n_boot: int = 1000, seed: int = 0, models: str | None = None) -> dict[str, Path]:
+    """The whole report for ``name`` (latest or ``version``) in this process, from a ``predictions`` file
+    or from the models a ``models`` TOML file says to train (``labelq.benchmark.train``)."""
     from ..store import Store
 
+    if (predictions is None) == (models is None):
+        raise InputError("give either predictions or a models file", "pass --predictions FILE or --models FILE")
     v = Store(store).version(name, version)
     ids = v.read(columns=[S.ID])[S.ID].to_pylist()
-    return write_benchmark_report(v, predictions, verified_from(verified, ids), n_boot, seed)
+    checks = verified_from(verified, ids)
+    corrected_labels(v)  # a test set without corrections fails before any training
+    if models is not None:
+        from .train import load_models_config, train_predictions
+
+        predictions = train_predictions(load_models_config(models), v)
+    return write_benchmark_report(v, predictions, checks, n_boot, seed)
