@@ -206,6 +206,40 @@ def query(name: str, sql: str, store: str | None, fmt: str) -> None:
 
 @main.command()
 @click.argument("name")
+@click.argument("before")
+@click.argument("after")
+@STORE
+@click.option("--limit", type=int, default=20, show_default=True, help="Changed rows to print (0: counts only).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def diff(name: str, before: str, after: str, store: str | None, limit: int, fmt: str) -> None:
+    """What changed between two versions of NAME: rows added, removed, relabeled, newly flagged, no longer flagged."""
+    from .sql import diff_versions
+    from .store import Store
+
+    table = diff_versions(Store(store), name, before, after)
+    rows = table.to_pylist()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if fmt == "csv":
+        import io
+
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        pcsv.write_csv(table, buf)
+        click.echo(buf.getvalue().decode(), nl=False)
+        return
+    counts = {c: 0 for c in ("added", "removed", "relabeled", "newly_flagged", "no_longer_flagged")}
+    for r in rows:
+        counts[r["change"]] += 1
+    click.echo(f"{name} {before} -> {after}: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items()))
+    if limit > 0 and rows:
+        click.echo(format_table(rows[:limit]))
+
+
+@main.command()
+@click.argument("name")
 @STORE
 def versions(name: str, store: str | None) -> None:
     """List the published versions of NAME."""

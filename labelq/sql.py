@@ -1,7 +1,8 @@
 """The one place that loads ``sql/`` files and runs them on DuckDB.
 
 Each published dataset has a catalog file ``<store>/datasets/<name>/catalog.duckdb`` holding views
-over every version (``versions``, ``classes``, ``rows``, ``latest``, ``issues``, ``class_noise``).
+over every version (``versions``, ``classes``, ``rows``, ``latest``, ``issues``, ``class_noise``,
+``version_changes``); ``diff.sql`` compares any two versions.
 Their SQL lives in ``sql/<view>.sql``; it reads the versions through paths relative to the dataset
 folder (DuckDB's ``file_search_path``), so a store can be moved or copied as a whole.
 """
@@ -19,7 +20,7 @@ import pyarrow as pa
 from .errors import InputError, StoreError
 
 # in dependency order; names are ours, never built from user input
-VIEWS = ("versions", "classes", "rows", "latest", "issues", "class_noise")
+VIEWS = ("versions", "classes", "rows", "latest", "issues", "class_noise", "version_changes")
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 
@@ -77,8 +78,20 @@ def connect(store, name: str) -> duckdb.DuckDBPyConnection:
         with store.lock(name):
             refresh_catalog(store, name)
     con = duckdb.connect(str(path), read_only=True)
+    have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if set(VIEWS) - have:  # a catalog made by an older labelq: add the views it lacks
+        con.close()
+        with store.lock(name):
+            refresh_catalog(store, name)
+        con = duckdb.connect(str(path), read_only=True)
     _set_search_path(con, store.dataset_dir(name))
     return con
+
+
+def diff_versions(store, name: str, before: int | str, after: int | str) -> pa.Table:
+    """The rows that differ between two published versions of ``name`` (``sql/diff.sql``)."""
+    v1, v2 = store.version(name, before), store.version(name, after)
+    return named_query(store, name, "diff", v1=v1.number, v2=v2.number)
 
 
 def run_query(store, name: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:

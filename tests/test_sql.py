@@ -64,3 +64,46 @@ def test_a_moved_store_still_answers(published, tmp_path):
         assert run_query(Store(moved), "dg", "SELECT count(DISTINCT version) AS n FROM rows")["n"][0].as_py() == 2
     finally:
         shutil.copytree(moved / "datasets" / "dg" / "v0001", published.root / "datasets" / "dg" / "v0001")
+
+
+def test_diff_between_versions_and_version_changes_view(tmp_path):
+    """A real audit, a re-label and a review: the diff query, the view and the CLI agree with the rows."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from labelq.cli import main
+    from labelq.pipeline import audit
+    from labelq.relabel import relabel
+    from labelq.sql import diff_versions, run_query
+    from labelq.store import Store
+
+    root = tmp_path / "store"
+    audit(source="digits", store=str(root), model="logreg")
+    relabel(name="digits", store=str(root))
+    store = Store(root)
+    v1, v2 = store.version("digits", 1).read(), store.version("digits", 2).read()
+    fixed = v2["corrected_label"].is_valid().to_numpy(zero_copy_only=False)
+    d = diff_versions(store, "digits", 1, "v0002").to_pylist()
+    assert {r["change"] for r in d} == {"relabeled"} and len(d) == int(fixed.sum()) > 0
+    assert all(r["label_before"] != r["label_after"] for r in d)
+    changes = run_query(store, "digits", "SELECT * FROM version_changes").to_pylist()
+    assert changes == [{"version": 2, "parent_version": 1, "added": 0, "removed": 0, "relabeled": int(fixed.sum()), "newly_flagged": 0, "no_longer_flagged": 0}]
+    # a new audit of a smaller source: removed rows and changed flags show up
+    import pyarrow.parquet as pq
+
+    pq.write_table(v1.slice(0, 1500).drop_columns(["is_label_issue"]), tmp_path / "part.parquet")
+    audit(source=str(tmp_path / "part.parquet"), name="digits", store=str(root), model="logreg")
+    d = diff_versions(store, "digits", 2, 3).to_pylist()
+    assert sum(r["change"] == "removed" for r in d) == 297
+    r = CliRunner().invoke(main, ["diff", "digits", "1", "3", "--store", str(root), "--format", "json"])
+    assert r.exit_code == 0 and len(_json.loads(r.output)) >= 297
+    r = CliRunner().invoke(main, ["diff", "digits", "1", "9", "--store", str(root)])
+    assert r.exit_code == 2 and "has no version" in r.output
+    # an old catalog without the new view gets it on the next connection
+    import duckdb
+
+    con = duckdb.connect(str(root / "datasets" / "digits" / "catalog.duckdb"))
+    con.execute("DROP VIEW version_changes")
+    con.close()
+    assert run_query(store, "digits", "SELECT count(*) AS n FROM version_changes").to_pylist()[0]["n"] >= 1
