@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from labelq import pipeline
+from labelq.history import raise_alerts
 from labelq.pipeline import AuditConfig, AuditResult
 
 ingest = task(pipeline.ingest_step, name="ingest", cache_policy=NO_CACHE)
@@ -28,6 +29,8 @@ judge = task(pipeline.judge_step, name="llm-judges", cache_policy=NO_CACHE)
 decide = task(pipeline.decide_step, name="decide", cache_policy=NO_CACHE)
 publish = task(pipeline.publish_step, name="publish", cache_policy=NO_CACHE)
 report = task(pipeline.report_step, name="report", cache_policy=NO_CACHE)
+cached_folds = task(pipeline.cached_folds_step, name="cached-folds", cache_policy=NO_CACHE)
+history = task(pipeline.history_step, name="history", cache_policy=NO_CACHE)
 
 
 @flow(name="labelq-audit", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
@@ -38,10 +41,12 @@ def audit_flow(source: str = "digits", name: str | None = None, store: str | Non
     t0 = time.perf_counter()
     cfg = AuditConfig(source=source, name=name, store=store, **options)
     examples = ingest(cfg)
+    n_cached = n_total = None
     if cfg.pred_probs:
         pred_probs = user_pred_probs(cfg, examples)
     else:
         p = plan(cfg, examples)
+        n_cached, n_total = cached_folds(cfg, p), p.n_folds
         futures = [fold.submit(cfg, p, f) for f in range(p.n_folds)]
         pred_probs = assemble(examples, p, [f.result() for f in futures])
     detection = detect(cfg, examples, pred_probs)
@@ -50,7 +55,9 @@ def audit_flow(source: str = "digits", name: str | None = None, store: str | Non
     run = {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
     version = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run)
     html_path, json_path = report(version)
-    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0)
+    record = history(cfg, version, examples, pred_probs, decision, t0, n_cached, n_total, run)
+    raise_alerts(record, cfg.name)  # the flow run ends Failed with the reasons; Prefect automations can act on it
+    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
 
 
 def run_audit_flow(cfg: AuditConfig, jobs: int = 1) -> AuditResult:

@@ -75,8 +75,13 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
 
 class LabelqGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        from .history import AuditAlert
+
         try:
             return super().invoke(ctx)
+        except AuditAlert as exc:  # the version was published; its quality broke a rule
+            click.secho(f"alert: {exc.problem}", fg="red", err=True)
+            ctx.exit(3)
         except LabelqError as exc:
             click.secho(f"error: {exc.problem}", fg="red", err=True)
             if exc.fix:
@@ -115,13 +120,16 @@ STORE = click.option("--store", type=click.Path(file_okay=False), default=None, 
 @click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample).")
 @click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample.")
 @click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True)
+@click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share.")
+@click.option("--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run.")
+@click.option("--alert-class-shift", type=float, default=None, help="Alert if a class's share of the rows moved by more than this since the last run.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained at the same time.")
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without Prefect.")
 @click.option("--top", type=int, default=10, show_default=True, help="Suspected errors to print.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
 def audit(source: str, name: str | None, store: str | None, label_column, id_column, text_column, image_column, feature_columns,
           split, classes, n_folds: int, model: str, model_param, seed: int, pred_probs, filter_by: str, auto_fix,
-          judges, judge_sample: int, judge_all: bool, judge_aggregation: str, jobs: int,
+          judges, judge_sample: int, judge_all: bool, judge_aggregation: str, alert_max_rate, alert_max_increase, alert_class_shift, jobs: int,
           no_prefect: bool, top: int, quiet: bool) -> None:
     """Audit SOURCE (a built-in dataset: digits, fashion-mnist, spamassassin, fine-foods; or a path) and publish a version."""
     from .pipeline import AuditConfig, audit as run_audit
@@ -132,6 +140,7 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
         model_params=_param(model_param), n_folds=n_folds, seed=seed, pred_probs=pred_probs, filter_by=filter_by,
         auto_fix_min_confidence=auto_fix[1] if auto_fix else None, judges=judges, judge_sample=judge_sample,
         judge_all=judge_all, judge_aggregation=judge_aggregation,
+        alert_max_rate=alert_max_rate, alert_max_increase=alert_max_increase, alert_max_class_shift=alert_class_shift,
     )
     if no_prefect:
         if not quiet:
@@ -151,6 +160,12 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
         f"\nPublished {v.name} {v.tag}: {m['rows']:,} rows, {m['n_label_issues']:,} suspected label errors "
         f"({100 * m['n_label_issues'] / m['rows']:.2f}%), out-of-sample accuracy {m['out_of_sample_accuracy']:.4f}, in {result.seconds:.1f}s"
     )
+    h = result.history or {}
+    if h.get("folds_total"):
+        same = " (unchanged source: no model was trained)" if h["folds_cached"] == h["folds_total"] else ""
+        click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
+    if h:
+        click.echo(f"  estimated label-error rate {h['estimated_error_rate']:.2%} [{h['estimated_error_rate_lo']:.2%}, {h['estimated_error_rate_hi']:.2%}]")
     click.echo(f"  data:    {v.path}")
     click.echo(f"  report:  {result.report_html}")
     click.echo(f"  catalog: {v.path.parent / 'catalog.duckdb'}")
@@ -236,6 +251,26 @@ def diff(name: str, before: str, after: str, store: str | None, limit: int, fmt:
     click.echo(f"{name} {before} -> {after}: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items()))
     if limit > 0 and rows:
         click.echo(format_table(rows[:limit]))
+
+
+@main.command()
+@click.argument("name")
+@STORE
+@click.option("--limit", type=int, default=30, show_default=True, help="Most recent runs to print.")
+def history(name: str, store: str | None, limit: int) -> None:
+    """The audit runs of NAME: time, version, flagged, estimated error rate, cache use, alerts."""
+    from .history import read_history
+    from .store import Store
+
+    s = Store(store)
+    s.version(name)  # a clear error when nothing is published
+    runs = read_history(s, name)[-limit:]
+    click.echo(format_table([{
+        "finished_at": r["finished_at"], "version": r["version"], "rows": r["rows"], "flagged": r["flagged"],
+        "est. error rate": f"{r['estimated_error_rate']:.2%} [{r['estimated_error_rate_lo']:.2%}, {r['estimated_error_rate_hi']:.2%}]",
+        "folds cached": None if r["folds_total"] is None else f"{r['folds_cached']}/{r['folds_total']}",
+        "s": r["duration_s"], "status": r["status"], "alerts": "; ".join(r["alerts"]),
+    } for r in runs], max_width=90))
 
 
 @main.command()

@@ -21,6 +21,7 @@ from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import ConfidentLearning, Detection
 from .errors import InputError
+from .history import AlertRules, raise_alerts, record_run
 from .ingest import IngestOptions, load_examples
 from .predict import FoldCache, FoldPlan, assemble, load_pred_probs, plan_folds, pred_probs_array, pred_probs_table, predict_fold
 from .report import write_audit_report
@@ -62,6 +63,9 @@ class AuditConfig:
     judge_sample: int = 200
     judge_all: bool = False
     judge_aggregation: str = "dawid_skene"
+    alert_max_rate: float | None = None
+    alert_max_increase: float | None = None
+    alert_max_class_shift: float | None = None
 
     def __post_init__(self) -> None:
         if self.name is None:
@@ -69,6 +73,7 @@ class AuditConfig:
         check_name(self.name)
         self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
         self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
+        self.alert_rules = AlertRules(self.alert_max_rate, self.alert_max_increase, self.alert_max_class_shift)
         self.judge_configs = None
         if self.judges:
             from .judges import load_judges
@@ -94,6 +99,7 @@ class AuditResult:
     report_json: Path
     n_label_issues: int
     seconds: float
+    history: dict | None = None
 
 
 def ingest_step(cfg: AuditConfig) -> pa.Table:
@@ -105,6 +111,14 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
 
 def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
     return plan_folds(examples, cfg.model, cfg.n_folds, cfg.seed, cfg.model_params)
+
+
+def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
+    """How many of the plan's folds are already in the fold cache (an unchanged source: all of them)."""
+    cache = FoldCache(cfg.open_store().cache_dir / "folds")
+    n = sum(cache.has(plan.key(f)) for f in range(plan.n_folds))
+    log.info("%d of %d folds are in the cache%s", n, plan.n_folds, " (unchanged data and settings: no model is trained)" if n == plan.n_folds else "")
+    return n
 
 
 def fold_step(cfg: AuditConfig, plan: FoldPlan, fold: int) -> np.ndarray:
@@ -203,19 +217,35 @@ def report_step(version: Version) -> tuple[Path, Path]:
     return write_audit_report(version)
 
 
+def history_step(cfg: AuditConfig, version: Version, examples: pa.Table, pred_probs: pa.Table, decision: Decision, started: float,
+                 folds_cached: int | None, folds_total: int | None, run: dict | None = None) -> dict:
+    """Record the run in the dataset's history (with its alerts) and rebuild the report with the trend."""
+    import datetime as dt
+
+    begun = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=time.perf_counter() - started)
+    record = record_run(cfg.open_store(), version, examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs), decision.is_label_issue,
+                        begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
+    write_audit_report(version)  # now with this run in the trend
+    return record
+
+
 def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
     """Run a whole audit in this process (no Prefect). ``audit(source="digits")`` or ``audit(AuditConfig(...))``."""
     cfg = config or AuditConfig(**kwargs)
     t0 = time.perf_counter()
     examples = ingest_step(cfg)
+    cached = total = None
     if cfg.pred_probs:
         pred_probs = user_pred_probs_step(cfg, examples)
     else:
         plan = plan_step(cfg, examples)
+        cached, total = cached_folds_step(cfg, plan), plan.n_folds
         pred_probs = assemble_step(examples, plan, [fold_step(cfg, plan, f) for f in range(plan.n_folds)])
     detection = detect_step(cfg, examples, pred_probs)
     votes, stats = judge_step(cfg, examples, detection) if cfg.judge_configs else (None, None)
     decision, detections, info = decide_step(cfg, pred_probs, detection, votes)
     version = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info)
     html_path, json_path = report_step(version)
-    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0)
+    record = history_step(cfg, version, examples, pred_probs, decision, t0, cached, total)
+    raise_alerts(record, cfg.name)
+    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)

@@ -65,6 +65,8 @@ def refresh_catalog(store, name: str) -> Path:
         _set_search_path(con, store.dataset_dir(name))
         for view in VIEWS:
             con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{load_sql(view)}")
+        if any((store.dataset_dir(name) / "history").glob("*.json")):  # the audit history: a table rebuilt from its JSON records
+            con.execute(f"CREATE OR REPLACE TABLE history AS\n{load_sql('history')}")
     finally:
         con.close()
     return path

@@ -45,6 +45,10 @@ class FoldCache:
     def _path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.npz"
 
+    def has(self, key: str) -> bool:
+        path = self._path(key)
+        return path is not None and path.exists()
+
     def get(self, key: str) -> np.ndarray | None:
         path = self._path(key)
         if path is None or not path.exists():

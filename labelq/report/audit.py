@@ -106,6 +106,8 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
     figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
     if manifest.get("joint"):
         figures.insert(0, plots.noise_heatmap(np.asarray(manifest["joint"]), names, rows.num_rows))
+    if len(summary.get("history") or []) > 1:
+        figures.append(plots.history_trend(summary["history"]))
     top_ids = [t["id"] for t in summary["top_issues"]]
     top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest)))
@@ -182,9 +184,15 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 
 def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     """Write ``reports/<tag>.html`` and ``reports/<tag>.json`` beside the dataset's versions."""
+    from ..history import read_history
+    from ..store import Store
+
     manifest = version.manifest()
     rows = version.read()
     summary = audit_summary(rows, manifest, top)
+    store = Store(version.path.parent.parent.parent)
+    summary["history"] = [{k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
+                          for r in read_history(store, version.name) if r["version"] <= version.number]
     out = version.path.parent / "reports"
     html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary))
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))

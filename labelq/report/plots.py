@@ -87,3 +87,24 @@ def thumbnail(encoded: bytes, size: int = 64) -> str:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def history_trend(runs: list[dict]) -> str:
+    """Estimated label-error rate (with its 95% interval) and flagged share over the recorded audit runs."""
+    plt, fig = _figure(7.0, 3.2)
+    ax = fig.add_subplot(111)
+    x = np.arange(len(runs))
+    est = np.array([r["estimated_error_rate"] for r in runs])
+    lo = np.array([r["estimated_error_rate_lo"] for r in runs])
+    hi = np.array([r["estimated_error_rate_hi"] for r in runs])
+    ax.fill_between(x, 100 * lo, 100 * hi, alpha=0.25, label="95% interval")
+    ax.plot(x, 100 * est, marker="o", label="estimated label-error rate")
+    ax.plot(x, [100 * r["flagged_rate"] for r in runs], marker=".", ls="--", label="flagged")
+    for i, r in enumerate(runs):
+        if r["status"] == "alert":
+            ax.plot(i, 100 * est[i], "rx", ms=10)
+    ax.set_xticks(x, [f"v{r['version']}\n{r['finished_at'][5:16]}" for r in runs], fontsize=7)
+    ax.set_ylabel("% of rows")
+    ax.set_title("Audit history (red x: alert)")
+    ax.legend(fontsize=8)
+    return _to_uri(plt, fig)

@@ -1,0 +1,79 @@
+"""Audit history and alerts: real audits of digits into a real store, the catalog's history table, the
+CLI, and a Prefect flow run that ends Failed with the alert's reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from labelq import schema as S
+from labelq.cli import main
+from labelq.history import AlertRules, AuditAlert, check_alerts, read_history
+from labelq.sql import run_query
+from labelq.store import Store
+
+
+def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
+    root = tmp_path / "store"
+    args = ["audit", "digits", "--store", str(root), "--model", "logreg", "--no-prefect", "-q", "--top", "0"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "0 of 5 folds reused" in r.output and "estimated label-error rate" in r.output
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "5 of 5 folds reused (unchanged source: no model was trained)" in r.output, r.output
+    store = Store(root)
+    runs = read_history(store, "digits")
+    assert [x["version"] for x in runs] == [1, 2] and [x["unchanged_source"] for x in runs] == [False, True]
+    first = runs[0]
+    assert first["rows"] == 1797 and first["flagged"] == store.version("digits", 1).manifest()["n_label_issues"]
+    assert first["estimated_error_rate_lo"] <= first["estimated_error_rate"] <= first["estimated_error_rate_hi"]
+    assert len(first["class_share"]) == 10 and abs(sum(first["class_share"]) - 1) < 1e-9
+    assert first["detector"]["cleanlab"] and first["model"] == "logreg" and first["duration_s"] > 0
+    table = run_query(store, "digits", "SELECT version, folds_cached, status FROM history ORDER BY version").to_pylist()
+    assert table == [{"version": 1, "folds_cached": 0, "status": "ok"}, {"version": 2, "folds_cached": 5, "status": "ok"}]
+    r = CliRunner().invoke(main, ["history", "digits", "--store", str(root)])
+    assert r.exit_code == 0 and "5/5" in r.output and "0/5" in r.output, r.output
+    html = (root / "datasets" / "digits" / "reports" / "v0002.html").read_text()
+    assert 'alt="figure"' in html and html.count("<img class=\"fig\"") == 4  # heatmap, rates, histogram, history trend
+
+
+def test_alert_rules():
+    prev = {"estimated_error_rate": 0.02, "class_names": ["a", "b"], "class_share": [0.5, 0.5]}
+    rec = {"estimated_error_rate": 0.05, "class_names": ["a", "b"], "class_share": [0.4, 0.6]}
+    assert check_alerts(rec, prev, AlertRules()) == []
+    reasons = check_alerts(rec, prev, AlertRules(max_rate=0.04, max_increase=0.01, max_class_shift=0.05))
+    assert len(reasons) == 3 and "above the limit" in reasons[0] and "rose from 2.00% to 5.00%" in reasons[1] and "'a' moved" in reasons[2]
+    assert check_alerts(rec, None, AlertRules(max_increase=0.0)) == []  # nothing to compare with on the first run
+
+
+def test_class_shift_alert_fails_the_cli_and_is_recorded(tmp_path, digits):
+    root = tmp_path / "store"
+    assert CliRunner().invoke(main, ["audit", "digits", "--store", str(root), "--model", "logreg", "--no-prefect", "-q"]).exit_code == 0
+    labels = digits[S.LABEL].to_numpy()
+    drop = np.flatnonzero(labels == 0)[::2]  # half of class 0: its share falls from 9.9% to about 5%
+    keep = np.setdiff1d(np.arange(len(labels)), drop)
+    pq.write_table(digits.take(keep), tmp_path / "fewer-zeros.parquet")
+    r = CliRunner().invoke(main, ["audit", str(tmp_path / "fewer-zeros.parquet"), "--name", "digits", "--store", str(root), "--model", "logreg",
+                                  "--no-prefect", "-q", "--alert-class-shift", "0.03"])
+    assert r.exit_code == 3 and "alert:" in r.output and "class '0' moved" in r.output, r.output
+    store = Store(root)
+    assert store.version("digits").number == 2  # the version is published; the alert is about its quality
+    last = read_history(store, "digits")[-1]
+    assert last["status"] == "alert" and last["alerts"] and last["version"] == 2
+
+
+def test_an_alert_fails_the_prefect_flow_run_with_its_reasons(tmp_path, prefect_harness):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from labelq.flows.audit import run_audit_flow
+    from labelq.pipeline import AuditConfig
+
+    with pytest.raises(AuditAlert, match="above the limit"):
+        run_audit_flow(AuditConfig(source="digits", store=str(tmp_path / "s"), model="logreg", alert_max_rate=0.0001))
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    assert run.state.is_failed() and "above the limit" in (run.state.message or "")
+    assert read_history(Store(tmp_path / "s"), "digits")[-1]["flow_run_id"] == str(run.id)
