@@ -60,9 +60,32 @@ def audit_flow(source: str = "digits", name: str | None = None, store: str | Non
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
 
 
-def run_audit_flow(cfg: AuditConfig, jobs: int = 1) -> AuditResult:
-    """Run ``audit_flow`` for ``cfg`` with ``jobs`` folds at a time."""
+def task_runner(jobs: int = 1, cluster: str | None = None):
+    """Threads in this process (default), or a Dask cluster through prefect-dask.
+
+    ``cluster``: ``"local"`` starts a local cluster of ``jobs`` worker processes (one thread each, and
+    one torch/BLAS thread per worker so they do not fight over the cores); anything else is the address
+    of a running Dask scheduler (``tcp://host:8786``). Workers write finished folds to the store's cache,
+    so on a remote cluster the store must be a path every worker and this process share.
+    """
+    if cluster is None:
+        return ThreadPoolTaskRunner(max_workers=jobs)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        from labelq.errors import MissingDependencyError
+
+        raise MissingDependencyError("running on a Dask cluster needs prefect-dask", 'pip install "labelq[cluster]"') from exc
+    if cluster == "local":
+        threads = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        return DaskTaskRunner(cluster_kwargs={"n_workers": max(1, jobs), "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None, "env": threads})
+    return DaskTaskRunner(address=cluster)
+
+
+def run_audit_flow(cfg: AuditConfig, jobs: int = 1, cluster: str | None = None) -> AuditResult:
+    """Run ``audit_flow`` for ``cfg`` with ``jobs`` folds at a time, in threads or on a Dask ``cluster``."""
     from dataclasses import asdict
 
     params = {k: v for k, v in asdict(cfg).items()}
-    return audit_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=jobs))(**params)
+    return audit_flow.with_options(task_runner=task_runner(jobs, cluster))(**params)

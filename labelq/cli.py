@@ -123,13 +123,14 @@ STORE = click.option("--store", type=click.Path(file_okay=False), default=None, 
 @click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share.")
 @click.option("--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run.")
 @click.option("--alert-class-shift", type=float, default=None, help="Alert if a class's share of the rows moved by more than this since the last run.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained at the same time.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained at the same time (threads, or local Dask workers).")
+@click.option("--cluster", default=None, help="Run the folds on Dask: 'local' (a local cluster of --jobs processes) or a scheduler address tcp://HOST:PORT.")
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without Prefect.")
 @click.option("--top", type=int, default=10, show_default=True, help="Suspected errors to print.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
 def audit(source: str, name: str | None, store: str | None, label_column, id_column, text_column, image_column, feature_columns,
           split, classes, n_folds: int, model: str, model_param, seed: int, pred_probs, filter_by: str, auto_fix,
-          judges, judge_sample: int, judge_all: bool, judge_aggregation: str, alert_max_rate, alert_max_increase, alert_class_shift, jobs: int,
+          judges, judge_sample: int, judge_all: bool, judge_aggregation: str, alert_max_rate, alert_max_increase, alert_class_shift, jobs: int, cluster: str | None,
           no_prefect: bool, top: int, quiet: bool) -> None:
     """Audit SOURCE (a built-in dataset: digits, fashion-mnist, spamassassin, fine-foods; or a path) and publish a version."""
     from .pipeline import AuditConfig, audit as run_audit
@@ -143,6 +144,8 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
         alert_max_rate=alert_max_rate, alert_max_increase=alert_max_increase, alert_max_class_shift=alert_class_shift,
     )
     if no_prefect:
+        if cluster:
+            raise click.UsageError("--cluster runs the folds as Prefect tasks; leave out --no-prefect")
         if not quiet:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
         result = run_audit(cfg)
@@ -153,7 +156,7 @@ def audit(source: str, name: str | None, store: str | None, label_column, id_col
             logging.getLogger("labelq").setLevel(logging.INFO)  # Prefect shows it (PREFECT_LOGGING_EXTRA_LOGGERS)
         from .flows.audit import run_audit_flow
 
-        result = run_audit_flow(cfg, jobs=jobs)
+        result = run_audit_flow(cfg, jobs=jobs, cluster=cluster)
     v = result.version
     m = v.manifest()
     click.echo(

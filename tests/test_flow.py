@@ -51,3 +51,20 @@ def test_flow_with_bad_input_fails_with_the_clear_error(prefect_harness, store_d
     with pytest.raises(InputError, match="single class"):
         audit_flow(source=str(tmp_path / "d.csv"), store=str(store_dir))
     assert Store(store_dir).datasets() == []
+
+
+def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_path, prefect_harness):
+    """Folds on two real Dask worker processes (prefect-dask) against the single-process run, same seed."""
+    import numpy as np
+
+    from labelq.flows.audit import run_audit_flow
+    from labelq.pipeline import AuditConfig, audit
+    from labelq.predict import pred_probs_array
+
+    seq = audit(AuditConfig(source="digits", store=str(tmp_path / "a"), model="logreg"))
+    dask = run_audit_flow(AuditConfig(source="digits", store=str(tmp_path / "b"), model="logreg"), jobs=2, cluster="local")
+    a, b = seq.version.read(), dask.version.read()
+    assert a["is_label_issue"].to_pylist() == b["is_label_issue"].to_pylist()
+    assert a["issue_rank"].to_pylist() == b["issue_rank"].to_pylist()
+    np.testing.assert_allclose(pred_probs_array(seq.version.read_table("pred_probs")), pred_probs_array(dask.version.read_table("pred_probs")), atol=1e-6)
+    assert dask.history["folds_total"] == 5 and dask.history["flow_run_id"]
