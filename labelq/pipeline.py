@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class AuditConfig:
     model_params: dict[str, Any] = field(default_factory=dict)
     n_folds: int = 5
     seed: int = 0
+    fold_threads: int | None = None
     pred_probs: str | None = None
     filter_by: str = "prune_by_noise_rate"
     auto_fix_min_confidence: float | None = None
@@ -71,6 +73,8 @@ class AuditConfig:
         if self.name is None:
             self.name = derive_name(self.source, self.split)
         check_name(self.name)
+        if self.fold_threads is not None and (not isinstance(self.fold_threads, int) or self.fold_threads < 1):
+            raise InputError(f"fold_threads must be a whole number >= 1, got {self.fold_threads!r}", "pass --fold-threads 1 (or more), or leave it out to use every core")
         self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
         self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
         self.alert_rules = AlertRules(self.alert_max_rate, self.alert_max_increase, self.alert_max_class_shift)
@@ -122,7 +126,32 @@ def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
 
 
 def fold_step(cfg: AuditConfig, plan: FoldPlan, fold: int) -> np.ndarray:
-    return predict_fold(plan, fold, FoldCache(cfg.open_store().cache_dir / "folds"))
+    """One fold, with ``cfg.fold_threads`` compute threads when set.
+
+    The thread count is part of what makes a fold reproducible: torch and OpenMP split sums across
+    threads, so the same seed on 1 and on 2 threads gives slightly different weights. Runs with the
+    same ``fold_threads`` (in this process or on any Dask worker) give bit-identical predictions.
+    """
+    with limited_threads(cfg.fold_threads):
+        return predict_fold(plan, fold, FoldCache(cfg.open_store().cache_dir / "folds"))
+
+
+@contextmanager
+def limited_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads and ``n`` BLAS/OpenMP threads; ``None`` changes nothing."""
+    if n is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarray]) -> pa.Table:
