@@ -1,4 +1,4 @@
-"""The ``labelq`` command: audit, issues, query, versions, report, relabel, review, export, label-maps."""
+"""The ``labelq`` command: audit, schedule, history, diff, issues, query, versions, report, relabel, review, export, label-maps."""
 
 from __future__ import annotations
 
@@ -98,51 +98,63 @@ def main() -> None:
 STORE = click.option("--store", type=click.Path(file_okay=False), default=None, help="Store folder (default: $LABELQ_STORE or ./data/store).")
 
 
+_AUDIT_OPTIONS = [
+    click.option("--label-column", help="Column holding the labels (default: 'label')."),
+    click.option("--id-column", help="Column of unique ids (default: 'id' if present, else derived from content)."),
+    click.option("--text-column", help="Column holding the text input."),
+    click.option("--image-column", help="Column holding the images."),
+    click.option("--feature-columns", help="Comma-separated numeric feature columns."),
+    click.option("--split", help="Audit only rows of this split (e.g. train, test)."),
+    click.option("--classes", help="Comma-separated class names, in class-index order."),
+    click.option("--folds", "n_folds", type=int, default=5, show_default=True, help="Cross-validation folds."),
+    click.option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality)."),
+    click.option("--model-param", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--fold-threads", type=int, default=None, help="Compute threads per fold (default: every core; a local Dask cluster splits the cores). Same seed and same value: identical results anywhere."),
+    click.option("--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training."),
+    click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter."),
+    click.option("--auto-fix", nargs=2, type=(click.Choice(["min-confidence"]), float), default=None, help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95."),
+    click.option("--judges", type=click.Path(dir_okay=False), help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows."),
+    click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample)."),
+    click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample."),
+    click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True),
+    click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share."),
+    click.option("--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run."),
+    click.option("--alert-class-shift", "alert_max_class_shift", type=float, default=None, help="Alert if a class's share of the rows moved by more than this since the last run."),
+]
+
+
+def audit_options(fn):
+    """The options that make an ``AuditConfig`` (shared by ``audit`` and ``schedule``)."""
+    for option in reversed(_AUDIT_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def audit_config(source: str, name: str | None, store: str | None, **kw: Any):
+    """An ``AuditConfig`` from the values of ``audit_options`` (validated now)."""
+    from .pipeline import AuditConfig
+
+    auto_fix = kw.pop("auto_fix")
+    return AuditConfig(source=source, name=name, store=store, feature_columns=_csv(kw.pop("feature_columns")), classes=_csv(kw.pop("classes")),
+                       model_params=_param(kw.pop("model_param")), auto_fix_min_confidence=auto_fix[1] if auto_fix else None, **kw)
+
+
 @main.command()
 @click.argument("source", default="digits")
 @click.option("--name", help="Dataset name in the store (default: from SOURCE).")
 @STORE
-@click.option("--label-column", help="Column holding the labels (default: 'label').")
-@click.option("--id-column", help="Column of unique ids (default: 'id' if present, else derived from content).")
-@click.option("--text-column", help="Column holding the text input.")
-@click.option("--image-column", help="Column holding the images.")
-@click.option("--feature-columns", help="Comma-separated numeric feature columns.")
-@click.option("--split", help="Audit only rows of this split (e.g. train, test).")
-@click.option("--classes", help="Comma-separated class names, in class-index order.")
-@click.option("--folds", "n_folds", type=int, default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality).")
-@click.option("--model-param", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training.")
-@click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter.")
-@click.option("--auto-fix", nargs=2, type=(click.Choice(["min-confidence"]), float), default=None, help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95.")
-@click.option("--judges", type=click.Path(dir_okay=False), help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows.")
-@click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample).")
-@click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample.")
-@click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True)
-@click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share.")
-@click.option("--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run.")
-@click.option("--alert-class-shift", type=float, default=None, help="Alert if a class's share of the rows moved by more than this since the last run.")
+@audit_options
 @click.option("--jobs", type=int, default=1, show_default=True, help="Folds trained at the same time (threads, or local Dask workers).")
 @click.option("--cluster", default=None, help="Run the folds on Dask: 'local' (a local cluster of --jobs processes) or a scheduler address tcp://HOST:PORT.")
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without Prefect.")
 @click.option("--top", type=int, default=10, show_default=True, help="Suspected errors to print.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
-def audit(source: str, name: str | None, store: str | None, label_column, id_column, text_column, image_column, feature_columns,
-          split, classes, n_folds: int, model: str, model_param, seed: int, pred_probs, filter_by: str, auto_fix,
-          judges, judge_sample: int, judge_all: bool, judge_aggregation: str, alert_max_rate, alert_max_increase, alert_class_shift, jobs: int, cluster: str | None,
-          no_prefect: bool, top: int, quiet: bool) -> None:
+def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: str | None, no_prefect: bool, top: int, quiet: bool, **options: Any) -> None:
     """Audit SOURCE (a built-in dataset: digits, fashion-mnist, spamassassin, fine-foods; or a path) and publish a version."""
-    from .pipeline import AuditConfig, audit as run_audit
+    from .pipeline import audit as run_audit
 
-    cfg = AuditConfig(
-        source=source, name=name, store=store, label_column=label_column, id_column=id_column, text_column=text_column,
-        image_column=image_column, feature_columns=_csv(feature_columns), split=split, classes=_csv(classes), model=model,
-        model_params=_param(model_param), n_folds=n_folds, seed=seed, pred_probs=pred_probs, filter_by=filter_by,
-        auto_fix_min_confidence=auto_fix[1] if auto_fix else None, judges=judges, judge_sample=judge_sample,
-        judge_all=judge_all, judge_aggregation=judge_aggregation,
-        alert_max_rate=alert_max_rate, alert_max_increase=alert_max_increase, alert_max_class_shift=alert_class_shift,
-    )
+    cfg = audit_config(source, name, store, **options)
     if no_prefect:
         if cluster:
             raise click.UsageError("--cluster runs the folds as Prefect tasks; leave out --no-prefect")
@@ -254,6 +266,40 @@ def diff(name: str, before: str, after: str, store: str | None, limit: int, fmt:
     click.echo(f"{name} {before} -> {after}: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items()))
     if limit > 0 and rows:
         click.echo(format_table(rows[:limit]))
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.argument("source", required=False)
+@STORE
+@audit_options
+@click.option("--cron", default=None, help='Cron schedule, e.g. "0 3 * * *" (every day at 03:00).')
+@click.option("--interval", type=float, default=None, help="Run every this many seconds instead of a cron schedule.")
+@click.option("--timezone", default=None, help="Time zone of the cron schedule, e.g. Europe/Berlin (default: UTC).")
+@click.option("--pool", default="labelq", show_default=True, help="Prefect work pool (type process) whose worker runs the audits.")
+@click.option("--paused", is_flag=True, help="Register the schedule paused.")
+@click.option("--no-check", is_flag=True, help="Do not load SOURCE now (it may not exist yet); the options are still checked.")
+@click.option("--list", "list_", is_flag=True, help="List the scheduled audits on the Prefect server.")
+@click.option("--remove", "remove", default=None, metavar="NAME", help="Remove the scheduled audit NAME.")
+def schedule(name: str | None, source: str | None, store: str | None, cron: str | None, interval: float | None, timezone: str | None,
+             pool: str, paused: bool, no_check: bool, list_: bool, remove: str | None, **options: Any) -> None:
+    """Schedule a recurring audit of SOURCE into NAME on the Prefect server (PREFECT_API_URL); a worker of
+    the work pool runs it: `prefect worker start --pool labelq`. Also --list and --remove NAME."""
+    from .flows.schedule import list_schedules, remove_schedule, schedule_audit
+
+    if list_ or remove:
+        if remove:
+            remove_schedule(remove)
+            click.echo(f"Removed the scheduled audit {remove} (its past runs and the store's history stay).")
+        rows = list_schedules()
+        if list_:
+            click.echo(format_table([{k: r[k] for k in ("name", "schedule", "source", "store", "pool", "paused", "next_run", "last_run")} for r in rows]) if rows else "No scheduled audits.")
+        return
+    if not name or not source:
+        raise click.UsageError('give NAME and SOURCE, e.g. labelq schedule fashion fashion-mnist --cron "0 3 * * *" (or --list, --remove NAME)')
+    row = schedule_audit(audit_config(source, name, store, **options), cron=cron, interval=interval, timezone=timezone, pool=pool, paused=paused, check_data=not no_check)
+    click.echo(f"Scheduled labelq-audit/{row['name']}: {row['schedule']}, {row['source']} -> {row['store']} (work pool {row['pool']!r}; next run {row['next_run'] or 'not yet planned'}).")
+    click.echo(f"A worker runs it: prefect worker start --pool {pool}")
 
 
 @main.command()

@@ -30,6 +30,10 @@ class MissingDependencyError(LabelqError, ImportError):
     """A package needed for this source or model is not installed."""
 
 
+class SchedulerError(LabelqError):
+    """No Prefect server to register a schedule with, or it refused the request."""
+
+
 class StoreError(LabelqError):
     """The dataset store refused an operation (overwrite, unknown version, corrupt manifest)."""
 
