@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from labelq import pipeline
 from labelq.history import raise_alerts
+from labelq.judges.runner import ask_batch
 from labelq.pipeline import AuditConfig, AuditResult
 
 ingest = task(pipeline.ingest_step, name="ingest", cache_policy=NO_CACHE)
@@ -26,7 +27,7 @@ fold = task(pipeline.fold_step, name="fold", cache_policy=NO_CACHE, task_run_nam
 assemble = task(pipeline.assemble_step, name="assemble", cache_policy=NO_CACHE)
 user_pred_probs = task(pipeline.user_pred_probs_step, name="load-pred-probs", cache_policy=NO_CACHE)
 detect = task(pipeline.detect_step, name="confident-learning", cache_policy=NO_CACHE)
-judge = task(pipeline.judge_step, name="llm-judges", cache_policy=NO_CACHE)
+judge_batch = task(ask_batch, name="judge-batch", cache_policy=NO_CACHE, task_run_name="judge-{judge.name}")
 decide = task(pipeline.decide_step, name="decide", cache_policy=NO_CACHE)
 publish = task(pipeline.publish_step, name="publish", cache_policy=NO_CACHE)
 report = task(pipeline.report_step, name="report", cache_policy=NO_CACHE)
@@ -56,7 +57,9 @@ def audit_flow(source: str = "digits", name: str | None = None, store: str | Non
         futures = [fold.submit(cfg, p, f) for f in range(p.n_folds)]
         pred_probs = assemble(examples, p, [f.result() for f in futures])
     detection = detect(cfg, examples, pred_probs)
-    votes, stats = judge(cfg, examples, detection) if cfg.judge_configs else (None, None)
+    # Judge batches are tasks on the flow's task runner (threads, or Dask workers); the vote cache stays
+    # in this process, its only writer.
+    votes, stats = pipeline.judge_step(cfg, examples, detection, submit=judge_batch.submit) if cfg.judge_configs else (None, None)
     decision, detections, info = decide(cfg, pred_probs, detection, votes)
     run = {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
     version = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run)

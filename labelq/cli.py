@@ -118,6 +118,7 @@ _AUDIT_OPTIONS = [
     click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample)."),
     click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample."),
     click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True),
+    click.option("--judge-batch-rows", type=int, default=64, show_default=True, help="Rows per judge batch task (batches run on the task runner: --jobs threads or --cluster workers)."),
     click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share."),
     click.option("--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run."),
     click.option("--alert-class-shift", "alert_max_class_shift", type=float, default=None, help="Alert if a class's share of the rows moved by more than this since the last run."),

@@ -65,6 +65,7 @@ class AuditConfig:
     judge_sample: int = 200
     judge_all: bool = False
     judge_aggregation: str = "dawid_skene"
+    judge_batch_rows: int = 64
     alert_max_rate: float | None = None
     alert_max_increase: float | None = None
     alert_max_class_shift: float | None = None
@@ -86,6 +87,8 @@ class AuditConfig:
             self.judge_configs = load_judges(self.judges)
             if self.judge_aggregation not in AGGREGATIONS:
                 raise InputError(f"unknown judge aggregation {self.judge_aggregation!r}", f"use one of {list(AGGREGATIONS)}")
+            if self.judge_batch_rows < 1:
+                raise InputError(f"judge_batch_rows must be >= 1, got {self.judge_batch_rows}")
             if self.judge_sample < 0:
                 raise InputError(f"judge_sample must be >= 0, got {self.judge_sample}")
 
@@ -177,11 +180,12 @@ def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> lis
     return ids[np.sort(np.concatenate([np.flatnonzero(detection.is_issue), sample]))].tolist()
 
 
-def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> tuple[pa.Table, list[dict]]:
+def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submit=None) -> tuple[pa.Table, list[dict]]:
+    """The judges' votes; ``submit`` sends batches of ``cfg.judge_batch_rows`` rows to a task runner (see ``run_judges``)."""
     from .judges import run_judges
 
     ids = judge_ids(cfg, examples, detection)
-    return run_judges(examples, cfg.judge_configs, ids, cfg.open_store().cache_dir / "judges.duckdb", cfg.seed)
+    return run_judges(examples, cfg.judge_configs, ids, cfg.open_store().cache_dir / "judges.duckdb", cfg.seed, submit=submit, batch_rows=cfg.judge_batch_rows)
 
 
 def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, votes: pa.Table | None = None) -> tuple[Decision, list[Detection], dict]:

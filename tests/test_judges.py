@@ -255,6 +255,29 @@ def test_judges_in_the_prefect_flow(servers, prefect_harness, tmp_path):
     assert result.version.read_table("judge_votes").num_rows == m["judges"]["judged_rows"]
 
 
+def test_judge_batches_on_a_local_dask_cluster(servers, prefect_harness, tmp_path):
+    """Judge batches as tasks on two real Dask worker processes: every row gets the same verdict as
+    from this process, the flow's process fills the vote cache, and a rerun on Dask asks nothing."""
+    from labelq.flows.audit import run_audit_flow
+    from labelq.pipeline import AuditConfig, audit
+
+    rows = [(f"{t} (review {i})", y) for i in range(3) for t, y in REVIEWS]
+    (tmp_path / "r.csv").write_text("\n".join(["text,label"] + [f'"{t}",{y}' for t, y in rows]))
+    (tmp_path / "j.toml").write_text(f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\nconcurrency = 1\n')
+    opts = dict(source=str(tmp_path / "r.csv"), n_folds=3, judges=str(tmp_path / "j.toml"), judge_all=True, judge_batch_rows=5)
+    local = audit(AuditConfig(store=str(tmp_path / "a"), **opts))
+    dask = run_audit_flow(AuditConfig(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    a, b = (r.version.read_table("judge_votes").sort_by("id") for r in (local, dask))
+    assert b["id"].to_pylist() == a["id"].to_pylist() and len(a) == len(rows)
+    assert b["verdict"].to_pylist() == a["verdict"].to_pylist()
+    np.testing.assert_allclose(np.asarray(b["p_label_correct"].to_pylist(), dtype=float), np.asarray(a["p_label_correct"].to_pylist(), dtype=float), atol=0.02)
+    stats = dask.version.manifest()["judges"]["stats"][0]
+    assert stats["asked"] == len(rows) and stats["batches"] == 4 and stats["answered"] == len(rows)
+    again = run_audit_flow(AuditConfig(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    stats = again.version.manifest()["judges"]["stats"][0]
+    assert stats["asked"] == 0 and stats["cache_hits"] == len(rows)
+
+
 def test_judges_file(tmp_path):
     path = tmp_path / "judges.toml"
     path.write_text('[[judge]]\nname = "a"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n\n[[judge]]\nname = "b"\nbackend = "llama-cpp"\nmodel_path = "x.gguf"\nprompt = "choose"\norders = 3\n')

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -118,8 +118,8 @@ def judge_inputs(examples: pa.Table, ids: Sequence[str] | None) -> tuple[list[st
 
 
 def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarray, class_names: list[str], seed: int,
-         cache: VoteCache, ph: str, hashes: list[str]) -> dict[int, dict]:
-    """Ask ``judge`` about rows ``todo`` concurrently; answered votes go to the cache in batches as they arrive.
+         cache: VoteCache | None, ph: str, hashes: list[str]) -> dict[int, dict]:
+    """Ask ``judge`` about rows ``todo`` concurrently; answered votes go to the cache (if any) in batches as they arrive.
 
     Returns every asked row's vote; a judge that could not answer gives ``verdict = 'missing'`` (not cached).
     """
@@ -139,35 +139,70 @@ def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarr
                     fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "rationale": None, "raw": str(exc)[:500],
                                 "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
                     continue
+                if cache is None:
+                    continue
                 pending.append({"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **fresh[i]})
                 if len(pending) >= BATCH:
                     cache.put(pending)
                     pending = []
                 if n % max(1, len(todo) // 10) == 0:
                     log.info("judge %s: %d/%d answered", judge.name, n, len(todo))
-        cache.put(pending)
+        if cache is not None:
+            cache.put(pending)
     finally:
         backend.close()
     return fresh
 
 
+def ask_batch(judge: JudgeConfig, texts: list[str], labels: list[int], class_names: list[str], seed: int) -> list[dict]:
+    """``judge``'s votes on one batch of rows, in order, touching no cache: the unit that runs on a
+    task runner's worker (a Dask process) while the caller keeps the single-writer vote cache."""
+    fresh = _ask(judge, list(range(len(texts))), texts, np.asarray(labels), class_names, seed, None, "", [])
+    return [fresh[i] for i in range(len(texts))]
+
+
+def _cache_rows(judge: JudgeConfig, ph: str, hashes: list[str], rows: list[int], fresh: dict[int, dict]) -> list[dict]:
+    return [{"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **fresh[i]} for i in rows if fresh[i]["verdict"] != "missing"]
+
+
 def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[str] | None = None,
-               cache_path: Path | None = None, seed: int = 0) -> tuple[pa.Table, list[dict]]:
-    """Every judge votes on the rows ``ids`` (default: all) of a text examples table."""
+               cache_path: Path | None = None, seed: int = 0, submit: Callable | None = None, batch_rows: int = 64) -> tuple[pa.Table, list[dict]]:
+    """Every judge votes on the rows ``ids`` (default: all) of a text examples table.
+
+    By default each judge asks from this process (``concurrency`` requests at a time). With ``submit``
+    (``submit(judge, texts, labels, class_names, seed)`` runs ``ask_batch`` somewhere and returns a future,
+    e.g. the ``.submit`` of a Prefect task of ``ask_batch`` on a Dask task runner) the uncached rows go out in batches of ``batch_rows``,
+    every judge's batches at once; this process writes each batch's votes to the cache as it collects
+    them, so an interrupted run keeps the batches that finished.
+    """
     row_ids, texts, labels, class_names = judge_inputs(examples, ids)
     hashes = [content_hash(t, int(y), class_names) for t, y in zip(texts, labels)]
     cache = VoteCache(cache_path)
     out: list[dict] = []
     stats: list[dict] = []
     try:
+        plans = []
         for judge in judges:
             ph = prompt_hash(judge, seed)
             cached = cache.lookup(judge.name, judge.model_id, ph, hashes)
             todo = [i for i, h in enumerate(hashes) if h not in cached]
+            chunks = [todo[s : s + max(1, batch_rows)] for s in range(0, len(todo), max(1, batch_rows))] if submit is not None else []
+            futures = [submit(judge, [texts[i] for i in c], [int(labels[i]) for i in c], class_names, seed) for c in chunks]
+            plans.append((judge, ph, cached, todo, chunks, futures))
+        t_start = time.perf_counter()
+        for judge, ph, cached, todo, chunks, futures in plans:
             st = {"judge": judge.name, "model": judge.model_id, "examples": len(row_ids), "cache_hits": len(row_ids) - len(todo),
                   "asked": len(todo), "answered": 0, "missing": 0, "abstained": 0, "prompt_tokens": 0, "completion_tokens": 0}
             t0 = time.perf_counter()
-            fresh = _ask(judge, todo, texts, labels, class_names, seed, cache, ph, hashes) if todo else {}
+            if submit is None:
+                fresh = _ask(judge, todo, texts, labels, class_names, seed, cache, ph, hashes) if todo else {}
+            else:
+                fresh = {}
+                for n, (chunk, fut) in enumerate(zip(chunks, futures), 1):
+                    fresh.update(zip(chunk, fut.result()))
+                    cache.put(_cache_rows(judge, ph, hashes, chunk, fresh))
+                    log.info("judge %s: batch %d/%d collected", judge.name, n, len(chunks))
+                t0 = t_start  # the batches ran side by side since they were submitted
             seconds = time.perf_counter() - t0
             for i, rid in enumerate(row_ids):
                 vote = fresh.get(i) or cached[hashes[i]]
@@ -182,6 +217,7 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
             st["seconds"] = round(seconds, 2)
             st["examples_per_s"] = round(len(todo) / seconds, 2) if todo and seconds > 0 else None
             st["cost"] = round((st["prompt_tokens"] + st["completion_tokens"]) / 1000 * judge.price_per_1k_tokens, 6)
+            st["batches"] = len(chunks) if submit is not None else None
             stats.append(st)
             log.info("judge %s: %s", judge.name, {k: v for k, v in st.items() if k not in ("judge",)})
     finally:
