@@ -62,9 +62,9 @@ def audit_flow(source: str = "digits", name: str | None = None, store: str | Non
     votes, stats = pipeline.judge_step(cfg, examples, detection, submit=judge_batch.submit) if cfg.judge_configs else (None, None)
     decision, detections, info = decide(cfg, pred_probs, detection, votes)
     run = {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
-    version = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run)
+    version = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run, t0, n_cached, n_total)  # with its history record
     html_path, json_path = report(version)
-    record = history(cfg, version, examples, pred_probs, decision, t0, n_cached, n_total, run)
+    record = history(version)
     raise_alerts(record, cfg.name)  # the flow run ends Failed with the reasons; Prefect automations can act on it
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
 

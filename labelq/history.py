@@ -1,8 +1,10 @@
 """Audit history and alerts.
 
-Every audit run appends one record to ``<store>/datasets/<name>/history/`` (one JSON file per run,
-written atomically when the run ends, so a killed run leaves no half record and concurrent runs
-never write the same file). The catalog's ``history`` view reads them. A record holds the time, the
+Every audit run writes one record, ``run.json``, into the version it publishes: the record is written
+in the version's temporary folder and appears with it in one rename, so a run killed at any point
+leaves either a version with its record or neither, and concurrent runs (serialized by the store's
+lock) compare with each other in publishing order. The catalog's ``history`` table is rebuilt from
+them. (Records written by labelq before 0.1 under ``history/*.json`` are still read.) A record holds the time, the
 version and its content hash, rows, flagged rows, confident learning's estimated label-error rate with
 a 95% bootstrap interval, per-class flagged rates and class shares, the detector and model, how many
 folds came from the cache, the duration, and any alerts.
@@ -26,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LabelqError
-from .io import atomic_write_text
 from .validation import check_fraction
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,12 @@ def history_dir(store, name: str) -> Path:
 
 
 def read_history(store, name: str) -> list[dict]:
-    """Every recorded run of ``name``, oldest first."""
-    d = history_dir(store, name)
-    if not d.exists():
-        return []
-    runs = [json.loads(p.read_text()) for p in d.glob("*.json")]
-    return sorted(runs, key=lambda r: (r["finished_at"], r["run_id"]))
+    """Every recorded run of ``name``, oldest first: the records inside its versions (and older ``history/*.json``)."""
+    runs = {}
+    for path in [*sorted(history_dir(store, name).glob("*.json")), *sorted(store.dataset_dir(name).glob(f"v[0-9]*/{RECORD}"))]:
+        record = json.loads(path.read_text())
+        runs[record["run_id"]] = record
+    return sorted(runs.values(), key=lambda r: (r["finished_at"], r["run_id"]))
 
 
 def check_alerts(record: dict, previous: dict | None, rules: AlertRules) -> list[str]:
@@ -101,46 +102,59 @@ def check_alerts(record: dict, previous: dict | None, rules: AlertRules) -> list
     return reasons
 
 
-def record_run(store, version, labels: np.ndarray, pred_probs: np.ndarray, flagged: np.ndarray, started: dt.datetime, folds_cached: int | None,
-               folds_total: int | None, rules: AlertRules | None = None, run: dict | None = None, seed: int = 0) -> dict:
-    """Write the history record of a finished audit, with its alerts; returns the record."""
-    manifest = version.manifest()
-    k = len(manifest["class_names"])
+RECORD = "run.json"
+
+
+def prepare_record(store, labels: np.ndarray, pred_probs: np.ndarray, flagged: np.ndarray, started: dt.datetime, folds_cached: int | None,
+                   folds_total: int | None, rules: AlertRules | None = None, run: dict | None = None, seed: int = 0):
+    """The history record of an audit about to publish, as ``Store.publish``'s ``records`` callback.
+
+    The costly parts (the bootstrap interval, per-class rates) are computed now; the callback, called
+    with the store's lock held, adds the version, content hash and models from the manifest and the
+    alerts against the previous recorded run.
+    """
+    k = int(pred_probs.shape[1]) if pred_probs.ndim == 2 else int(labels.max(initial=0)) + 1
     est, lo, hi = error_rate_interval(labels, pred_probs, seed=seed)
     counts = np.bincount(labels, minlength=k)
-    finished = dt.datetime.now(dt.timezone.utc)
-    record = {
+    base = {
         "run_id": uuid.uuid4().hex,
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": finished.isoformat(timespec="seconds"),
-        "duration_s": round((finished - started).total_seconds(), 2),
-        "version": version.number,
-        "content_hash": manifest["content_hash"],
         "rows": int(len(labels)),
         "flagged": int(flagged.sum()),
-        "flagged_rate": float(flagged.mean()),
+        "flagged_rate": float(flagged.mean()) if len(flagged) else 0.0,
         "estimated_error_rate": est, "estimated_error_rate_lo": lo, "estimated_error_rate_hi": hi,
-        "class_names": manifest["class_names"],
         "class_share": (counts / max(len(labels), 1)).tolist(),
         "class_flagged_rate": [float(flagged[labels == c].mean()) if counts[c] else 0.0 for c in range(k)],
-        "detector": {"name": "confident_learning", "filter_by": manifest.get("filter_by"), "cleanlab": _version("cleanlab")},
-        "model": manifest.get("model"), "model_config": manifest.get("model_config"), "labelq": manifest.get("labelq_version"),
         "folds_cached": folds_cached, "folds_total": folds_total,
-        "unchanged_source": None,
         "flow_run_id": (run or {}).get("flow_run_id"),
     }
-    previous = read_history(store, version.name)
-    last = previous[-1] if previous else None
-    record["unchanged_source"] = bool(last and last["content_hash"] == record["content_hash"])
-    record["alerts"] = check_alerts(record, last, rules or AlertRules())
-    record["status"] = "alert" if record["alerts"] else "ok"
-    stamp = finished.strftime("%Y%m%dT%H%M%S")
-    atomic_write_text(history_dir(store, version.name) / f"{stamp}-{record['run_id'][:12]}.json", json.dumps(record, indent=1))
-    from .sql import refresh_catalog
 
-    with store.lock(version.name):
-        refresh_catalog(store, version.name)  # the catalog's `history` table
-    return record
+    def complete(manifest: dict) -> dict[str, dict]:
+        finished = dt.datetime.now(dt.timezone.utc)
+        record = {
+            **base,
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "duration_s": round((finished - started).total_seconds(), 2),
+            "version": manifest["version"],
+            "content_hash": manifest["content_hash"],
+            "class_names": manifest["class_names"],
+            "detector": {"name": "confident_learning", "filter_by": manifest.get("filter_by"), "cleanlab": _version("cleanlab")},
+            "model": manifest.get("model"), "model_config": manifest.get("model_config"), "labelq": manifest.get("labelq_version"),
+        }
+        previous = read_history(store, manifest["name"])
+        last = previous[-1] if previous else None
+        record["unchanged_source"] = bool(last and last["content_hash"] == record["content_hash"])
+        record["alerts"] = check_alerts(record, last, rules or AlertRules())
+        record["status"] = "alert" if record["alerts"] else "ok"
+        return {RECORD: record}
+
+    return complete
+
+
+def read_record(version) -> dict | None:
+    """The run record published with ``version`` (None for versions not made by an audit)."""
+    path = version.path / RECORD
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def raise_alerts(record: dict, name: str) -> None:

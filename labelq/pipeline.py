@@ -21,8 +21,8 @@ import pyarrow as pa
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import ConfidentLearning, Detection
-from .errors import InputError
-from .history import AlertRules, raise_alerts, record_run
+from .errors import InputError, StoreError
+from .history import AlertRules, prepare_record, raise_alerts, read_record
 from .ingest import IngestOptions, load_examples
 from .predict import FoldCache, FoldPlan, assemble, load_pred_probs, plan_folds, pred_probs_array, pred_probs_table, predict_fold
 from .report import write_audit_report
@@ -212,8 +212,12 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
 
 def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, detections: list[Detection], decision: Decision,
                  votes: pa.Table | None = None, judge_stats: list[dict] | None = None, judge_info: dict | None = None,
-                 run: dict | None = None) -> Version:
-    """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence."""
+                 run: dict | None = None, started: float | None = None, folds_cached: int | None = None, folds_total: int | None = None) -> Version:
+    """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
+
+    With ``started`` (the run's ``time.perf_counter()`` at its start) the version carries the run's
+    history record (``run.json``), written in the same atomic step as the version.
+    """
     detection = detections[0]
     audited = audited_table(examples, decision)
     labels = examples[S.LABEL].to_numpy()
@@ -241,7 +245,14 @@ def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, det
     tables = {"pred_probs": pred_probs, "issues": issues_table(audited, detections)}
     if votes is not None:
         tables["judge_votes"] = votes
-    version = cfg.open_store().publish(cfg.name, audited, tables, manifest)
+    store = cfg.open_store()
+    record = None
+    if started is not None:
+        import datetime as dt
+
+        begun = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=time.perf_counter() - started)
+        record = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
+    version = store.publish(cfg.name, audited, tables, manifest, records=record)
     log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest["n_label_issues"], version.path)
     return version
 
@@ -250,15 +261,11 @@ def report_step(version: Version) -> tuple[Path, Path]:
     return write_audit_report(version)
 
 
-def history_step(cfg: AuditConfig, version: Version, examples: pa.Table, pred_probs: pa.Table, decision: Decision, started: float,
-                 folds_cached: int | None, folds_total: int | None, run: dict | None = None) -> dict:
-    """Record the run in the dataset's history (with its alerts) and rebuild the report with the trend."""
-    import datetime as dt
-
-    begun = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=time.perf_counter() - started)
-    record = record_run(cfg.open_store(), version, examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs), decision.is_label_issue,
-                        begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
-    write_audit_report(version)  # now with this run in the trend
+def history_step(version: Version) -> dict:
+    """The run record published with ``version`` (see ``publish_step``)."""
+    record = read_record(version)
+    if record is None:
+        raise StoreError(f"{version.name} {version.tag} has no run record", "publish it with publish_step(..., started=...)")
     return record
 
 
@@ -277,8 +284,8 @@ def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
     detection = detect_step(cfg, examples, pred_probs)
     votes, stats = judge_step(cfg, examples, detection) if cfg.judge_configs else (None, None)
     decision, detections, info = decide_step(cfg, pred_probs, detection, votes)
-    version = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info)
+    version = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info, None, t0, cached, total)
     html_path, json_path = report_step(version)
-    record = history_step(cfg, version, examples, pred_probs, decision, t0, cached, total)
+    record = history_step(version)
     raise_alerts(record, cfg.name)
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)

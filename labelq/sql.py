@@ -9,6 +9,8 @@ folder (DuckDB's ``file_search_path``), so a store can be moved or copied as a w
 
 from __future__ import annotations
 
+import json
+
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -65,7 +67,11 @@ def refresh_catalog(store, name: str) -> Path:
         _set_search_path(con, store.dataset_dir(name))
         for view in VIEWS:
             con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{load_sql(view)}")
-        if any((store.dataset_dir(name) / "history").glob("*.json")):  # the audit history: a table rebuilt from its JSON records
+        from .history import read_history
+
+        runs = read_history(store, name)
+        if runs:  # the audit history: a table rebuilt from the run records (JSON) of the versions
+            history_records = pa.Table.from_pylist([{k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in runs])  # noqa: F841 (read by DuckDB)
             con.execute(f"CREATE OR REPLACE TABLE history AS\n{load_sql('history')}")
     finally:
         con.close()

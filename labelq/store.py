@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +129,7 @@ class Store:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def publish(self, name: str, data: pa.Table, tables: dict[str, pa.Table], manifest: dict, parent: int | None = None,
-                expect_latest: int | None = None) -> Version:
+                expect_latest: int | None = None, records: Callable[[dict], dict[str, dict]] | None = None) -> Version:
         """Write a new version atomically and return it.
 
         ``data`` is the audited rows; ``tables`` are extra contract tables (``pred_probs``, ``issues``)
@@ -137,6 +137,8 @@ class Store:
         is the next free one; ``parent`` (default: the latest version) is recorded. With ``expect_latest``,
         publishing fails (``VersionConflictError``, nothing written) unless that is still the latest version
         once the lock is held: for changes that are only valid on top of the version they were made from.
+        ``records(manifest)`` (called with the lock held) returns JSON files to write into the version
+        (the audit's run record): they appear together with the version or not at all.
         """
         d = self.dataset_dir(name)
         with self.lock(name):
@@ -177,6 +179,8 @@ class Store:
                     **manifest,
                 }
                 atomic_write_text(tmp / "manifest.json", json.dumps(full, indent=2, sort_keys=True, default=_json_default))
+                for fname, obj in (records(full) if records else {}).items():
+                    atomic_write_text(tmp / fname, json.dumps(obj, indent=1, default=_json_default))
                 final = d / f"v{number:04d}"
                 try:
                     os.rename(tmp, final)  # fails if the target exists: never overwrite

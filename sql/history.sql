@@ -1,4 +1,5 @@
--- One row per recorded audit run (history/*.json, written by labelq.history), oldest first.
+-- One row per recorded audit run (the run.json written into each version by labelq.history), oldest first.
+-- history_records: those records as an Arrow table, registered by labelq.sql.refresh_catalog.
 SELECT *
-FROM read_json('history/*.json', union_by_name = true, format = 'auto')
+FROM history_records
 ORDER BY finished_at, run_id

@@ -77,3 +77,47 @@ def test_an_alert_fails_the_prefect_flow_run_with_its_reasons(tmp_path, prefect_
         run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
     assert run.state.is_failed() and "above the limit" in (run.state.message or "")
     assert read_history(Store(tmp_path / "s"), "digits")[-1]["flow_run_id"] == str(run.id)
+
+
+def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
+    """The record is written inside the version before the rename: a failure while writing it leaves no version."""
+    from labelq.pipeline import AuditConfig, audit
+
+    store = Store(tmp_path / "s")
+    table = audit(AuditConfig(source="digits", store=str(store.root), model="logreg")).version.read()
+
+    def broken(manifest):
+        raise OSError("disk full while writing the run record")
+
+    with pytest.raises(OSError, match="disk full"):
+        store.publish("digits", table, {}, {}, records=broken)
+    assert [v.number for v in store.versions("digits")] == [1] and not list(store.dataset_dir("digits").glob(".tmp-*"))
+    assert [r["version"] for r in read_history(store, "digits")] == [1]
+    assert (store.version("digits").path / "run.json").exists()
+
+
+def _audit_in_child(root: str, queue) -> None:
+    from labelq.pipeline import AuditConfig, audit
+
+    queue.put(audit(AuditConfig(source="digits", store=root, model="logreg")).version.number)
+
+
+def test_two_audits_at_once_publish_two_versions_each_with_its_record(tmp_path):
+    """Two real processes audit the same dataset into the same store at the same time."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_audit_in_child, args=(str(tmp_path / "s"), queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    numbers = sorted([queue.get(timeout=300), queue.get(timeout=300)])
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    store = Store(tmp_path / "s")
+    runs = read_history(store, "digits")
+    assert numbers == [1, 2] and sorted(r["version"] for r in runs) == [1, 2]
+    by_version = {r["version"]: r for r in runs}
+    assert by_version[1]["unchanged_source"] is False and by_version[2]["unchanged_source"] is True  # compared in publishing order
+    assert run_query(store, "digits", "SELECT count(*) AS n FROM history").to_pylist() == [{"n": 2}]
