@@ -36,13 +36,19 @@ history = task(pipeline.history_step, name="history", cache_policy=NO_CACHE)
 
 
 @flow(name="labelq-audit", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
-def audit_flow(source: str = "digits", name: str | None = None, store: str | None = None, options: dict[str, Any] | None = None) -> AuditResult:
+def audit_flow(source: str = "digits", name: str | None = None, store: str | None = None, options: dict[str, Any] | None = None,
+               jobs: int = 1, cluster: str | None = None) -> AuditResult:
     """Audit ``source`` and publish a new version of ``name`` in ``store``; ``options`` holds other ``AuditConfig`` fields.
 
     The parameters are plain JSON values, so a deployment (``labelq schedule``) stores them as they are.
+    ``jobs``/``cluster`` (for deployments; ``run_audit_flow`` sets the task runner itself): a task
+    runner is fixed when a flow starts, so this run starts the audit as a subflow on that runner.
     """
     import time
 
+    if jobs != 1 or cluster is not None:
+        cfg = AuditConfig(source=source, name=name, store=store, **(options or {}))
+        return audit_flow.with_options(task_runner=task_runner(jobs, cluster, cfg.fold_threads))(source, name, store, options)
     t0 = time.perf_counter()
     if logging.getLogger("labelq").level == logging.NOTSET:
         logging.getLogger("labelq").setLevel(logging.INFO)  # progress lines (folds, epochs) in the run's logs

@@ -115,11 +115,13 @@ def check_audit(cfg: AuditConfig, load_data: bool = True) -> None:
 
 
 def schedule_audit(cfg: AuditConfig, cron: str | None = None, interval: float | None = None, timezone: str | None = None,
-                   pool: str = POOL, paused: bool = False, check_data: bool = True) -> dict:
+                   pool: str = POOL, paused: bool = False, check_data: bool = True, jobs: int = 1, cluster: str | None = None) -> dict:
     """Register (or replace) the deployment ``labelq-audit/<cfg.name>``; returns its ``list_schedules`` row.
 
     Everything is checked first (the schedule, the audit options and, with ``check_data``, the source);
-    a bad value raises ``InputError`` and registers nothing.
+    a bad value raises ``InputError`` and registers nothing. ``jobs``/``cluster``: each run trains its
+    folds and asks its judges on that task runner (``cluster="local"``: a local Dask cluster of
+    ``jobs`` processes started by the run; or a Dask scheduler's address).
     """
     _check_schedule(cron, interval, timezone)
     api_url()
@@ -130,7 +132,16 @@ def schedule_audit(cfg: AuditConfig, cron: str | None = None, interval: float | 
     from .audit import audit_flow, flow_parameters
 
     cfg = _absolute(cfg)
-    params = flow_parameters(cfg)
+    if jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {jobs}")
+    if cluster is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("prefect_dask") is None:
+            from labelq.errors import MissingDependencyError
+
+            raise MissingDependencyError("running on a Dask cluster needs prefect-dask", 'pip install "labelq[cluster]"')
+    params = {**flow_parameters(cfg), **({"jobs": jobs} if jobs != 1 else {}), **({"cluster": cluster} if cluster else {})}
     schedule = CronSchedule(cron=cron, timezone=timezone) if cron else IntervalSchedule(interval=dt.timedelta(seconds=float(interval)), timezone=timezone)
     with _client() as client:
         ensure_pool(client, pool)
@@ -171,6 +182,7 @@ def list_schedules() -> list[dict]:
             rows.append({
                 "name": d.name, "schedule": _schedule_text(d), "source": p.get("source"), "store": p.get("store"),
                 "pool": d.work_pool_name, "paused": bool(d.paused),
+                "runner": f"dask {p['cluster']} x{p.get('jobs', 1)}" if p.get("cluster") else f"threads x{p.get('jobs', 1)}",
                 "next_run": upcoming[0].expected_start_time.isoformat(timespec="seconds") if upcoming and upcoming[0].expected_start_time else None,
                 "last_run": f"{done[0].name} {done[0].state_name}" if done else None,
                 "id": str(d.id),

@@ -280,10 +280,12 @@ def diff(name: str, before: str, after: str, store: str | None, limit: int, fmt:
 @click.option("--pool", default="labelq", show_default=True, help="Prefect work pool (type process) whose worker runs the audits.")
 @click.option("--paused", is_flag=True, help="Register the schedule paused.")
 @click.option("--no-check", is_flag=True, help="Do not load SOURCE now (it may not exist yet); the options are still checked.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Folds and judge batches at the same time in each run (threads, or local Dask workers).")
+@click.option("--cluster", default=None, help="Each run on Dask: 'local' (a local cluster of --jobs processes) or a scheduler address tcp://HOST:PORT.")
 @click.option("--list", "list_", is_flag=True, help="List the scheduled audits on the Prefect server.")
 @click.option("--remove", "remove", default=None, metavar="NAME", help="Remove the scheduled audit NAME.")
 def schedule(name: str | None, source: str | None, store: str | None, cron: str | None, interval: float | None, timezone: str | None,
-             pool: str, paused: bool, no_check: bool, list_: bool, remove: str | None, **options: Any) -> None:
+             pool: str, paused: bool, no_check: bool, jobs: int, cluster: str | None, list_: bool, remove: str | None, **options: Any) -> None:
     """Schedule a recurring audit of SOURCE into NAME on the Prefect server (PREFECT_API_URL); a worker of
     the work pool runs it: `prefect worker start --pool labelq`. Also --list and --remove NAME."""
     from .flows.schedule import list_schedules, remove_schedule, schedule_audit
@@ -294,12 +296,12 @@ def schedule(name: str | None, source: str | None, store: str | None, cron: str 
             click.echo(f"Removed the scheduled audit {remove} (its past runs and the store's history stay).")
         rows = list_schedules()
         if list_:
-            click.echo(format_table([{k: r[k] for k in ("name", "schedule", "source", "store", "pool", "paused", "next_run", "last_run")} for r in rows]) if rows else "No scheduled audits.")
+            click.echo(format_table([{k: r[k] for k in ("name", "schedule", "source", "store", "runner", "pool", "paused", "next_run", "last_run")} for r in rows]) if rows else "No scheduled audits.")
         return
     if not name or not source:
         raise click.UsageError('give NAME and SOURCE, e.g. labelq schedule fashion fashion-mnist --cron "0 3 * * *" (or --list, --remove NAME)')
-    row = schedule_audit(audit_config(source, name, store, **options), cron=cron, interval=interval, timezone=timezone, pool=pool, paused=paused, check_data=not no_check)
-    click.echo(f"Scheduled labelq-audit/{row['name']}: {row['schedule']}, {row['source']} -> {row['store']} (work pool {row['pool']!r}; next run {row['next_run'] or 'not yet planned'}).")
+    row = schedule_audit(audit_config(source, name, store, **options), cron=cron, interval=interval, timezone=timezone, pool=pool, paused=paused, check_data=not no_check, jobs=jobs, cluster=cluster)
+    click.echo(f"Scheduled labelq-audit/{row['name']}: {row['schedule']}, {row['source']} -> {row['store']} on {row['runner']} (work pool {row['pool']!r}; next run {row['next_run'] or 'not yet planned'}).")
     click.echo(f"A worker runs it: prefect worker start --pool {pool}")
 
 

@@ -93,11 +93,13 @@ def _flow_run_state(env: dict, run_id: str) -> str:
 
 
 def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_server, tmp_path):
+    """Each run of this schedule trains its folds on a local Dask cluster of 2 processes (a subflow)."""
     env, store = prefect_server, tmp_path / "store"
-    out = _labelq(env, "schedule", "digits-nightly", "digits", "--store", str(store), "--model", "logreg", "--interval", "20")
-    assert "Scheduled labelq-audit/digits-nightly: every 20s" in out.stdout
+    out = _labelq(env, "schedule", "digits-nightly", "digits", "--store", str(store), "--model", "logreg", "--interval", "20",
+                  "--jobs", "2", "--cluster", "local")
+    assert "Scheduled labelq-audit/digits-nightly: every 20s" in out.stdout and "dask local x2" in out.stdout
     listed = _labelq(env, "schedule", "--list").stdout
-    assert "digits-nightly" in listed and str(store.resolve())[:40] in listed and "every 20s" in listed
+    assert "digits-nightly" in listed and str(store.resolve())[:30] in listed and "every 20s" in listed
 
     worker = _worker(env, tmp_path / "worker.log")
     try:
