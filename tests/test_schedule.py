@@ -87,9 +87,14 @@ def _worker(env: dict, log_path: Path) -> subprocess.Popen:
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _flow_run_state(env: dict, run_id: str) -> str:
+def _flow_run(env: dict, run_id: str) -> dict:
     with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10) as r:
-        return json.load(r)["state"]["type"]
+        return json.load(r)
+
+
+def _task_run(env: dict, run_id: str) -> dict:
+    with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/task_runs/{run_id}", timeout=10) as r:
+        return json.load(r)
 
 
 def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_server, tmp_path):
@@ -104,14 +109,20 @@ def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_serv
     worker = _worker(env, tmp_path / "worker.log")
     try:
         rows = _wait(lambda: read_history(Store(store), "digits-nightly"), 300, "a scheduled run's history row", every=2)
+        row = rows[0]
+        assert row["flow_run_id"] and row["rows"] == 1797 and row["status"] == "ok"
+        # The record names the audit's run: a subflow of the deployment's run, which ends after the Dask
+        # cluster is shut down. Both must end Completed while the worker is still up.
+        audit_run = _flow_run(env, row["flow_run_id"])
+        assert audit_run["parent_task_run_id"], "with --jobs/--cluster the audit runs as a subflow"
+        deployment_run_id = _task_run(env, audit_run["parent_task_run_id"])["flow_run_id"]
+        for run_id in (row["flow_run_id"], deployment_run_id):
+            _wait(lambda: _flow_run(env, run_id)["state"]["type"] == "COMPLETED", 120, f"flow run {run_id} to be Completed")
+        assert _flow_run(env, deployment_run_id)["deployment_id"]
     finally:
         _stop(worker)
-    row = rows[0]
-    assert row["flow_run_id"] and row["rows"] == 1797 and row["status"] == "ok"
-    assert _wait(lambda: _flow_run_state(env, row["flow_run_id"]) in ("COMPLETED",), 60, "the flow run to be Completed")
+        _labelq(env, "schedule", "--remove", "digits-nightly", check=False)  # never left for the other tests
     assert Store(store).version("digits-nightly").manifest()["rows"] == 1797
-
-    _labelq(env, "schedule", "--remove", "digits-nightly")
     assert "No scheduled audits." in _labelq(env, "schedule", "--list").stdout
     assert read_history(Store(store), "digits-nightly"), "removing the schedule keeps the history"
 
