@@ -86,12 +86,7 @@ def task_runner(jobs: int = 1, cluster: str | None = None, fold_threads: int | N
     """
     if cluster is None:
         return ThreadPoolTaskRunner(max_workers=jobs)
-    try:
-        from prefect_dask import DaskTaskRunner
-    except ImportError as exc:
-        from labelq.errors import MissingDependencyError
-
-        raise MissingDependencyError("running on a Dask cluster needs prefect-dask", 'pip install "labelq[cluster]"') from exc
+    DaskTaskRunner = dask_task_runner_class()
     if cluster == "local":
         import os
 
@@ -105,6 +100,17 @@ def task_runner(jobs: int = 1, cluster: str | None = None, fold_threads: int | N
         dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in worker_environ(n).items()})
         return DaskTaskRunner(cluster_kwargs={"n_workers": max(1, jobs), "threads_per_worker": 1, "processes": True, "dashboard_address": None})
     return DaskTaskRunner(address=cluster)
+
+
+def dask_task_runner_class():
+    """prefect-dask's ``DaskTaskRunner``, or a clear error naming the extra to install."""
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:
+        from labelq.errors import MissingDependencyError
+
+        raise MissingDependencyError("running on a Dask cluster needs prefect-dask", 'pip install "labelq[cluster]"') from exc
+    return DaskTaskRunner
 
 
 def worker_environ(threads: int) -> dict[str, str]:

@@ -124,23 +124,18 @@ def schedule_audit(cfg: AuditConfig, cron: str | None = None, interval: float | 
     ``jobs`` processes started by the run; or a Dask scheduler's address).
     """
     _check_schedule(cron, interval, timezone)
+    if jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {jobs}")
+    from .audit import audit_flow, dask_task_runner_class, flow_parameters
+
+    if cluster is not None:
+        dask_task_runner_class()  # a missing prefect-dask fails now, not at the first scheduled run
     api_url()
     check_audit(cfg, check_data)
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
     from prefect.deployments.runner import EntrypointType
 
-    from .audit import audit_flow, flow_parameters
-
     cfg = _absolute(cfg)
-    if jobs < 1:
-        raise InputError(f"--jobs must be >= 1, got {jobs}")
-    if cluster is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("prefect_dask") is None:
-            from labelq.errors import MissingDependencyError
-
-            raise MissingDependencyError("running on a Dask cluster needs prefect-dask", 'pip install "labelq[cluster]"')
     params = {**flow_parameters(cfg), **({"jobs": jobs} if jobs != 1 else {}), **({"cluster": cluster} if cluster else {})}
     schedule = CronSchedule(cron=cron, timezone=timezone) if cron else IntervalSchedule(interval=dt.timedelta(seconds=float(interval)), timezone=timezone)
     with _client() as client:

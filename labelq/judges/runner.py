@@ -125,7 +125,7 @@ def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarr
     """
     log.info("judge %s: %d examples to ask", judge.name, len(todo))
     fresh: dict[int, dict] = {}
-    pending: list[dict] = []
+    pending: list[int] = []  # answered rows not yet in the cache
     backend = make_backend(judge)
     try:
         with ThreadPoolExecutor(max_workers=judge.concurrency) as pool:
@@ -139,16 +139,15 @@ def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarr
                     fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "rationale": None, "raw": str(exc)[:500],
                                 "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
                     continue
-                if cache is None:
-                    continue
-                pending.append({"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **fresh[i]})
-                if len(pending) >= BATCH:
-                    cache.put(pending)
-                    pending = []
+                if cache is not None:
+                    pending.append(i)
+                    if len(pending) >= BATCH:
+                        cache.put(_cache_rows(judge, ph, hashes, pending, fresh))
+                        pending = []
                 if n % max(1, len(todo) // 10) == 0:
                     log.info("judge %s: %d/%d answered", judge.name, n, len(todo))
         if cache is not None:
-            cache.put(pending)
+            cache.put(_cache_rows(judge, ph, hashes, pending, fresh))
     finally:
         backend.close()
     return fresh
@@ -186,7 +185,8 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
             ph = prompt_hash(judge, seed)
             cached = cache.lookup(judge.name, judge.model_id, ph, hashes)
             todo = [i for i, h in enumerate(hashes) if h not in cached]
-            chunks = [todo[s : s + max(1, batch_rows)] for s in range(0, len(todo), max(1, batch_rows))] if submit is not None else []
+            step = max(1, batch_rows)
+            chunks = [todo[s : s + step] for s in range(0, len(todo), step)] if submit is not None else []
             futures = [submit(judge, [texts[i] for i in c], [int(labels[i]) for i in c], class_names, seed) for c in chunks]
             plans.append((judge, ph, cached, todo, chunks, futures))
         t_start = time.perf_counter()
