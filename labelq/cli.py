@@ -1,4 +1,4 @@
-"""The ``labelq`` command: audit, schedule, history, diff, issues, query, versions, report, relabel, review, export, label-maps."""
+"""The ``labelq`` command: audit, schedule, history, diff, issues, query, versions, verify, report, relabel, review, export, label-maps."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ _AUDIT_OPTIONS = [
     click.option("--feature-columns", help="Comma-separated numeric feature columns."),
     click.option("--split", help="Audit only rows of this split (e.g. train, test)."),
     click.option("--classes", help="Comma-separated class names, in class-index order."),
+    click.option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8)."),
     click.option("--folds", "n_folds", type=int, default=5, show_default=True, help="Cross-validation folds."),
     click.option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality)."),
     click.option("--model-param", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3."),
@@ -168,7 +169,6 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         else:
             logging.getLogger("labelq").setLevel(logging.INFO)  # Prefect shows it (PREFECT_LOGGING_EXTRA_LOGGERS)
         from .flows.audit import run_audit_flow
-
         result = run_audit_flow(cfg, jobs=jobs, cluster=cluster)
     v = result.version
     m = v.manifest()
@@ -326,6 +326,38 @@ def history(name: str, store: str | None, limit: int) -> None:
 
 
 @main.command()
+@click.argument("name", required=False)
+@STORE
+@click.option("--all", "all_", is_flag=True, help="Every dataset in the store.")
+def verify(name: str | None, store: str | None, all_: bool) -> None:
+    """Check every file of every version of NAME (or --all) against the sha256 in its manifest; exit 1 if any is damaged."""
+    from .errors import InputError
+    from .store import Store
+
+    s = Store(store)
+    if bool(name) == all_:
+        raise InputError("give a dataset NAME or --all", "e.g. labelq verify digits, or labelq verify --all")
+    names = s.datasets() if all_ else [name]
+    if name:
+        s.version(name, check=False)  # a clear error when nothing is published
+    damaged = 0
+    for n in names:
+        for v in s.versions(n):
+            problems = v.verify()
+            damaged += bool(problems)
+            click.echo(f"{n} {v.tag}: " + (f"DAMAGED ({len(problems)} problems)" if problems else "ok"))
+            for p in problems:
+                click.echo(f"  {p}")
+            if not problems and not (v.path.parent / "reports" / f"{v.tag}.html").exists():
+                click.echo(f"  note: no report; rebuild it with `labelq report {n} --version {v.number}`")
+    if damaged:
+        v = "version is" if damaged == 1 else "versions are"
+        click.secho(f"{damaged} {v} damaged: restore each from a backup or copy of the store, or move its folder out of the store "
+                    "(the other versions stay valid)", fg="red", err=True)
+        raise SystemExit(1)
+
+
+@main.command()
 @click.argument("name")
 @STORE
 def versions(name: str, store: str | None) -> None:
@@ -387,7 +419,6 @@ def report_benchmark(name: str, store: str | None, version: str | None, predicti
         paths = benchmark_step(name, predictions, store, version, verified, n_boot, seed, models)
     else:
         from .flows.benchmark import benchmark_flow
-
         paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed, models=models)
     click.echo(paths["md"].read_text())
     click.echo("\n".join(str(p) for p in paths.values()))
@@ -409,7 +440,8 @@ def report_benchmark(name: str, store: str | None, version: str | None, predicti
 def relabel(name: str, store: str | None, version: str | None, coverage: float, score: str, class_conditional: bool, calibration: str,
             fix_confidence: float, noise_aware: bool, weight_label: float, seed: int, no_prefect: bool) -> None:
     """Re-label NAME: issue kinds, confident corrections, label sets and soft labels, as a new version."""
-    from .relabel.run import RelabelConfig, relabel as run_relabel
+    from .relabel.run import RelabelConfig
+    from .relabel.run import relabel as run_relabel
 
     options = dict(version=version, coverage=coverage, score=score, class_conditional=class_conditional, calibration=calibration,
                    fix_confidence=fix_confidence, noise_aware=noise_aware, weight_label=weight_label, seed=seed)
@@ -418,7 +450,6 @@ def relabel(name: str, store: str | None, version: str | None, coverage: float, 
     else:
         RelabelConfig(name=name, store=store, **options)  # bad options fail before Prefect starts
         from .flows.relabel import relabel_flow
-
         result = relabel_flow(name=name, store=store, **options)
     r = result.version.manifest()["relabel"]
     cov = f"{r['coverage_measured']:.3f}" if r["coverage_measured"] is not None else "n/a"
@@ -467,7 +498,6 @@ def review_import(name: str, path: str, store: str | None, fmt: str | None, no_p
     else:
         read_step(name, path, store, fmt)  # a bad file fails before Prefect starts
         from .flows.relabel import review_flow
-
         result = review_flow(name=name, path=path, store=store, fmt=fmt)
     click.echo(f"Published {name} {result.version.tag} (reviewed {result.parent.tag}): {result.n_reviews:,} reviews, {result.changed:,} labels changed")
 
@@ -509,7 +539,6 @@ def label_maps_cmd(name: str, store: str | None, version: str | None, k: int, gr
         v = make_label_maps(name, store, version, **settings)
     else:
         from .flows.relabel import label_maps_flow
-
         v = label_maps_flow(name=name, store=store, version=version, **settings)
     click.echo(f"Published {name} {v.tag}: label maps (top-{k}, {grid}x{grid}) for {v.manifest()['rows']:,} images -> {v.path / 'label_maps.parquet'}")
 

@@ -38,6 +38,14 @@ class StoreError(LabelqError):
     """The dataset store refused an operation (overwrite, unknown version, corrupt manifest)."""
 
 
+class DamagedVersionError(StoreError):
+    """A published version's files do not match its manifest (truncated, edited, missing or extra files)."""
+
+    def __init__(self, problem: str, fix: str | None = None, damaged: list[str] | None = None) -> None:
+        super().__init__(problem, fix)
+        self.damaged = damaged or []
+
+
 class VersionConflictError(StoreError):
     """Another writer published the same version first; publishing again picks the next number."""
 

@@ -24,7 +24,19 @@ from .detect import ConfidentLearning, Detection
 from .errors import InputError, StoreError
 from .history import AlertRules, prepare_record, raise_alerts, read_record
 from .ingest import IngestOptions, load_examples
-from .predict import FoldCache, FoldPlan, assemble, load_pred_probs, plan_folds, pred_probs_array, pred_probs_table, predict_fold
+from .predict import (
+    DEFAULT_MODEL,
+    MODELS,
+    FoldCache,
+    FoldPlan,
+    assemble,
+    check_model_params,
+    load_pred_probs,
+    plan_folds,
+    pred_probs_array,
+    pred_probs_table,
+    predict_fold,
+)
 from .report import write_audit_report
 from .store import Store, Version, check_name
 
@@ -53,6 +65,7 @@ class AuditConfig:
     feature_columns: list[str] | None = None
     split: str | None = None
     classes: list[str] | None = None
+    encoding: str | None = None
     model: str = "auto"
     model_params: dict[str, Any] = field(default_factory=dict)
     n_folds: int = 5
@@ -76,6 +89,14 @@ class AuditConfig:
         check_name(self.name)
         if self.fold_threads is not None and (not isinstance(self.fold_threads, int) or self.fold_threads < 1):
             raise InputError(f"fold_threads must be a whole number >= 1, got {self.fold_threads!r}", "pass --fold-threads 1 (or more), or leave it out to use every core")
+        if self.pred_probs is None:  # the model and its parameters, before anything is read or trained
+            if self.model in (None, "auto"):  # the modality is not known yet: every default model that has these parameters
+                for model in sorted(set(DEFAULT_MODEL.values())):
+                    if set(self.model_params) <= set(MODELS[model].defaults):
+                        check_model_params(model, self.model_params)
+            else:
+                check_model_params(self.model, self.model_params)
+        self.open_store().check_writable(self.name)
         self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
         self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
         self.alert_rules = AlertRules(self.alert_max_rate, self.alert_max_increase, self.alert_max_class_shift)
@@ -93,7 +114,8 @@ class AuditConfig:
                 raise InputError(f"judge_sample must be >= 0, got {self.judge_sample}")
 
     def ingest_options(self) -> IngestOptions:
-        return IngestOptions(self.label_column, self.id_column, self.text_column, self.image_column, self.feature_columns, self.split, self.classes)
+        return IngestOptions(self.label_column, self.id_column, self.text_column, self.image_column, self.feature_columns, self.split, self.classes,
+                             self.encoding, inputs_required=self.pred_probs is None)
 
     def open_store(self) -> Store:
         return Store(self.store)
@@ -110,6 +132,7 @@ class AuditResult:
 
 
 def ingest_step(cfg: AuditConfig) -> pa.Table:
+    cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest_options())
     if cfg.judge_configs and S.info_of(examples).modality != "text":  # fail now, not after training
         raise InputError(f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs", "leave --judges out, or name a text column with --text-column")
@@ -123,7 +146,7 @@ def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
 def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
     """How many of the plan's folds are already in the fold cache (an unchanged source: all of them)."""
     cache = FoldCache(cfg.open_store().cache_dir / "folds")
-    n = sum(cache.has(plan.key(f)) for f in range(plan.n_folds))
+    n = sum(cache.has(plan.key(f), plan.fold_shape(f)) for f in range(plan.n_folds))
     log.info("%d of %d folds are in the cache%s", n, plan.n_folds, " (unchanged data and settings: no model is trained)" if n == plan.n_folds else "")
     return n
 
@@ -250,7 +273,7 @@ def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, det
     if started is not None:
         import datetime as dt
 
-        begun = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=time.perf_counter() - started)
+        begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
         record = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
     version = store.publish(cfg.name, audited, tables, manifest, records=record)
     log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest["n_label_issues"], version.path)

@@ -48,7 +48,7 @@ ISSUE_KINDS = ("ok", "wrong_label", "multi_label", "out_of_distribution", "ambig
 META_KEY = b"labelq"
 HF_META_KEY = b"huggingface"
 
-MODALITIES = ("image", "text", "tabular")
+MODALITIES = ("image", "text", "tabular", "none")  # none: labels and given pred_probs only
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class ExamplesInfo:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ExamplesInfo":
+    def from_json(cls, text: str | bytes) -> ExamplesInfo:
         return cls(**json.loads(text))
 
 

@@ -2,15 +2,27 @@
 
 Each published dataset has a catalog file ``<store>/datasets/<name>/catalog.duckdb`` holding views
 over every version (``versions``, ``classes``, ``rows``, ``latest``, ``issues``, ``class_noise``,
-``version_changes``); ``diff.sql`` compares any two versions.
-Their SQL lives in ``sql/<view>.sql``; it reads the versions through paths relative to the dataset
-folder (DuckDB's ``file_search_path``), so a store can be moved or copied as a whole.
+``version_changes``) and the ``history`` table; ``diff.sql`` compares any two versions. Their SQL
+lives in ``sql/<view>.sql`` and reads the versions through paths relative to the dataset folder
+(``'v*/...'``), so the catalog file works from that folder in any DuckDB and a store can be moved.
+
+labelq's own queries (``labelq query``, ``issues``, ``versions``, ``diff``) do not run on that file:
+``connect`` builds the same views in memory over the dataset's verified versions, with absolute
+paths, and then locks the connection down: file access only inside the dataset's folder, no
+extensions installed or loaded, the configuration locked. ``run_query`` accepts only SELECT
+statements (and EXPLAIN of one), so nothing a user types can write a file or read outside the dataset.
 """
 
 from __future__ import annotations
 
 import json
-
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,10 +32,12 @@ import duckdb
 import pyarrow as pa
 
 from .errors import InputError, StoreError
+from .io import current_umask
+
+log = logging.getLogger(__name__)
 
 # in dependency order; names are ours, never built from user input
 VIEWS = ("versions", "classes", "rows", "latest", "issues", "class_noise", "version_changes")
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 
 def _sql_files():
@@ -54,46 +68,102 @@ def catalog_path(store, name: str) -> Path:
     return store.dataset_dir(name) / "catalog.duckdb"
 
 
-def _set_search_path(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
-    # SET takes no bound parameters; the folder is the store's own path, quoted as a literal
-    con.execute(f"SET file_search_path = {_literal(str(folder.resolve()))}")
+def _view_sql(view: str, folder: Path | None) -> str:
+    """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``."""
+    text = load_sql(view)
+    return text if folder is None else text.replace("'v*/", _literal(str(folder.resolve()) + "/v*/")[:-1])
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path | None) -> None:
+    """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
+    for view in VIEWS:
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder)}")
+    from .history import read_history
+
+    runs = read_history(store, name)
+    if runs:  # the audit history: a table rebuilt from the run records (JSON) of the versions
+        history_records = pa.Table.from_pylist([{k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in runs])  # noqa: F841 (read by DuckDB)
+        con.execute(f"CREATE OR REPLACE TABLE history AS\n{load_sql('history')}")
+
+
+def _catalog_state(store, name: str) -> str:
+    """What a current catalog was built over: the published versions and labelq's views."""
+    return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS)})
 
 
 def refresh_catalog(store, name: str) -> Path:
-    """(Re)create the catalog's views for dataset ``name``. Call with the dataset's lock held."""
+    """(Re)build the catalog file of dataset ``name``, atomically (a new file renamed into place). Call with the dataset's lock held."""
     path = catalog_path(store, name)
-    con = duckdb.connect(str(path))
+    tmp = path.with_name(f".tmp-catalog-{uuid.uuid4().hex}.duckdb")
     try:
-        _set_search_path(con, store.dataset_dir(name))
-        for view in VIEWS:
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{load_sql(view)}")
-        from .history import read_history
-
-        runs = read_history(store, name)
-        if runs:  # the audit history: a table rebuilt from the run records (JSON) of the versions
-            history_records = pa.Table.from_pylist([{k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in runs])  # noqa: F841 (read by DuckDB)
-            con.execute(f"CREATE OR REPLACE TABLE history AS\n{load_sql('history')}")
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute(f"SET file_search_path = {_literal(str(store.dataset_dir(name).resolve()))}")
+            _create_views(con, store, name, None)
+            con.execute("CREATE OR REPLACE TABLE catalog_state AS SELECT $state AS state", {"state": _catalog_state(store, name)})
+        finally:
+            con.close()
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
     finally:
-        con.close()
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
     return path
 
 
-def connect(store, name: str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the catalog of ``name`` (built first if it is missing)."""
-    store.version(name)  # raises a clear error when nothing is published
+def catalog_is_current(store, name: str) -> bool:
+    """Whether the catalog file exists and was built over the versions published now (a kill after a
+    publish, or an older labelq, leaves it stale)."""
     path = catalog_path(store, name)
     if not path.exists():
-        with store.lock(name):
-            refresh_catalog(store, name)
-    con = duckdb.connect(str(path), read_only=True)
-    have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    if set(VIEWS) - have:  # a catalog made by an older labelq: add the views it lacks
-        con.close()
-        with store.lock(name):
-            refresh_catalog(store, name)
+        return False
+    try:
         con = duckdb.connect(str(path), read_only=True)
-    _set_search_path(con, store.dataset_dir(name))
-    return con
+        try:
+            return con.execute("SELECT state FROM catalog_state").fetchone()[0] == _catalog_state(store, name)
+        finally:
+            con.close()
+    except duckdb.Error:
+        return False
+
+
+def heal_catalog(store, name: str) -> None:
+    """Rebuild the catalog file if it is stale. A store this process cannot write keeps its old
+    catalog (labelq's own queries do not read it)."""
+    if catalog_is_current(store, name):
+        return
+    try:
+        with store.lock(name):
+            if not catalog_is_current(store, name):
+                refresh_catalog(store, name)
+                log.info("rebuilt the stale catalog of %s", name)
+    except (OSError, duckdb.Error) as exc:
+        log.warning("the catalog of %s is stale and could not be rebuilt here (%s)", name, exc)
+
+
+@contextmanager
+def connect(store, name: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A locked-down, in-memory connection holding the catalog's views over ``name``'s versions.
+
+    Every version is verified first (a damaged one raises ``DamagedVersionError``). After the views
+    are made, DuckDB may read files only inside the dataset's folder, installs and loads no
+    extension, spills only to a private temporary folder, and refuses any change of these settings.
+    """
+    store.version(name, check=False)  # a clear error when nothing is published
+    store.check_dataset(name)
+    heal_catalog(store, name)
+    folder = store.dataset_dir(name).resolve()
+    with tempfile.TemporaryDirectory(prefix="labelq-duckdb-") as spill:
+        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        try:
+            _create_views(con, store, name, folder)
+            con.execute(f"SET temp_directory = {_literal(spill)}")
+            con.execute(f"SET allowed_directories = [{_literal(str(folder) + '/')}]")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            yield con
+        finally:
+            con.close()
 
 
 def diff_versions(store, name: str, before: int | str, after: int | str) -> pa.Table:
@@ -102,32 +172,55 @@ def diff_versions(store, name: str, before: int | str, after: int | str) -> pa.T
     return named_query(store, name, "diff", v1=v1.number, v2=v2.number)
 
 
-def run_query(store, name: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
-    """Run one read-only statement (SELECT / EXPLAIN) over the catalog of ``name``; returns an Arrow table."""
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
+
+
+def check_read_only(sql: str) -> str:
+    """``sql`` if it is exactly one SELECT statement (or ``EXPLAIN [ANALYZE]`` of one), else ``InputError``.
+
+    The type is read from DuckDB's own parser, and inside EXPLAIN too (``EXPLAIN ANALYZE`` runs its
+    statement). SELECT covers ``WITH``, ``FROM``-first queries, ``VALUES``, ``DESCRIBE``, ``SHOW`` and ``SUMMARIZE``.
+    """
+    views = ", ".join(VIEWS)
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise InputError(f"the query does not parse: {exc}", "check the SQL; the views are " + ", ".join(VIEWS)) from exc
+        raise InputError(f"the query does not parse: {exc}", "check the SQL; the views are " + views) from exc
     if len(statements) != 1:
-        raise InputError(f"give exactly one SQL statement, got {len(statements)}")
-    kind = statements[0].type.name
-    if kind not in READ_ONLY_STATEMENTS:
-        raise InputError(f"only read-only queries are allowed, got a {kind} statement", "use SELECT over the views " + ", ".join(VIEWS))
-    con = connect(store, name)
-    try:
-        return con.sql(sql, params=params or None).to_arrow_table()
-    except duckdb.Error as exc:
-        raise InputError(f"the query failed: {exc}", "the views are " + ", ".join(VIEWS) + "; see sql/ for their columns") from exc
-    finally:
-        con.close()
+        raise InputError(f"give exactly one SQL statement, got {len(statements)}", "run one SELECT at a time")
+    statement = statements[0]
+    kind = statement.type.name
+    if kind == "EXPLAIN":
+        match = _EXPLAIN.match(statement.query)
+        try:
+            inner = duckdb.extract_statements(statement.query[match.end():]) if match else []
+        except duckdb.Error:
+            inner = []
+        if len(inner) != 1:
+            raise InputError("only EXPLAIN [ANALYZE] followed by one SELECT is allowed", "write EXPLAIN SELECT ...")
+        kind = inner[0].type.name
+    if kind != "SELECT":
+        article = "an" if kind[:1] in "AEIOU" else "a"
+        raise InputError(f"only read-only queries are allowed, got {article} {kind} statement", "use SELECT over the views " + views)
+    return sql
+
+
+def run_query(store, name: str, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    """Run one read-only statement (SELECT, or EXPLAIN of one) over the views of ``name``; returns an Arrow table."""
+    check_read_only(sql)
+    with connect(store, name) as con:
+        try:
+            return con.sql(sql, params=params or None).to_arrow_table()
+        except duckdb.PermissionException as exc:
+            raise InputError(f"the query tried to reach outside the dataset: {exc}", "query the views " + ", ".join(VIEWS) + "; labelq query reads only the dataset's own files") from exc
+        except duckdb.Error as exc:
+            raise InputError(f"the query failed: {exc}", "the views are " + ", ".join(VIEWS) + "; see sql/ for their columns") from exc
 
 
 def named_query(store, name: str, query: str, **params: Any) -> pa.Table:
     """Run the query file ``sql/<query>.sql`` with named parameters bound (``$name``)."""
-    con = connect(store, name)
-    try:
-        return con.sql(load_sql(query), params=params).to_arrow_table()
-    except duckdb.Error as exc:
-        raise StoreError(f"the catalog query {query} failed on {name!r}: {exc}") from exc
-    finally:
-        con.close()
+    with connect(store, name) as con:
+        try:
+            return con.sql(load_sql(query), params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"the catalog query {query} failed on {name!r}: {exc}") from exc

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,11 +30,17 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from . import schema as S
-from .errors import InputError, StoreError, VersionConflictError
+from .errors import DamagedVersionError, InputError, StoreError, VersionConflictError
 from .io import atomic_write_text, file_sha256, table_hash, write_parquet
 
 # keys every manifest carries (null where they do not apply), so the catalog's `versions` view always binds
 MANIFEST_KEYS = ("n_label_issues", "num_label_issues_estimate", "n_corrected", "model", "n_folds", "seed", "filter_by", "auto_fix")
+
+MANIFEST = "manifest.json"
+CHECKSUM_KEY = "manifest_sha256"  # sha256 of the manifest's other keys: a hand-edited manifest no longer matches
+RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before manifest checksums carry it unlisted)
+
+log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_RE = re.compile(r"^v(\d{4,})$")
@@ -64,15 +72,94 @@ class Version:
 
     def manifest(self) -> dict:
         try:
-            return json.loads((self.path / "manifest.json").read_text())
+            return json.loads((self.path / MANIFEST).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"the manifest of {self.name} {self.tag} is unreadable: {exc}", "the version folder was modified by hand; restore it or remove it") from exc
+            raise DamagedVersionError(f"the manifest of {self.name} {self.tag} is unreadable: {exc}", _repair_fix(self), [str(self.path / MANIFEST)]) from exc
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         return pq.ParquetDataset(str(self.path / "data")).read(columns=columns)
 
     def read_table(self, name: str) -> pa.Table:
         return pq.read_table(self.path / f"{name}.parquet")
+
+    def verify(self) -> list[str]:
+        """Every problem of this version, each naming its file; empty when the version is intact.
+
+        Checks: the manifest reads and matches its checksum; every file it lists exists and has the
+        listed sha256; every Parquet file's footer reads; the data's row count and class names agree
+        with the manifest; no file was added that the manifest does not list.
+        """
+        mpath = self.path / MANIFEST
+        try:
+            m = json.loads(mpath.read_text())
+        except (OSError, ValueError) as exc:
+            return [f"{mpath}: unreadable manifest ({exc})"]
+        if not isinstance(m, dict) or not isinstance(m.get("files"), dict):
+            return [f"{mpath}: not a labelq manifest (no 'files' table)"]
+        problems = []
+        if CHECKSUM_KEY in m and m[CHECKSUM_KEY] != manifest_checksum(m):
+            problems.append(f"{mpath}: edited after publishing (its content no longer matches its checksum)")
+        if m.get("name") != self.name or m.get("version") != self.number:
+            problems.append(f"{mpath}: describes {m.get('name')!r} version {m.get('version')!r}, not {self.name} {self.tag}")
+        rows, class_names = 0, None
+        for rel, digest in sorted(m["files"].items()):
+            f = self.path / rel
+            if not f.is_file():
+                problems.append(f"{f}: missing")
+                continue
+            if cached_sha256(f) != digest:
+                problems.append(f"{f}: content differs from the sha256 in the manifest (truncated or modified)")
+                continue
+            if rel.endswith(".parquet"):
+                try:
+                    meta = pq.read_metadata(f)
+                except Exception as exc:  # pyarrow raises several types for unreadable files
+                    problems.append(f"{f}: not a readable Parquet file ({exc})")
+                    continue
+                if rel.startswith("data/"):
+                    rows += meta.num_rows
+                    class_names = S.info_of(meta.schema.to_arrow_schema()).class_names
+        if not problems:
+            if rows != m.get("rows"):
+                problems.append(f"{mpath}: says {m.get('rows')!r} rows, the data holds {rows}")
+            if class_names is not None and class_names != m.get("class_names"):
+                problems.append(f"{mpath}: its class names {m.get('class_names')!r} differ from the data's {class_names!r}")
+        allowed = set(m["files"]) | {MANIFEST, RUN_RECORD}
+        extra = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file() and str(p.relative_to(self.path)) not in allowed)
+        problems += [f"{self.path / rel}: not part of the version (added after publishing)" for rel in extra]
+        return problems
+
+    def check(self) -> Version:
+        """This version, or ``DamagedVersionError`` naming its damaged files and how to repair it."""
+        problems = self.verify()
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise DamagedVersionError(f"{self.name} {self.tag} is damaged: {problems[0]}{more}", _repair_fix(self), problems)
+        return self
+
+
+def _repair_fix(version: Version) -> str:
+    return (f"restore {version.path} from a backup or copy of the store; if it cannot be restored, move that folder out of the store "
+            f"(the other versions stay valid). `labelq verify {version.name}` lists every damaged file")
+
+
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of a manifest's keys other than its checksum, in canonical JSON."""
+    body = {k: v for k, v in manifest.items() if k != CHECKSUM_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()).hexdigest()
+
+
+_HASHES: dict[tuple, str] = {}  # (path, device, inode, size, mtime, ctime) -> sha256, for files already hashed in this process
+
+
+def cached_sha256(path: Path) -> str:
+    """``file_sha256(path)``, remembered in this process while the file's identity, size and times stay the same
+    (any write changes its ctime, which no user can set back)."""
+    st = os.stat(path)
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path)
+    return _HASHES[key]
 
 
 class Store:
@@ -99,22 +186,51 @@ class Store:
         found = [(int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := VERSION_RE.match(p.name))]
         return [Version(name, n, p) for n, p in sorted(found)]
 
-    def version(self, name: str, version: int | str | None = None) -> Version:
-        """A published version (the latest when ``version`` is None; ``3``, ``'3'`` or ``'v0003'`` otherwise)."""
+    def version(self, name: str, version: int | str | None = None, check: bool = True) -> Version:
+        """A published version (the latest when ``version`` is None; ``3``, ``'3'`` or ``'v0003'`` otherwise).
+
+        With ``check`` (the default) its files are verified first: a damaged version raises
+        ``DamagedVersionError`` naming the files, and is never served.
+        """
         versions = self.versions(name)
         if not versions:
             known = self.datasets()
             raise StoreError(f"no published versions of {name!r} in {self.root}", f"run `labelq audit SOURCE --name {name}` first" + (f"; published datasets: {known}" if known else ""))
         if version is None:
-            return versions[-1]
+            return versions[-1].check() if check else versions[-1]
         try:
             number = int(str(version).lstrip("v"))
         except ValueError as exc:
             raise InputError(f"invalid version {version!r}", "use a number such as 3 or v0003") from exc
         for v in versions:
             if v.number == number:
-                return v
+                return v.check() if check else v
         raise StoreError(f"{name!r} has no version {version!r}", f"published versions: {[v.tag for v in versions]}")
+
+    def verify(self, name: str) -> dict[str, list[str]]:
+        """``{tag: problems}`` for every version of ``name`` (an empty list: intact)."""
+        return {v.tag: v.verify() for v in self.versions(name)}
+
+    def check_dataset(self, name: str) -> None:
+        """Raise ``DamagedVersionError`` for the first damaged version of ``name`` (the catalog reads them all)."""
+        for v in self.versions(name):
+            v.check()
+
+    def check_writable(self, name: str | None = None) -> None:
+        """Refuse, before any work, a store that cannot take a new version: a path that is a file, or no write permission."""
+        folders = [self.root, self.root / "datasets", self.cache_dir, self.cache_dir / "folds"] + ([self.dataset_dir(name)] if name else [])
+        for folder in folders:
+            if folder.exists() and not folder.is_dir():
+                raise InputError(f"the store path {folder} is a file, not a folder", "pass --store with a folder (or move that file away)")
+        try:
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".write-probe-{uuid.uuid4().hex}"
+                probe.touch()
+                probe.unlink()
+        except OSError as exc:
+            raise InputError(f"the store {self.root} cannot be written to ({exc.strerror}: {exc.filename})",
+                             "pass --store with a folder you can write to (or set $LABELQ_STORE), or fix its permissions") from exc
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -149,6 +265,8 @@ class Store:
                 latest = existing[-1].tag if existing else "none"
                 raise VersionConflictError(f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})",
                                            "redo the change on the latest version; nothing was written")
+            for v in existing:  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
+                v.check()
             number = existing[-1].number + 1 if existing else 1
             if parent is None and existing:
                 parent = existing[-1].number
@@ -167,7 +285,7 @@ class Store:
                     "name": name,
                     "version": number,
                     "parent_version": parent,
-                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "rows": data.num_rows,
                     "class_names": info.class_names,
                     "label_mapping": info.label_mapping,
@@ -178,9 +296,12 @@ class Store:
                     "files": files,
                     **manifest,
                 }
-                atomic_write_text(tmp / "manifest.json", json.dumps(full, indent=2, sort_keys=True, default=_json_default))
+                full = json.loads(json.dumps(full, default=_json_default))  # plain JSON values, as a reader will see them
                 for fname, obj in (records(full) if records else {}).items():
-                    atomic_write_text(tmp / fname, json.dumps(obj, indent=1, default=_json_default))
+                    files[fname] = file_sha256(atomic_write_text(tmp / fname, json.dumps(obj, indent=1, default=_json_default)))
+                full["files"] = files
+                full[CHECKSUM_KEY] = manifest_checksum(full)
+                atomic_write_text(tmp / MANIFEST, json.dumps(full, indent=2, sort_keys=True))
                 final = d / f"v{number:04d}"
                 try:
                     os.rename(tmp, final)  # fails if the target exists: never overwrite
@@ -192,7 +313,10 @@ class Store:
             version = Version(name, number, final)
             from .sql import refresh_catalog
 
-            refresh_catalog(self, name)
+            try:
+                refresh_catalog(self, name)
+            except Exception as exc:  # the catalog is derived: the version stands, and the next reader rebuilds it
+                log.warning("published %s %s, but its catalog could not be rebuilt now (%s); the next command that reads it rebuilds it", name, version.tag, exc)
             return version
 
 

@@ -29,14 +29,14 @@ def check_ids(ids: Sequence[str]) -> np.ndarray:
     missing = [i for i, v in enumerate(arr) if v is None or v == ""]
     if missing:
         raise InputError(
-            f"{len(missing)} rows have an empty id (rows {_preview(missing)})",
+            f"{plural(len(missing), 'row has', 'rows have')} an empty id (rows {_preview(missing)})",
             "fill the id column, or leave --id-column out so labelq derives stable ids from the content",
         )
     uniq, counts = np.unique(arr.astype(str), return_counts=True)
     dup = uniq[counts > 1]
     if len(dup):
         raise InputError(
-            f"ids must be unique, but {len(dup)} ids occur more than once: {_preview(dup.tolist())}",
+            f"ids must be unique, but {plural(len(dup), 'id occurs', 'ids occur')} more than once: {_preview(dup.tolist())}",
             "choose a unique id column, or leave --id-column out so labelq derives stable ids",
         )
     return arr
@@ -54,7 +54,7 @@ def check_labels(labels: np.ndarray, class_names: Sequence[str], ids: Sequence[s
     if len(bad):
         where = [ids[i] for i in bad] if ids is not None else bad.tolist()
         raise InputError(
-            f"{len(bad)} labels are outside the class list of {k} classes (values {_preview(np.unique(labels[bad]).tolist())}; rows {_preview(where)})",
+            f"{plural(len(bad), 'label is', 'labels are')} outside the class list of {plural(k, 'class', 'classes')} (values {_preview(np.unique(labels[bad]).tolist())}; rows {_preview(where)})",
             "give the full class list (--classes) or fix those labels",
         )
     return labels.astype(np.int64)
@@ -76,11 +76,23 @@ def check_classes_for_folds(labels: np.ndarray, class_names: Sequence[str], n_fo
         raise InputError(f"n_folds must be at least 2, got {n_folds}", "use --folds 5 (the default) or another value >= 2")
     small = [(class_names[c], int(counts[c])) for c in range(len(class_names)) if counts[c] < n_folds]
     if small:
-        listed = ", ".join(f"{name!r}: {n}" for name, n in small)
+        listed = ", ".join(f"{name!r}: {n}" for name, n in small[:5]) + (f", ... ({len(small)} in all)" if len(small) > 5 else "")
+        fewest = min(n for _, n in small)
+        singles = [name for name, n in small if n < 2]
+        if singles:
+            fix = (f"cross-validation needs at least 2 examples of every class: add examples of {plural(len(singles), 'class', 'classes')} "
+                   f"with one ({_preview(singles, 3)}), or merge or drop them (drop: filter those rows out of the source)")
+        else:
+            fix = f"use --folds {fewest}, merge or drop those classes, or add examples"
         raise InputError(
-            f"{len(small)} classes have fewer examples than the {n_folds} folds ({listed}); every fold must see every class",
-            f"use fewer folds (--folds {max(2, min(n for _, n in small))} if that is >= 2), merge or drop those classes, or add examples",
+            f"{plural(len(small), 'class has', 'classes have')} fewer examples than the {n_folds} folds ({listed}); every fold must see every class",
+            fix,
         )
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``'1 class'``, ``'3 classes'``: ``n`` with the word that fits it."""
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def check_n_folds(n_folds: int) -> int:

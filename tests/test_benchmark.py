@@ -194,3 +194,21 @@ def test_models_from_a_config_file_are_trained_and_reported(relabeled_digits, tm
     assert r.exit_code == 2 and "unknown model 'bert'" in r.output
     r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--no-prefect"])
     assert r.exit_code == 2 and "either --predictions or --models" in r.output
+
+
+def test_model_names_are_escaped_in_the_markdown(relabeled_digits, tmp_path):
+    from labelq.benchmark.report import write_benchmark_report
+    from labelq.store import Store
+
+    root, v, path, ids = relabeled_digits
+    names = {"logreg": "cnn | v2 *best*", "worse": "worse_model", "worst": "<b>worst</b>"}
+    t = pq.read_table(path)
+    t = t.set_column(t.column_names.index("model"), "model", pa.array([names[m] for m in t["model"].to_pylist()]))
+    pq.write_table(t, tmp_path / "p.parquet")
+    md = write_benchmark_report(Store(root).version("digits", v.number), tmp_path / "p.parquet", n_boot=50)["md"].read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "%" not in line and not line.startswith("| model |")]
+    assert len(rows) == 3
+    cells = {r.split(" | ")[0][2:] for r in rows}
+    assert cells == {r"cnn \| v2 \*best\*", r"worse\_model", r"\<b\>worst\</b\>"}
+    for r in rows:  # every row has as many unescaped cell separators as the header
+        assert r.replace(r"\|", "").count("|") == md.splitlines()[4].count("|")

@@ -15,8 +15,7 @@ from sklearn.base import clone
 from labelq import schema as S
 from labelq.errors import InputError, SourceNotFoundError
 from labelq.ingest import decode_images, load_examples
-from labelq.predict import (FoldCache, FoldPlan, ModelSpec, cross_val_pred_probs, load_pred_probs, make_folds, pred_probs_array,
-                            predict_fold, resolve_model)
+from labelq.predict import FoldCache, FoldPlan, ModelSpec, cross_val_pred_probs, load_pred_probs, make_folds, pred_probs_array, predict_fold, resolve_model
 from labelq.predict.torch_cnn import CNNClassifier
 
 
@@ -120,9 +119,9 @@ def test_unknown_model_and_params_are_refused():
 
 def test_fold_cache_roundtrip(tmp_path):
     cache = FoldCache(tmp_path)
-    assert cache.get("k") is None
+    assert cache.get("k", (3, 3)) is None
     cache.put("k", np.eye(3, dtype=np.float32))
-    np.testing.assert_array_equal(cache.get("k"), np.eye(3))
+    np.testing.assert_array_equal(cache.get("k", (3, 3)), np.eye(3))
     assert [p.name for p in tmp_path.iterdir()] == ["k.npz"]  # no temporary files left
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,7 @@ def benchmark_summary(version: Version, predictions: dict[str, np.ndarray], labe
                      f"random checks for +/-{width / 2:.1%}": rows_needed(width, sd, part["rows"], rows.num_rows)})
     curve = prevalence_curve(table)
     return {
-        "dataset": version.name, "version": version.tag, "rows": rows.num_rows, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": version.name, "version": version.tag, "rows": rows.num_rows, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": S.info_of(rows).class_names,
         "originally_mislabeled": int(labels.mislabeled.sum()), "observed_prevalence": observed,
         "label_sets": labels.sets is not None, "bootstrap": {"resamples": n_boot, "seed": seed, "interval": "95% percentile"},
@@ -146,12 +147,20 @@ def _fmt_ci(r: dict, key: str) -> str:
     return "n/a" if np.isnan(r[key]) else f"{r[key]:.4f} [{r[key + '_lo']:.4f}, {r[key + '_hi']:.4f}]"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~-])")
+
+
+def md_escape(text: object) -> str:
+    """``text`` as literal Markdown inline text: special characters backslash-escaped, line breaks as spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def markdown_summary(s: dict) -> str:
     """A Markdown summary that pastes into a paper or a README."""
     cols = ["original", "corrected"] + (["label_sets"] if s["label_sets"] else []) + ["mislabeled_subset", "correct_subset"]
     heads = {"original": "original labels", "corrected": "corrected labels", "label_sets": "label sets (ReaL)",
              "mislabeled_subset": "originally mislabeled rows", "correct_subset": "correctly labeled rows"}
-    lines = [f"### {s['dataset']} {s['version']}: accuracy on original vs corrected labels",
+    lines = [f"### {md_escape(s['dataset'])} {s['version']}: accuracy on original vs corrected labels",
              "",
              f"{s['rows']:,} test rows, {s['originally_mislabeled']:,} originally mislabeled ({100 * s['observed_prevalence']:.2f}%). "
              f"95% bootstrap intervals ({s['bootstrap']['resamples']} resamples).",
@@ -159,11 +168,11 @@ def markdown_summary(s: dict) -> str:
              "| model | " + " | ".join(heads[c] for c in cols) + " | rank original -> corrected |",
              "|---|" + "---|" * (len(cols) + 1)]
     for r in sorted(s["models"], key=lambda r: -r["corrected"]):
-        lines.append(f"| {r['model']} | " + " | ".join(_fmt_ci(r, c) for c in cols) + f" | {s['ranks']['original'][r['model']]} -> {s['ranks']['corrected'][r['model']]} |")
+        lines.append(f"| {md_escape(r['model'])} | " + " | ".join(_fmt_ci(r, c) for c in cols) + f" | {s['ranks']['original'][r['model']]} -> {s['ranks']['corrected'][r['model']]} |")
     lines += ["", "Kendall's tau between rankings: " + ", ".join(f"{k}: {v:.3f}" for k, v in s["kendall_tau"].items())]
     if s["swaps"]:
         lines += ["", "| better on correctly labeled rows | better on mislabeled rows | swap at prevalence | extra points needed |", "|---|---|---|---|"]
-        lines += [f"| {w['better on correctly labeled rows']} | {w['better on mislabeled rows']} | {100 * w['swap at prevalence']:.1f}% | {w['extra_needed_points']:+.1f} |" for w in s["swaps"]]
+        lines += [f"| {md_escape(w['better on correctly labeled rows'])} | {md_escape(w['better on mislabeled rows'])} | {100 * w['swap at prevalence']:.1f}% | {w['extra_needed_points']:+.1f} |" for w in s["swaps"]]
     e = s["error_rate"]
     kind = "design-based" if e["design_based"] else "NOT design-based: a stratum has no random checks, its flags are taken as is"
     lines += ["", f"Label-error rate: {_rate(e)} ({kind}; {e['n_verified']:,} rows verified); "

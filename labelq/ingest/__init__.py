@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from .. import schema as S
 from ..errors import InputError
-from ..validation import check_ids
+from ..validation import check_ids, plural
 from .builtin import LOADERS, RawSource
 from .files import _class_names_from_hf_schema, read_path
 from .images import IMAGE_TYPE, decode_images
@@ -44,20 +44,22 @@ class IngestOptions:
     feature_columns: Sequence[str] | None = None
     split: str | None = None
     classes: Sequence[str] | None = None
+    encoding: str | None = None
+    inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 
-def load_raw(source: str | Path, split: str | None = None) -> RawSource:
-    """Read a built-in dataset by name, or a file/folder by path."""
+def load_raw(source: str | Path, split: str | None = None, encoding: str | None = None) -> RawSource:
+    """Read a built-in dataset by name, or a file/folder by path (``encoding``: of a CSV file)."""
     s = str(source)
     if s in LOADERS and not Path(s).exists():
         return LOADERS[s]()
-    return read_path(Path(s).expanduser(), split)
+    return read_path(Path(s).expanduser(), split, encoding)
 
 
 def load_examples(source: str | Path = "digits", options: IngestOptions | None = None) -> pa.Table:
     """Read ``source`` and return its examples table (see module docstring)."""
     options = options or IngestOptions()
-    raw = load_raw(source, options.split)
+    raw = load_raw(source, options.split, options.encoding)
     table = examples_from_raw(raw, options)
     log.info("ingested %s rows, %d classes, modality %s, from %s", f"{table.num_rows:,}", len(S.info_of(table).class_names), S.info_of(table).modality, raw.description)
     return table
@@ -74,6 +76,11 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
     """Map a label column to class indices; returns (labels, class_names, mapping original->index)."""
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_struct(col.type):
+        raise InputError(
+            f"the label column holds lists ({col.type}): several labels per row (a multi-label dataset), which labelq does not audit yet",
+            "give one label per row, e.g. a column with each row's main label (--label-column); multi-label audits are planned",
+        )
     values = col.to_pylist()
 
     def is_missing(v) -> bool:
@@ -83,7 +90,7 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
     if missing:
         shown = ", ".join(repr(ids[i]) for i in missing[:5])
         raise InputError(
-            f"{len(missing)} rows have no label (NaN, null or empty), e.g. ids {shown}",
+            f"{plural(len(missing), 'row has', 'rows have')} no label (NaN, null or empty), e.g. ids {shown}",
             "drop those rows or fill their labels before auditing",
         )
     if pa.types.is_floating(col.type):
@@ -96,7 +103,7 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
             bad = np.flatnonzero((ints < 0) | (ints >= len(class_names)))
             if len(bad):
                 raise InputError(
-                    f"{len(bad)} labels are not indices into the {len(class_names)} classes {list(class_names)[:10]}: values {sorted(set(ints[bad].tolist()))[:10]}, e.g. ids {[ids[i] for i in bad[:5]]}",
+                    f"{plural(len(bad), 'label is', 'labels are')} not indices into the {plural(len(class_names), 'class', 'classes')} {list(class_names)[:10]}: values {sorted(set(ints[bad].tolist()))[:10]}, e.g. ids {[ids[i] for i in bad[:5]]}",
                     "fix those labels or pass the complete class list with --classes",
                 )
             return ints, list(class_names), {}
@@ -157,7 +164,7 @@ def _infer_inputs(table: pa.Table, raw: RawSource, options: IngestOptions, skip:
         if f.name.lower() in IMAGE_NAMES and (f.type == IMAGE_TYPE or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)):
             return "image", [f.name]
     for f in payload:
-        if f.name.lower() in TEXT_NAMES and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+        if f.name.lower() in TEXT_NAMES and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_null(f.type)):
             return "text", [f.name]
     numeric = [f.name for f in payload if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)]
     if numeric:
@@ -165,6 +172,8 @@ def _infer_inputs(table: pa.Table, raw: RawSource, options: IngestOptions, skip:
     strings = [f.name for f in payload if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     if len(strings) == 1:
         return "text", strings
+    if not options.inputs_required:  # labels and the user's pred_probs: no model reads the inputs
+        return "none", []
     raise InputError(
         f"could not tell which columns hold the inputs among {[f.name for f in payload]}",
         "name them with --text-column, --image-column or --feature-columns",
@@ -196,8 +205,18 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     class_names = list(options.classes) if options.classes else (raw.class_names or _class_names_from_hf_schema(table.schema, label_col))
     skip = {label_col, "split"} | ({id_col} if id_col else set())
     modality, inputs = _infer_inputs(table, raw, options, skip)
+    if modality == "text" and options.inputs_required:
+        text = table[inputs[0]].cast(pa.string())
+        if pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text.fill_null(""))), 0)).as_py() in (None, 0):
+            raise InputError(f"the text column {inputs[0]!r} is empty in every row: there is nothing for a model to read",
+                             "name the column that holds the text with --text-column, or give your own --pred-probs")
 
-    ids = check_ids(table[id_col].cast(pa.string()).to_pylist()) if id_col else np.asarray(derive_ids(table, inputs), dtype=object)
+    if id_col:
+        ids = check_ids(table[id_col].cast(pa.string()).to_pylist())
+    elif inputs:
+        ids = np.asarray(derive_ids(table, inputs), dtype=object)
+    else:  # no id column and no inputs (labels + pred_probs in row order): the row number
+        ids = np.asarray([str(i) for i in range(table.num_rows)], dtype=object)
     labels, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
     if len(set(class_names)) != len(class_names):
         raise InputError(f"class names must be unique, got {class_names}", "fix --classes")

@@ -56,12 +56,63 @@ def read_parquet(path: Path) -> RawSource:
     return RawSource(table, description=f"Parquet {path}")
 
 
-def read_csv(path: Path) -> RawSource:
-    return RawSource(pcsv.read_csv(path), description=f"CSV {path}")
+def read_csv(path: Path, encoding: str | None = None) -> RawSource:
+    """A CSV file with a header row; ``encoding`` (default UTF-8) is any codec Python knows, e.g. ``latin-1``."""
+    if path.stat().st_size == 0:
+        raise InputError(f"the CSV file {path} is empty", "give a CSV with a header row and at least one row")
+    if encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise InputError(f"unknown encoding {encoding!r}", "use a codec name Python knows, e.g. utf-8, latin-1, cp1252") from exc
+    try:
+        table = pcsv.read_csv(path, read_options=pcsv.ReadOptions(encoding=encoding or "utf8"))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        text = str(exc)
+        if "UTF8" in text or "utf-8" in text.lower() or isinstance(exc, UnicodeDecodeError):
+            raise InputError(f"the CSV file {path} is not valid {encoding or 'UTF-8'} text ({text.splitlines()[0]})",
+                             "pass its encoding, e.g. --encoding latin-1 (or cp1252), or save it as UTF-8") from exc
+        if "Empty CSV" in text:
+            raise InputError(f"the CSV file {path} is empty", "give a CSV with a header row and at least one row") from exc
+        raise InputError(f"the CSV file {path} could not be read: {text.splitlines()[0]}", "check that every row has as many fields as the header") from exc
+    undecoded = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if undecoded:  # pyarrow keeps a column that is not valid text as bytes
+        raise InputError(f"the CSV file {path} is not valid {encoding or 'UTF-8'} text (columns {undecoded})",
+                         "pass its encoding, e.g. --encoding latin-1 (or cp1252), or save it as UTF-8")
+    return RawSource(table, description=f"CSV {path}")
+
+
+def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
+    """(line number, problem) of the first line of ``path`` that is not a JSON object, or None."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                return number, exc.msg
+            if not isinstance(value, dict):
+                return number, f"a JSON {type(value).__name__}, not an object"
+    return None
 
 
 def read_jsonl(path: Path) -> RawSource:
-    return RawSource(pjson.read_json(path), description=f"JSON lines {path}")
+    """JSON lines: one object per line (UTF-8)."""
+    if path.stat().st_size == 0:
+        raise InputError(f"the JSON lines file {path} is empty", "give one JSON object per line")
+    try:
+        table = pjson.read_json(path)
+    except pa.ArrowInvalid as exc:
+        bad = _first_bad_json_line(path)
+        where = f"line {bad[0]} is not a JSON object ({bad[1]})" if bad else str(exc).splitlines()[0]
+        raise InputError(f"the JSON lines file {path} could not be read: {where}", "write one JSON object per line (JSON lines), with the same keys") from exc
+    return RawSource(table, description=f"JSON lines {path}")
 
 
 def read_image_folder(path: Path) -> RawSource:
@@ -82,14 +133,14 @@ def read_image_folder(path: Path) -> RawSource:
                 ids.append(str(f.relative_to(path)))
                 labels.append(cdir.name)
                 splits.append(split or "all")
-                images.append({"bytes": f.read_bytes(), "path": f.name})
+                images.append({"bytes": f.read_bytes(), "path": str(f.relative_to(path))})
     if not ids:
         raise InputError(f"no images found in {path}", "an image folder holds one sub-folder per class with .png/.jpg files inside")
     table = pa.table({"id": ids, "label": labels, "split": splits, "image": pa.array(images, type=IMAGE_TYPE)})
     return RawSource(table, "label", sorted(set(labels)), "id", image_column="image", description=f"image folder {path}")
 
 
-def read_path(path: Path, split: str | None = None) -> RawSource:
+def read_path(path: Path, split: str | None = None, encoding: str | None = None) -> RawSource:
     """Pick the reader from what is at ``path``."""
     if not path.exists():
         raise SourceNotFoundError(
@@ -106,4 +157,9 @@ def read_path(path: Path, split: str | None = None) -> RawSource:
     readers = {".parquet": read_parquet, ".pq": read_parquet, ".csv": read_csv, ".csv.gz": read_csv, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".json": read_jsonl, ".jsonl.gz": read_jsonl}
     if suffix not in readers:
         raise InputError(f"cannot read {path}: unknown file type {suffix!r}", "use Parquet, CSV, JSON lines, a Hugging Face save_to_disk folder or an image folder")
-    return readers[suffix](path)
+    reader = readers[suffix]
+    if reader is read_csv:
+        return read_csv(path, encoding)
+    if encoding is not None:
+        raise InputError(f"--encoding applies to CSV files, not to {path.name}", "leave --encoding out; Parquet is typed and JSON lines are UTF-8")
+    return reader(path)

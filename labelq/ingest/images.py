@@ -36,10 +36,21 @@ def _encoded_bytes(value) -> bytes | None:
     return bytes(value)
 
 
-def decode_images(column: pa.ChunkedArray | pa.Array, size: tuple[int, int] | None = None) -> np.ndarray:
+def _which(value, i: int, ids) -> str:
+    """How to name row ``i``'s image in an error: its path, its id, and the row number."""
+    path = value.get("path") if isinstance(value, dict) else None
+    parts = [f"{path!r}"] if path else []
+    if ids is not None:
+        parts.append(f"id {ids[i]!r}")
+    parts.append(f"row {i}")
+    return f"image {parts[0]} ({', '.join(parts[1:])})" if len(parts) > 1 else f"image of {parts[0]}"
+
+
+def decode_images(column: pa.ChunkedArray | pa.Array, size: tuple[int, int] | None = None, ids=None) -> np.ndarray:
     """Decode an image column to a uint8 array ``(N, H, W, C)``, C = 1 (grayscale) or 3 (RGB).
 
     Images of different sizes are resized to ``size`` or, by default, to the most common size.
+    ``ids`` (one per row) name a bad image in the error, beside its path.
     """
     from PIL import Image
 
@@ -47,14 +58,17 @@ def decode_images(column: pa.ChunkedArray | pa.Array, size: tuple[int, int] | No
 
     pil = []
     for i, value in enumerate(column.to_pylist()):
-        raw = _encoded_bytes(value)
+        try:
+            raw = _encoded_bytes(value)
+        except OSError as exc:
+            raise InputError(f"{_which(value, i, ids)} could not be read: {exc}", "restore that file, or drop the row") from exc
         if raw is None:
-            raise InputError(f"image {i} of the image column is empty", "drop rows without an image")
+            raise InputError(f"{_which(value, i, ids)} is empty", "drop rows without an image")
         try:
             img = Image.open(io.BytesIO(raw))
             img.load()
         except Exception as exc:  # PIL raises several types for undecodable data
-            raise InputError(f"image {i} could not be decoded: {exc}", "remove or re-encode that image") from exc
+            raise InputError(f"{_which(value, i, ids)} could not be decoded: {exc}", "remove or re-encode that image") from exc
         pil.append(img)
     if not pil:
         return np.zeros((0, 1, 1, 1), dtype=np.uint8)

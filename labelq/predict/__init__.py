@@ -11,12 +11,11 @@ import pyarrow.parquet as pq
 from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
 from ..validation import check_pred_probs
-from .crossval import (FoldCache, FoldPlan, assemble, cross_val_pred_probs, make_folds, plan_folds, pred_probs_array,
-                       pred_probs_table, predict_fold)
-from .models import DEFAULT_MODEL, MODELS, ModelSpec, register_model, resolve_model
+from .crossval import FoldCache, FoldPlan, assemble, cross_val_pred_probs, make_folds, plan_folds, pred_probs_array, pred_probs_table, predict_fold
+from .models import DEFAULT_MODEL, MODELS, ModelSpec, check_model_params, register_model, resolve_model
 
 __all__ = [
-    "FoldCache", "FoldPlan", "ModelSpec", "MODELS", "DEFAULT_MODEL", "assemble", "cross_val_pred_probs", "load_pred_probs",
+    "FoldCache", "FoldPlan", "check_model_params", "ModelSpec", "MODELS", "DEFAULT_MODEL", "assemble", "cross_val_pred_probs", "load_pred_probs",
     "make_folds", "plan_folds", "pred_probs_array", "pred_probs_table", "predict_fold", "register_model", "resolve_model",
 ]
 

@@ -37,7 +37,12 @@ def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 
 class FoldCache:
-    """Finished folds on disk, one ``.npz`` per key, written atomically."""
+    """Finished folds on disk, one ``.npz`` per key (the probabilities and the key itself), written atomically.
+
+    An entry is used only if it loads, holds its own key, and its probabilities have the fold's shape,
+    are finite and non-negative, and sum to 1 in every row; anything else is a miss, logged, and the
+    fold is computed again (and the entry replaced).
+    """
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = Path(directory) if directory is not None else None
@@ -45,16 +50,34 @@ class FoldCache:
     def _path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.npz"
 
-    def has(self, key: str) -> bool:
-        path = self._path(key)
-        return path is not None and path.exists()
+    def has(self, key: str, shape: tuple[int, int]) -> bool:
+        return self.get(key, shape, quiet=True) is not None
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: str, shape: tuple[int, int], quiet: bool = False) -> np.ndarray | None:
+        """The cached ``(rows, K)`` probabilities of ``key``, or None if absent or unusable."""
         path = self._path(key)
         if path is None or not path.exists():
             return None
-        with np.load(path) as z:
-            return z["probs"]
+        problem = None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                stored_key, probs = (str(z["key"]) if "key" in z.files else None), z["probs"]
+        except Exception as exc:  # a truncated or foreign file: zipfile, numpy and OS errors
+            problem = f"unreadable ({type(exc).__name__}: {exc})"
+        else:
+            if stored_key != key:
+                problem = "written for another key" if stored_key else "holds no key (written by an older labelq or by hand)"
+            elif probs.shape != tuple(shape):
+                problem = f"has shape {probs.shape}, the fold needs {tuple(shape)}"
+            elif not np.isfinite(probs).all() or (probs < 0).any():
+                problem = "holds NaN, infinite or negative probabilities"
+            elif len(probs) and np.abs(probs.sum(axis=1, dtype=np.float64) - 1).max() > 1e-3:
+                problem = "holds rows that do not sum to 1"
+        if problem is None:
+            return probs
+        if not quiet:
+            log.warning("fold cache entry %s is %s: computing the fold again", path.name, problem)
+        return None
 
     def put(self, key: str, probs: np.ndarray) -> None:
         path = self._path(key)
@@ -63,7 +86,7 @@ class FoldCache:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, probs=probs)
+        np.savez(buf, probs=probs, key=np.array(key))
         atomic_write_bytes(path, buf.getvalue())
 
 
@@ -82,6 +105,10 @@ class FoldPlan:
     @property
     def n_folds(self) -> int:
         return int(self.folds.max()) + 1
+
+    def fold_shape(self, fold: int) -> tuple[int, int]:
+        """``(rows held out in fold, K)``: the shape of the fold's predictions."""
+        return int((self.folds == fold).sum()), self.n_classes
 
     def key(self, fold: int) -> str:
         parts = {"data": self.data_hash, "model": self.spec.config(), "fold": fold, "n_folds": self.n_folds, "seed": self.seed}
@@ -106,7 +133,7 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     """Fit on every fold but ``fold``, predict ``fold``: probabilities ``(n_fold_rows, K)`` in row order."""
     cache = cache or FoldCache(None)
     key = plan.key(fold)
-    cached = cache.get(key)
+    cached = cache.get(key, plan.fold_shape(fold))
     if cached is not None:
         log.info("fold %d/%d: reused from cache", fold + 1, plan.n_folds)
         return cached

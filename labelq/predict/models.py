@@ -15,6 +15,7 @@ turns an examples table into that model's input. ``spec.config()`` is what the f
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,7 @@ class ModelSpec:
         if info.modality == "image":
             from ..ingest.images import decode_images
 
-            X = decode_images(examples[info.inputs[0]])
+            X = decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
             return X.reshape(len(X), -1).astype(np.float32) if self.name == "logreg" else X
         if info.modality == "text":
             return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
@@ -128,7 +129,30 @@ def resolve_model(model: str | ModelSpec | None, modality: str, params: dict[str
     entry = MODELS[name]
     if modality not in entry.modalities:
         raise InputError(f"model {name!r} does not take {modality} inputs", f"use one of {[n for n, e in MODELS.items() if modality in e.modalities]}")
-    unknown = set(params or {}) - set(entry.defaults)
+    return ModelSpec(name, {**entry.defaults, **check_model_params(name, params)})
+
+
+def check_model_params(name: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` of the registered model ``name``, checked against its defaults: known names, the
+    defaults' types (a whole number where the default is one), and numbers > 0 (every built-in
+    model's numeric parameters are sizes, counts or rates)."""
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}", f"use one of {sorted(MODELS)} (or 'auto')")
+    defaults = MODELS[name].defaults
+    params = dict(params or {})
+    unknown = set(params) - set(defaults)
     if unknown:
-        raise InputError(f"model {name!r} has no parameters {sorted(unknown)}", f"its parameters are {sorted(entry.defaults)}")
-    return ModelSpec(name, {**entry.defaults, **(params or {})})
+        raise InputError(f"model {name!r} has no parameters {sorted(unknown)}", f"its parameters are {sorted(defaults)}")
+    for key, value in params.items():
+        default = defaults[key]
+        fix = f"pass a number, e.g. --model-param {key}={default}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InputError(f"model parameter {key}={value!r} of {name!r} must be true or false", f"e.g. --model-param {key}={str(default).lower()}")
+        elif isinstance(default, (int, float)):
+            whole = isinstance(default, int)
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not math.isfinite(value):
+                raise InputError(f"model parameter {key}={value!r} of {name!r} must be a {'whole number' if whole else 'number'}", fix)
+            if value <= 0:
+                raise InputError(f"model parameter {key}={value!r} of {name!r} must be greater than 0", fix)
+    return params

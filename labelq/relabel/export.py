@@ -31,6 +31,7 @@ from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256, write_parquet
 from ..store import Version
+from ..validation import plural
 
 POLICIES = ("keep", "auto-fix", "drop-issues", "soft", "multi")
 
@@ -53,7 +54,7 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
             raise InputError(f"policy {policy!r} needs the {col!r} column, which this version lacks", "run `labelq relabel NAME` first, then export the version it publishes")
         missing = rows[col].is_null().to_numpy(zero_copy_only=False)
         if missing.any():
-            raise InputError(f"{int(missing.sum())} rows have no {col!r}", "run `labelq relabel NAME` on this version first")
+            raise InputError(f"{plural(int(missing.sum()), 'row has', 'rows have')} no {col!r}", "run `labelq relabel NAME` on this version first")
         extra[col] = rows[col]
         if policy == "multi":
             keep &= pc.list_value_length(rows[col]).to_numpy(zero_copy_only=False) > 0
@@ -65,13 +66,29 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     return out.filter(pa.array(keep)), keep
 
 
+def check_export_target(out: Path, store_root: Path, overwrite: bool) -> None:
+    """Refuse an output folder that would put the store at risk or destroy something that is not an export:
+    a folder inside the store or holding it, a file, or (with ``overwrite``) a non-empty folder without ``export.json``."""
+    target, root = out.resolve(), store_root.resolve()
+    if target == root or root in target.parents or target in root.parents:
+        raise InputError(f"the export folder {out} is {'inside' if root in target.parents else 'the store or holds'} the store {store_root}",
+                         "write the export to a folder outside the store, e.g. -o train/")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file", "choose a folder for the export")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(f"{out} exists and is not empty", "choose a new folder, or pass --overwrite to replace an earlier export")
+        if not (out / "export.json").is_file():
+            raise InputError(f"{out} is not an earlier labelq export (it has no export.json); --overwrite replaces only exports",
+                             "choose a new or empty folder")
+
+
 def export_training(version: Version, out: str | Path, policy: str = "auto-fix", overwrite: bool = False) -> dict:
     """Write the training export of ``version`` under ``out``; returns the export manifest."""
     if policy not in POLICIES:
         raise InputError(f"unknown export policy {policy!r}", f"use one of {list(POLICIES)}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out} exists and is not empty", "choose a new folder, or pass --overwrite to replace it")
+    check_export_target(out, version.path.parent.parent.parent, overwrite)
     rows = version.read()
     info = S.info_of(rows)
     table, keep = _policy_table(rows, policy)
@@ -89,7 +106,7 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
             files[f"{safe}.parquet"] = file_sha256(write_parquet(tmp / f"{safe}.parquet", part))
         manifest = {
             "dataset": version.name, "version": version.tag, "policy": policy,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rows_in": rows.num_rows, "rows_out": table.num_rows, "dropped": int((~keep).sum()),
             "relabeled": int((label != given[keep]).sum()),
             "class_names": info.class_names,

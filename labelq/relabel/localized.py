@@ -97,7 +97,7 @@ class LabelMaps:
         return len(self.classes)
 
     @classmethod
-    def from_scores(cls, maps: np.ndarray, k: int) -> "LabelMaps":
+    def from_scores(cls, maps: np.ndarray, k: int) -> LabelMaps:
         """Keep the top ``k`` of dense score maps ``(N, K, S, S)``, relative to each cell's (k+1)-th score."""
         n, kk, s, _ = maps.shape
         if not 1 <= k <= kk:
@@ -294,7 +294,7 @@ def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: 
     full = version.read()
     if S.CORRECTED_LABEL in full.column_names:  # train the annotator on the best labels known
         current = np.where(full[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False), full[S.CORRECTED_LABEL].fill_null(0).to_numpy(), labels)
-    images = decode_images(rows[info.inputs[0]])
+    images = decode_images(rows[info.inputs[0]], ids=rows[S.ID].to_pylist())
     maps = cross_val_label_maps(images, current, len(info.class_names), k=k, grid=grid, n_folds=n_folds, seed=seed, epochs=epochs)
     settings = {"k": k, "grid": grid, "n_folds": n_folds, "seed": seed, "epochs": epochs, "image_size": list(images.shape[1:3]),
                 "model": "FCNLabeler", "scores": "logits relative to each cell's (k+1)-th class"}

@@ -110,7 +110,7 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
         figures.append(plots.history_trend(summary["history"]))
     top_ids = [t["id"] for t in summary["top_issues"]]
     top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
-    by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest)))
+    by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.get("inputs") else {}
     acc = summary["out_of_sample_accuracy"]
     facts = [
         ("rows", f"{summary['rows']:,}"), ("classes", summary["classes"]),
@@ -130,8 +130,9 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
         f"<td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td></tr>"
         for p in per
     )
+    show_inputs = bool(manifest.get("inputs"))  # labels + given pred_probs: there is no example to show
     issue_rows = "".join(
-        f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td><td>{by_id.get(t['id'], '')}</td><td>{e(t['given_label'])}</td>"
+        f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>" + (f"<td>{by_id.get(t['id'], '')}</td>" if show_inputs else "") + f"<td>{e(t['given_label'])}</td>"
         f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td><td>{e(t['issue_kind'])}</td><td>{e(t['corrected_label'] or '')}</td></tr>"
         for t in summary["top_issues"]
     )
@@ -177,7 +178,7 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 <h2>Figures</h2>{imgs}
 <h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
 <h2>Top {len(summary['top_issues'])} suspected label errors</h2>
-<table><tr><th>rank</th><th>id</th><th>example</th><th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
+<table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 </body></html>
 """
 

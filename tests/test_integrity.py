@@ -1,0 +1,216 @@
+"""Damage is detected, never served; a failed publish leaves nothing; derived files heal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+
+import duckdb
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from labelq.cli import main
+from labelq.errors import DamagedVersionError
+from labelq.pipeline import AuditConfig, audit
+from labelq.store import Store
+
+AUDIT = ["--no-prefect", "--model", "logreg", "--folds", "3", "-q"]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A store with two audited versions of digits; tests damage copies of it."""
+    root = tmp_path_factory.mktemp("pristine") / "store"
+    cfg = AuditConfig(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
+    audit(cfg)
+    audit(cfg)
+    return root
+
+
+@pytest.fixture
+def store(pristine, tmp_path):
+    root = tmp_path / "store"
+    shutil.copytree(pristine, root)
+    return Store(root)
+
+
+def _truncate(path, keep: int = 100) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+def _edit_manifest(version, **changes) -> None:
+    path = version.path / "manifest.json"
+    m = json.loads(path.read_text())
+    m.update(changes)
+    path.write_text(json.dumps(m, indent=2))
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_verify_passes_an_intact_store_and_names_each_damaged_file(store):
+    out = run("verify", "dg", "--store", str(store.root))
+    assert out.exit_code == 0, out.output
+    assert "dg v0001: ok" in out.output and "dg v0002: ok" in out.output
+    part = store.version("dg", 1).path / "data" / "part-00000.parquet"
+    _truncate(part)
+    (store.version("dg", 2, check=False).path / "pred_probs.parquet").unlink()
+    out = run("verify", "--all", "--store", str(store.root))
+    assert out.exit_code == 1
+    assert "dg v0001: DAMAGED" in out.output and f"{part}: content differs from the sha256" in out.output
+    assert "pred_probs.parquet: missing" in out.output and "2 versions are damaged" in out.output
+
+
+@pytest.mark.parametrize("damage", ["truncated", "rows", "classes", "extra file", "pred_probs"])
+def test_every_reading_command_refuses_a_damaged_version(store, tmp_path, damage):
+    v2 = store.version("dg")
+    if damage == "truncated":
+        _truncate(v2.path / "data" / "part-00000.parquet")
+        named = "part-00000.parquet"
+    elif damage == "rows":
+        _edit_manifest(v2, rows=999)
+        named = "manifest.json"
+    elif damage == "classes":
+        m = v2.manifest()
+        _edit_manifest(v2, class_names=m["class_names"][::-1])
+        named = "manifest.json"
+    elif damage == "extra file":
+        shutil.copy(v2.path / "data" / "part-00000.parquet", v2.path / "data" / "part-00001.parquet")
+        named = "part-00001.parquet: not part of the version"
+    else:
+        _truncate(v2.path / "pred_probs.parquet")
+        named = "pred_probs.parquet"
+    root = str(store.root)
+    commands = [
+        ["versions", "dg", "--store", root],
+        ["issues", "dg", "--store", root],
+        ["query", "dg", "SELECT count(*) FROM latest", "--store", root],
+        ["report", "dg", "--store", root],
+        ["relabel", "dg", "--store", root, "--no-prefect"],
+        ["export", "dg", "--store", root, "-o", str(tmp_path / "out")],
+        ["audit", "digits", "--name", "dg", "--store", root, *AUDIT],
+    ]
+    for args in commands:
+        out = run(*args)
+        assert out.exit_code == 2, (args, out.output)
+        assert "dg v0002 is damaged" in out.output and named in out.output, (args, out.output)
+        assert "fix: restore" in out.output and "labelq verify dg" in out.output
+    assert [v.tag for v in store.versions("dg")] == ["v0001", "v0002"]  # the audit published nothing
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_older_damaged_version_stops_an_audit_before_training(store, caplog):
+    _truncate(store.version("dg", 1).path / "data" / "part-00000.parquet")
+    caplog.set_level("INFO", logger="labelq")
+    with pytest.raises(DamagedVersionError, match="dg v0001 is damaged"):
+        audit(AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
+    assert "fold 1/3" not in caplog.text  # refused before any fold was trained
+    assert [v.tag for v in store.versions("dg")] == ["v0001", "v0002"]
+    assert not list(store.dataset_dir("dg").glob(".tmp-*"))
+
+
+def test_publish_refuses_under_the_lock_when_an_older_version_is_damaged(store, digits):
+    """A version damaged after the audit's early check: publish writes nothing (no version without catalog or report)."""
+    from labelq import pipeline
+
+    cfg = AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
+    examples = pipeline.ingest_step(cfg)  # the early check passes here
+    plan = pipeline.plan_step(cfg, examples)
+    pred_probs = pipeline.assemble_step(examples, plan, [pipeline.fold_step(cfg, plan, f) for f in range(plan.n_folds)])
+    detection = pipeline.detect_step(cfg, examples, pred_probs)
+    decision, detections, _ = pipeline.decide_step(cfg, pred_probs, detection)
+    _truncate(store.version("dg", 1).path / "issues.parquet")
+    with pytest.raises(DamagedVersionError, match="dg v0001 is damaged"):
+        pipeline.publish_step(cfg, examples, pred_probs, detections, decision)
+    assert [v.tag for v in store.versions("dg")] == ["v0001", "v0002"]
+    assert not list(store.dataset_dir("dg").glob(".tmp-*"))
+
+
+def test_a_stale_catalog_heals_at_the_next_command(store, tmp_path):
+    """The state a kill right after the rename leaves: a new version, and a catalog built before it."""
+    catalog = store.dataset_dir("dg") / "catalog.duckdb"
+    old = tmp_path / "catalog-v2.duckdb"
+    shutil.copy(catalog, old)
+    audit(AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
+    shutil.copy(old, catalog)  # as if killed before the catalog was rebuilt
+
+    def history_rows() -> int:
+        con = duckdb.connect(str(catalog), read_only=True)
+        try:
+            return con.execute("SELECT count(*) FROM history").fetchone()[0]
+        finally:
+            con.close()
+
+    assert history_rows() == 2
+    out = run("history", "dg", "--store", str(store.root))
+    assert out.exit_code == 0 and out.output.count("\n") == 5  # header, rule, 3 runs
+    out = run("versions", "dg", "--store", str(store.root))
+    assert out.exit_code == 0, out.output
+    assert history_rows() == 3
+
+
+def test_published_files_follow_the_umask(store):
+    v = store.version("dg")
+    for path in [v.path / "manifest.json", v.path / "data" / "part-00000.parquet", v.path / "run.json",
+                 store.dataset_dir("dg") / "catalog.duckdb", store.dataset_dir("dg") / "reports" / "v0002.html"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # the test process's umask is 022
+
+
+def test_a_manifest_edit_is_caught_by_its_checksum(store):
+    v = store.version("dg")
+    _edit_manifest(v, seed=7)  # a field no other check covers
+    problems = v.verify()
+    assert problems == [f"{v.path / 'manifest.json'}: edited after publishing (its content no longer matches its checksum)"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "uniform without key", "wrong shape", "nan"])
+def test_bad_fold_cache_entries_are_recomputed(store, damage, caplog):
+    cfg = AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
+    entries = sorted((store.cache_dir / "folds").glob("*.npz"))
+    assert len(entries) == 3
+    target = entries[0]
+    with np.load(target) as z:
+        probs, key = z["probs"], str(z["key"])
+    if damage == "truncated":
+        _truncate(target, 50)
+    elif damage == "uniform without key":
+        np.savez(target, probs=np.full_like(probs, 1 / probs.shape[1]))
+    elif damage == "wrong shape":
+        np.savez(target, probs=probs[:-1], key=np.array(key))
+    else:
+        bad = probs.copy()
+        bad[0, 0] = np.nan
+        np.savez(target, probs=bad, key=np.array(key))
+    caplog.set_level("INFO", logger="labelq")
+    result = audit(cfg)
+    assert f"fold cache entry {target.name} is" in caplog.text and "computing the fold again" in caplog.text
+    assert result.history["folds_cached"] == 2
+    v1, v3 = store.version("dg", 1).read_table("pred_probs"), result.version.read_table("pred_probs")
+    assert v3["pred_probs"].to_pylist() == v1["pred_probs"].to_pylist()  # the recomputed fold equals the original
+    with np.load(target) as z:  # and the entry was replaced
+        assert str(z["key"]) == key and z["probs"].shape == probs.shape
+
+
+def test_export_never_deletes_the_store_or_a_folder_that_is_not_an_export(store, tmp_path):
+    root = store.root
+    for out in [store.dataset_dir("dg"), root, store.version("dg").path / "train", root.parent]:
+        res = run("export", "dg", "--store", str(root), "-o", str(out), "--overwrite")
+        assert res.exit_code == 2 and "the store" in res.output, (out, res.output)
+    assert all(not problems for problems in store.verify("dg").values())
+    assert (store.dataset_dir("dg") / "catalog.duckdb").exists() and len(store.versions("dg")) == 2
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("years of work")
+    res = run("export", "dg", "--store", str(root), "-o", str(precious), "--overwrite")
+    assert res.exit_code == 2 and "not an earlier labelq export" in res.output
+    assert (precious / "chapter1.tex").read_text() == "years of work"
+    out = tmp_path / "train"
+    assert run("export", "dg", "--store", str(root), "-o", str(out)).exit_code == 0
+    assert run("export", "dg", "--store", str(root), "-o", str(out)).exit_code == 2  # not empty, no --overwrite
+    res = run("export", "dg", "--store", str(root), "-o", str(out), "--overwrite", "--policy", "keep")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "export.json").read_text())["policy"] == "keep"
