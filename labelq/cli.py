@@ -169,7 +169,10 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         else:
             logging.getLogger("labelq").setLevel(logging.INFO)  # Prefect shows it (PREFECT_LOGGING_EXTRA_LOGGERS)
         from .flows.audit import run_audit_flow
-        result = run_audit_flow(cfg, jobs=jobs, cluster=cluster)
+        from .flows.server import temporary_api
+
+        with temporary_api():
+            result = run_audit_flow(cfg, jobs=jobs, cluster=cluster)
     v = result.version
     m = v.manifest()
     click.echo(
@@ -419,7 +422,10 @@ def report_benchmark(name: str, store: str | None, version: str | None, predicti
         paths = benchmark_step(name, predictions, store, version, verified, n_boot, seed, models)
     else:
         from .flows.benchmark import benchmark_flow
-        paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed, models=models)
+        from .flows.server import temporary_api
+
+        with temporary_api():
+            paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed, models=models)
     click.echo(paths["md"].read_text())
     click.echo("\n".join(str(p) for p in paths.values()))
 
@@ -450,7 +456,10 @@ def relabel(name: str, store: str | None, version: str | None, coverage: float, 
     else:
         RelabelConfig(name=name, store=store, **options)  # bad options fail before Prefect starts
         from .flows.relabel import relabel_flow
-        result = relabel_flow(name=name, store=store, **options)
+        from .flows.server import temporary_api
+
+        with temporary_api():
+            result = relabel_flow(name=name, store=store, **options)
     r = result.version.manifest()["relabel"]
     cov = f"{r['coverage_measured']:.3f}" if r["coverage_measured"] is not None else "n/a"
     click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected; kinds {result.kinds}")
@@ -498,7 +507,10 @@ def review_import(name: str, path: str, store: str | None, fmt: str | None, no_p
     else:
         read_step(name, path, store, fmt)  # a bad file fails before Prefect starts
         from .flows.relabel import review_flow
-        result = review_flow(name=name, path=path, store=store, fmt=fmt)
+        from .flows.server import temporary_api
+
+        with temporary_api():
+            result = review_flow(name=name, path=path, store=store, fmt=fmt)
     click.echo(f"Published {name} {result.version.tag} (reviewed {result.parent.tag}): {result.n_reviews:,} reviews, {result.changed:,} labels changed")
 
 
@@ -539,7 +551,10 @@ def label_maps_cmd(name: str, store: str | None, version: str | None, k: int, gr
         v = make_label_maps(name, store, version, **settings)
     else:
         from .flows.relabel import label_maps_flow
-        v = label_maps_flow(name=name, store=store, version=version, **settings)
+        from .flows.server import temporary_api
+
+        with temporary_api():
+            v = label_maps_flow(name=name, store=store, version=version, **settings)
     click.echo(f"Published {name} {v.tag}: label maps (top-{k}, {grid}x{grid}) for {v.manifest()['rows']:,} images -> {v.path / 'label_maps.parquet'}")
 
 
