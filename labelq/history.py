@@ -130,7 +130,7 @@ def prepare_record(store, labels: np.ndarray, pred_probs: np.ndarray, flagged: n
     }
 
     def complete(manifest: dict) -> dict[str, dict]:
-        finished = dt.datetime.now(dt.timezone.utc)
+        finished = dt.datetime.now(dt.UTC)
         record = {
             **base,
             "finished_at": finished.isoformat(timespec="seconds"),

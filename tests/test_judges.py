@@ -313,8 +313,8 @@ def test_judges_need_text():
 
 
 def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tmp_path):
-    from conftest import load_builtin
     from click.testing import CliRunner
+    from conftest import load_builtin
 
     from labelq.cli import main
 

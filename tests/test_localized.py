@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 from labelq import schema as S
 from labelq.errors import InputError
 from labelq.relabel.localized import (
-    LabelMaps, LocalizedCrops, cross_val_label_maps, label_maps_table, pool_targets, random_resized_box, read_label_maps,
-    roi_align, roi_align_reference,
+    LabelMaps,
+    LocalizedCrops,
+    cross_val_label_maps,
+    label_maps_table,
+    pool_targets,
+    random_resized_box,
+    read_label_maps,
+    roi_align,
+    roi_align_reference,
 )
 from labelq.store import Store
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import flip_labels, with_labels
 
 from labelq import schema as S
 from labelq.errors import InputError
@@ -19,8 +20,6 @@ from labelq.relabel.export import export_training
 from labelq.relabel.review import NONE_OF_THESE, apply_reviews, export_review, needs_review
 from labelq.sql import run_query
 from labelq.store import Store
-
-from conftest import flip_labels, with_labels
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +125,7 @@ def _answer_label_studio(tasks: list[dict], answers: list[list[str]]) -> list[di
     out = []
     for i, (task, choices) in enumerate(zip(tasks, answers)):
         ann = {"id": 100 + i, "completed_by": {"id": 7, "email": "rev@example.org"}, "was_cancelled": False,
-               "created_at": "2026-11-20T09:00:00.000000Z", "updated_at": "2026-11-20T09:0%d:00.000000Z" % (i % 10), "lead_time": 3.2,
+               "created_at": "2026-11-20T09:00:00.000000Z", "updated_at": f"2026-11-20T09:0{i % 10}:00.000000Z", "lead_time": 3.2,
                "result": [{"id": "r1", "from_name": "label", "to_name": "item", "type": "choices", "origin": "manual", "value": {"choices": choices}}]}
         out.append({"id": i + 1, "data": task["data"], "annotations": [ann] if choices else [], "predictions": task["predictions"]})
     return out

@@ -117,7 +117,7 @@ def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_serv
         assert audit_run["parent_task_run_id"], "with --jobs/--cluster the audit runs as a subflow"
         deployment_run_id = _task_run(env, audit_run["parent_task_run_id"])["flow_run_id"]
         for run_id in (row["flow_run_id"], deployment_run_id):
-            _wait(lambda: _flow_run(env, run_id)["state"]["type"] == "COMPLETED", 120, f"flow run {run_id} to be Completed")
+            _wait(lambda run_id=run_id: _flow_run(env, run_id)["state"]["type"] == "COMPLETED", 120, f"flow run {run_id} to be Completed")
         assert _flow_run(env, deployment_run_id)["deployment_id"]
     finally:
         _stop(worker)

@@ -74,7 +74,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         t = torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
         return t.float().div_(255.0) if X.dtype == np.uint8 else t.float()
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "CNNClassifier":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> CNNClassifier:
         import torch
         import torch.nn.functional as F
 

@@ -65,7 +65,7 @@ class ConformalLabelSets:
         if self.score not in SCORES:
             raise InputError(f"unknown conformal score {self.score!r}", f"use one of {list(SCORES)}")
 
-    def fit(self, pred_probs: np.ndarray, labels: np.ndarray) -> "ConformalLabelSets":
+    def fit(self, pred_probs: np.ndarray, labels: np.ndarray) -> ConformalLabelSets:
         """Calibrate on held-out rows: ``pred_probs`` ``(n, K)`` out-of-sample, ``labels`` ``(n,)``."""
         pred_probs = np.asarray(pred_probs, dtype=np.float64)
         if pred_probs.ndim != 2 or len(pred_probs) == 0:

@@ -170,12 +170,12 @@ class ReviewResult:
 
 def _parse_time(value: str | None, where: str) -> dt.datetime:
     if not value:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
     try:
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InputError(f"{where}: reviewed_at {value!r} is not an ISO 8601 time", "write times like 2026-11-22T14:05:00Z, or leave the cell empty") from exc
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _read_label_studio(path: Path) -> tuple[list[dict], int]:
