@@ -31,8 +31,9 @@ def audit(source: str, extra: list[str]) -> dict:
     """One `labelq audit` in a child process that reports its own peak resident memory at exit."""
     with tempfile.TemporaryDirectory() as store:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", WRAPPER, "audit", source, "--store", store, "--no-prefect", "-q", "--top", "0", *extra],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", WRAPPER, "audit", source, "--store", store, "--no-prefect", "-q", "--top", "0", *extra], capture_output=True, text=True
+        )
         wall = time.perf_counter() - t0
         if proc.returncode:
             raise RuntimeError(f"labelq audit {source} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -83,8 +83,9 @@ def main() -> None:
         preds[name] = np.asarray(model.predict(te_x.reshape(len(te_x), -1) / 255.0 if flat else te_x)).astype(np.int64)
         timing.append({"model": name, "train + predict s": round(time.perf_counter() - t1, 1)})
         logging.info("%s trained", name)
-    table = pa.table({"id": ids * len(preds), "model": [m for m in preds for _ in ids],
-                      "predicted_label": [FASHION_CLASSES[c] for m in preds for c in preds[m]]})
+    table = pa.table(
+        {"id": ids * len(preds), "model": [m for m in preds for _ in ids], "predicted_label": [FASHION_CLASSES[c] for m in preds for c in preds[m]]}
+    )
     path = args.work / "predictions.parquet"
     pq.write_table(table, path)
     paths = benchmark_step("fashion-test", str(path), str(store), n_boot=1000, seed=args.seed)

@@ -46,10 +46,16 @@ def main() -> None:
         pred = {"provided model (argmax of pred_probs)": probs.argmax(1)}
         for how, keep in (("uncorrectable errors kept", np.ones(len(given), bool)), ("uncorrectable errors removed", ~uncorrectable)):
             r = accuracy_table({k: v[keep] for k, v in pred.items()}, CorrectedLabels(given[keep], corrected[keep]), n_boot=2000)[0]
-            acc_rows.append({"dataset": truth["dataset"], "test set": how, "rows": int(keep.sum()),
-                             "accuracy, original labels": f"{r['original']:.4f} [{r['original_lo']:.4f}, {r['original_hi']:.4f}]",
-                             "accuracy, corrected labels": f"{r['corrected']:.4f} [{r['corrected_lo']:.4f}, {r['corrected_hi']:.4f}]",
-                             "on corrected rows": f"{r['mislabeled_subset']:.3f}" if not np.isnan(r["mislabeled_subset"]) else ""})
+            acc_rows.append(
+                {
+                    "dataset": truth["dataset"],
+                    "test set": how,
+                    "rows": int(keep.sum()),
+                    "accuracy, original labels": f"{r['original']:.4f} [{r['original_lo']:.4f}, {r['original_hi']:.4f}]",
+                    "accuracy, corrected labels": f"{r['corrected']:.4f} [{r['corrected_lo']:.4f}, {r['corrected_hi']:.4f}]",
+                    "on corrected rows": f"{r['mislabeled_subset']:.3f}" if not np.isnan(r["mislabeled_subset"]) else "",
+                }
+            )
         flags = find_label_issues(given, probs).is_issue
         reviewed = np.zeros(len(given), bool)
         reviewed[[it["id"] for it in truth["items"]]] = True
@@ -58,11 +64,17 @@ def main() -> None:
         rest = ~reviewed
         p_rest = float(flags[rest].mean())
         guess_sd = max(np.sqrt(p_rest * (1 - p_rest)), 0.05)  # no random checks there: a guess, stated as one
-        rate_rows.append({"dataset": truth["dataset"], "verified errors (paper)": truth["n_label_errors"],
-                          "checked rows only (lower bound)": f"{100 * est.lower_bound_checked_only:.2f}%",
-                          "confident learning flags": f"{int(flags.sum())} ({100 * est.surrogate_only:.2f}%)",
-                          "estimate": f"{100 * est.estimate:.2f}%", "design-based": est.design_based,
-                          "random checks of unreviewed rows for +/-0.5 pt (guessed sd)": rows_needed(0.01, guess_sd, int(rest.sum()), len(given))})
+        rate_rows.append(
+            {
+                "dataset": truth["dataset"],
+                "verified errors (paper)": truth["n_label_errors"],
+                "checked rows only (lower bound)": f"{100 * est.lower_bound_checked_only:.2f}%",
+                "confident learning flags": f"{int(flags.sum())} ({100 * est.surrogate_only:.2f}%)",
+                "estimate": f"{100 * est.estimate:.2f}%",
+                "design-based": est.design_based,
+                "random checks of unreviewed rows for +/-0.5 pt (guessed sd)": rows_needed(0.01, guess_sd, int(rest.sum()), len(given)),
+            }
+        )
     print_table(acc_rows, "Provided model on original vs corrected test labels (95% bootstrap intervals, 2,000 resamples)")
     print()
     print_table(rate_rows, "Label-error rate: verified counts, lower bound and estimate")

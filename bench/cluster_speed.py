@@ -36,8 +36,13 @@ def run(source: str, store: str, how: str, fold_threads: int | None) -> dict:
     from labelq.predict import pred_probs_array
 
     issues = r.version.read(columns=["is_label_issue"])["is_label_issue"].to_pylist()
-    return {"threads per fold": fold_threads or "all (2)", "flagged": sum(issues), "folds reused": f"{r.history['folds_cached']}/{r.history['folds_total']}",
-            "issues": issues, "probs": pred_probs_array(r.version.read_table("pred_probs"))}
+    return {
+        "threads per fold": fold_threads or "all (2)",
+        "flagged": sum(issues),
+        "folds reused": f"{r.history['folds_cached']}/{r.history['folds_total']}",
+        "issues": issues,
+        "probs": pred_probs_array(r.version.read_table("pred_probs")),
+    }
 
 
 def main() -> None:
@@ -46,10 +51,12 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="labelq-cluster-"))
     rows, out = [], {}
-    runs = (("one process, folds one after another", "seq", work / "seq", None),
-            ("one process, 1 thread per fold", "seq", work / "seq1", 1),
-            ("local Dask cluster, 2 worker processes", "dask", work / "dask", 1),
-            ("re-audit of the unchanged dataset", "seq", work / "seq", None))
+    runs = (
+        ("one process, folds one after another", "seq", work / "seq", None),
+        ("one process, 1 thread per fold", "seq", work / "seq1", 1),
+        ("local Dask cluster, 2 worker processes", "dask", work / "dask", 1),
+        ("re-audit of the unchanged dataset", "seq", work / "seq", None),
+    )
     for label, how, store, threads in runs:
         res = measured(run, args.source, str(store), how, threads)
         out[label] = (res.pop("issues"), res.pop("probs"))
@@ -58,8 +65,11 @@ def main() -> None:
     import numpy as np
 
     same = a_issues == b_issues and np.array_equal(a_probs, b_probs)
-    print_table(rows, f"{args.source} audit wall time (2 cores); Dask run bit-identical to the one-process run with 1 thread per fold: {same} "
-                      f"(max |pred_probs difference| {float(np.abs(a_probs - b_probs).max()):.2g})")
+    print_table(
+        rows,
+        f"{args.source} audit wall time (2 cores); Dask run bit-identical to the one-process run with 1 thread per fold: {same} "
+        f"(max |pred_probs difference| {float(np.abs(a_probs - b_probs).max()):.2g})",
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

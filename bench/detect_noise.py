@@ -46,8 +46,13 @@ def scores(flagged: np.ndarray, quality: np.ndarray, flipped: np.ndarray) -> dic
     precision = tp / max(int(flagged.sum()), 1)
     recall = tp / max(int(flipped.sum()), 1)
     f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"flagged": int(flagged.sum()), "precision": precision, "recall": recall, "f1": f1,
-            "average_precision": float(average_precision_score(flipped, 1.0 - quality))}
+    return {
+        "flagged": int(flagged.sum()),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "average_precision": float(average_precision_score(flipped, 1.0 - quality)),
+    }
 
 
 def run_labelq(rows: int, noise: float, seed: int) -> dict:
@@ -60,8 +65,13 @@ def run_labelq(rows: int, noise: float, seed: int) -> dict:
     from labelq.pipeline import AuditConfig, assemble_step, decide_step, detect_step, fold_step, plan_step
 
     images, true, noisy, flipped = noisy_fashion(rows, noise, seed)
-    raw = RawSource(pa.table({"id": [f"train-{i:05d}" for i in range(len(noisy))], "label": noisy, "image": encode_png(images)}),
-                    "label", list(FASHION_CLASSES), "id", image_column="image")
+    raw = RawSource(
+        pa.table({"id": [f"train-{i:05d}" for i in range(len(noisy))], "label": noisy, "image": encode_png(images)}),
+        "label",
+        list(FASHION_CLASSES),
+        "id",
+        image_column="image",
+    )
     examples = examples_from_raw(raw)
     with tempfile.TemporaryDirectory() as store:
         cfg = AuditConfig(source="fashion-mnist", store=store, seed=seed)

@@ -96,7 +96,21 @@ def main() -> None:
         for t in (0.5, 0.8, 0.9, 0.95, 0.99):
             kt = classify(probs, labels, flagged, KindRule(fix_confidence=t))
             r = score(f"fix_confidence {t}", truth["dataset"], items, flagged, kt.kind, kt.correction)
-            sweep.append({key: r[key] for key in ("dataset", "method", "corrected right", "left for review", "corrections", "precision of corrections", "right labels 'fixed'", "kind accuracy (errors)")})
+            sweep.append(
+                {
+                    key: r[key]
+                    for key in (
+                        "dataset",
+                        "method",
+                        "corrected right",
+                        "left for review",
+                        "corrections",
+                        "precision of corrections",
+                        "right labels 'fixed'",
+                        "kind accuracy (errors)",
+                    )
+                }
+            )
     print_table(results, "Corrections and issue kinds on crowd-reviewed rows flagged by confident learning")
     print()
     print_table(conf, "labelq's kind (columns) by crowd category (rows), flagged reviewed rows")

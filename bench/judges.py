@@ -74,8 +74,11 @@ def main() -> None:
     rest = np.setdiff1d(np.arange(len(noisy)), flagged)
     judged = np.sort(np.concatenate([flagged, rng.choice(rest, min(a.sample, len(rest)), replace=False)]))
     ids = np.asarray(ex[S.ID].to_pylist(), dtype=object)[judged].tolist()
-    print(f"{a.dataset}: {len(noisy)} rows, {flipped.sum()} flipped, CL flagged {det.is_issue.sum()}, judged {len(judged)} "
-          f"({len(flagged)} candidates + {len(judged) - len(flagged)} calibration)", flush=True)
+    print(
+        f"{a.dataset}: {len(noisy)} rows, {flipped.sum()} flipped, CL flagged {det.is_issue.sum()}, judged {len(judged)} "
+        f"({len(flagged)} candidates + {len(judged) - len(flagged)} calibration)",
+        flush=True,
+    )
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         smol = stack.enter_context(LocalServer(gguf_path("smollm2"), "smollm2"))
@@ -86,7 +89,10 @@ def main() -> None:
             JudgeConfig(name="gemma-choose", base_url=gemma, model="gemma", api="completions", prompt="choose", orders=2, concurrency=2, max_chars=600),
         ]
         if a.endpoint:
-            judges += [JudgeConfig(name=f"{a.model}-{p}", base_url=a.endpoint, model=a.model, api="chat", prompt=p, concurrency=4, max_chars=600) for p in ("verify", "choose")]
+            judges += [
+                JudgeConfig(name=f"{a.model}-{p}", base_url=a.endpoint, model=a.model, api="chat", prompt=p, concurrency=4, max_chars=600)
+                for p in ("verify", "choose")
+            ]
         cache = Path(tmp) / "votes.duckdb"
         t0 = time.perf_counter()
         votes, stats = run_judges(ex, judges, ids, cache, a.seed)
@@ -100,8 +106,13 @@ def main() -> None:
 
     def row(name: str, p_wrong: np.ndarray) -> dict:
         p = np.nan_to_num(p_wrong, nan=0.5)
-        return {"method": name, "auroc": float(roc_auc_score(y, p)), "average_precision": float(average_precision_score(y, p)),
-                "within_label_auroc": within_label_auroc(y, p, given), "answered": int((~np.isnan(p_wrong)).sum())}
+        return {
+            "method": name,
+            "auroc": float(roc_auc_score(y, p)),
+            "average_precision": float(average_precision_score(y, p)),
+            "within_label_auroc": within_label_auroc(y, p, given),
+            "answered": int((~np.isnan(p_wrong)).sum()),
+        }
 
     rows = [row("confident learning alone", 1 - cl)]
     rows += [row(f"judge {n} alone", 1 - p) for n, p in per_judge.items()]

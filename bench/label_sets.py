@@ -52,9 +52,18 @@ def main() -> None:
                     one = sets.sum(1) == 1
                     single.append(one.mean())
                     single_acc.append((p[test][one].argmax(1) == y[test][one]).mean())
-                rows.append({"target": target, "score": score, "class_conditional": cc, "coverage": float(np.mean(cov)),
-                             "worst_class_coverage": float(np.mean(worst)), "mean_set_size": float(np.mean(size)),
-                             "singleton_share": float(np.mean(single)), "given_label_matches_singleton": float(np.mean(single_acc))})
+                rows.append(
+                    {
+                        "target": target,
+                        "score": score,
+                        "class_conditional": cc,
+                        "coverage": float(np.mean(cov)),
+                        "worst_class_coverage": float(np.mean(worst)),
+                        "mean_set_size": float(np.mean(size)),
+                        "singleton_share": float(np.mean(single)),
+                        "given_label_matches_singleton": float(np.mean(single_acc)),
+                    }
+                )
     print_table(rows, f"Fashion-MNIST test set (10,000 rows), {a.splits} random calibration/test halvings; coverage of the given labels")
 
 

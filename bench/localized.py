@@ -101,10 +101,15 @@ def main() -> None:
     whole = pool_targets(maps, idx, full_box, (28, 56)).numpy()
     rows = []
     for name, sel in (("crops where one item covers >= 75% of the width", clear), ("all crops", np.ones(len(idx), bool))):
-        rows.append({"crops": name, "n": int(sel.sum()),
-                     "global label names the item": float((global_label[idx] == dominant)[sel].mean()),
-                     "pooled target (argmax) names the item": float((pooled.argmax(1) == dominant)[sel].mean()),
-                     "label map pooled over the whole image names it": float((whole.argmax(1) == dominant)[sel].mean())})
+        rows.append(
+            {
+                "crops": name,
+                "n": int(sel.sum()),
+                "global label names the item": float((global_label[idx] == dominant)[sel].mean()),
+                "pooled target (argmax) names the item": float((pooled.argmax(1) == dominant)[sel].mean()),
+                "label map pooled over the whole image names it": float((whole.argmax(1) == dominant)[sel].mean()),
+            }
+        )
     print_table(rows, f"Localized targets on {args.pairs:,} two-item Fashion-MNIST images (label maps: 3-fold FCN, top-3, 8x8 grid, {t_maps:.0f}s)")
     print()
 

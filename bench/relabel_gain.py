@@ -51,8 +51,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     src = args.work / "noisy-train.parquet"
     if not src.exists():
-        pq.write_table(pa.table({"id": [f"train-{i:05d}" for i in range(len(noisy))], "label": noisy,
-                                 "image": encode_png(images)}), src)
+        pq.write_table(pa.table({"id": [f"train-{i:05d}" for i in range(len(noisy))], "label": noisy, "image": encode_png(images)}), src)
     store = args.work / "store"
     t0 = time.perf_counter()
     res = audit(source=str(src), name="fashion-noisy", store=str(store), seed=args.seed)  # the store's fold cache makes reruns fast
@@ -67,8 +66,15 @@ def main() -> None:
         fixed = t["corrected_label"].fill_null(-1).to_numpy()
         for k in ("wrong_label", "multi_label", "ambiguous", "ok"):
             sel = kind == k
-            kinds_rows.append({"relabel": label, "kind": k, "rows": int(sel.sum()), "share truly flipped": float(flipped[idx][sel].mean()) if sel.any() else None,
-                               "corrections right": float((fixed[sel] == true[idx][sel]).mean()) if k == "wrong_label" and sel.any() else None})
+            kinds_rows.append(
+                {
+                    "relabel": label,
+                    "kind": k,
+                    "rows": int(sel.sum()),
+                    "share truly flipped": float(flipped[idx][sel].mean()) if sel.any() else None,
+                    "corrections right": float((fixed[sel] == true[idx][sel]).mean()) if k == "wrong_label" and sel.any() else None,
+                }
+            )
     print_table(kinds_rows, "Issue kinds against the injected flips")
     print()
     everything = np.arange(len(noisy))
@@ -85,10 +91,20 @@ def main() -> None:
         t1 = time.perf_counter()
         model = CNNClassifier(seed=args.seed).fit(images[idx], y)
         acc = float((model.predict(te_x) == te_y).mean())
-        out.append({"training set": name, "rows": len(idx), "wrong labels in it": float((y != true[idx]).mean()),
-                    "test accuracy (clean test labels)": acc, "train s": round(time.perf_counter() - t1, 1)})
-    print_table(out, f"Fashion-MNIST, {args.noise:.0%} asymmetric flips: training on noisy vs re-labeled labels "
-                     f"(audit {t_audit:.0f}s, {res.n_label_issues:,} flagged; kinds {rel.kinds}; noise-aware kinds {rel_na.kinds})")
+        out.append(
+            {
+                "training set": name,
+                "rows": len(idx),
+                "wrong labels in it": float((y != true[idx]).mean()),
+                "test accuracy (clean test labels)": acc,
+                "train s": round(time.perf_counter() - t1, 1),
+            }
+        )
+    print_table(
+        out,
+        f"Fashion-MNIST, {args.noise:.0%} asymmetric flips: training on noisy vs re-labeled labels "
+        f"(audit {t_audit:.0f}s, {res.n_label_issues:,} flagged; kinds {rel.kinds}; noise-aware kinds {rel_na.kinds})",
+    )
 
 
 if __name__ == "__main__":

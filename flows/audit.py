@@ -36,8 +36,9 @@ history = task(pipeline.history_step, name="history", cache_policy=NO_CACHE)
 
 
 @flow(name="labelq-audit", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
-def audit_flow(source: str = "digits", name: str | None = None, store: str | None = None, options: dict[str, Any] | None = None,
-               jobs: int = 1, cluster: str | None = None) -> AuditResult:
+def audit_flow(
+    source: str = "digits", name: str | None = None, store: str | None = None, options: dict[str, Any] | None = None, jobs: int = 1, cluster: str | None = None
+) -> AuditResult:
     """Audit ``source`` and publish a new version of ``name`` in ``store``; ``options`` holds other ``AuditConfig`` fields.
 
     The parameters are plain JSON values, so a deployment (``labelq schedule``) stores them as they are.

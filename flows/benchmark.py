@@ -13,7 +13,15 @@ report = task(benchmark_step, name="benchmark-report", cache_policy=NO_CACHE)
 
 
 @flow(name="labelq-benchmark-report", validate_parameters=False)
-def benchmark_flow(name: str, predictions: str | None = None, store: str | None = None, version: int | str | None = None, verified: str | None = None,
-                   n_boot: int = 1000, seed: int = 0, models: str | None = None) -> dict[str, Path]:
+def benchmark_flow(
+    name: str,
+    predictions: str | None = None,
+    store: str | None = None,
+    version: int | str | None = None,
+    verified: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    models: str | None = None,
+) -> dict[str, Path]:
     """Compare models on the corrected labels of ``name``'s test-set version; writes HTML, Markdown and JSON."""
     return report(name, predictions, store, version, verified, n_boot, seed, models)

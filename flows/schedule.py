@@ -60,8 +60,10 @@ def _check_schedule(cron: str | None, interval: float | None, timezone: str | No
         try:
             CronSchedule(cron=cron, timezone=timezone)
         except ValueError as exc:
-            raise InputError(f"not a valid cron schedule: {cron!r} ({exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc})",
-                             'five fields: minute hour day-of-month month day-of-week, e.g. "0 3 * * *"') from None
+            raise InputError(
+                f"not a valid cron schedule: {cron!r} ({exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc})",
+                'five fields: minute hour day-of-month month day-of-week, e.g. "0 3 * * *"',
+            ) from None
 
 
 def _absolute(cfg: AuditConfig) -> AuditConfig:
@@ -114,8 +116,17 @@ def check_audit(cfg: AuditConfig, load_data: bool = True) -> None:
         pipeline.plan_step(cfg, examples)
 
 
-def schedule_audit(cfg: AuditConfig, cron: str | None = None, interval: float | None = None, timezone: str | None = None,
-                   pool: str = POOL, paused: bool = False, check_data: bool = True, jobs: int = 1, cluster: str | None = None) -> dict:
+def schedule_audit(
+    cfg: AuditConfig,
+    cron: str | None = None,
+    interval: float | None = None,
+    timezone: str | None = None,
+    pool: str = POOL,
+    paused: bool = False,
+    check_data: bool = True,
+    jobs: int = 1,
+    cluster: str | None = None,
+) -> dict:
     """Register (or replace) the deployment ``labelq-audit/<cfg.name>``; returns its ``list_schedules`` row.
 
     Everything is checked first (the schedule, the audit options and, with ``check_data``, the source);
@@ -141,8 +152,14 @@ def schedule_audit(cfg: AuditConfig, cron: str | None = None, interval: float | 
     with _client() as client:
         ensure_pool(client, pool)
     deployment = audit_flow.to_deployment(
-        name=cfg.name, schedule=schedule, parameters=params, paused=paused, tags=[TAG], work_pool_name=pool,
-        description=f"labelq audit of {cfg.source} into {params['store']}", entrypoint_type=EntrypointType.MODULE_PATH,
+        name=cfg.name,
+        schedule=schedule,
+        parameters=params,
+        paused=paused,
+        tags=[TAG],
+        work_pool_name=pool,
+        description=f"labelq audit of {cfg.source} into {params['store']}",
+        entrypoint_type=EntrypointType.MODULE_PATH,
         job_variables={"env": RUN_ENV},
     )
     deployment.apply(work_pool_name=pool)
@@ -153,7 +170,9 @@ def _schedule_text(deployment) -> str:
     out = []
     for s in deployment.schedules:
         sch = s.schedule
-        text = f"cron {sch.cron!r}" if getattr(sch, "cron", None) else f"every {sch.interval.total_seconds():g}s" if getattr(sch, "interval", None) else str(sch)
+        text = (
+            f"cron {sch.cron!r}" if getattr(sch, "cron", None) else f"every {sch.interval.total_seconds():g}s" if getattr(sch, "interval", None) else str(sch)
+        )
         out.append(text + ("" if s.active else " (paused)"))
     return "; ".join(out) or "(none)"
 
@@ -177,19 +196,33 @@ def list_schedules() -> list[dict]:
         deployments = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])))
         for d in sorted(deployments, key=lambda d: d.name):
             dep = DeploymentFilter(id=DeploymentFilterId(any_=[d.id]))
-            upcoming = client.read_flow_runs(deployment_filter=dep, flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
-                                             sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1)
-            done = client.read_flow_runs(deployment_filter=dep, flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED]))),
-                                         sort=FlowRunSort.START_TIME_DESC, limit=1)
+            upcoming = client.read_flow_runs(
+                deployment_filter=dep,
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=1,
+            )
+            done = client.read_flow_runs(
+                deployment_filter=dep,
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED]))),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=1,
+            )
             p = d.parameters or {}
-            rows.append({
-                "name": d.name, "schedule": _schedule_text(d), "source": p.get("source"), "store": p.get("store"),
-                "pool": d.work_pool_name, "paused": bool(d.paused),
-                "runner": f"dask {p['cluster']} x{p.get('jobs', 1)}" if p.get("cluster") else f"threads x{p.get('jobs', 1)}",
-                "next_run": upcoming[0].expected_start_time.isoformat(timespec="seconds") if upcoming and upcoming[0].expected_start_time else None,
-                "last_run": f"{done[0].name} {done[0].state_name}" if done else None,
-                "id": str(d.id),
-            })
+            rows.append(
+                {
+                    "name": d.name,
+                    "schedule": _schedule_text(d),
+                    "source": p.get("source"),
+                    "store": p.get("store"),
+                    "pool": d.work_pool_name,
+                    "paused": bool(d.paused),
+                    "runner": f"dask {p['cluster']} x{p.get('jobs', 1)}" if p.get("cluster") else f"threads x{p.get('jobs', 1)}",
+                    "next_run": upcoming[0].expected_start_time.isoformat(timespec="seconds") if upcoming and upcoming[0].expected_start_time else None,
+                    "last_run": f"{done[0].name} {done[0].state_name}" if done else None,
+                    "id": str(d.id),
+                }
+            )
     return rows
 
 

@@ -53,8 +53,13 @@ def temporary_api() -> Iterator[str | None]:
         return
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-           **get_current_settings().to_environment_variables(exclude_unset=True)}
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+    }
     print(f"Starting a temporary Prefect server on http://127.0.0.1:{port} (set PREFECT_API_URL to use your own)", file=sys.stderr)
     proc = subprocess.Popen([sys.executable, "-m", "labelq.flows.server", str(port), str(os.getpid())], env=env)
     try:

@@ -39,6 +39,24 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "__version__", "audit", "AuditConfig", "load_examples", "IngestOptions", "cross_val_pred_probs", "load_pred_probs",
-    "find_label_issues", "Store", "run_query", "relabel", "RelabelConfig", "apply_reviews", "export_review", "export_training", "LabelqError", "InputError", "MissingDependencyError", "SourceNotFoundError", "StoreError",
+    "__version__",
+    "audit",
+    "AuditConfig",
+    "load_examples",
+    "IngestOptions",
+    "cross_val_pred_probs",
+    "load_pred_probs",
+    "find_label_issues",
+    "Store",
+    "run_query",
+    "relabel",
+    "RelabelConfig",
+    "apply_reviews",
+    "export_review",
+    "export_training",
+    "LabelqError",
+    "InputError",
+    "MissingDependencyError",
+    "SourceNotFoundError",
+    "StoreError",
 ]

@@ -13,9 +13,13 @@ import click
 from .errors import LabelqError
 
 for _var, _value in {
-    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90", "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_UI_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }.items():
     os.environ.setdefault(_var, _value)
@@ -111,18 +115,45 @@ _AUDIT_OPTIONS = [
     click.option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality)."),
     click.option("--model-param", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3."),
     click.option("--seed", type=int, default=0, show_default=True),
-    click.option("--fold-threads", type=int, default=None, help="Compute threads per fold (default: every core; a local Dask cluster splits the cores). Same seed and same value: identical results anywhere."),
-    click.option("--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training."),
+    click.option(
+        "--fold-threads",
+        type=int,
+        default=None,
+        help="Compute threads per fold (default: every core; a local Dask cluster splits the cores). Same seed and same value: identical results anywhere.",
+    ),
+    click.option(
+        "--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training."
+    ),
     click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter."),
-    click.option("--auto-fix", nargs=2, type=(click.Choice(["min-confidence"]), float), default=None, help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95."),
+    click.option(
+        "--auto-fix",
+        nargs=2,
+        type=(click.Choice(["min-confidence"]), float),
+        default=None,
+        help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95.",
+    ),
     click.option("--judges", type=click.Path(dir_okay=False), help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows."),
     click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample)."),
     click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample."),
     click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True),
-    click.option("--judge-batch-rows", type=int, default=64, show_default=True, help="Rows per judge batch task (batches run on the task runner: --jobs threads or --cluster workers)."),
+    click.option(
+        "--judge-batch-rows",
+        type=int,
+        default=64,
+        show_default=True,
+        help="Rows per judge batch task (batches run on the task runner: --jobs threads or --cluster workers).",
+    ),
     click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share."),
-    click.option("--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run."),
-    click.option("--alert-class-shift", "alert_max_class_shift", type=float, default=None, help="Alert if a class's share of the rows moved by more than this since the last run."),
+    click.option(
+        "--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run."
+    ),
+    click.option(
+        "--alert-class-shift",
+        "alert_max_class_shift",
+        type=float,
+        default=None,
+        help="Alert if a class's share of the rows moved by more than this since the last run.",
+    ),
 ]
 
 
@@ -138,8 +169,16 @@ def audit_config(source: str, name: str | None, store: str | None, **kw: Any):
     from .pipeline import AuditConfig
 
     auto_fix = kw.pop("auto_fix")
-    return AuditConfig(source=source, name=name, store=store, feature_columns=_csv(kw.pop("feature_columns")), classes=_csv(kw.pop("classes")),
-                       model_params=_param(kw.pop("model_param")), auto_fix_min_confidence=auto_fix[1] if auto_fix else None, **kw)
+    return AuditConfig(
+        source=source,
+        name=name,
+        store=store,
+        feature_columns=_csv(kw.pop("feature_columns")),
+        classes=_csv(kw.pop("classes")),
+        model_params=_param(kw.pop("model_param")),
+        auto_fix_min_confidence=auto_fix[1] if auto_fix else None,
+        **kw,
+    )
 
 
 @main.command()
@@ -191,8 +230,20 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if m.get("judges"):
         click.echo(f"\nJudges ({m['judges']['aggregation']}, {m['judges']['judged_rows']:,} rows judged):")
         info = m["judges"].get("annotator_information", {})
-        click.echo(format_table([{**{k: s[k] for k in ("judge", "model", "asked", "cache_hits", "answered", "missing", "abstained", "prompt_tokens", "examples_per_s", "cost")},
-                                  "information": info.get(s["judge"])} for s in m["judges"]["stats"]]))
+        click.echo(
+            format_table(
+                [
+                    {
+                        **{
+                            k: s[k]
+                            for k in ("judge", "model", "asked", "cache_hits", "answered", "missing", "abstained", "prompt_tokens", "examples_per_s", "cost")
+                        },
+                        "information": info.get(s["judge"]),
+                    }
+                    for s in m["judges"]["stats"]
+                ]
+            )
+        )
     if top > 0 and m["n_label_issues"]:
         click.echo(f"\nTop {min(top, m['n_label_issues'])} suspected label errors:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
@@ -287,8 +338,22 @@ def diff(name: str, before: str, after: str, store: str | None, limit: int, fmt:
 @click.option("--cluster", default=None, help="Each run on Dask: 'local' (a local cluster of --jobs processes) or a scheduler address tcp://HOST:PORT.")
 @click.option("--list", "list_", is_flag=True, help="List the scheduled audits on the Prefect server.")
 @click.option("--remove", "remove", default=None, metavar="NAME", help="Remove the scheduled audit NAME.")
-def schedule(name: str | None, source: str | None, store: str | None, cron: str | None, interval: float | None, timezone: str | None,
-             pool: str, paused: bool, no_check: bool, jobs: int, cluster: str | None, list_: bool, remove: str | None, **options: Any) -> None:
+def schedule(
+    name: str | None,
+    source: str | None,
+    store: str | None,
+    cron: str | None,
+    interval: float | None,
+    timezone: str | None,
+    pool: str,
+    paused: bool,
+    no_check: bool,
+    jobs: int,
+    cluster: str | None,
+    list_: bool,
+    remove: str | None,
+    **options: Any,
+) -> None:
     """Schedule a recurring audit of SOURCE into NAME on the Prefect server (PREFECT_API_URL); a worker of
     the work pool runs it: `prefect worker start --pool labelq`. Also --list and --remove NAME."""
     from .flows.schedule import list_schedules, remove_schedule, schedule_audit
@@ -299,12 +364,28 @@ def schedule(name: str | None, source: str | None, store: str | None, cron: str 
             click.echo(f"Removed the scheduled audit {remove} (its past runs and the store's history stay).")
         rows = list_schedules()
         if list_:
-            click.echo(format_table([{k: r[k] for k in ("name", "schedule", "source", "store", "runner", "pool", "paused", "next_run", "last_run")} for r in rows]) if rows else "No scheduled audits.")
+            click.echo(
+                format_table([{k: r[k] for k in ("name", "schedule", "source", "store", "runner", "pool", "paused", "next_run", "last_run")} for r in rows])
+                if rows
+                else "No scheduled audits."
+            )
         return
     if not name or not source:
         raise click.UsageError('give NAME and SOURCE, e.g. labelq schedule fashion fashion-mnist --cron "0 3 * * *" (or --list, --remove NAME)')
-    row = schedule_audit(audit_config(source, name, store, **options), cron=cron, interval=interval, timezone=timezone, pool=pool, paused=paused, check_data=not no_check, jobs=jobs, cluster=cluster)
-    click.echo(f"Scheduled labelq-audit/{row['name']}: {row['schedule']}, {row['source']} -> {row['store']} on {row['runner']} (work pool {row['pool']!r}; next run {row['next_run'] or 'not yet planned'}).")
+    row = schedule_audit(
+        audit_config(source, name, store, **options),
+        cron=cron,
+        interval=interval,
+        timezone=timezone,
+        pool=pool,
+        paused=paused,
+        check_data=not no_check,
+        jobs=jobs,
+        cluster=cluster,
+    )
+    click.echo(
+        f"Scheduled labelq-audit/{row['name']}: {row['schedule']}, {row['source']} -> {row['store']} on {row['runner']} (work pool {row['pool']!r}; next run {row['next_run'] or 'not yet planned'})."
+    )
     click.echo(f"A worker runs it: prefect worker start --pool {pool}")
 
 
@@ -320,12 +401,25 @@ def history(name: str, store: str | None, limit: int) -> None:
     s = Store(store)
     s.version(name)  # a clear error when nothing is published
     runs = read_history(s, name)[-limit:]
-    click.echo(format_table([{
-        "finished_at": r["finished_at"], "version": r["version"], "rows": r["rows"], "flagged": r["flagged"],
-        "est. error rate": f"{r['estimated_error_rate']:.2%} [{r['estimated_error_rate_lo']:.2%}, {r['estimated_error_rate_hi']:.2%}]",
-        "folds cached": None if r["folds_total"] is None else f"{r['folds_cached']}/{r['folds_total']}",
-        "s": r["duration_s"], "status": r["status"], "alerts": "; ".join(r["alerts"]),
-    } for r in runs], max_width=90))
+    click.echo(
+        format_table(
+            [
+                {
+                    "finished_at": r["finished_at"],
+                    "version": r["version"],
+                    "rows": r["rows"],
+                    "flagged": r["flagged"],
+                    "est. error rate": f"{r['estimated_error_rate']:.2%} [{r['estimated_error_rate_lo']:.2%}, {r['estimated_error_rate_hi']:.2%}]",
+                    "folds cached": None if r["folds_total"] is None else f"{r['folds_cached']}/{r['folds_total']}",
+                    "s": r["duration_s"],
+                    "status": r["status"],
+                    "alerts": "; ".join(r["alerts"]),
+                }
+                for r in runs
+            ],
+            max_width=90,
+        )
+    )
 
 
 @main.command()
@@ -355,8 +449,11 @@ def verify(name: str | None, store: str | None, all_: bool) -> None:
                 click.echo(f"  note: no report; rebuild it with `labelq report {n} --version {v.number}`")
     if damaged:
         v = "version is" if damaged == 1 else "versions are"
-        click.secho(f"{damaged} {v} damaged: restore each from a backup or copy of the store, or move its folder out of the store "
-                    "(the other versions stay valid)", fg="red", err=True)
+        click.secho(
+            f"{damaged} {v} damaged: restore each from a backup or copy of the store, or move its folder out of the store (the other versions stay valid)",
+            fg="red",
+            err=True,
+        )
         raise SystemExit(1)
 
 
@@ -368,7 +465,11 @@ def versions(name: str, store: str | None) -> None:
     from .sql import run_query
     from .store import Store
 
-    t = run_query(Store(store), name, "SELECT version, parent_version, created_at, rows, n_label_issues, issue_rate, model, n_corrected, left(content_hash, 12) AS content_hash FROM versions ORDER BY version")
+    t = run_query(
+        Store(store),
+        name,
+        "SELECT version, parent_version, created_at, rows, n_label_issues, issue_rate, model, n_corrected, left(content_hash, 12) AS content_hash FROM versions ORDER BY version",
+    )
     click.echo(format_table(t.to_pylist()))
 
 
@@ -404,13 +505,24 @@ def report_audit(name: str, store: str | None, version: str | None) -> None:
 @STORE
 @click.option("--version", "version", default=None, help="Test-set version with corrections (default: latest).")
 @click.option("--predictions", type=click.Path(dir_okay=False), default=None, help="Parquet or CSV: id, model, predicted_label (index or name) or pred_probs.")
-@click.option("--models", type=click.Path(dir_okay=False), default=None, help="Or a TOML file of models for labelq to train (train = SOURCE, [[model]] tables).")
+@click.option(
+    "--models", type=click.Path(dir_okay=False), default=None, help="Or a TOML file of models for labelq to train (train = SOURCE, [[model]] tables)."
+)
 @click.option("--verified", type=click.Path(dir_okay=False), default=None, help="Parquet or CSV: id, is_label_error, for rows people checked at random.")
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
-def report_benchmark(name: str, store: str | None, version: str | None, predictions: str | None, models: str | None, verified: str | None,
-                     n_boot: int, seed: int, no_prefect: bool) -> None:
+def report_benchmark(
+    name: str,
+    store: str | None,
+    version: str | None,
+    predictions: str | None,
+    models: str | None,
+    verified: str | None,
+    n_boot: int,
+    seed: int,
+    no_prefect: bool,
+) -> None:
     """How accuracies and model rankings change on NAME's corrected test labels (HTML, Markdown, JSON)."""
     from .errors import InputError
 
@@ -437,20 +549,43 @@ def report_benchmark(name: str, store: str | None, version: str | None, predicti
 @click.option("--coverage", type=float, default=0.9, show_default=True, help="Target coverage of the label sets.")
 @click.option("--score", type=click.Choice(["lac", "aps"]), default="lac", show_default=True, help="Conformal score.")
 @click.option("--class-conditional", is_flag=True, help="Coverage within every class (Mondrian), not only on average.")
-@click.option("--calibration", type=click.Choice(["unflagged", "all", "reviewed"]), default="unflagged", show_default=True, help="Rows to calibrate the label sets on.")
+@click.option(
+    "--calibration", type=click.Choice(["unflagged", "all", "reviewed"]), default="unflagged", show_default=True, help="Rows to calibrate the label sets on."
+)
 @click.option("--fix-confidence", type=float, default=0.9, show_default=True, help="Probability of the other class needed for a confident correction.")
 @click.option("--noise-aware", is_flag=True, help="Weigh the given label as evidence (confident learning's noise matrix).")
 @click.option("--weight-label", type=float, default=0.5, show_default=True, help="Weight of the (corrected) label in the soft label; the rest is the model's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
-def relabel(name: str, store: str | None, version: str | None, coverage: float, score: str, class_conditional: bool, calibration: str,
-            fix_confidence: float, noise_aware: bool, weight_label: float, seed: int, no_prefect: bool) -> None:
+def relabel(
+    name: str,
+    store: str | None,
+    version: str | None,
+    coverage: float,
+    score: str,
+    class_conditional: bool,
+    calibration: str,
+    fix_confidence: float,
+    noise_aware: bool,
+    weight_label: float,
+    seed: int,
+    no_prefect: bool,
+) -> None:
     """Re-label NAME: issue kinds, confident corrections, label sets and soft labels, as a new version."""
     from .relabel.run import RelabelConfig
     from .relabel.run import relabel as run_relabel
 
-    options = dict(version=version, coverage=coverage, score=score, class_conditional=class_conditional, calibration=calibration,
-                   fix_confidence=fix_confidence, noise_aware=noise_aware, weight_label=weight_label, seed=seed)
+    options = dict(
+        version=version,
+        coverage=coverage,
+        score=score,
+        class_conditional=class_conditional,
+        calibration=calibration,
+        fix_confidence=fix_confidence,
+        noise_aware=noise_aware,
+        weight_label=weight_label,
+        seed=seed,
+    )
     if no_prefect:
         result = run_relabel(RelabelConfig(name=name, store=store, **options))
     else:
@@ -463,7 +598,9 @@ def relabel(name: str, store: str | None, version: str | None, coverage: float, 
     r = result.version.manifest()["relabel"]
     cov = f"{r['coverage_measured']:.3f}" if r["coverage_measured"] is not None else "n/a"
     click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected; kinds {result.kinds}")
-    click.echo(f"  label sets: target coverage {r['coverage_target']:.2f}, measured {cov} on {r['n_coverage_rows']:,} held-out rows, mean size {r['mean_set_size']:.2f} ({r['mean_set_size_flagged'] or 0:.2f} on flagged rows)")
+    click.echo(
+        f"  label sets: target coverage {r['coverage_target']:.2f}, measured {cov} on {r['n_coverage_rows']:,} held-out rows, mean size {r['mean_set_size']:.2f} ({r['mean_set_size_flagged'] or 0:.2f} on flagged rows)"
+    )
     click.echo(f"  data: {result.version.path}")
 
 

@@ -45,8 +45,7 @@ class Decision:
     no_class: np.ndarray | None = None  # flagged rows that fit no class (issue_kind out_of_distribution)
 
 
-def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None,
-           no_class: np.ndarray | None = None) -> Decision:
+def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None, no_class: np.ndarray | None = None) -> Decision:
     """Combine ``detections`` by the rule above; ``no_class`` ``(N,)`` marks rows no class fits (from judges)."""
     scores = np.column_stack([d.score for d in detections])
     lowest = scores.argmin(axis=1)

@@ -97,16 +97,28 @@ def check_alerts(record: dict, previous: dict | None, rules: AlertRules) -> list
             shift = np.abs(np.asarray(record["class_share"]) - np.asarray(previous["class_share"]))
             worst = int(shift.argmax())
             if shift[worst] > rules.max_class_shift:
-                reasons.append(f"class {record['class_names'][worst]!r} moved from {previous['class_share'][worst]:.2%} to "
-                               f"{record['class_share'][worst]:.2%} of the rows (more than {rules.max_class_shift:.2%})")
+                reasons.append(
+                    f"class {record['class_names'][worst]!r} moved from {previous['class_share'][worst]:.2%} to "
+                    f"{record['class_share'][worst]:.2%} of the rows (more than {rules.max_class_shift:.2%})"
+                )
     return reasons
 
 
 RECORD = "run.json"
 
 
-def prepare_record(store, labels: np.ndarray, pred_probs: np.ndarray, flagged: np.ndarray, started: dt.datetime, folds_cached: int | None,
-                   folds_total: int | None, rules: AlertRules | None = None, run: dict | None = None, seed: int = 0):
+def prepare_record(
+    store,
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    flagged: np.ndarray,
+    started: dt.datetime,
+    folds_cached: int | None,
+    folds_total: int | None,
+    rules: AlertRules | None = None,
+    run: dict | None = None,
+    seed: int = 0,
+):
     """The history record of an audit about to publish, as ``Store.publish``'s ``records`` callback.
 
     The costly parts (the bootstrap interval, per-class rates) are computed now; the callback, called
@@ -122,10 +134,13 @@ def prepare_record(store, labels: np.ndarray, pred_probs: np.ndarray, flagged: n
         "rows": int(len(labels)),
         "flagged": int(flagged.sum()),
         "flagged_rate": float(flagged.mean()) if len(flagged) else 0.0,
-        "estimated_error_rate": est, "estimated_error_rate_lo": lo, "estimated_error_rate_hi": hi,
+        "estimated_error_rate": est,
+        "estimated_error_rate_lo": lo,
+        "estimated_error_rate_hi": hi,
         "class_share": (counts / max(len(labels), 1)).tolist(),
         "class_flagged_rate": [float(flagged[labels == c].mean()) if counts[c] else 0.0 for c in range(k)],
-        "folds_cached": folds_cached, "folds_total": folds_total,
+        "folds_cached": folds_cached,
+        "folds_total": folds_total,
         "flow_run_id": (run or {}).get("flow_run_id"),
     }
 
@@ -139,7 +154,9 @@ def prepare_record(store, labels: np.ndarray, pred_probs: np.ndarray, flagged: n
             "content_hash": manifest["content_hash"],
             "class_names": manifest["class_names"],
             "detector": {"name": "confident_learning", "filter_by": manifest.get("filter_by"), "cleanlab": _version("cleanlab")},
-            "model": manifest.get("model"), "model_config": manifest.get("model_config"), "labelq": manifest.get("labelq_version"),
+            "model": manifest.get("model"),
+            "model_config": manifest.get("model_config"),
+            "labelq": manifest.get("labelq_version"),
         }
         previous = read_history(store, manifest["name"])
         last = previous[-1] if previous else None
@@ -161,8 +178,10 @@ def raise_alerts(record: dict, name: str) -> None:
     if record["alerts"]:
         for reason in record["alerts"]:
             log.error("ALERT %s v%04d: %s", name, record["version"], reason)
-        raise AuditAlert(f"audit of {name} v{record['version']:04d} raised alerts: " + "; ".join(record["alerts"]),
-                         "look at the report and `labelq history`; the version was published")
+        raise AuditAlert(
+            f"audit of {name} v{record['version']:04d} raised alerts: " + "; ".join(record["alerts"]),
+            "look at the report and `labelq history`; the version was published",
+        )
 
 
 def _version(package: str) -> str | None:

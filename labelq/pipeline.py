@@ -88,7 +88,9 @@ class AuditConfig:
             self.name = derive_name(self.source, self.split)
         check_name(self.name)
         if self.fold_threads is not None and (not isinstance(self.fold_threads, int) or self.fold_threads < 1):
-            raise InputError(f"fold_threads must be a whole number >= 1, got {self.fold_threads!r}", "pass --fold-threads 1 (or more), or leave it out to use every core")
+            raise InputError(
+                f"fold_threads must be a whole number >= 1, got {self.fold_threads!r}", "pass --fold-threads 1 (or more), or leave it out to use every core"
+            )
         if self.pred_probs is None:  # the model and its parameters, before anything is read or trained
             if self.model in (None, "auto"):  # the modality is not known yet: every default model that has these parameters
                 for model in sorted(set(DEFAULT_MODEL.values())):
@@ -114,8 +116,17 @@ class AuditConfig:
                 raise InputError(f"judge_sample must be >= 0, got {self.judge_sample}")
 
     def ingest_options(self) -> IngestOptions:
-        return IngestOptions(self.label_column, self.id_column, self.text_column, self.image_column, self.feature_columns, self.split, self.classes,
-                             self.encoding, inputs_required=self.pred_probs is None)
+        return IngestOptions(
+            self.label_column,
+            self.id_column,
+            self.text_column,
+            self.image_column,
+            self.feature_columns,
+            self.split,
+            self.classes,
+            self.encoding,
+            inputs_required=self.pred_probs is None,
+        )
 
     def open_store(self) -> Store:
         return Store(self.store)
@@ -135,7 +146,10 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest_options())
     if cfg.judge_configs and S.info_of(examples).modality != "text":  # fail now, not after training
-        raise InputError(f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs", "leave --judges out, or name a text column with --text-column")
+        raise InputError(
+            f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
+            "leave --judges out, or name a text column with --text-column",
+        )
     return examples
 
 
@@ -233,9 +247,20 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(rows), **info}
 
 
-def publish_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table, detections: list[Detection], decision: Decision,
-                 votes: pa.Table | None = None, judge_stats: list[dict] | None = None, judge_info: dict | None = None,
-                 run: dict | None = None, started: float | None = None, folds_cached: int | None = None, folds_total: int | None = None) -> Version:
+def publish_step(
+    cfg: AuditConfig,
+    examples: pa.Table,
+    pred_probs: pa.Table,
+    detections: list[Detection],
+    decision: Decision,
+    votes: pa.Table | None = None,
+    judge_stats: list[dict] | None = None,
+    judge_info: dict | None = None,
+    run: dict | None = None,
+    started: float | None = None,
+    folds_cached: int | None = None,
+    folds_total: int | None = None,
+) -> Version:
     """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
 
     With ``started`` (the run's ``time.perf_counter()`` at its start) the version carries the run's

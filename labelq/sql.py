@@ -193,7 +193,7 @@ def check_read_only(sql: str) -> str:
     if kind == "EXPLAIN":
         match = _EXPLAIN.match(statement.query)
         try:
-            inner = duckdb.extract_statements(statement.query[match.end():]) if match else []
+            inner = duckdb.extract_statements(statement.query[match.end() :]) if match else []
         except duckdb.Error:
             inner = []
         if len(inner) != 1:
@@ -212,7 +212,10 @@ def run_query(store, name: str, sql: str, params: dict[str, Any] | None = None) 
         try:
             return con.sql(sql, params=params or None).to_arrow_table()
         except duckdb.PermissionException as exc:
-            raise InputError(f"the query tried to reach outside the dataset: {exc}", "query the views " + ", ".join(VIEWS) + "; labelq query reads only the dataset's own files") from exc
+            raise InputError(
+                f"the query tried to reach outside the dataset: {exc}",
+                "query the views " + ", ".join(VIEWS) + "; labelq query reads only the dataset's own files",
+            ) from exc
         except duckdb.Error as exc:
             raise InputError(f"the query failed: {exc}", "the views are " + ", ".join(VIEWS) + "; see sql/ for their columns") from exc
 

@@ -139,8 +139,10 @@ class Version:
 
 
 def _repair_fix(version: Version) -> str:
-    return (f"restore {version.path} from a backup or copy of the store; if it cannot be restored, move that folder out of the store "
-            f"(the other versions stay valid). `labelq verify {version.name}` lists every damaged file")
+    return (
+        f"restore {version.path} from a backup or copy of the store; if it cannot be restored, move that folder out of the store "
+        f"(the other versions stay valid). `labelq verify {version.name}` lists every damaged file"
+    )
 
 
 def manifest_checksum(manifest: dict) -> str:
@@ -195,7 +197,10 @@ class Store:
         versions = self.versions(name)
         if not versions:
             known = self.datasets()
-            raise StoreError(f"no published versions of {name!r} in {self.root}", f"run `labelq audit SOURCE --name {name}` first" + (f"; published datasets: {known}" if known else ""))
+            raise StoreError(
+                f"no published versions of {name!r} in {self.root}",
+                f"run `labelq audit SOURCE --name {name}` first" + (f"; published datasets: {known}" if known else ""),
+            )
         if version is None:
             return versions[-1].check() if check else versions[-1]
         try:
@@ -229,8 +234,10 @@ class Store:
                 probe.touch()
                 probe.unlink()
         except OSError as exc:
-            raise InputError(f"the store {self.root} cannot be written to ({exc.strerror}: {exc.filename})",
-                             "pass --store with a folder you can write to (or set $LABELQ_STORE), or fix its permissions") from exc
+            raise InputError(
+                f"the store {self.root} cannot be written to ({exc.strerror}: {exc.filename})",
+                "pass --store with a folder you can write to (or set $LABELQ_STORE), or fix its permissions",
+            ) from exc
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -244,8 +251,16 @@ class Store:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def publish(self, name: str, data: pa.Table, tables: dict[str, pa.Table], manifest: dict, parent: int | None = None,
-                expect_latest: int | None = None, records: Callable[[dict], dict[str, dict]] | None = None) -> Version:
+    def publish(
+        self,
+        name: str,
+        data: pa.Table,
+        tables: dict[str, pa.Table],
+        manifest: dict,
+        parent: int | None = None,
+        expect_latest: int | None = None,
+        records: Callable[[dict], dict[str, dict]] | None = None,
+    ) -> Version:
         """Write a new version atomically and return it.
 
         ``data`` is the audited rows; ``tables`` are extra contract tables (``pred_probs``, ``issues``)
@@ -263,8 +278,9 @@ class Store:
             existing = self.versions(name)
             if expect_latest is not None and (not existing or existing[-1].number != expect_latest):
                 latest = existing[-1].tag if existing else "none"
-                raise VersionConflictError(f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})",
-                                           "redo the change on the latest version; nothing was written")
+                raise VersionConflictError(
+                    f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})", "redo the change on the latest version; nothing was written"
+                )
             for v in existing:  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
                 v.check()
             number = existing[-1].number + 1 if existing else 1
@@ -316,7 +332,9 @@ class Store:
             try:
                 refresh_catalog(self, name)
             except Exception as exc:  # the catalog is derived: the version stands, and the next reader rebuilds it
-                log.warning("published %s %s, but its catalog could not be rebuilt now (%s); the next command that reads it rebuilds it", name, version.tag, exc)
+                log.warning(
+                    "published %s %s, but its catalog could not be rebuilt now (%s); the next command that reads it rebuilds it", name, version.tag, exc
+                )
             return version
 
 

@@ -80,8 +80,10 @@ def check_classes_for_folds(labels: np.ndarray, class_names: Sequence[str], n_fo
         fewest = min(n for _, n in small)
         singles = [name for name, n in small if n < 2]
         if singles:
-            fix = (f"cross-validation needs at least 2 examples of every class: add examples of {plural(len(singles), 'class', 'classes')} "
-                   f"with one ({_preview(singles, 3)}), or merge or drop them (drop: filter those rows out of the source)")
+            fix = (
+                f"cross-validation needs at least 2 examples of every class: add examples of {plural(len(singles), 'class', 'classes')} "
+                f"with one ({_preview(singles, 3)}), or merge or drop them (drop: filter those rows out of the source)"
+            )
         else:
             fix = f"use --folds {fewest}, merge or drop those classes, or add examples"
         raise InputError(

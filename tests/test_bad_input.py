@@ -68,8 +68,15 @@ def test_an_all_empty_text_column(tmp_path):
     assert_clear(out, "text column 'review' is empty in every row")
 
 
-@pytest.mark.parametrize("param, phrase", [("epochs=abc", "must be a whole number"), ("epochs=0", "must be greater than 0"),
-                                           ("lr=-1", "must be greater than 0"), ("epochs=2.5", "must be a whole number")])
+@pytest.mark.parametrize(
+    "param, phrase",
+    [
+        ("epochs=abc", "must be a whole number"),
+        ("epochs=0", "must be greater than 0"),
+        ("lr=-1", "must be greater than 0"),
+        ("epochs=2.5", "must be a whole number"),
+    ],
+)
 def test_bad_model_parameters_fail_before_anything_is_read(tmp_path, param, phrase):
     out = run("audit", "digits", "--store", str(tmp_path / "s"), "--model", "cnn", "--model-param", param, *QUICK)
     assert_clear(out, phrase, "--model-param")

@@ -109,15 +109,18 @@ def relabeled_digits(tmp_path_factory):
     return root, v, path, ids
 
 
-@pytest.mark.parametrize("change, match", [
-    ("unknown_id", "not rows of the test set"),
-    ("missing_rows", "has predictions for 1,796 of the 1,797"),
-    ("out_of_range", "class indices 0..9"),
-    ("bad_name", "are not classes"),
-    ("duplicate", "more than one prediction"),
-    ("probs_width", "pred_probs must have 10 entries"),
-    ("no_columns", "needs id, model"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ("unknown_id", "not rows of the test set"),
+        ("missing_rows", "has predictions for 1,796 of the 1,797"),
+        ("out_of_range", "class indices 0..9"),
+        ("bad_name", "are not classes"),
+        ("duplicate", "more than one prediction"),
+        ("probs_width", "pred_probs must have 10 entries"),
+        ("no_columns", "needs id, model"),
+    ],
+)
 def test_bad_predictions_are_refused(relabeled_digits, change, match):
     _, v, path, ids = relabeled_digits
     t = pq.read_table(path).filter(pa.compute.equal(pq.read_table(path)["model"], "logreg"))
@@ -158,7 +161,9 @@ def test_benchmark_report_through_the_cli_and_prefect(relabeled_digits, tmp_path
     sample = rng.choice(len(ids), 60, replace=False)
     flagged = v.read(columns=["is_label_issue"])["is_label_issue"].to_numpy(zero_copy_only=False)
     checked.write_text("id,is_label_error\n" + "\n".join(f"{ids[i]},{str(bool(flagged[i])).lower()}" for i in sample))
-    r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--predictions", str(path), "--verified", str(checked), "--bootstrap", "200"])
+    r = CliRunner().invoke(
+        main, ["report", "benchmark", "digits", "--store", str(root), "--predictions", str(path), "--verified", str(checked), "--bootstrap", "200"]
+    )
     assert r.exit_code == 0, r.output
     assert "| model | original labels | corrected labels | label sets (ReaL)" in r.output and "Label-error rate" in r.output
     reports = v.path.parent / "reports"
@@ -181,8 +186,10 @@ def test_models_from_a_config_file_are_trained_and_reported(relabeled_digits, tm
 
     root, v, _, _ = relabeled_digits
     cfg = tmp_path / "models.toml"
-    cfg.write_text('train = "digits"\nseed = 1\n\n[[model]]\nname = "lr strong"\nmodel = "logreg"\nparams = { C = 1.0 }\n\n'
-                   '[[model]]\nname = "lr weak"\nmodel = "logreg"\nparams = { C = 0.0001 }\n\n[[model]]\nmodel = "cnn"\nparams = { epochs = 1 }\n')
+    cfg.write_text(
+        'train = "digits"\nseed = 1\n\n[[model]]\nname = "lr strong"\nmodel = "logreg"\nparams = { C = 1.0 }\n\n'
+        '[[model]]\nname = "lr weak"\nmodel = "logreg"\nparams = { C = 0.0001 }\n\n[[model]]\nmodel = "cnn"\nparams = { epochs = 1 }\n'
+    )
     r = CliRunner().invoke(main, ["report", "benchmark", "digits", "--store", str(root), "--models", str(cfg), "--no-prefect", "--bootstrap", "100"])
     assert r.exit_code == 0, r.output
     summary = json.loads((v.path.parent / "reports" / f"{v.tag}-benchmark.json").read_text())

@@ -39,11 +39,15 @@ def test_issues_versions_query(cli_store):
     out = r.invoke(main, ["issues", "dg", "--store", str(cli_store), "--limit", "3"])
     assert out.exit_code == 0 and "issue_rank" in out.output and "suspected label errors" in out.output
     shown = [line.split()[1] for line in out.output.splitlines()[3:] if line.strip()]
-    flagged = json.loads(r.invoke(main, ["query", "dg", "SELECT id FROM issues ORDER BY issue_rank LIMIT 3", "--store", str(cli_store), "--format", "json"]).output)
+    flagged = json.loads(
+        r.invoke(main, ["query", "dg", "SELECT id FROM issues ORDER BY issue_rank LIMIT 3", "--store", str(cli_store), "--format", "json"]).output
+    )
     assert shown == [row["id"] for row in flagged]
     out = r.invoke(main, ["versions", "dg", "--store", str(cli_store)])
     assert out.exit_code == 0 and "1797" in out.output
-    out = r.invoke(main, ["query", "dg", "SELECT label, count(*) AS n FROM latest GROUP BY label ORDER BY label", "--store", str(cli_store), "--format", "json"])
+    out = r.invoke(
+        main, ["query", "dg", "SELECT label, count(*) AS n FROM latest GROUP BY label ORDER BY label", "--store", str(cli_store), "--format", "json"]
+    )
     assert out.exit_code == 0
     assert sum(row["n"] for row in json.loads(out.output)) == 1797
     out = r.invoke(main, ["report", "dg", "--store", str(cli_store)])

@@ -36,7 +36,7 @@ def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
     r = CliRunner().invoke(main, ["history", "digits", "--store", str(root)])
     assert r.exit_code == 0 and "5/5" in r.output and "0/5" in r.output, r.output
     html = (root / "datasets" / "digits" / "reports" / "v0002.html").read_text()
-    assert 'alt="figure"' in html and html.count("<img class=\"fig\"") == 4  # heatmap, rates, histogram, history trend
+    assert 'alt="figure"' in html and html.count('<img class="fig"') == 4  # heatmap, rates, histogram, history trend
 
 
 def test_alert_rules():
@@ -55,8 +55,23 @@ def test_class_shift_alert_fails_the_cli_and_is_recorded(tmp_path, digits):
     drop = np.flatnonzero(labels == 0)[::2]  # half of class 0: its share falls from 9.9% to about 5%
     keep = np.setdiff1d(np.arange(len(labels)), drop)
     pq.write_table(digits.take(keep), tmp_path / "fewer-zeros.parquet")
-    r = CliRunner().invoke(main, ["audit", str(tmp_path / "fewer-zeros.parquet"), "--name", "digits", "--store", str(root), "--model", "logreg",
-                                  "--no-prefect", "-q", "--alert-class-shift", "0.03"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(tmp_path / "fewer-zeros.parquet"),
+            "--name",
+            "digits",
+            "--store",
+            str(root),
+            "--model",
+            "logreg",
+            "--no-prefect",
+            "-q",
+            "--alert-class-shift",
+            "0.03",
+        ],
+    )
     assert r.exit_code == 3 and "alert:" in r.output and "class '0' moved" in r.output, r.output
     store = Store(root)
     assert store.version("digits").number == 2  # the version is published; the alert is about its quality

@@ -88,10 +88,12 @@ def test_hf_save_to_disk_with_splits_and_classlabel(tmp_path):
     import datasets
 
     feats = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
-    dd = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 1]}, features=feats),
-        "test": datasets.Dataset.from_dict({"text": ["d", "e"], "label": [1, 0]}, features=feats),
-    })
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 1]}, features=feats),
+            "test": datasets.Dataset.from_dict({"text": ["d", "e"], "label": [1, 0]}, features=feats),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "hf"))
     t = load_examples(tmp_path / "hf")
     assert t.num_rows == 5 and S.info_of(t).class_names == ["neg", "pos"]
@@ -142,7 +144,7 @@ def test_non_contiguous_integer_labels_are_mapped(tmp_path):
         ("f,label\n1,a\n2,b\n3,c\n", IngestOptions(classes=["a", "b"]), "not in the class list.*'c'"),
         ("f,label\n1,0\n2,5\n", IngestOptions(classes=["a", "b"]), "not indices into the 2 classes"),
         ("f,label\n1,1\n2,\n3,0\n", IngestOptions(), "1 row has no label"),
-        ("f,label\n1,a\n2,\"  \"\n", IngestOptions(), "1 row has no label"),
+        ('f,label\n1,a\n2,"  "\n', IngestOptions(), "1 row has no label"),
         ("id,f,label\nx,1,a\nx,2,b\n", IngestOptions(), "ids must be unique.*'x'"),
         ("f,label\n", IngestOptions(), "no rows"),
         ("f,label,split\n1,a,train\n", IngestOptions(split="test"), "no rows have split 'test'"),

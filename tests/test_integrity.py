@@ -155,8 +155,13 @@ def test_a_stale_catalog_heals_at_the_next_command(store, tmp_path):
 
 def test_published_files_follow_the_umask(store):
     v = store.version("dg")
-    for path in [v.path / "manifest.json", v.path / "data" / "part-00000.parquet", v.path / "run.json",
-                 store.dataset_dir("dg") / "catalog.duckdb", store.dataset_dir("dg") / "reports" / "v0002.html"]:
+    for path in [
+        v.path / "manifest.json",
+        v.path / "data" / "part-00000.parquet",
+        v.path / "run.json",
+        store.dataset_dir("dg") / "catalog.duckdb",
+        store.dataset_dir("dg") / "reports" / "v0002.html",
+    ]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path  # the test process's umask is 022
 
 

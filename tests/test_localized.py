@@ -128,6 +128,8 @@ def test_label_maps_are_published_as_a_new_version(digits, tmp_path, prefect_har
     assert len(maps) == digits.num_rows and maps.classes.shape[1:] == (3, 2, 2)
     got = run_query(Store(store), "digits", "SELECT count(*) AS n FROM rows WHERE version = 2")
     assert got.to_pylist() == [{"n": digits.num_rows}]
-    r = CliRunner().invoke(main, ["label-maps", "digits", "--store", str(store), "--top-k", "50", "--no-prefect", "--epochs", "1", "--folds", "2", "--grid", "2"])
+    r = CliRunner().invoke(
+        main, ["label-maps", "digits", "--store", str(store), "--top-k", "50", "--no-prefect", "--epochs", "1", "--folds", "2", "--grid", "2"]
+    )
     assert r.exit_code == 2 and "top-k" in r.output
     assert len(Store(store).versions("digits")) == 2

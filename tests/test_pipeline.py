@@ -155,12 +155,14 @@ def test_rows_the_choose_judges_say_fit_no_class_are_out_of_distribution(tmp_pat
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     pp = pred_probs_table(["a", "b", "c"], probs.astype(np.float32), None, "m")
     det = Detection("confident_learning", np.array([0.9, 0.05, 0.6]), np.array([False, True, False]), np.array([0, 1, 0]))
-    votes = pa.Table.from_pylist([
-        {"id": "b", "judge": "v", "p_label_correct": 0.1, "proposed_label": None},
-        {"id": "b", "judge": "c", "p_label_correct": 0.05, "proposed_label": -1},
-        {"id": "c", "judge": "v", "p_label_correct": 0.9, "proposed_label": None},
-        {"id": "c", "judge": "c", "p_label_correct": 0.6, "proposed_label": 0},
-    ])
+    votes = pa.Table.from_pylist(
+        [
+            {"id": "b", "judge": "v", "p_label_correct": 0.1, "proposed_label": None},
+            {"id": "b", "judge": "c", "p_label_correct": 0.05, "proposed_label": -1},
+            {"id": "c", "judge": "v", "p_label_correct": 0.9, "proposed_label": None},
+            {"id": "c", "judge": "c", "p_label_correct": 0.6, "proposed_label": 0},
+        ]
+    )
     decision, detections, info = decide_step(cfg, pp, det, votes)
     assert [d.detector for d in detections] == ["confident_learning", "llm_judges", "ensemble"] and info["judged_rows"] == 2
     assert decision.is_label_issue.tolist() == [False, True, False]

@@ -129,7 +129,11 @@ def _examples(n: int = 6) -> pa.Table:
     from labelq.ingest import examples_from_raw
     from labelq.ingest.builtin import RawSource
 
-    return examples_from_raw(RawSource(pa.table({"id": [f"r{i}" for i in range(n)], "label": [i % 3 for i in range(n)], "x": [float(i) for i in range(n)]}), class_names=["a", "b", "c"]))
+    return examples_from_raw(
+        RawSource(
+            pa.table({"id": [f"r{i}" for i in range(n)], "label": [i % 3 for i in range(n)], "x": [float(i) for i in range(n)]}), class_names=["a", "b", "c"]
+        )
+    )
 
 
 def test_user_pred_probs_npy_and_parquet(tmp_path):

@@ -51,8 +51,14 @@ def test_kind_rule_on_constructed_evidence():
     assert k.kind.tolist() == ["wrong_label", "multi_label", "ambiguous", "ok", "ambiguous"]
     assert k.correction.tolist() == [1, -1, -1, -1, -1]
     # judges: 'none fits' wins; a different proposal makes a confident fix ambiguous; acceptance + same proposal = both fit
-    k = classify(probs, labels, flagged, no_class=np.array([0, 0, 1, 0, 0], bool), judge_choice=np.array([2, -2, -2, -2, 1]),
-                 judge_accepts=np.array([0, 0, 0, 0, 1], bool))
+    k = classify(
+        probs,
+        labels,
+        flagged,
+        no_class=np.array([0, 0, 1, 0, 0], bool),
+        judge_choice=np.array([2, -2, -2, -2, 1]),
+        judge_accepts=np.array([0, 0, 0, 0, 1], bool),
+    )
     assert k.kind.tolist() == ["ambiguous", "multi_label", "out_of_distribution", "ok", "multi_label"]
     assert k.correction.tolist() == [-1, -1, -1, -1, -1]
     with pytest.raises(InputError, match="fix_confidence"):
@@ -98,7 +104,11 @@ def test_relabel_publishes_a_new_version_and_keeps_the_original(store, audited):
     current = np.where(fixed, corrected, rows[S.LABEL].to_numpy())
     assert (soft.argmax(1) == current).mean() > 0.99
     # the catalog and Hugging Face datasets read the new columns
-    got = run_query(store, "digits", "SELECT version, count(*) FILTER (WHERE len(labels) > 1) AS multi, count(*) FILTER (WHERE label_source = 'relabel') AS fixed FROM rows GROUP BY version ORDER BY version").to_pylist()
+    got = run_query(
+        store,
+        "digits",
+        "SELECT version, count(*) FILTER (WHERE len(labels) > 1) AS multi, count(*) FILTER (WHERE label_source = 'relabel') AS fixed FROM rows GROUP BY version ORDER BY version",
+    ).to_pylist()
     assert got[0] == {"version": 1, "multi": 0, "fixed": 0} and got[1]["fixed"] == int(fixed.sum())
     import datasets
 
@@ -124,9 +134,15 @@ def _answer_label_studio(tasks: list[dict], answers: list[list[str]]) -> list[di
     """What Label Studio's JSON export holds after a person answered the imported tasks."""
     out = []
     for i, (task, choices) in enumerate(zip(tasks, answers)):
-        ann = {"id": 100 + i, "completed_by": {"id": 7, "email": "rev@example.org"}, "was_cancelled": False,
-               "created_at": "2026-11-20T09:00:00.000000Z", "updated_at": f"2026-11-20T09:0{i % 10}:00.000000Z", "lead_time": 3.2,
-               "result": [{"id": "r1", "from_name": "label", "to_name": "item", "type": "choices", "origin": "manual", "value": {"choices": choices}}]}
+        ann = {
+            "id": 100 + i,
+            "completed_by": {"id": 7, "email": "rev@example.org"},
+            "was_cancelled": False,
+            "created_at": "2026-11-20T09:00:00.000000Z",
+            "updated_at": f"2026-11-20T09:0{i % 10}:00.000000Z",
+            "lead_time": 3.2,
+            "result": [{"id": "r1", "from_name": "label", "to_name": "item", "type": "choices", "origin": "manual", "value": {"choices": choices}}],
+        }
         out.append({"id": i + 1, "data": task["data"], "annotations": [ann] if choices else [], "predictions": task["predictions"]})
     return out
 
@@ -139,7 +155,7 @@ def test_review_round_trip_through_label_studio_json(store, tmp_path):
     assert n == len(tasks) == int(v.read()[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False).sum()) and n >= 4
     assert tasks[0]["data"]["image"].startswith("data:image/png;base64,")
     assert tasks[0]["predictions"][0]["result"][0]["value"]["choices"]
-    assert "<Choice value=\"None of these\"/>" in (tmp_path / "tasks.json.label_config.xml").read_text()
+    assert '<Choice value="None of these"/>' in (tmp_path / "tasks.json.label_config.xml").read_text()
     given = [t["data"]["given_label"] for t in tasks]
     other = [str((int(g) + 1) % 10) for g in given]
     answers = [[given[0]], [other[1]], [given[2], other[2]], [NONE_OF_THESE]] + [[] for _ in tasks[4:]]
@@ -185,17 +201,20 @@ def test_review_round_trip_through_csv(store, tmp_path):
     assert result.version.manifest()["review"]["skipped"] == 1
 
 
-@pytest.mark.parametrize("problem, match", [
-    ("unknown_id", "unknown id 'no-such-row'"),
-    ("bad_label", r"labels \['cat'\] are not classes"),
-    ("old_version", "is a review of \\['v0001'\\] but the latest version"),
-    ("other_dataset", "reviews dataset"),
-    ("duplicate", "reviewed twice"),
-    ("no_reviewer", "no reviewer"),
-    ("bad_time", "not an ISO 8601 time"),
-    ("nothing", "holds no answered reviews"),
-    ("not_json", "not a Label Studio JSON export"),
-])
+@pytest.mark.parametrize(
+    "problem, match",
+    [
+        ("unknown_id", "unknown id 'no-such-row'"),
+        ("bad_label", r"labels \['cat'\] are not classes"),
+        ("old_version", "is a review of \\['v0001'\\] but the latest version"),
+        ("other_dataset", "reviews dataset"),
+        ("duplicate", "reviewed twice"),
+        ("no_reviewer", "no reviewer"),
+        ("bad_time", "not an ISO 8601 time"),
+        ("nothing", "holds no answered reviews"),
+        ("not_json", "not a Label Studio JSON export"),
+    ],
+)
 def test_bad_review_files_are_refused_and_change_nothing(store, tmp_path, problem, match):
     v = store.version("digits")
     path, _ = export_review(v, tmp_path / "sheet.csv", fmt="csv", limit=2)

@@ -51,12 +51,26 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_UI_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-           "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_HEARTBEAT_SECONDS": "5", "PREFECT_LOGGING_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
     log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env={**env, "PREFECT_API_URL": ""}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, "PREFECT_API_URL": ""},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def healthy():
         try:
@@ -83,8 +97,13 @@ def _labelq(env: dict, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 def _worker(env: dict, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "a")
-    return subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "labelq", "--type", "process", "--limit", "1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "labelq", "--type", "process", "--limit", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _flow_run(env: dict, run_id: str) -> dict:
@@ -100,8 +119,9 @@ def _task_run(env: dict, run_id: str) -> dict:
 def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_server, tmp_path):
     """Each run of this schedule trains its folds on a local Dask cluster of 2 processes (a subflow)."""
     env, store = prefect_server, tmp_path / "store"
-    out = _labelq(env, "schedule", "digits-nightly", "digits", "--store", str(store), "--model", "logreg", "--interval", "20",
-                  "--jobs", "2", "--cluster", "local")
+    out = _labelq(
+        env, "schedule", "digits-nightly", "digits", "--store", str(store), "--model", "logreg", "--interval", "20", "--jobs", "2", "--cluster", "local"
+    )
     assert "Scheduled labelq-audit/digits-nightly: every 20s" in out.stdout and "dask local x2" in out.stdout
     listed = _labelq(env, "schedule", "--list").stdout
     assert "digits-nightly" in listed and str(store.resolve())[:30] in listed and "every 20s" in listed

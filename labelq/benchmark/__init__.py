@@ -5,5 +5,16 @@ from .error_rate import ErrorRateEstimate, estimate_error_rate, rows_needed
 from .metrics import CorrectedLabels, accuracy_table, prevalence_curve, rankings, swap_points
 from .report import corrected_labels, read_predictions, write_benchmark_report
 
-__all__ = ["ErrorRateEstimate", "CorrectedLabels", "accuracy_table", "estimate_error_rate", "prevalence_curve", "rankings", "read_predictions",
-           "rows_needed", "swap_points", "corrected_labels", "write_benchmark_report"]
+__all__ = [
+    "ErrorRateEstimate",
+    "CorrectedLabels",
+    "accuracy_table",
+    "estimate_error_rate",
+    "prevalence_curve",
+    "rankings",
+    "read_predictions",
+    "rows_needed",
+    "swap_points",
+    "corrected_labels",
+    "write_benchmark_report",
+]

@@ -86,8 +86,7 @@ def estimate_error_rate(surrogate: np.ndarray, verified: dict[int, bool] | np.nd
     half = Z95 * np.sqrt(var) / n
     found = float(np.nansum(e))
     lo, hi = (max(0.0, est - half), min(1.0, est + half)) if design_based else (float("nan"), float("nan"))  # no honest interval
-    return ErrorRateEstimate(est, lo, hi, found / n, float(s.mean()), n, int((~np.isnan(e)).sum()),
-                             design_based, parts)
+    return ErrorRateEstimate(est, lo, hi, found / n, float(s.mean()), n, int((~np.isnan(e)).sum()), design_based, parts)
 
 
 def rows_needed(width: float, residual_sd: float, stratum_rows: int, total_rows: int) -> int:

@@ -146,6 +146,13 @@ def swap_points(table: list[dict], observed: float) -> list[dict]:
             continue
         p = da / (da - db)
         better_clean, better_noisy = (a["model"], b["model"]) if da > 0 else (b["model"], a["model"])
-        out.append({"better on correctly labeled rows": better_clean, "better on mislabeled rows": better_noisy,
-                    "swap at prevalence": float(p), "observed prevalence": observed, "extra_needed_points": 100 * float(p - observed)})
+        out.append(
+            {
+                "better on correctly labeled rows": better_clean,
+                "better on mislabeled rows": better_noisy,
+                "swap at prevalence": float(p),
+                "observed prevalence": observed,
+                "extra_needed_points": 100 * float(p - observed),
+            }
+        )
     return sorted(out, key=lambda r: r["swap at prevalence"])

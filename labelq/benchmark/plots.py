@@ -16,8 +16,15 @@ def accuracy_figure(s: dict) -> str:
     plt, fig = _figure(5.5, 4.5)
     ax = fig.add_subplot(111)
     for r in s["models"]:
-        ax.errorbar(r["original"], r["corrected"], xerr=[[r["original"] - r["original_lo"]], [r["original_hi"] - r["original"]]],
-                    yerr=[[r["corrected"] - r["corrected_lo"]], [r["corrected_hi"] - r["corrected"]]], fmt="o", capsize=3, label=r["model"])
+        ax.errorbar(
+            r["original"],
+            r["corrected"],
+            xerr=[[r["original"] - r["original_lo"]], [r["original_hi"] - r["original"]]],
+            yerr=[[r["corrected"] - r["corrected_lo"]], [r["corrected_hi"] - r["corrected"]]],
+            fmt="o",
+            capsize=3,
+            label=r["model"],
+        )
     lo = min(min(r["original_lo"], r["corrected_lo"]) for r in s["models"])
     hi = max(max(r["original_hi"], r["corrected_hi"]) for r in s["models"])
     pad = 0.05 * (hi - lo or 0.01)

@@ -30,7 +30,10 @@ def corrected_labels(version: Version) -> tuple[pa.Table, CorrectedLabels]:
     """The version's rows and their given / corrected labels and label sets; refuses a version without corrections."""
     rows = version.read()
     if S.CORRECTED_LABEL not in rows.column_names or (rows[S.CORRECTED_LABEL].null_count == rows.num_rows and S.LABELS not in rows.column_names):
-        raise InputError(f"{version.name} {version.tag} has no corrections", f"run `labelq relabel {version.name}` (or import reviews) first, then report on the version it publishes")
+        raise InputError(
+            f"{version.name} {version.tag} has no corrections",
+            f"run `labelq relabel {version.name}` (or import reviews) first, then report on the version it publishes",
+        )
     given = rows[S.LABEL].to_numpy()
     corrected = np.where(rows[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False), rows[S.CORRECTED_LABEL].fill_null(0).to_numpy(), given)
     sets = None
@@ -64,7 +67,9 @@ def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names:
             table = pq.read_table(path)
     missing = {"id", "model"} - set(table.column_names)
     if missing or not ({"predicted_label", "pred_probs"} & set(table.column_names)):
-        raise InputError(f"the predictions table has columns {table.column_names}", "it needs id, model, and predicted_label (class index or name) or pred_probs")
+        raise InputError(
+            f"the predictions table has columns {table.column_names}", "it needs id, model, and predicted_label (class index or name) or pred_probs"
+        )
     k = len(class_names)
     pos = {v: i for i, v in enumerate(ids)}
     tid = table["id"].cast(pa.string()).to_pylist()
@@ -97,7 +102,9 @@ def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names:
         if len(set(rows.tolist())) != len(rows):
             raise InputError(f"model {m!r} has more than one prediction for some rows", "keep one prediction per (id, model)")
         if len(rows) != len(ids):
-            raise InputError(f"model {m!r} has predictions for {len(rows):,} of the {len(ids):,} test rows", "predict every row of the test set, or leave the model out")
+            raise InputError(
+                f"model {m!r} has predictions for {len(rows):,} of the {len(ids):,} test rows", "predict every row of the test set, or leave the model out"
+            )
         p = np.empty(len(ids), dtype=np.int64)
         p[rows] = pred[sel]
         out[m] = p
@@ -106,8 +113,16 @@ def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names:
     return out
 
 
-def benchmark_summary(version: Version, predictions: dict[str, np.ndarray], labels: CorrectedLabels, rows: pa.Table,
-                      verified: dict[int, bool] | None = None, n_boot: int = 1000, seed: int = 0, width: float = 0.02) -> dict:
+def benchmark_summary(
+    version: Version,
+    predictions: dict[str, np.ndarray],
+    labels: CorrectedLabels,
+    rows: pa.Table,
+    verified: dict[int, bool] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    width: float = 0.02,
+) -> dict:
     """Every number of the report."""
     table = accuracy_table(predictions, labels, n_boot, seed)
     ranks, taus = rankings(table)
@@ -123,17 +138,33 @@ def benchmark_summary(version: Version, predictions: dict[str, np.ndarray], labe
             idx = [i for i in (verified or {}) if mask[i]]
             resid = np.array([float(verified[i]) - float(flagged[i]) for i in idx])
             sd = float(resid.std(ddof=1)) or 0.05
-        need.append({"stratum": part["stratum"], "rows": part["rows"], "verified": part["verified"], "residual_sd": sd,
-                     f"random checks for +/-{width / 2:.1%}": rows_needed(width, sd, part["rows"], rows.num_rows)})
+        need.append(
+            {
+                "stratum": part["stratum"],
+                "rows": part["rows"],
+                "verified": part["verified"],
+                "residual_sd": sd,
+                f"random checks for +/-{width / 2:.1%}": rows_needed(width, sd, part["rows"], rows.num_rows),
+            }
+        )
     curve = prevalence_curve(table)
     return {
-        "dataset": version.name, "version": version.tag, "rows": rows.num_rows, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "dataset": version.name,
+        "version": version.tag,
+        "rows": rows.num_rows,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": S.info_of(rows).class_names,
-        "originally_mislabeled": int(labels.mislabeled.sum()), "observed_prevalence": observed,
-        "label_sets": labels.sets is not None, "bootstrap": {"resamples": n_boot, "seed": seed, "interval": "95% percentile"},
-        "models": table, "ranks": ranks, "kendall_tau": taus, "swaps": swap_points(table, observed),
+        "originally_mislabeled": int(labels.mislabeled.sum()),
+        "observed_prevalence": observed,
+        "label_sets": labels.sets is not None,
+        "bootstrap": {"resamples": n_boot, "seed": seed, "interval": "95% percentile"},
+        "models": table,
+        "ranks": ranks,
+        "kendall_tau": taus,
+        "swaps": swap_points(table, observed),
         "prevalence_curve": {k: np.asarray(v).round(6).tolist() for k, v in curve.items()},
-        "error_rate": est.as_dict(), "verification_needed": need,
+        "error_rate": est.as_dict(),
+        "verification_needed": need,
     }
 
 
@@ -158,25 +189,42 @@ def md_escape(text: object) -> str:
 def markdown_summary(s: dict) -> str:
     """A Markdown summary that pastes into a paper or a README."""
     cols = ["original", "corrected"] + (["label_sets"] if s["label_sets"] else []) + ["mislabeled_subset", "correct_subset"]
-    heads = {"original": "original labels", "corrected": "corrected labels", "label_sets": "label sets (ReaL)",
-             "mislabeled_subset": "originally mislabeled rows", "correct_subset": "correctly labeled rows"}
-    lines = [f"### {md_escape(s['dataset'])} {s['version']}: accuracy on original vs corrected labels",
-             "",
-             f"{s['rows']:,} test rows, {s['originally_mislabeled']:,} originally mislabeled ({100 * s['observed_prevalence']:.2f}%). "
-             f"95% bootstrap intervals ({s['bootstrap']['resamples']} resamples).",
-             "",
-             "| model | " + " | ".join(heads[c] for c in cols) + " | rank original -> corrected |",
-             "|---|" + "---|" * (len(cols) + 1)]
+    heads = {
+        "original": "original labels",
+        "corrected": "corrected labels",
+        "label_sets": "label sets (ReaL)",
+        "mislabeled_subset": "originally mislabeled rows",
+        "correct_subset": "correctly labeled rows",
+    }
+    lines = [
+        f"### {md_escape(s['dataset'])} {s['version']}: accuracy on original vs corrected labels",
+        "",
+        f"{s['rows']:,} test rows, {s['originally_mislabeled']:,} originally mislabeled ({100 * s['observed_prevalence']:.2f}%). "
+        f"95% bootstrap intervals ({s['bootstrap']['resamples']} resamples).",
+        "",
+        "| model | " + " | ".join(heads[c] for c in cols) + " | rank original -> corrected |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ]
     for r in sorted(s["models"], key=lambda r: -r["corrected"]):
-        lines.append(f"| {md_escape(r['model'])} | " + " | ".join(_fmt_ci(r, c) for c in cols) + f" | {s['ranks']['original'][r['model']]} -> {s['ranks']['corrected'][r['model']]} |")
+        lines.append(
+            f"| {md_escape(r['model'])} | "
+            + " | ".join(_fmt_ci(r, c) for c in cols)
+            + f" | {s['ranks']['original'][r['model']]} -> {s['ranks']['corrected'][r['model']]} |"
+        )
     lines += ["", "Kendall's tau between rankings: " + ", ".join(f"{k}: {v:.3f}" for k, v in s["kendall_tau"].items())]
     if s["swaps"]:
         lines += ["", "| better on correctly labeled rows | better on mislabeled rows | swap at prevalence | extra points needed |", "|---|---|---|---|"]
-        lines += [f"| {md_escape(w['better on correctly labeled rows'])} | {md_escape(w['better on mislabeled rows'])} | {100 * w['swap at prevalence']:.1f}% | {w['extra_needed_points']:+.1f} |" for w in s["swaps"]]
+        lines += [
+            f"| {md_escape(w['better on correctly labeled rows'])} | {md_escape(w['better on mislabeled rows'])} | {100 * w['swap at prevalence']:.1f}% | {w['extra_needed_points']:+.1f} |"
+            for w in s["swaps"]
+        ]
     e = s["error_rate"]
     kind = "design-based" if e["design_based"] else "NOT design-based: a stratum has no random checks, its flags are taken as is"
-    lines += ["", f"Label-error rate: {_rate(e)} ({kind}; {e['n_verified']:,} rows verified); "
-              f"checking only verified rows gives {100 * e['lower_bound_checked_only']:.2f}%, the detector alone {100 * e['surrogate_only']:.2f}%."]
+    lines += [
+        "",
+        f"Label-error rate: {_rate(e)} ({kind}; {e['n_verified']:,} rows verified); "
+        f"checking only verified rows gives {100 * e['lower_bound_checked_only']:.2f}%, the detector alone {100 * e['surrogate_only']:.2f}%.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -187,14 +235,25 @@ def render_html(s: dict) -> str:
     md_table = markdown_summary(s)
     figs = [accuracy_figure(s), rank_figure(s), prevalence_figure(s)]
     rows_html = "".join(
-        f"<tr><td>{e(r['model'])}</td>" + "".join(f"<td>{e(_fmt_ci(r, c))}</td>" for c in ("original", "corrected", "label_sets", "mislabeled_subset", "correct_subset") if c in r)
+        f"<tr><td>{e(r['model'])}</td>"
+        + "".join(f"<td>{e(_fmt_ci(r, c))}</td>" for c in ("original", "corrected", "label_sets", "mislabeled_subset", "correct_subset") if c in r)
         + f"<td>{r['change']:+.4f}</td><td>{s['ranks']['original'][r['model']]} &rarr; {s['ranks']['corrected'][r['model']]}</td></tr>"
         for r in sorted(s["models"], key=lambda r: -r["corrected"])
     )
-    head = "".join(f"<th>{c}</th>" for c in ["model", "original labels", "corrected labels"] + (["label sets (ReaL)"] if s["label_sets"] else [])
-                   + ["originally mislabeled", "correctly labeled", "change", "rank"])
-    swaps = "".join(f"<tr><td>{e(w['better on correctly labeled rows'])}</td><td>{e(w['better on mislabeled rows'])}</td><td>{100 * w['swap at prevalence']:.1f}%</td>"
-                    f"<td>{w['extra_needed_points']:+.1f}</td></tr>" for w in s["swaps"]) or "<tr><td colspan=4>no pair of models swaps places at any prevalence</td></tr>"
+    head = "".join(
+        f"<th>{c}</th>"
+        for c in ["model", "original labels", "corrected labels"]
+        + (["label sets (ReaL)"] if s["label_sets"] else [])
+        + ["originally mislabeled", "correctly labeled", "change", "rank"]
+    )
+    swaps = (
+        "".join(
+            f"<tr><td>{e(w['better on correctly labeled rows'])}</td><td>{e(w['better on mislabeled rows'])}</td><td>{100 * w['swap at prevalence']:.1f}%</td>"
+            f"<td>{w['extra_needed_points']:+.1f}</td></tr>"
+            for w in s["swaps"]
+        )
+        or "<tr><td colspan=4>no pair of models swaps places at any prevalence</td></tr>"
+    )
     er = s["error_rate"]
     need = "".join(f"<tr>{''.join(f'<td>{e(str(v))}</td>' for v in n.values())}</tr>" for n in s["verification_needed"])
     need_head = "".join(f"<th>{e(k)}</th>" for k in s["verification_needed"][0]) if s["verification_needed"] else ""
@@ -205,17 +264,17 @@ def render_html(s: dict) -> str:
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }}
 .fig {{ max-width: 100%; display: block; margin: 0.5em 0; }} .note {{ color: #666; font-size: 0.9em; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}</style>
 </head><body><h1>{e(title)}</h1>
-<p>{s['rows']:,} test rows; {s['originally_mislabeled']:,} originally mislabeled ({100 * s['observed_prevalence']:.2f}%). Accuracies with 95% bootstrap intervals.</p>
+<p>{s["rows"]:,} test rows; {s["originally_mislabeled"]:,} originally mislabeled ({100 * s["observed_prevalence"]:.2f}%). Accuracies with 95% bootstrap intervals.</p>
 <h2>Accuracy per model</h2><table><tr>{head}</tr>{rows_html}</table>
-<p>Kendall's tau: {e(', '.join(f'{k}: {v:.3f}' for k, v in s['kendall_tau'].items()))}</p>
+<p>Kendall's tau: {e(", ".join(f"{k}: {v:.3f}" for k, v in s["kendall_tau"].items()))}</p>
 {figs[0]}{figs[1]}
 <h2>Prevalence: where pairs of models swap places</h2>
 <p class="note">Expected accuracy on corrected labels if the test set held a given share of originally mislabeled rows (correctly labeled rows removed at random).</p>
 {figs[2]}
 <table><tr><th>better on correctly labeled rows</th><th>better on mislabeled rows</th><th>swap at prevalence</th><th>extra points needed</th></tr>{swaps}</table>
 <h2>How many labels are wrong?</h2>
-<p>Estimate {_rate(er)} ({'design-based' if er['design_based'] else 'not design-based: a stratum has no random checks'});
-{er['n_verified']:,} rows verified; checked rows only: {100 * er['lower_bound_checked_only']:.2f}% (a lower bound); detector alone: {100 * er['surrogate_only']:.2f}%.</p>
+<p>Estimate {_rate(er)} ({"design-based" if er["design_based"] else "not design-based: a stratum has no random checks"});
+{er["n_verified"]:,} rows verified; checked rows only: {100 * er["lower_bound_checked_only"]:.2f}% (a lower bound); detector alone: {100 * er["surrogate_only"]:.2f}%.</p>
 <table><tr>{need_head}</tr>{need}</table>
 <h2>Markdown summary</h2><pre>{e(md_table)}</pre>
 </body></html>
@@ -230,8 +289,9 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def write_benchmark_report(version: Version, predictions: str | Path | pa.Table, verified: dict[int, bool] | None = None,
-                           n_boot: int = 1000, seed: int = 0) -> dict[str, Path]:
+def write_benchmark_report(
+    version: Version, predictions: str | Path | pa.Table, verified: dict[int, bool] | None = None, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Path]:
     """Check the inputs, compute, and write ``reports/<tag>-benchmark.{html,md,json}``; returns the paths."""
     rows, labels = corrected_labels(version)
     preds = read_predictions(predictions, rows[S.ID].to_pylist(), S.info_of(rows).class_names)
@@ -267,8 +327,16 @@ def verified_from(path: str | Path | None, ids: list[str]) -> dict[int, bool] | 
     return {pos[i]: bool(v) for i, v in zip(t["id"].cast(pa.string()).to_pylist(), pc.cast(t["is_label_error"], pa.bool_()).to_pylist())}
 
 
-def benchmark_step(name: str, predictions: str | None, store: str | None = None, version: int | str | None = None, verified: str | None = None,
-                   n_boot: int = 1000, seed: int = 0, models: str | None = None) -> dict[str, Path]:
+def benchmark_step(
+    name: str,
+    predictions: str | None,
+    store: str | None = None,
+    version: int | str | None = None,
+    verified: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    models: str | None = None,
+) -> dict[str, Path]:
     """The whole report for ``name`` (latest or ``version``) in this process, from a ``predictions`` file
     or from the models a ``models`` TOML file says to train (``labelq.benchmark.train``)."""
     from ..store import Store

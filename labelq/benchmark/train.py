@@ -59,7 +59,10 @@ def train_predictions(cfg: dict, version: Version) -> pa.Table:
     test = version.read()
     info, tinfo = S.info_of(test), S.info_of(train)
     if tinfo.class_names != info.class_names:
-        raise InputError(f"the training source's classes {tinfo.class_names} differ from the test set's {info.class_names}", "train on data with the same classes, in the same order")
+        raise InputError(
+            f"the training source's classes {tinfo.class_names} differ from the test set's {info.class_names}",
+            "train on data with the same classes, in the same order",
+        )
     if tinfo.modality != info.modality:
         raise InputError(f"the training source holds {tinfo.modality} rows, the test set {info.modality}")
     seed = int(cfg.get("seed", 0))

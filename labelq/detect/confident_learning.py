@@ -66,8 +66,17 @@ class ConfidentLearning:
         n_est = int(num_label_issues(labels, pred_probs))
         log.info("confident learning (%s): %d label issues flagged, %d estimated", self.filter_by, int(is_issue.sum()), n_est)
         return Detection(
-            self.name, score, is_issue, pred_probs.argmax(axis=1).astype(np.int64),
-            {"joint": joint, "noise_matrix": noise_matrix, "class_error_rate": class_error_rate, "num_label_issues_estimate": n_est, "filter_by": self.filter_by},
+            self.name,
+            score,
+            is_issue,
+            pred_probs.argmax(axis=1).astype(np.int64),
+            {
+                "joint": joint,
+                "noise_matrix": noise_matrix,
+                "class_error_rate": class_error_rate,
+                "num_label_issues_estimate": n_est,
+                "filter_by": self.filter_by,
+            },
         )
 
 

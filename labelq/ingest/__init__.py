@@ -61,7 +61,13 @@ def load_examples(source: str | Path = "digits", options: IngestOptions | None =
     options = options or IngestOptions()
     raw = load_raw(source, options.split, options.encoding)
     table = examples_from_raw(raw, options)
-    log.info("ingested %s rows, %d classes, modality %s, from %s", f"{table.num_rows:,}", len(S.info_of(table).class_names), S.info_of(table).modality, raw.description)
+    log.info(
+        "ingested %s rows, %d classes, modality %s, from %s",
+        f"{table.num_rows:,}",
+        len(S.info_of(table).class_names),
+        S.info_of(table).modality,
+        raw.description,
+    )
     return table
 
 
@@ -208,8 +214,10 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     if modality == "text" and options.inputs_required:
         text = table[inputs[0]].cast(pa.string())
         if pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text.fill_null(""))), 0)).as_py() in (None, 0):
-            raise InputError(f"the text column {inputs[0]!r} is empty in every row: there is nothing for a model to read",
-                             "name the column that holds the text with --text-column, or give your own --pred-probs")
+            raise InputError(
+                f"the text column {inputs[0]!r} is empty in every row: there is nothing for a model to read",
+                "name the column that holds the text with --text-column, or give your own --pred-probs",
+            )
 
     if id_col:
         ids = check_ids(table[id_col].cast(pa.string()).to_pylist())

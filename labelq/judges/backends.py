@@ -72,7 +72,9 @@ class OpenAIBackend:
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                raise LabelqError(f"judge {cfg.name!r}: the environment variable {cfg.api_key_env} holding its API key is not set", f"export {cfg.api_key_env}=...")
+                raise LabelqError(
+                    f"judge {cfg.name!r}: the environment variable {cfg.api_key_env} holding its API key is not set", f"export {cfg.api_key_env}=..."
+                )
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(base_url=cfg.base_url.rstrip("/") + "/", timeout=cfg.timeout_s, headers=headers)
         self.limiter = RateLimiter(cfg.rate_limit_per_s)
@@ -133,8 +135,9 @@ class OpenAIBackend:
                 raise JudgeUnavailable(f"judge {self.cfg.name!r}: the response is not JSON") from exc
             top, text = self._parse(body, self.cfg.api)
             usage = body.get("usage") or {}
-            return Answer(top, text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                          (time.perf_counter() - t0) * 1000, attempt + 1)
+            return Answer(
+                top, text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), (time.perf_counter() - t0) * 1000, attempt + 1
+            )
         raise JudgeUnavailable(f"judge {self.cfg.name!r}: no answer after {self.cfg.max_retries + 1} attempts (last: {last})")
 
     @staticmethod
@@ -158,8 +161,7 @@ class LlamaCppBackend:
             raise MissingDependencyError("the llama-cpp backend needs llama-cpp-python", "pip install llama-cpp-python") from exc
         self.cfg = cfg
         self.lock = threading.Lock()
-        self.llm = Llama(model_path=cfg.model_path, n_ctx=int(cfg.extra.get("n_ctx", 2048)), n_threads=os.cpu_count(),
-                         logits_all=True, verbose=False, seed=0)
+        self.llm = Llama(model_path=cfg.model_path, n_ctx=int(cfg.extra.get("n_ctx", 2048)), n_threads=os.cpu_count(), logits_all=True, verbose=False, seed=0)
 
     def close(self) -> None:
         self.llm.close() if hasattr(self.llm, "close") else None

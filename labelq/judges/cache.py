@@ -13,9 +13,19 @@ import duckdb
 import pyarrow as pa
 
 VOTE_COLUMNS = [
-    ("judge", pa.string()), ("model", pa.string()), ("prompt_hash", pa.string()), ("content_hash", pa.string()),
-    ("verdict", pa.string()), ("proposed_label", pa.int64()), ("p_label_correct", pa.float64()), ("rationale", pa.string()), ("raw", pa.string()),
-    ("latency_ms", pa.float64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("attempts", pa.int64()),
+    ("judge", pa.string()),
+    ("model", pa.string()),
+    ("prompt_hash", pa.string()),
+    ("content_hash", pa.string()),
+    ("verdict", pa.string()),
+    ("proposed_label", pa.int64()),
+    ("p_label_correct", pa.float64()),
+    ("rationale", pa.string()),
+    ("raw", pa.string()),
+    ("latency_ms", pa.float64()),
+    ("prompt_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+    ("attempts", pa.int64()),
 ]
 VOTE_SCHEMA = pa.schema(VOTE_COLUMNS)
 
@@ -45,10 +55,14 @@ class VoteCache:
         if self.con is None or not content_hashes:
             return {}
         wanted = pa.table({"content_hash": pa.array(content_hashes, pa.string())})  # noqa: F841 (read by DuckDB)
-        rows = self.con.sql(
-            "SELECT v.* EXCLUDE (created_at) FROM judge_votes v JOIN wanted USING (content_hash) WHERE judge = ? AND model = ? AND prompt_hash = ?",
-            params=[judge, model, prompt_hash],
-        ).to_arrow_table().to_pylist()
+        rows = (
+            self.con.sql(
+                "SELECT v.* EXCLUDE (created_at) FROM judge_votes v JOIN wanted USING (content_hash) WHERE judge = ? AND model = ? AND prompt_hash = ?",
+                params=[judge, model, prompt_hash],
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
         return {r["content_hash"]: r for r in rows}
 
     def put(self, votes: list[dict]) -> None:

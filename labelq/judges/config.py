@@ -1,21 +1,21 @@
 """Judge configuration: a TOML file of ``[[judge]]`` tables, or ``JudgeConfig`` objects in Python.
 
-    [[judge]]
-    name = "smollm-verify"
-    backend = "openai"              # "openai" (any OpenAI-compatible HTTP server) or "llama-cpp" (in-process)
-    base_url = "http://127.0.0.1:8080/v1"
-    model = "smollm2"
-    api = "completions"             # or "chat" (servers without a completions endpoint)
-    api_key_env = "OPENAI_API_KEY"  # the NAME of the variable holding the key; keys never go in files
-    prompt = "verify"               # "verify" (is the label right?), "choose" (which label fits?), or a template file
-    orders = 2                      # "choose": class orders averaged, against option-order bias
-    weight = 1.0
-    concurrency = 4
-    timeout_s = 30
-    max_retries = 3
-    rate_limit_per_s = 0            # 0 = unlimited
-    price_per_1k_tokens = 0.0
-    rationale = false               # true: a second request asks for a short reason (costs rationale_tokens more)
+[[judge]]
+name = "smollm-verify"
+backend = "openai"              # "openai" (any OpenAI-compatible HTTP server) or "llama-cpp" (in-process)
+base_url = "http://127.0.0.1:8080/v1"
+model = "smollm2"
+api = "completions"             # or "chat" (servers without a completions endpoint)
+api_key_env = "OPENAI_API_KEY"  # the NAME of the variable holding the key; keys never go in files
+prompt = "verify"               # "verify" (is the label right?), "choose" (which label fits?), or a template file
+orders = 2                      # "choose": class orders averaged, against option-order bias
+weight = 1.0
+concurrency = 4
+timeout_s = 30
+max_retries = 3
+rate_limit_per_s = 0            # 0 = unlimited
+price_per_1k_tokens = 0.0
+rationale = false               # true: a second request asks for a short reason (costs rationale_tokens more)
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class JudgeConfig:
         if self.backend not in BACKENDS:
             raise InputError(f"{where}: unknown backend {self.backend!r}", f"use one of {list(BACKENDS)}")
         if self.backend == "openai" and not self.base_url:
-            raise InputError(f"{where}: the openai backend needs base_url", "e.g. base_url = \"http://127.0.0.1:8080/v1\"")
+            raise InputError(f"{where}: the openai backend needs base_url", 'e.g. base_url = "http://127.0.0.1:8080/v1"')
         if self.backend == "llama-cpp" and not self.model_path:
             raise InputError(f"{where}: the llama-cpp backend needs model_path (a .gguf file)")
         if self.api not in ("completions", "chat"):

@@ -31,8 +31,15 @@ def _bin(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
-def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndarray, iters: int = 100, tol: float = 1e-6, smoothing: float = 1.0,
-                weights: list[float] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+def dawid_skene(
+    responses: list[np.ndarray],
+    n_levels: list[int],
+    prior: np.ndarray,
+    iters: int = 100,
+    tol: float = 1e-6,
+    smoothing: float = 1.0,
+    weights: list[float] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """EM for a binary latent class (0 = label right, 1 = label wrong) with a fixed per-example prior.
 
     ``responses[j]`` holds annotator j's response level per example (``-1`` = no response);
@@ -65,8 +72,9 @@ def dawid_skene(responses: list[np.ndarray], n_levels: list[int], prior: np.ndar
     return post, tables
 
 
-def combine(judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_flag: np.ndarray, method: str = "dawid_skene",
-            weights: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
+def combine(
+    judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_flag: np.ndarray, method: str = "dawid_skene", weights: dict[str, float] | None = None
+) -> tuple[np.ndarray, dict]:
     """P(label wrong) ``(N,)`` for the judged examples, and what each annotator was worth.
 
     ``judge_p_correct[name]`` is that judge's p_label_correct per example (NaN = no vote); ``weights[name]``

@@ -60,8 +60,25 @@ class LocalServer:
 
         if importlib.util.find_spec("llama_cpp") is None:
             raise MissingDependencyError("serving a local model needs llama-cpp-python's server", 'pip install "llama-cpp-python[server]" "fastapi<0.151"')
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias, "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_threads", str(self.threads), "--logits_all", "true", "--n_ctx", "2048"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_threads",
+            str(self.threads),
+            "--logits_all",
+            "true",
+            "--n_ctx",
+            "2048",
+        ]
         # the server logs a lot: a file, not a pipe, or the server blocks once the pipe is full
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, text=True)

@@ -29,11 +29,23 @@ from .scoring import choose_probabilities, verify_probability
 log = logging.getLogger(__name__)
 BATCH = 16
 
-VOTES_SCHEMA = pa.schema([
-    (S.ID, pa.string()), ("judge", pa.string()), ("model", pa.string()), ("prompt_hash", pa.string()), ("verdict", pa.string()),
-    ("proposed_label", pa.int64()), ("p_label_correct", pa.float64()), ("rationale", pa.string()), ("raw", pa.string()), ("latency_ms", pa.float64()),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("cached", pa.bool_()),
-])
+VOTES_SCHEMA = pa.schema(
+    [
+        (S.ID, pa.string()),
+        ("judge", pa.string()),
+        ("model", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("verdict", pa.string()),
+        ("proposed_label", pa.int64()),
+        ("p_label_correct", pa.float64()),
+        ("rationale", pa.string()),
+        ("raw", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("cached", pa.bool_()),
+    ]
+)
 
 
 def _kind_and_template(judge: JudgeConfig) -> tuple[str, str]:
@@ -94,15 +106,32 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
             verdict = "no_class" if proposed == -1 else ("correct" if proposed == given else "wrong")
     rationale = None
     if judge.rationale and verdict != "abstain":  # a second, short generation: why
-        answer = {"correct": "Yes", "wrong": "No"}.get(verdict, "") if kind == "verify" else (class_names[proposed] if proposed is not None and proposed >= 0 else "none of these")
-        base = verify_prompt(text, class_names[given], class_names, judge.max_chars, template).text if kind == "verify" else choose_prompts(text, class_names, 1, judge.max_chars, seed, template)[0].text
+        answer = (
+            {"correct": "Yes", "wrong": "No"}.get(verdict, "")
+            if kind == "verify"
+            else (class_names[proposed] if proposed is not None and proposed >= 0 else "none of these")
+        )
+        base = (
+            verify_prompt(text, class_names[given], class_names, judge.max_chars, template).text
+            if kind == "verify"
+            else choose_prompts(text, class_names, 1, judge.max_chars, seed, template)[0].text
+        )
         why = backend.ask(f"{base} {answer}. In one short sentence, the reason is:", max_tokens=judge.rationale_tokens)
         rationale = " ".join(why.text.split())[:300]
         latency += why.latency_ms
         ptok += why.prompt_tokens
         ctok += why.completion_tokens
-    return {"verdict": verdict, "proposed_label": proposed, "p_label_correct": p, "rationale": rationale, "raw": json.dumps(raws)[:2000],
-            "latency_ms": latency, "prompt_tokens": ptok, "completion_tokens": ctok, "attempts": attempts}
+    return {
+        "verdict": verdict,
+        "proposed_label": proposed,
+        "p_label_correct": p,
+        "rationale": rationale,
+        "raw": json.dumps(raws)[:2000],
+        "latency_ms": latency,
+        "prompt_tokens": ptok,
+        "completion_tokens": ctok,
+        "attempts": attempts,
+    }
 
 
 def judge_inputs(examples: pa.Table, ids: Sequence[str] | None) -> tuple[list[str], list[str], np.ndarray, list[str]]:
@@ -117,8 +146,17 @@ def judge_inputs(examples: pa.Table, ids: Sequence[str] | None) -> tuple[list[st
     return examples[S.ID].to_pylist(), texts, examples[S.LABEL].to_numpy(), info.class_names
 
 
-def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarray, class_names: list[str], seed: int,
-         cache: VoteCache | None, ph: str, hashes: list[str]) -> dict[int, dict]:
+def _ask(
+    judge: JudgeConfig,
+    todo: list[int],
+    texts: list[str],
+    labels: np.ndarray,
+    class_names: list[str],
+    seed: int,
+    cache: VoteCache | None,
+    ph: str,
+    hashes: list[str],
+) -> dict[int, dict]:
     """Ask ``judge`` about rows ``todo`` concurrently; answered votes go to the cache (if any) in batches as they arrive.
 
     Returns every asked row's vote; a judge that could not answer gives ``verdict = 'missing'`` (not cached).
@@ -136,8 +174,16 @@ def _ask(judge: JudgeConfig, todo: list[int], texts: list[str], labels: np.ndarr
                     fresh[i] = fut.result()
                 except JudgeUnavailable as exc:
                     log.warning("%s", exc)
-                    fresh[i] = {"verdict": "missing", "proposed_label": None, "p_label_correct": None, "rationale": None, "raw": str(exc)[:500],
-                                "latency_ms": None, "prompt_tokens": 0, "completion_tokens": 0}
+                    fresh[i] = {
+                        "verdict": "missing",
+                        "proposed_label": None,
+                        "p_label_correct": None,
+                        "rationale": None,
+                        "raw": str(exc)[:500],
+                        "latency_ms": None,
+                        "prompt_tokens": 0,
+                        "completion_tokens": 0,
+                    }
                     continue
                 if cache is not None:
                     pending.append(i)
@@ -161,11 +207,22 @@ def ask_batch(judge: JudgeConfig, texts: list[str], labels: list[int], class_nam
 
 
 def _cache_rows(judge: JudgeConfig, ph: str, hashes: list[str], rows: list[int], fresh: dict[int, dict]) -> list[dict]:
-    return [{"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **fresh[i]} for i in rows if fresh[i]["verdict"] != "missing"]
+    return [
+        {"judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "content_hash": hashes[i], **fresh[i]}
+        for i in rows
+        if fresh[i]["verdict"] != "missing"
+    ]
 
 
-def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[str] | None = None,
-               cache_path: Path | None = None, seed: int = 0, submit: Callable | None = None, batch_rows: int = 64) -> tuple[pa.Table, list[dict]]:
+def run_judges(
+    examples: pa.Table,
+    judges: Sequence[JudgeConfig],
+    ids: Sequence[str] | None = None,
+    cache_path: Path | None = None,
+    seed: int = 0,
+    submit: Callable | None = None,
+    batch_rows: int = 64,
+) -> tuple[pa.Table, list[dict]]:
     """Every judge votes on the rows ``ids`` (default: all) of a text examples table.
 
     By default each judge asks from this process (``concurrency`` requests at a time). With ``submit``
@@ -191,8 +248,18 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
             plans.append((judge, ph, cached, todo, chunks, futures))
         t_start = time.perf_counter()
         for judge, ph, cached, todo, chunks, futures in plans:
-            st = {"judge": judge.name, "model": judge.model_id, "examples": len(row_ids), "cache_hits": len(row_ids) - len(todo),
-                  "asked": len(todo), "answered": 0, "missing": 0, "abstained": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            st = {
+                "judge": judge.name,
+                "model": judge.model_id,
+                "examples": len(row_ids),
+                "cache_hits": len(row_ids) - len(todo),
+                "asked": len(todo),
+                "answered": 0,
+                "missing": 0,
+                "abstained": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+            }
             t0 = time.perf_counter()
             if submit is None:
                 fresh = _ask(judge, todo, texts, labels, class_names, seed, cache, ph, hashes) if todo else {}
@@ -206,8 +273,19 @@ def run_judges(examples: pa.Table, judges: Sequence[JudgeConfig], ids: Sequence[
             seconds = time.perf_counter() - t0
             for i, rid in enumerate(row_ids):
                 vote = fresh.get(i) or cached[hashes[i]]
-                out.append({S.ID: rid, "judge": judge.name, "model": judge.model_id, "prompt_hash": ph, "cached": i not in fresh,
-                            **{k: vote[k] for k in ("verdict", "proposed_label", "p_label_correct", "rationale", "raw", "latency_ms", "prompt_tokens", "completion_tokens")}})
+                out.append(
+                    {
+                        S.ID: rid,
+                        "judge": judge.name,
+                        "model": judge.model_id,
+                        "prompt_hash": ph,
+                        "cached": i not in fresh,
+                        **{
+                            k: vote[k]
+                            for k in ("verdict", "proposed_label", "p_label_correct", "rationale", "raw", "latency_ms", "prompt_tokens", "completion_tokens")
+                        },
+                    }
+                )
             for i in todo:
                 v = fresh[i]
                 st["missing" if v["verdict"] == "missing" else "answered"] += 1

@@ -15,8 +15,22 @@ from .crossval import FoldCache, FoldPlan, assemble, cross_val_pred_probs, make_
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, check_model_params, register_model, resolve_model
 
 __all__ = [
-    "FoldCache", "FoldPlan", "check_model_params", "ModelSpec", "MODELS", "DEFAULT_MODEL", "assemble", "cross_val_pred_probs", "load_pred_probs",
-    "make_folds", "plan_folds", "pred_probs_array", "pred_probs_table", "predict_fold", "register_model", "resolve_model",
+    "FoldCache",
+    "FoldPlan",
+    "check_model_params",
+    "ModelSpec",
+    "MODELS",
+    "DEFAULT_MODEL",
+    "assemble",
+    "cross_val_pred_probs",
+    "load_pred_probs",
+    "make_folds",
+    "plan_folds",
+    "pred_probs_array",
+    "pred_probs_table",
+    "predict_fold",
+    "register_model",
+    "resolve_model",
 ]
 
 

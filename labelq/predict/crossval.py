@@ -159,8 +159,9 @@ def assemble(plan: FoldPlan, fold_probs: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def cross_val_pred_probs(examples: pa.Table, model: str | ModelSpec | None = "auto", n_folds: int = 5, seed: int = 0,
-                         cache_dir: Path | None = None, model_params: dict | None = None) -> pa.Table:
+def cross_val_pred_probs(
+    examples: pa.Table, model: str | ModelSpec | None = "auto", n_folds: int = 5, seed: int = 0, cache_dir: Path | None = None, model_params: dict | None = None
+) -> pa.Table:
     """Out-of-sample pred_probs for every row, sequentially (the flow runs folds as parallel tasks).
 
     Returns the pred_probs table of the data contract (``id``, ``fold``, ``pred_probs``, ``model``).

@@ -41,8 +41,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     ``device``: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
     """
 
-    def __init__(self, epochs: int = 6, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 5e-4,
-                 width: int = 16, dropout: float = 0.2, seed: int = 0, device: str = "auto") -> None:
+    def __init__(
+        self,
+        epochs: int = 6,
+        batch_size: int = 128,
+        lr: float = 3e-3,
+        weight_decay: float = 5e-4,
+        width: int = 16,
+        dropout: float = 0.2,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -51,7 +51,9 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     if policy in ("soft", "multi"):
         col = S.SOFT_LABEL if policy == "soft" else S.LABELS
         if col not in rows.column_names or rows[col].null_count == n:
-            raise InputError(f"policy {policy!r} needs the {col!r} column, which this version lacks", "run `labelq relabel NAME` first, then export the version it publishes")
+            raise InputError(
+                f"policy {policy!r} needs the {col!r} column, which this version lacks", "run `labelq relabel NAME` first, then export the version it publishes"
+            )
         missing = rows[col].is_null().to_numpy(zero_copy_only=False)
         if missing.any():
             raise InputError(f"{plural(int(missing.sum()), 'row has', 'rows have')} no {col!r}", "run `labelq relabel NAME` on this version first")
@@ -71,16 +73,19 @@ def check_export_target(out: Path, store_root: Path, overwrite: bool) -> None:
     a folder inside the store or holding it, a file, or (with ``overwrite``) a non-empty folder without ``export.json``."""
     target, root = out.resolve(), store_root.resolve()
     if target == root or root in target.parents or target in root.parents:
-        raise InputError(f"the export folder {out} is {'inside' if root in target.parents else 'the store or holds'} the store {store_root}",
-                         "write the export to a folder outside the store, e.g. -o train/")
+        raise InputError(
+            f"the export folder {out} is {'inside' if root in target.parents else 'the store or holds'} the store {store_root}",
+            "write the export to a folder outside the store, e.g. -o train/",
+        )
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file", "choose a folder for the export")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise InputError(f"{out} exists and is not empty", "choose a new folder, or pass --overwrite to replace an earlier export")
         if not (out / "export.json").is_file():
-            raise InputError(f"{out} is not an earlier labelq export (it has no export.json); --overwrite replaces only exports",
-                             "choose a new or empty folder")
+            raise InputError(
+                f"{out} is not an earlier labelq export (it has no export.json); --overwrite replaces only exports", "choose a new or empty folder"
+            )
 
 
 def export_training(version: Version, out: str | Path, policy: str = "auto-fix", overwrite: bool = False) -> dict:
@@ -105,9 +110,13 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in split) or "data"
             files[f"{safe}.parquet"] = file_sha256(write_parquet(tmp / f"{safe}.parquet", part))
         manifest = {
-            "dataset": version.name, "version": version.tag, "policy": policy,
+            "dataset": version.name,
+            "version": version.tag,
+            "policy": policy,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "rows_in": rows.num_rows, "rows_out": table.num_rows, "dropped": int((~keep).sum()),
+            "rows_in": rows.num_rows,
+            "rows_out": table.num_rows,
+            "dropped": int((~keep).sum()),
             "relabeled": int((label != given[keep]).sum()),
             "class_names": info.class_names,
             "class_counts_given": np.bincount(given, minlength=k).tolist(),

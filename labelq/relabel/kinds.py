@@ -76,9 +76,15 @@ def best_other(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return masked.argmax(axis=1)
 
 
-def classify(probs: np.ndarray, labels: np.ndarray, flagged: np.ndarray, rule: KindRule | None = None,
-             no_class: np.ndarray | None = None, judge_choice: np.ndarray | None = None,
-             judge_accepts: np.ndarray | None = None) -> Kinds:
+def classify(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    flagged: np.ndarray,
+    rule: KindRule | None = None,
+    no_class: np.ndarray | None = None,
+    judge_choice: np.ndarray | None = None,
+    judge_accepts: np.ndarray | None = None,
+) -> Kinds:
     """Apply the rule. ``probs`` ``(N, K)``; ``labels``, ``flagged`` ``(N,)``.
 
     Judge evidence, all optional and ``(N,)``: ``no_class`` (most choosers said none fits),

@@ -146,8 +146,12 @@ def roi_align(maps, boxes, image_size: tuple[int, int], samples: int = 4):
         idx = (yi * s_w + xi).reshape(b, 1, -1).expand(-1, maps.shape[1], -1)
         return flat.gather(2, idx).reshape(b, maps.shape[1], samples, samples)
 
-    val = (at(y0, x0) * ((1 - ly) * (1 - lx))[:, None] + at(y0, x1i) * ((1 - ly) * lx)[:, None]
-           + at(y1i, x0) * (ly * (1 - lx))[:, None] + at(y1i, x1i) * (ly * lx)[:, None])
+    val = (
+        at(y0, x0) * ((1 - ly) * (1 - lx))[:, None]
+        + at(y0, x1i) * ((1 - ly) * lx)[:, None]
+        + at(y1i, x0) * (ly * (1 - lx))[:, None]
+        + at(y1i, x1i) * (ly * lx)[:, None]
+    )
     val = val * valid[:, None].float()
     return val.mean(dim=(2, 3))
 
@@ -168,8 +172,7 @@ def roi_align_reference(fmap: np.ndarray, box: tuple[float, float, float, float]
             y0, x0 = math.floor(y), math.floor(x)
             y1_, x1_ = min(y0 + 1, s_h - 1), min(x0 + 1, s_w - 1)
             ly, lx = y - y0, x - x0
-            total += (fmap[:, y0, x0] * (1 - ly) * (1 - lx) + fmap[:, y0, x1_] * (1 - ly) * lx
-                      + fmap[:, y1_, x0] * ly * (1 - lx) + fmap[:, y1_, x1_] * ly * lx)
+            total += fmap[:, y0, x0] * (1 - ly) * (1 - lx) + fmap[:, y0, x1_] * (1 - ly) * lx + fmap[:, y1_, x0] * ly * (1 - lx) + fmap[:, y1_, x1_] * ly * lx
     return total / samples**2
 
 
@@ -180,8 +183,9 @@ def pool_targets(maps: LabelMaps, index, boxes, image_size: tuple[int, int], sam
     return torch.softmax(roi_align(maps.dense(index), boxes, image_size, samples), dim=1)
 
 
-def random_resized_box(rng: np.random.Generator, image_size: tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
-                       ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[float, float, float, float]:
+def random_resized_box(
+    rng: np.random.Generator, image_size: tuple[int, int], scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)
+) -> tuple[float, float, float, float]:
     """A crop box (x1, y1, x2, y2) as torchvision's RandomResizedCrop draws it (area share ``scale``, aspect ``ratio``)."""
     h, w = image_size
     area = h * w
@@ -205,8 +209,16 @@ class LocalizedCrops:
     ``set_epoch`` gives new crops. ``samples``: RoIAlign samples per side.
     """
 
-    def __init__(self, images: np.ndarray, maps: LabelMaps, out: int = 28, scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), samples: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        maps: LabelMaps,
+        out: int = 28,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        samples: int = 4,
+        seed: int = 0,
+    ) -> None:
         if len(images) != len(maps):
             raise InputError(f"{len(images)} images but {len(maps)} label maps", "pass the maps made for these images, in the same order")
         self.images = images if images.ndim == 4 else images[..., None]
@@ -240,8 +252,9 @@ def crop_resize(image: np.ndarray, box: tuple[float, float, float, float], out: 
     return F.interpolate(patch[None], size=(out, out), mode="bilinear", align_corners=False)[0]
 
 
-def cross_val_label_maps(images: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 3, grid: int = 8, n_folds: int = 3,
-                         seed: int = 0, **params) -> LabelMaps:
+def cross_val_label_maps(
+    images: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 3, grid: int = 8, n_folds: int = 3, seed: int = 0, **params
+) -> LabelMaps:
     """Label maps for every image from ``FCNLabeler``s trained on the other folds (stratified, seeded)."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -296,8 +309,16 @@ def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: 
         current = np.where(full[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False), full[S.CORRECTED_LABEL].fill_null(0).to_numpy(), labels)
     images = decode_images(rows[info.inputs[0]], ids=rows[S.ID].to_pylist())
     maps = cross_val_label_maps(images, current, len(info.class_names), k=k, grid=grid, n_folds=n_folds, seed=seed, epochs=epochs)
-    settings = {"k": k, "grid": grid, "n_folds": n_folds, "seed": seed, "epochs": epochs, "image_size": list(images.shape[1:3]),
-                "model": "FCNLabeler", "scores": "logits relative to each cell's (k+1)-th class"}
+    settings = {
+        "k": k,
+        "grid": grid,
+        "n_folds": n_folds,
+        "seed": seed,
+        "epochs": epochs,
+        "image_size": list(images.shape[1:3]),
+        "model": "FCNLabeler",
+        "scores": "logits relative to each cell's (k+1)-th class",
+    }
     return label_maps_table(rows[S.ID], maps), {"label_maps": settings}
 
 

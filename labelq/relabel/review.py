@@ -45,8 +45,19 @@ log = logging.getLogger(__name__)
 NONE_OF_THESE = "None of these"
 FORMATS = ("label-studio", "csv")
 REVIEW_KINDS = ("ambiguous", "multi_label", "out_of_distribution")
-CSV_COLUMNS = ("labelq_dataset", "labelq_version", "id", "given_label", "suggestion", "issue_kind", "label_score", "item",
-               "review_labels", "reviewer", "reviewed_at")
+CSV_COLUMNS = (
+    "labelq_dataset",
+    "labelq_version",
+    "id",
+    "given_label",
+    "suggestion",
+    "issue_kind",
+    "label_score",
+    "item",
+    "review_labels",
+    "reviewer",
+    "reviewed_at",
+)
 
 
 def needs_review(rows: pa.Table, all_flagged: bool = False) -> np.ndarray:
@@ -92,8 +103,10 @@ def label_config(info: S.ExamplesInfo) -> str:
     """Label Studio labeling config for the exported tasks."""
     tag = '<Image name="item" value="$image"/>' if info.modality == "image" else '<Text name="item" value="$text"/>'
     choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in [*info.class_names, NONE_OF_THESE])
-    return (f"<View>\n  {tag}\n  <Header value=\"Given label: $given_label (labelq suggests: $suggestion)\"/>\n"
-            f"  <Choices name=\"label\" toName=\"item\" choice=\"multiple\" showInLine=\"true\">\n{choices}\n  </Choices>\n</View>\n")
+    return (
+        f'<View>\n  {tag}\n  <Header value="Given label: $given_label (labelq suggests: $suggestion)"/>\n'
+        f'  <Choices name="label" toName="item" choice="multiple" showInLine="true">\n{choices}\n  </Choices>\n</View>\n'
+    )
 
 
 def export_review(version: Version, path: str | Path, fmt: str = "label-studio", all_flagged: bool = False, limit: int | None = None) -> tuple[Path, int]:
@@ -112,13 +125,27 @@ def export_review(version: Version, path: str | Path, fmt: str = "label-studio",
         for r in picked:
             key, value = _item(r, info)
             suggestion = _suggestion(r, classes)
-            tasks.append({
-                "data": {key: value, "labelq_id": r[S.ID], "labelq_dataset": version.name, "labelq_version": version.tag,
-                         "given_label": classes[r[S.LABEL]], "suggestion": " | ".join(suggestion), "issue_kind": r[S.ISSUE_KIND],
-                         "label_score": r[S.LABEL_SCORE]},
-                "predictions": [{"model_version": f"labelq {version.tag}", "score": 1.0 - r[S.LABEL_SCORE],
-                                 "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": suggestion}}]}],
-            })
+            tasks.append(
+                {
+                    "data": {
+                        key: value,
+                        "labelq_id": r[S.ID],
+                        "labelq_dataset": version.name,
+                        "labelq_version": version.tag,
+                        "given_label": classes[r[S.LABEL]],
+                        "suggestion": " | ".join(suggestion),
+                        "issue_kind": r[S.ISSUE_KIND],
+                        "label_score": r[S.LABEL_SCORE],
+                    },
+                    "predictions": [
+                        {
+                            "model_version": f"labelq {version.tag}",
+                            "score": 1.0 - r[S.LABEL_SCORE],
+                            "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": suggestion}}],
+                        }
+                    ],
+                }
+            )
         atomic_write_text(path, json.dumps(tasks, indent=1))
         atomic_write_text(path.with_name(path.name + ".label_config.xml"), label_config(info))
     else:
@@ -133,9 +160,21 @@ def export_review(version: Version, path: str | Path, fmt: str = "label-studio",
                 target = images / f"{r[S.ID]}.png"
                 target.write_bytes(base64.b64decode(value.split(",", 1)[1]))
                 value = str(target.relative_to(path.parent))
-            w.writerow({"labelq_dataset": version.name, "labelq_version": version.tag, "id": r[S.ID], "given_label": classes[r[S.LABEL]],
-                        "suggestion": " | ".join(_suggestion(r, classes)), "issue_kind": r[S.ISSUE_KIND], "label_score": f"{r[S.LABEL_SCORE]:.6f}",
-                        "item": value, "review_labels": "", "reviewer": "", "reviewed_at": ""})
+            w.writerow(
+                {
+                    "labelq_dataset": version.name,
+                    "labelq_version": version.tag,
+                    "id": r[S.ID],
+                    "given_label": classes[r[S.LABEL]],
+                    "suggestion": " | ".join(_suggestion(r, classes)),
+                    "issue_kind": r[S.ISSUE_KIND],
+                    "label_score": f"{r[S.LABEL_SCORE]:.6f}",
+                    "item": value,
+                    "review_labels": "",
+                    "reviewer": "",
+                    "reviewed_at": "",
+                }
+            )
         atomic_write_text(path, buf.getvalue())
     log.info("wrote %d rows to review to %s", len(picked), path)
     return path, len(picked)
@@ -189,7 +228,9 @@ def _read_label_studio(path: Path) -> tuple[list[dict], int]:
     for i, task in enumerate(tasks):
         data = task.get("data", {}) if isinstance(task, dict) else {}
         if "labelq_id" not in data:
-            raise InputError(f"{path}: task {i} has no data.labelq_id", "import into Label Studio the tasks written by `labelq review export`, then export them")
+            raise InputError(
+                f"{path}: task {i} has no data.labelq_id", "import into Label Studio the tasks written by `labelq review export`, then export them"
+            )
         done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled") and a.get("result")]
         if not done:
             skipped += 1
@@ -198,8 +239,17 @@ def _read_label_studio(path: Path) -> tuple[list[dict], int]:
         choices = [c for res in ann["result"] if res.get("type") == "choices" for c in res.get("value", {}).get("choices", [])]
         who = ann.get("completed_by")
         reviewer = who.get("email") or str(who.get("id")) if isinstance(who, dict) else str(who) if who is not None else ""
-        out.append({"id": str(data["labelq_id"]), "dataset": data.get("labelq_dataset"), "version": data.get("labelq_version"), "choices": choices,
-                    "reviewer": reviewer, "reviewed_at": ann.get("updated_at") or ann.get("created_at"), "where": f"task {i} (id {data['labelq_id']})"})
+        out.append(
+            {
+                "id": str(data["labelq_id"]),
+                "dataset": data.get("labelq_dataset"),
+                "version": data.get("labelq_version"),
+                "choices": choices,
+                "reviewer": reviewer,
+                "reviewed_at": ann.get("updated_at") or ann.get("created_at"),
+                "where": f"task {i} (id {data['labelq_id']})",
+            }
+        )
     return out, skipped
 
 
@@ -209,7 +259,9 @@ def _read_csv(path: Path) -> tuple[list[dict], int]:
             reader = csv.DictReader(fh)
             missing = {"id", "labelq_dataset", "labelq_version", "review_labels", "reviewer"} - set(reader.fieldnames or [])
             if missing:
-                raise InputError(f"{path} lacks the columns {sorted(missing)}", "fill in the CSV written by `labelq review export --format csv` and keep its columns")
+                raise InputError(
+                    f"{path} lacks the columns {sorted(missing)}", "fill in the CSV written by `labelq review export --format csv` and keep its columns"
+                )
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path} is not a readable CSV: {exc}", "save the review sheet as UTF-8 CSV") from exc
@@ -220,8 +272,17 @@ def _read_csv(path: Path) -> tuple[list[dict], int]:
             skipped += 1
             continue
         choices = [c.strip() for c in cell.split("|") if c.strip()]
-        out.append({"id": r["id"], "dataset": r["labelq_dataset"], "version": r["labelq_version"], "choices": choices,
-                    "reviewer": (r.get("reviewer") or "").strip(), "reviewed_at": (r.get("reviewed_at") or "").strip(), "where": f"line {i} (id {r['id']})"})
+        out.append(
+            {
+                "id": r["id"],
+                "dataset": r["labelq_dataset"],
+                "version": r["labelq_version"],
+                "choices": choices,
+                "reviewer": (r.get("reviewer") or "").strip(),
+                "reviewed_at": (r.get("reviewed_at") or "").strip(),
+                "where": f"line {i} (id {r['id']})",
+            }
+        )
     return out, skipped
 
 
@@ -242,8 +303,10 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
         raise InputError(f"{path} reviews dataset {sorted(map(str, datasets))}, not {name!r}", "import it into the dataset it was exported from")
     versions = {e["version"] for e in entries}
     if versions != {latest.tag}:
-        raise InputError(f"{path} is a review of {sorted(map(str, versions))} but the latest version of {name!r} is {latest.tag}; rows and suggestions may have changed since",
-                         f"export a new review from {latest.tag} (`labelq review export {name}`) and carry the answers over; nothing was changed")
+        raise InputError(
+            f"{path} is a review of {sorted(map(str, versions))} but the latest version of {name!r} is {latest.tag}; rows and suggestions may have changed since",
+            f"export a new review from {latest.tag} (`labelq review export {name}`) and carry the answers over; nothing was changed",
+        )
     rows = latest.read(columns=[S.ID])
     known = set(rows[S.ID].to_pylist())
     classes = S.info_of(rows).class_names
@@ -266,9 +329,17 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise InputError(f"{path} has {len(problems)} problems: {shown}", f"fix the file (classes: {classes + [NONE_OF_THESE]}); nothing was changed")
-    return Reviews(name, latest.tag, str(path), fmt, [e["id"] for e in entries],
-                   [sorted({index[c] for c in e["choices"] if c != NONE_OF_THESE}) for e in entries],
-                   [e["reviewer"] for e in entries], [_parse_time(e["reviewed_at"], e["where"]) for e in entries], skipped)
+    return Reviews(
+        name,
+        latest.tag,
+        str(path),
+        fmt,
+        [e["id"] for e in entries],
+        [sorted({index[c] for c in e["choices"] if c != NONE_OF_THESE}) for e in entries],
+        [e["reviewer"] for e in entries],
+        [_parse_time(e["reviewed_at"], e["where"]) for e in entries],
+        skipped,
+    )
 
 
 def read_step(name: str, path: str, store: str | None = None, fmt: str | None = None) -> Reviews:
@@ -324,9 +395,20 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
         out = out.set_column(out.column_names.index(name), name, arr) if name in out.column_names else out.append_column(name, arr)
     out = S.with_info(out, info)
     n_corrected = len(out[S.CORRECTED_LABEL].drop_null())
-    manifest = {"review": {"file": reviews.path, "file_sha256": file_sha256(Path(reviews.path)), "format": reviews.fmt, "from_version": parent.tag,
-                           "n_reviews": reviews.n, "skipped": reviews.skipped, "changed": changed, "reviewers": sorted(set(reviews.reviewer))},
-                "n_corrected": n_corrected, "n_label_issues": parent.manifest().get("n_label_issues")}
+    manifest = {
+        "review": {
+            "file": reviews.path,
+            "file_sha256": file_sha256(Path(reviews.path)),
+            "format": reviews.fmt,
+            "from_version": parent.tag,
+            "n_reviews": reviews.n,
+            "skipped": reviews.skipped,
+            "changed": changed,
+            "reviewers": sorted(set(reviews.reviewer)),
+        },
+        "n_corrected": n_corrected,
+        "n_label_issues": parent.manifest().get("n_label_issues"),
+    }
     return out, manifest, parent
 
 

@@ -63,8 +63,9 @@ class RelabelConfig:
         if self.calibration not in CALIBRATION:
             raise InputError(f"unknown calibration {self.calibration!r}", f"use one of {list(CALIBRATION)}")
         self.rule = KindRule(self.fix_confidence, self.both_min, self.pair_mass)
-        self.sets = ConformalLabelSets(alpha=round(1 - check_fraction(self.coverage, "coverage"), 12), score=self.score,
-                                       class_conditional=self.class_conditional, seed=self.seed)
+        self.sets = ConformalLabelSets(
+            alpha=round(1 - check_fraction(self.coverage, "coverage"), 12), score=self.score, class_conditional=self.class_conditional, seed=self.seed
+        )
 
     def open_store(self) -> Store:
         return Store(self.store)
@@ -143,7 +144,9 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
             raise InputError(f"{parent.name} {parent.tag} has no noise matrix in its manifest", "leave --noise-aware out, or re-run the audit")
         evidence = noise_aware(probs, labels, np.asarray(nm))
     judges = judge_evidence(parent, ids, k)
-    kinds: Kinds = classify(evidence, labels, flagged, cfg.rule, **({key: judges[key] for key in ("no_class", "judge_choice", "judge_accepts")} if judges else {}))
+    kinds: Kinds = classify(
+        evidence, labels, flagged, cfg.rule, **({key: judges[key] for key in ("no_class", "judge_choice", "judge_accepts")} if judges else {})
+    )
 
     # a person's word stands: reviewed rows keep their review
     source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
@@ -217,14 +220,17 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     return out, manifest
 
 
-def _calibration_rows(cfg: RelabelConfig, flagged: np.ndarray, reviewed: np.ndarray, labels: np.ndarray,
-                      old_labels: list, old_corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _calibration_rows(
+    cfg: RelabelConfig, flagged: np.ndarray, reviewed: np.ndarray, labels: np.ndarray, old_labels: list, old_corrected: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(calibration rows, coverage-check rows), both seeded random halves of the eligible rows."""
     if cfg.calibration == "reviewed":
         single = np.array([lab is None or len(lab) == 1 for lab in old_labels])
         eligible = np.flatnonzero(reviewed & single)
         if len(eligible) == 0:
-            raise InputError("calibration='reviewed' but no row has a single reviewed label", "import reviews first (labelq review import), or use calibration 'unflagged'")
+            raise InputError(
+                "calibration='reviewed' but no row has a single reviewed label", "import reviews first (labelq review import), or use calibration 'unflagged'"
+            )
     elif cfg.calibration == "unflagged":
         eligible = np.flatnonzero(~flagged)
     else:
@@ -238,14 +244,39 @@ def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, manifest:
     return publish_derived(cfg.open_store(), parent, table, manifest, run)
 
 
-def publish_derived(store: Store, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None,
-                    extra_tables: dict[str, pa.Table] | None = None, require_latest: bool = False) -> Version:
+def publish_derived(
+    store: Store,
+    parent: Version,
+    table: pa.Table,
+    manifest: dict,
+    run: dict | None = None,
+    extra_tables: dict[str, pa.Table] | None = None,
+    require_latest: bool = False,
+) -> Version:
     """Publish ``table`` as the next version of ``parent``'s dataset, carrying the parent's other tables
     (pred_probs, issues, judge votes, label maps) and settings; ``extra_tables`` add or replace tables.
     ``require_latest``: refuse (nothing written) if another version was published after ``parent``."""
     base = parent.manifest()
-    keep = ("seed", "n_folds", "model", "model_config", "filter_by", "auto_fix", "num_label_issues_estimate", "out_of_sample_accuracy",
-            "joint", "noise_matrix", "class_error_rate", "detectors", "judges", "config", "n_label_issues", "n_corrected", "relabel", "label_maps")
+    keep = (
+        "seed",
+        "n_folds",
+        "model",
+        "model_config",
+        "filter_by",
+        "auto_fix",
+        "num_label_issues_estimate",
+        "out_of_sample_accuracy",
+        "joint",
+        "noise_matrix",
+        "class_error_rate",
+        "detectors",
+        "judges",
+        "config",
+        "n_label_issues",
+        "n_corrected",
+        "relabel",
+        "label_maps",
+    )
     tables = {name: parent.read_table(name) for name in ("pred_probs", "issues", "judge_votes", "label_maps") if (parent.path / f"{name}.parquet").exists()}
     tables.update(extra_tables or {})
     if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:
@@ -277,4 +308,3 @@ def report_step(version: Version):
 def result_of(version: Version, parent: Version, manifest: dict) -> RelabelResult:
     r = manifest["relabel"]
     return RelabelResult(version, parent, r["kinds"], manifest["n_corrected"], r["coverage_measured"], r["mean_set_size"])
-

@@ -51,14 +51,27 @@ def audit_summary(rows: pa.Table, manifest: dict, top: int = 50) -> dict:
         "out_of_sample_accuracy": manifest.get("out_of_sample_accuracy"),
         "judges": manifest.get("judges"),
         "per_class": [
-            {"label": i, "class_name": names[i], "rows": int(n_per[i]), "flagged": int(f_per[i]),
-             "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0, "estimated_error_rate": float(est[i]) if len(est) == k else None}
+            {
+                "label": i,
+                "class_name": names[i],
+                "rows": int(n_per[i]),
+                "flagged": int(f_per[i]),
+                "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0,
+                "estimated_error_rate": float(est[i]) if len(est) == k else None,
+            }
             for i in range(k)
         ],
         "top_issues": [
-            {"rank": r[S.ISSUE_RANK], "id": r[S.ID], "given_label": names[r[S.LABEL]], "suggested_label": names[r[S.SUGGESTED_LABEL]],
-             "label_score": round(r[S.LABEL_SCORE], 6), "split": r[S.SPLIT], "issue_kind": r[S.ISSUE_KIND],
-             "corrected_label": None if r[S.CORRECTED_LABEL] is None else names[r[S.CORRECTED_LABEL]]}
+            {
+                "rank": r[S.ISSUE_RANK],
+                "id": r[S.ID],
+                "given_label": names[r[S.LABEL]],
+                "suggested_label": names[r[S.SUGGESTED_LABEL]],
+                "label_score": round(r[S.LABEL_SCORE], 6),
+                "split": r[S.SPLIT],
+                "issue_kind": r[S.ISSUE_KIND],
+                "corrected_label": None if r[S.CORRECTED_LABEL] is None else names[r[S.CORRECTED_LABEL]],
+            }
             for r in top_rows.select([S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT, S.ISSUE_KIND, S.CORRECTED_LABEL]).to_pylist()
         ],
         "relabel": relabel_summary(rows, manifest),
@@ -73,9 +86,15 @@ def relabel_summary(rows: pa.Table, manifest: dict) -> dict | None:
     sources = {str(d["values"]): d["counts"] for d in pc.value_counts(rows[S.LABEL_SOURCE]).to_pylist() if d["values"] is not None}
     sizes = pc.list_value_length(rows[S.LABELS]).drop_null().to_numpy()
     r = manifest.get("relabel") or {}
-    return {"kinds": kinds, "label_source": sources, "coverage_target": r.get("coverage_target"), "coverage_measured": r.get("coverage_measured"),
-            "mean_set_size": float(sizes.mean()) if len(sizes) else None, "set_size_counts": {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))},
-            "review": manifest.get("review")}
+    return {
+        "kinds": kinds,
+        "label_source": sources,
+        "coverage_target": r.get("coverage_target"),
+        "coverage_measured": r.get("coverage_measured"),
+        "mean_set_size": float(sizes.mean()) if len(sizes) else None,
+        "set_size_counts": {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))},
+        "review": manifest.get("review"),
+    }
 
 
 def _preview_cell(rows: pa.Table, manifest: dict) -> list[str]:
@@ -113,15 +132,18 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.get("inputs") else {}
     acc = summary["out_of_sample_accuracy"]
     facts = [
-        ("rows", f"{summary['rows']:,}"), ("classes", summary["classes"]),
+        ("rows", f"{summary['rows']:,}"),
+        ("classes", summary["classes"]),
         ("flagged label issues", f"{summary['n_label_issues']:,} ({100 * summary['issue_rate']:.2f}%)"),
         ("estimated label issues (confident learning)", summary["num_label_issues_estimate"]),
         ("auto-corrected", summary["n_corrected"]),
         ("model", f"{summary['model']} ({summary['n_folds']} folds, seed {summary['seed']})" if summary["n_folds"] else summary["model"]),
         ("out-of-sample accuracy vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
-        ("filter", summary["filter_by"]), ("source", summary["source"]),
+        ("filter", summary["filter_by"]),
+        ("source", summary["source"]),
     ]
     fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
+
     def pct(v: float | None) -> str:
         return "" if v is None else f"{100 * v:.2f}%"
 
@@ -132,7 +154,9 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
     )
     show_inputs = bool(manifest.get("inputs"))  # labels + given pred_probs: there is no example to show
     issue_rows = "".join(
-        f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>" + (f"<td>{by_id.get(t['id'], '')}</td>" if show_inputs else "") + f"<td>{e(t['given_label'])}</td>"
+        f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>"
+        + (f"<td>{by_id.get(t['id'], '')}</td>" if show_inputs else "")
+        + f"<td>{e(t['given_label'])}</td>"
         f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td><td>{e(t['issue_kind'])}</td><td>{e(t['corrected_label'] or '')}</td></tr>"
         for t in summary["top_issues"]
     )
@@ -140,9 +164,11 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
     if summary.get("relabel"):
         r = summary["relabel"]
         cov = "n/a" if r["coverage_measured"] is None else f"{r['coverage_measured']:.3f}"
-        facts_r = [("issue kinds", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["kinds"].items()))),
-                   ("corrections by source", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["label_source"].items())) or "none"),
-                   ("label sets", f"target coverage {r['coverage_target']}, measured {cov}; mean size {r['mean_set_size'] or 0:.2f}; sizes {r['set_size_counts']}")]
+        facts_r = [
+            ("issue kinds", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["kinds"].items()))),
+            ("corrections by source", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["label_source"].items())) or "none"),
+            ("label sets", f"target coverage {r['coverage_target']}, measured {cov}; mean size {r['mean_set_size'] or 0:.2f}; sizes {r['set_size_counts']}"),
+        ]
         if r.get("review"):
             rv = r["review"]
             facts_r.append(("review", f"{rv['n_reviews']:,} rows by {', '.join(rv['reviewers'])} from {rv['from_version']}; {rv['changed']:,} labels changed"))
@@ -155,12 +181,14 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
         cols = ("judge", "model", "examples", "answered", "missing", "abstained", "cache_hits", "prompt_tokens", "examples_per_s", "cost")
         head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols) + "<th>information</th>"
         body = "".join(
-            "<tr>" + "".join(f"<td>{e(str(st.get(c, '')))}</td>" for c in cols)
-            + f"<td>{info.get(st['judge'], float('nan')):.3f}</td></tr>" for st in j.get("stats") or []
+            "<tr>" + "".join(f"<td>{e(str(st.get(c, '')))}</td>" for c in cols) + f"<td>{info.get(st['judge'], float('nan')):.3f}</td></tr>"
+            for st in j.get("stats") or []
         )
-        judges_html = (f"<h2>LLM judges</h2><p class=\"note\">{j.get('judged_rows', 0):,} rows judged; aggregation {e(str(j.get('aggregation')))}. "
-                       "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
-                       f"<table><tr>{head}</tr>{body}</table>")
+        judges_html = (
+            f'<h2>LLM judges</h2><p class="note">{j.get("judged_rows", 0):,} rows judged; aggregation {e(str(j.get("aggregation")))}. '
+            "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+        )
     title = f"labelq audit: {manifest['name']} v{manifest['version']:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -171,13 +199,13 @@ td img {{ image-rendering: pixelated; }} .fig {{ max-width: 100%; margin: 0.5em 
 code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 </style></head><body>
 <h1>{e(title)}</h1>
-<p class="note">Created {e(summary['created_at'])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
+<p class="note">Created {e(summary["created_at"])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
 <h2>Summary</h2><table>{fact_rows}</table>
 {judges_html}
 {relabel_html}
 <h2>Figures</h2>{imgs}
 <h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
-<h2>Top {len(summary['top_issues'])} suspected label errors</h2>
+<h2>Top {len(summary["top_issues"])} suspected label errors</h2>
 <table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 </body></html>
 """
@@ -192,8 +220,11 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     rows = version.read()
     summary = audit_summary(rows, manifest, top)
     store = Store(version.path.parent.parent.parent)
-    summary["history"] = [{k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
-                          for r in read_history(store, version.name) if r["version"] <= version.number]
+    summary["history"] = [
+        {k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
+        for r in read_history(store, version.name)
+        if r["version"] <= version.number
+    ]
     out = version.path.parent / "reports"
     html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary))
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))
