@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import require
 
 from labelq.cli import main
 from labelq.errors import InputError
@@ -159,6 +160,7 @@ def test_a_class_with_one_example_gets_a_fix_that_works():
 def test_labels_and_pred_probs_alone_are_an_audit(tmp_path):
     """cleanlab's own core input: a table of id, label plus a pred_probs.npy."""
     bench = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "benchmarks", "label-errors", "mnist")
+    require(os.path.exists(os.path.join(bench, "labels.npy")), "the label-errors benchmark data (../shared/benchmarks/label-errors)")
     labels = np.load(os.path.join(bench, "labels.npy")).astype(np.int64)
     probs = np.load(os.path.join(bench, "pred_probs.npy"))
     pq.write_table(pa.table({"id": [f"mnist-{i}" for i in range(len(labels))], "label": labels}), tmp_path / "labels.parquet")
