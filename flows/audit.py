@@ -2,7 +2,7 @@
 
 Tasks wrap the plain steps of ``labelq.pipeline``; the flow only orders them. Large values (tables,
 arrays) pass between tasks in memory, so Prefect's own result cache is off (``NO_CACHE``): finished
-folds are cached by labelq's fold cache, keyed by (data hash, model config, fold, folds, seed), which
+folds are cached by labelq's fold cache, keyed by (data hash, model config, fold, folds, seed, threads, code versions), which
 works the same with or without Prefect and lets an interrupted run resume.
 """
 

@@ -154,7 +154,7 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
 
 
 def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
-    return plan_folds(examples, cfg.model, cfg.n_folds, cfg.seed, cfg.model_params)
+    return plan_folds(examples, cfg.model, cfg.n_folds, cfg.seed, cfg.model_params, cfg.fold_threads)
 
 
 def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:

@@ -179,3 +179,21 @@ def test_model_spec_config_is_stable():
     a, b = resolve_model("cnn", "image"), resolve_model("cnn", "image", {"epochs": 6})
     assert a.config_json() == b.config_json()
     assert ModelSpec("cnn", {**a.params, "epochs": 2}).config_json() != a.config_json()
+
+
+def test_the_fold_cache_key_carries_threads_and_code_versions(digits):
+    from dataclasses import replace
+
+    from labelq.predict import plan_folds
+    from labelq.predict.crossval import CODE_PACKAGES
+
+    plan = plan_folds(digits.slice(0, 300), "logreg", 3, 0)
+    assert set(plan.code_versions) == set(CODE_PACKAGES) and plan.code_versions["scikit-learn"] is not None
+    keys = {plan.key(f) for f in range(3)}
+    assert len(keys) == 3
+    assert plan.key(0) == plan_folds(digits.slice(0, 300), "logreg", 3, 0).key(0)  # stable
+    assert replace(plan, fold_threads=1).key(0) != plan.key(0)
+    assert plan_folds(digits.slice(0, 300), "logreg", 3, 0, fold_threads=2).key(0) not in (plan.key(0), replace(plan, fold_threads=1).key(0))
+    upgraded = {**plan.code_versions, "scikit-learn": "99.0"}
+    assert replace(plan, code_versions=upgraded).key(0) != plan.key(0)  # a library upgrade retrains
+    assert replace(plan, code_versions={**plan.code_versions, "labelq": "0.2.0"}).key(0) != plan.key(0)

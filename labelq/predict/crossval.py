@@ -2,7 +2,8 @@
 
 Every row is predicted by a model that did not see it. Each fold is one unit of work
 (``predict_fold``), so a Prefect flow can run folds as separate, parallel tasks; finished folds are
-kept in a ``FoldCache`` keyed by (data hash, model config, fold, number of folds, seed), so an
+kept in a ``FoldCache`` keyed by (data hash, model config, fold, number of folds, seed, threads per fold,
+versions of labelq, numpy, scikit-learn and torch), so an
 interrupted run resumes without redoing them.
 """
 
@@ -12,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,22 @@ class FoldCache:
         atomic_write_bytes(path, buf.getvalue())
 
 
+def code_versions() -> dict[str, str | None]:
+    """Versions of labelq and of the libraries that compute folds: an upgrade of any of them invalidates cached folds."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for package in CODE_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+CODE_PACKAGES = ("labelq", "numpy", "scikit-learn", "torch")
+
+
 @dataclass
 class FoldPlan:
     """Everything a fold needs: inputs, labels, the partition, the model and the cache key parts."""
@@ -101,6 +118,8 @@ class FoldPlan:
     spec: ModelSpec
     seed: int
     data_hash: str
+    fold_threads: int | None = None  # compute threads per fold: 1 and 2 threads round differently
+    code_versions: dict[str, str | None] = field(default_factory=code_versions)
 
     @property
     def n_folds(self) -> int:
@@ -111,12 +130,28 @@ class FoldPlan:
         return int((self.folds == fold).sum()), self.n_classes
 
     def key(self, fold: int) -> str:
-        parts = {"data": self.data_hash, "model": self.spec.config(), "fold": fold, "n_folds": self.n_folds, "seed": self.seed}
+        """The fold's cache key: data, model config, fold, folds, seed, threads, and the versions of the code that computes it."""
+        parts = {
+            "data": self.data_hash,
+            "model": self.spec.config(),
+            "fold": fold,
+            "n_folds": self.n_folds,
+            "seed": self.seed,
+            "fold_threads": self.fold_threads,
+            "code": self.code_versions,
+        }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def plan_folds(examples: pa.Table, model: str | ModelSpec | None = "auto", n_folds: int = 5, seed: int = 0, model_params: dict | None = None) -> FoldPlan:
-    """Validate the examples for K-fold cross-validation and prepare the folds' shared inputs."""
+def plan_folds(
+    examples: pa.Table,
+    model: str | ModelSpec | None = "auto",
+    n_folds: int = 5,
+    seed: int = 0,
+    model_params: dict | None = None,
+    fold_threads: int | None = None,
+) -> FoldPlan:
+    """Validate the examples for K-fold cross-validation and prepare the folds' shared inputs (``fold_threads``: see ``FoldPlan``)."""
     info = S.info_of(examples)
     n_folds = check_n_folds(n_folds)
     labels = check_labels(examples[S.LABEL].to_numpy(), info.class_names)
@@ -126,7 +161,7 @@ def plan_folds(examples: pa.Table, model: str | ModelSpec | None = "auto", n_fol
     X = spec.features(examples)
     log.info("prepared %s inputs for model %s in %.1fs", f"{len(X):,}", spec.name, time.perf_counter() - t0)
     data_hash = table_hash(examples.select([S.ID, S.LABEL, *info.inputs]))
-    return FoldPlan(X, labels, make_folds(labels, n_folds, seed), len(info.class_names), spec, seed, data_hash)
+    return FoldPlan(X, labels, make_folds(labels, n_folds, seed), len(info.class_names), spec, seed, data_hash, fold_threads)
 
 
 def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> np.ndarray:
