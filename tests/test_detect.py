@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import flip_labels, with_labels
+from conftest import flip_labels, require, with_labels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -78,10 +78,11 @@ def test_scores_stay_in_unit_interval(k_probs, seed):
     assert det.is_issue.dtype == bool and det.suggested_label.max() < k
 
 
-@pytest.mark.skipif(not LABEL_ERRORS.exists(), reason="../shared/benchmarks/label-errors is not beside the checkout")
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
 def test_matches_cleanlab_on_human_verified_errors(dataset):
     from cleanlab.filter import find_label_issues as cl_find
+
+    require(LABEL_ERRORS.exists(), "../shared/benchmarks/label-errors beside the checkout")
 
     d = LABEL_ERRORS / dataset
     probs, labels = np.load(d / "pred_probs.npy"), np.load(d / "labels.npy").astype(np.int64)

@@ -80,18 +80,20 @@ def test_class_shift_alert_fails_the_cli_and_is_recorded(tmp_path, digits):
 
 
 def test_an_alert_fails_the_prefect_flow_run_with_its_reasons(tmp_path, prefect_harness):
+    from uuid import UUID
+
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.sorting import FlowRunSort
 
     from labelq.flows.audit import run_audit_flow
     from labelq.pipeline import AuditConfig
 
     with pytest.raises(AuditAlert, match="above the limit"):
         run_audit_flow(AuditConfig(source="digits", store=str(tmp_path / "s"), model="logreg", alert_max_rate=0.0001))
+    record = read_history(Store(tmp_path / "s"), "digits")[-1]  # names its own flow run: the server is shared by the whole session
     with get_client(sync_client=True) as client:
-        run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        run = client.read_flow_run(UUID(record["flow_run_id"]))
     assert run.state.is_failed() and "above the limit" in (run.state.message or "")
-    assert read_history(Store(tmp_path / "s"), "digits")[-1]["flow_run_id"] == str(run.id)
+    assert run.parameters["store"] == str(tmp_path / "s") and record["status"] == "alert"
 
 
 def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
