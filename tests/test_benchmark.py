@@ -88,12 +88,19 @@ def test_the_design_based_estimate_covers_the_truth_where_checking_flags_only_do
 
 @pytest.fixture(scope="module")
 def relabeled_digits(tmp_path_factory):
+    from conftest import flip_labels, load_builtin, with_labels
+
     from labelq.pipeline import audit
     from labelq.predict import pred_probs_array
     from labelq.relabel import relabel
 
     root = tmp_path_factory.mktemp("bench") / "store"
-    audit(source="digits", store=str(root), model="logreg")
+    examples = load_builtin("digits")  # with 5% of its labels flipped, so the truth of every row is known
+    noisy, flipped = flip_labels(examples["label"].to_numpy(), 10, 0.05, seed=3)
+    source = root.parent / "digits.parquet"
+    pq.write_table(with_labels(examples, noisy), source)
+    (root.parent / "truth.json").write_text(json.dumps(dict(zip(examples["id"].to_pylist(), flipped.tolist()))))
+    audit(source=str(source), name="digits", store=str(root), model="logreg")
     v = relabel(name="digits", store=str(root)).version
     ids = v.read(columns=["id"])["id"].to_pylist()
     probs = pred_probs_array(v.read_table("pred_probs"))
@@ -158,9 +165,9 @@ def test_benchmark_report_through_the_cli_and_prefect(relabeled_digits, tmp_path
     root, v, path, ids = relabeled_digits
     checked = tmp_path / "verified.csv"
     rng = np.random.default_rng(1)
-    sample = rng.choice(len(ids), 60, replace=False)
-    flagged = v.read(columns=["is_label_issue"])["is_label_issue"].to_numpy(zero_copy_only=False)
-    checked.write_text("id,is_label_error\n" + "\n".join(f"{ids[i]},{str(bool(flagged[i])).lower()}" for i in sample))
+    sample = rng.choice(len(ids), 200, replace=False)
+    truth = json.loads((root.parent / "truth.json").read_text())  # the injected flips: independent of the detector
+    checked.write_text("id,is_label_error\n" + "\n".join(f"{ids[i]},{str(truth[ids[i]]).lower()}" for i in sample))
     r = CliRunner().invoke(
         main, ["report", "benchmark", "digits", "--store", str(root), "--predictions", str(path), "--verified", str(checked), "--bootstrap", "200"]
     )
@@ -170,8 +177,15 @@ def test_benchmark_report_through_the_cli_and_prefect(relabeled_digits, tmp_path
     summary = json.loads((reports / f"{v.tag}-benchmark.json").read_text())
     assert [m["model"] for m in summary["models"]] == ["logreg", "worse", "worst"]
     assert summary["ranks"]["corrected"] == {"logreg": 1, "worse": 2, "worst": 3}
-    assert summary["error_rate"]["n_verified"] == 60 and summary["error_rate"]["design_based"]
-    assert summary["originally_mislabeled"] == v.manifest()["n_corrected"]
+    rate = summary["error_rate"]
+    assert rate["n_verified"] == 200 and rate["design_based"]
+    true_rate = np.mean(list(truth.values()))
+    assert rate["lo"] <= true_rate <= rate["hi"]  # the design-based interval covers the rate of injected errors
+    assert rate["lower_bound_checked_only"] < true_rate  # counting checked rows only undercounts
+    rows = v.read(columns=["label", "corrected_label"])
+    corrected = rows["corrected_label"].to_pylist()
+    changed = sum(c is not None and c != g for c, g in zip(corrected, rows["label"].to_pylist()))
+    assert summary["originally_mislabeled"] == changed > 0  # counted from the published rows
     html = (reports / f"{v.tag}-benchmark.html").read_text()
     assert html.count('<img class="fig"') == 3 and "Markdown summary" in html
     # the audit report keeps its old command

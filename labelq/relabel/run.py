@@ -33,7 +33,7 @@ from ..predict import pred_probs_array
 from ..store import Store, Version
 from ..validation import check_fraction
 from .kinds import KindRule, Kinds, classify, noise_aware
-from .label_sets import ConformalLabelSets, coverage
+from .label_sets import ConformalLabelSets, coverage, soft_labels
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
         voted = hist.sum(axis=1) > 0
         model = probs.copy()
         model[voted] = 0.5 * probs[voted] + 0.5 * hist[voted] / hist[voted].sum(axis=1, keepdims=True)
-    soft = cfg.weight_label * np.eye(k)[current] + (1 - cfg.weight_label) * model
+    soft = soft_labels(model, current, cfg.weight_label)
     for i in np.flatnonzero(reviewed):
         if label_sets[i]:
             soft[i] = 0.0
