@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 CONTRACT_VERSION = 1
@@ -105,6 +106,32 @@ def with_info(table: pa.Table, info: ExamplesInfo) -> pa.Table:
     except ImportError:  # datasets is optional for the library; the features are a convenience
         meta.pop(HF_META_KEY, None)
     return table.replace_schema_metadata(meta)
+
+
+def replace_columns(table: pa.Table, columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
+    """``table`` with each of ``columns`` replaced in place, or appended when the table lacks it (metadata kept)."""
+    out = table
+    for name, arr in columns.items():
+        out = out.set_column(out.column_names.index(name), name, arr) if name in out.column_names else out.append_column(name, arr)
+    return out.replace_schema_metadata(table.schema.metadata)
+
+
+def corrections(table: pa.Table) -> np.ndarray:
+    """``(N,)`` int64: each row's ``corrected_label``, -1 where it has none (or the table has no such column)."""
+    if CORRECTED_LABEL not in table.column_names:
+        return np.full(table.num_rows, -1, dtype=np.int64)
+    return table[CORRECTED_LABEL].fill_null(-1).to_numpy().astype(np.int64)
+
+
+def effective_label(labels: np.ndarray, corrected: np.ndarray) -> np.ndarray:
+    """The label a row stands for: its correction where it has one (``corrected >= 0``), else its given label.
+    SQL's twin is the ``effective_label`` column of the ``rows`` view, ``coalesce(corrected_label, label)``."""
+    return np.where(np.asarray(corrected) >= 0, corrected, labels).astype(np.int64)
+
+
+def effective_labels(table: pa.Table) -> np.ndarray:
+    """``effective_label`` of every row of a published version's table: ``(N,)`` int64."""
+    return effective_label(table[LABEL].to_numpy(), corrections(table))
 
 
 def info_of(table: pa.Table | pa.Schema) -> ExamplesInfo:

@@ -1,8 +1,8 @@
 -- The rows that differ between two versions ($v1 before, $v2 after) of this dataset. `change`: added,
 -- removed, relabeled (the effective label, coalesce(corrected_label, label), changed), newly_flagged,
 -- no_longer_flagged; a relabeled row that also changed its flag is reported as relabeled.
-WITH a AS (SELECT id, coalesce(corrected_label, label) AS effective, is_label_issue FROM rows WHERE version = $v1),
-     b AS (SELECT id, coalesce(corrected_label, label) AS effective, is_label_issue FROM rows WHERE version = $v2),
+WITH a AS (SELECT id, effective_label AS effective, is_label_issue FROM rows WHERE version = $v1),
+     b AS (SELECT id, effective_label AS effective, is_label_issue FROM rows WHERE version = $v2),
      joined AS (
         SELECT
             coalesce(a.id, b.id) AS id,

@@ -1,6 +1,6 @@
 -- Per version: how its rows differ from its parent version's (the counts of diff.sql's changes).
 WITH pairs AS (SELECT version, parent_version FROM versions WHERE parent_version IS NOT NULL),
-     r AS (SELECT version, id, coalesce(corrected_label, label) AS effective, is_label_issue FROM rows),
+     r AS (SELECT version, id, effective_label AS effective, is_label_issue FROM rows),
      before AS (SELECT p.version AS v, r.id, r.effective, r.is_label_issue FROM pairs p JOIN r ON r.version = p.parent_version),
      after AS (SELECT p.version AS v, r.id, r.effective, r.is_label_issue FROM pairs p JOIN r ON r.version = p.version),
      joined AS (

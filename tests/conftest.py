@@ -82,5 +82,4 @@ def with_labels(examples: pa.Table, labels: np.ndarray) -> pa.Table:
     """The examples table with its label column replaced (metadata kept)."""
     from labelq import schema as S
 
-    i = examples.column_names.index(S.LABEL)
-    return S.with_info(examples.set_column(i, S.LABEL, pa.array(labels, pa.int64())), S.info_of(examples))
+    return S.replace_columns(examples, {S.LABEL: pa.array(labels, pa.int64())})

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -321,3 +322,20 @@ def test_a_review_is_not_published_over_a_newer_version(store, tmp_path):
     with pytest.raises(VersionConflictError, match="no longer the latest"):
         review.publish_step(reviews, parent, table, manifest, str(store.root))
     assert [v.number for v in store.versions("digits")] == [1, 2]
+
+
+def test_the_effective_label_has_one_meaning_in_python_and_sql(store):
+    v = relabel(name="digits", store=str(store.root)).version
+    rows = v.read()
+    given, corrected = rows[S.LABEL].to_numpy(), rows[S.CORRECTED_LABEL].to_pylist()
+    expected = [g if c is None else c for g, c in zip(given.tolist(), corrected)]
+    assert any(c is not None and c != g for g, c in zip(given.tolist(), corrected))  # some rows are corrected
+    assert S.effective_labels(rows).tolist() == expected
+    sql = run_query(store, "digits", f"SELECT id, effective_label FROM rows WHERE version = {v.number}")
+    by_id = dict(zip(sql["id"].to_pylist(), sql["effective_label"].to_pylist()))
+    assert [by_id[i] for i in rows[S.ID].to_pylist()] == expected
+    without = rows.drop_columns([S.CORRECTED_LABEL])
+    assert S.effective_labels(without).tolist() == given.tolist()  # a table without corrections: the given labels
+    replaced = S.replace_columns(rows, {S.LABEL: pa.array(np.zeros(rows.num_rows, np.int64)), "extra": pa.array(np.ones(rows.num_rows))})
+    assert replaced.column_names == [*rows.column_names, "extra"] and replaced[S.LABEL].to_pylist() == [0] * rows.num_rows
+    assert S.info_of(replaced) == S.info_of(rows)  # the metadata travels

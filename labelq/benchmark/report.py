@@ -35,7 +35,7 @@ def corrected_labels(version: Version) -> tuple[pa.Table, CorrectedLabels]:
             f"run `labelq relabel {version.name}` (or import reviews) first, then report on the version it publishes",
         )
     given = rows[S.LABEL].to_numpy()
-    corrected = np.where(rows[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False), rows[S.CORRECTED_LABEL].fill_null(0).to_numpy(), given)
+    corrected = S.effective_labels(rows)
     sets = None
     if S.LABELS in rows.column_names:
         k = len(S.info_of(rows).class_names)

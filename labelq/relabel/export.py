@@ -40,10 +40,10 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     """(the training rows, which source rows were kept)."""
     n = rows.num_rows
     given = rows[S.LABEL].to_numpy()
-    corrected = rows[S.CORRECTED_LABEL].fill_null(-1).to_numpy()
+    corrected = S.corrections(rows)
     kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
-    label = given if policy == "keep" else np.where(corrected >= 0, corrected, given)
+    label = given if policy == "keep" else S.effective_label(given, corrected)
     keep = np.ones(n, bool)
     extra: dict[str, pa.ChunkedArray] = {}
     if policy == "drop-issues":

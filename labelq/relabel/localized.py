@@ -302,11 +302,8 @@ def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: 
     if info.modality != "image":
         raise InputError(f"{version.name} holds {info.modality} rows; label maps are for images", "run label maps on an image dataset")
     rows = version.read(columns=[S.ID, S.LABEL, info.inputs[0]])
-    labels = rows[S.LABEL].to_numpy()
-    current = labels
     full = version.read()
-    if S.CORRECTED_LABEL in full.column_names:  # train the annotator on the best labels known
-        current = np.where(full[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False), full[S.CORRECTED_LABEL].fill_null(0).to_numpy(), labels)
+    current = S.effective_labels(full)  # train the annotator on the best labels known
     images = decode_images(rows[info.inputs[0]], ids=rows[S.ID].to_pylist())
     maps = cross_val_label_maps(images, current, len(info.class_names), k=k, grid=grid, n_folds=n_folds, seed=seed, epochs=epochs)
     settings = {

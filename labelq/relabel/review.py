@@ -390,10 +390,7 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
         S.REVIEWER: pa.array(reviewer, pa.string()),
         S.REVIEWED_AT: pa.array(reviewed_at, pa.timestamp("us", tz="UTC")),
     }
-    out = rows
-    for name, arr in new.items():
-        out = out.set_column(out.column_names.index(name), name, arr) if name in out.column_names else out.append_column(name, arr)
-    out = S.with_info(out, info)
+    out = S.with_info(S.replace_columns(rows, new), info)
     n_corrected = len(out[S.CORRECTED_LABEL].drop_null())
     manifest = {
         "review": {

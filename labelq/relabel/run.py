@@ -151,7 +151,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     # a person's word stands: reviewed rows keep their review
     source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
     reviewed = source == "review"
-    old_corrected = _column(rows, S.CORRECTED_LABEL, pa.nulls(n, pa.int64())).fill_null(-1).to_numpy()
+    old_corrected = S.corrections(rows)
     old_labels = _column(rows, S.LABELS, pa.nulls(n, pa.list_(pa.int64()))).to_pylist()
     old_kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
     kind = np.where(reviewed, old_kind, kinds.kind)
@@ -160,7 +160,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
 
     # label sets
     cal, held = _calibration_rows(cfg, flagged, reviewed, labels, old_labels, old_corrected)
-    cal_labels = np.where(old_corrected[cal] >= 0, old_corrected[cal], labels[cal])
+    cal_labels = S.effective_label(labels[cal], old_corrected[cal])
     sets = cfg.sets.fit(probs[cal], cal_labels)
     member = sets.predict(probs)
     measured = coverage(member[held], labels[held]) if len(held) else None
@@ -169,7 +169,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
         label_sets[i] = old_labels[i] if old_labels[i] is not None else ([int(old_corrected[i])] if old_corrected[i] >= 0 else [int(labels[i])])
 
     # soft labels
-    current = np.where(corrected >= 0, corrected, labels)
+    current = S.effective_label(labels, corrected)
     model = probs
     if judges is not None:
         hist = judges["proposal_hist"]
@@ -182,7 +182,6 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
             soft[i] = 0.0
             soft[i, label_sets[i]] = 1.0 / len(label_sets[i])
 
-    out = rows
     replace = {
         S.ISSUE_KIND: pa.array(kind.tolist(), pa.string()),
         S.CORRECTED_LABEL: pa.array(corrected, pa.int64(), mask=corrected < 0),
@@ -192,12 +191,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
         S.REVIEWER: _column(rows, S.REVIEWER, pa.nulls(n, pa.string())),
         S.REVIEWED_AT: _column(rows, S.REVIEWED_AT, pa.nulls(n, pa.timestamp("us", tz="UTC"))),
     }
-    for name, arr in replace.items():
-        if name in out.column_names:
-            out = out.set_column(out.column_names.index(name), name, arr)
-        else:
-            out = out.append_column(name, arr)
-    out = S.with_info(out, info)
+    out = S.with_info(S.replace_columns(rows, replace), info)
     names, counts = np.unique(kind.astype(str), return_counts=True)
     sizes = member.sum(axis=1)
     manifest = {
