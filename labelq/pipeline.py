@@ -230,21 +230,17 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     probs = pred_probs_array(pred_probs)
     if votes is None or votes.num_rows == 0:
         return decide([detection], probs, cfg.auto_fix), [detection], {}
-    from .judges.ensemble import combine, fits_no_class, mean_p_correct, pivot_votes
+    from .judges.ensemble import combine, judge_evidence
 
-    rows, per_judge, proposals = pivot_votes(votes, pred_probs[S.ID].to_pylist())
+    ev = judge_evidence(votes, pred_probs[S.ID].to_pylist(), probs.shape[1])
     weights = {j.name: j.weight for j in cfg.judge_configs or []}
-    p_wrong, info = combine(per_judge, detection.score[rows], detection.is_issue[rows], cfg.judge_aggregation, weights)
+    p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], cfg.judge_aggregation, weights)
     score, flag = detection.score.copy(), detection.is_issue.copy()
-    score[rows], flag[rows] = 1.0 - p_wrong, p_wrong > 0.5
+    score[ev.rows], flag[ev.rows] = 1.0 - p_wrong, p_wrong > 0.5
     ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judge_aggregation, **info})
-    judge_score = np.ones(len(score))
-    judge_score[rows] = mean_p_correct(per_judge)
-    judges_detection = Detection("llm_judges", judge_score, judge_score < 0.5, detection.suggested_label.copy())
-    no_class = np.zeros(len(score), bool)
-    no_class[rows] = fits_no_class(proposals, len(rows))
-    decision = decide([ensemble], probs, cfg.auto_fix, no_class)
-    return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(rows), **info}
+    judges_detection = Detection("llm_judges", ev.p_correct, ev.p_correct < 0.5, detection.suggested_label.copy())
+    decision = decide([ensemble], probs, cfg.auto_fix, ev.no_class)
+    return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(ev.rows), **info}
 
 
 def publish_step(

@@ -383,8 +383,8 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     ev = judge_evidence(parent, rows["id"].to_pylist(), 2)
     flagged = rows["is_label_issue"].to_numpy(zero_copy_only=False)
     kind = np.array(rows["issue_kind"].to_pylist())
-    assert (kind[ev["no_class"] & flagged] == "out_of_distribution").all()
-    voted = ev["proposal_hist"].sum(1) > 0
+    assert (kind[ev.no_class & flagged] == "out_of_distribution").all()
+    voted = ev.proposal_hist.sum(1) > 0
     assert voted.any()
     soft = np.array(rows["soft_label"].to_pylist())
     probs = np.array(parent.read_table("pred_probs")["pred_probs"].to_pylist())
@@ -396,7 +396,7 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     assert np.allclose(soft[~voted], without_judges[~voted], atol=1e-5)  # rows the judges did not see: the model alone
     # where the judges saw a row, their proposals pull the soft label toward what they proposed
     pull = (soft - without_judges)[voted]
-    share = ev["proposal_hist"][voted] / ev["proposal_hist"][voted].sum(1, keepdims=True)
+    share = ev.proposal_hist[voted] / ev.proposal_hist[voted].sum(1, keepdims=True)
     gap = share - probs[voted]  # where the judges' proposals differ from the model's probabilities
     moved = np.abs(gap) > 1e-3
     assert moved.any()

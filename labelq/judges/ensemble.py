@@ -18,6 +18,8 @@ Methods (``AGGREGATIONS``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 AGGREGATIONS = ("dawid_skene", "mean", "majority")
@@ -102,6 +104,54 @@ def combine(
         freq = np.bincount(r[r >= 0], minlength=t.shape[1]) / max(int((r >= 0).sum()), 1)
         worth[n] = float(freq @ np.abs(np.log(t[1] / t[0])))
     return post, {"annotator_information": worth, "tables": {n: t.round(4).tolist() for n, t in zip(names, tables)}}
+
+
+@dataclass(frozen=True)
+class JudgeEvidence:
+    """The judges' votes as arrays over all ``N`` rows (in the order of the ids they were built for).
+
+    ``rows``: positions of the judged rows; ``per_judge``: p_label_correct per judge over the judged rows
+    (NaN: no vote); ``proposals``: proposed label per judge over the judged rows (-2: none, -1: 'none of
+    these'). Over all rows: ``no_class`` (most multiple-choice judges said no class fits), ``proposal_hist``
+    ``(N, K)`` (proposals per class), ``choice`` (the majority proposal, -2 where none), ``accepts`` (the
+    yes/no judges' mean p_label_correct >= 0.5) and ``p_correct`` (every judge's mean p_label_correct, 1
+    where none answered).
+    """
+
+    rows: np.ndarray
+    per_judge: dict[str, np.ndarray]
+    proposals: dict[str, np.ndarray]
+    no_class: np.ndarray
+    proposal_hist: np.ndarray
+    choice: np.ndarray
+    accepts: np.ndarray
+    p_correct: np.ndarray
+
+
+def judge_evidence(votes, row_ids: list[str], n_classes: int) -> JudgeEvidence:
+    """Build ``JudgeEvidence`` from a ``judge_votes`` table for the rows ``row_ids``: the one place votes are reshaped."""
+    rows, per_judge, proposals = pivot_votes(votes, row_ids)
+    n = len(row_ids)
+    no_class = np.zeros(n, bool)
+    no_class[rows] = fits_no_class(proposals, len(rows))
+    hist = np.zeros((n, n_classes))
+    for q in proposals.values():
+        ok = q >= 0
+        np.add.at(hist, (rows[ok], q[ok]), 1.0)
+    choice = np.full(n, -2, dtype=np.int64)
+    voted = hist.sum(axis=1) > 0
+    choice[voted] = hist[voted].argmax(axis=1)
+    choosers = {j for j, q in proposals.items() if (q != -2).any()}
+    yes_no = [p for j, p in per_judge.items() if j not in choosers]
+    accepts = np.zeros(n, bool)
+    if yes_no:
+        stacked = np.column_stack(yes_no)
+        answered = ~np.isnan(stacked).all(axis=1)
+        accepts[rows[answered]] = np.nanmean(stacked[answered], axis=1) >= 0.5
+    p_correct = np.ones(n)
+    if per_judge:
+        p_correct[rows] = mean_p_correct(per_judge)
+    return JudgeEvidence(rows, per_judge, proposals, no_class, hist, choice, accepts, p_correct)
 
 
 def pivot_votes(votes, row_ids: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:

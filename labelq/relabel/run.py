@@ -88,35 +88,16 @@ def load_step(cfg: RelabelConfig) -> Version:
     return cfg.open_store().version(cfg.name, cfg.version)
 
 
-def judge_evidence(version: Version, ids: list[str], n_classes: int) -> dict[str, np.ndarray] | None:
-    """Per row: ``no_class``, ``judge_choice`` (majority proposal; -1 none fits, -2 no proposal),
-    ``judge_accepts`` (mean yes/no p_label_correct >= 0.5) and ``proposal_hist`` ``(N, K)``."""
+def judge_evidence(version: Version, ids: list[str], n_classes: int):
+    """The judges' evidence (``labelq.judges.ensemble.JudgeEvidence``) stored with ``version``, or None without votes."""
     if not (version.path / "judge_votes.parquet").exists():
         return None
-    from ..judges.ensemble import fits_no_class, pivot_votes
-
     votes = version.read_table("judge_votes")
     if votes.num_rows == 0:
         return None
-    rows, per_judge, proposals = pivot_votes(votes, ids)
-    n = len(ids)
-    no_class = np.zeros(n, bool)
-    no_class[rows] = fits_no_class(proposals, len(rows))
-    hist = np.zeros((n, n_classes))
-    for q in proposals.values():
-        ok = q >= 0
-        np.add.at(hist, (rows[ok], q[ok]), 1.0)
-    choice = np.full(n, -2, dtype=np.int64)
-    voted = hist.sum(axis=1) > 0
-    choice[voted] = hist[voted].argmax(axis=1)
-    choosers = {j for j, q in proposals.items() if (q != -2).any()}
-    yes_no = [p for j, p in per_judge.items() if j not in choosers]
-    accepts = np.zeros(n, bool)
-    if yes_no:
-        stacked = np.column_stack(yes_no)
-        answered = ~np.isnan(stacked).all(axis=1)
-        accepts[rows[answered]] = np.nanmean(stacked[answered], axis=1) >= 0.5
-    return {"no_class": no_class, "judge_choice": choice, "judge_accepts": accepts, "proposal_hist": hist}
+    from ..judges.ensemble import judge_evidence as evidence_of
+
+    return evidence_of(votes, ids, n_classes)
 
 
 def _column(table: pa.Table, name: str, default: pa.Array) -> pa.Array:
@@ -145,7 +126,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
         evidence = noise_aware(probs, labels, np.asarray(nm))
     judges = judge_evidence(parent, ids, k)
     kinds: Kinds = classify(
-        evidence, labels, flagged, cfg.rule, **({key: judges[key] for key in ("no_class", "judge_choice", "judge_accepts")} if judges else {})
+        evidence, labels, flagged, cfg.rule, **(dict(no_class=judges.no_class, judge_choice=judges.choice, judge_accepts=judges.accepts) if judges else {})
     )
 
     # a person's word stands: reviewed rows keep their review
@@ -172,7 +153,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     current = S.effective_label(labels, corrected)
     model = probs
     if judges is not None:
-        hist = judges["proposal_hist"]
+        hist = judges.proposal_hist
         voted = hist.sum(axis=1) > 0
         model = probs.copy()
         model[voted] = 0.5 * probs[voted] + 0.5 * hist[voted] / hist[voted].sum(axis=1, keepdims=True)
