@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from . import schema as S
 from .detect import Detection
+from .relabel.kinds import audit_kinds
 from .validation import check_fraction
 
 
@@ -63,14 +64,6 @@ def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFi
     return Decision(label_score, is_issue, suggested, rank, corrected, no_class)
 
 
-def issue_kinds(decision: Decision) -> np.ndarray:
-    """``ok``, ``wrong_label``, or ``out_of_distribution`` (flagged, and the judges say no class fits)."""
-    kind = np.where(decision.is_label_issue, "wrong_label", "ok").astype(object)
-    if decision.no_class is not None:
-        kind[decision.is_label_issue & decision.no_class] = "out_of_distribution"
-    return kind
-
-
 def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
     """The examples table, untouched, with the audit columns appended (metadata kept)."""
     n = examples.num_rows
@@ -79,7 +72,7 @@ def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
         S.IS_LABEL_ISSUE: pa.array(decision.is_label_issue, pa.bool_()),
         S.SUGGESTED_LABEL: pa.array(decision.suggested_label, pa.int64()),
         S.ISSUE_RANK: pa.array(decision.issue_rank, pa.int64(), mask=decision.issue_rank == 0),
-        S.ISSUE_KIND: pa.array(issue_kinds(decision).tolist(), pa.string()),
+        S.ISSUE_KIND: pa.array(audit_kinds(decision.is_label_issue, decision.no_class).tolist(), pa.string()),
         S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
     }
     out = examples
@@ -90,14 +83,16 @@ def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
 
 
 def issues_table(audited: pa.Table, detections: list[Detection]) -> pa.Table:
-    """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence."""
+    """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence.
+
+    It holds what the audit decided and why; ``issue_kind``, which re-labeling and review refine, lives
+    in the data only."""
     cols = {
         S.ID: audited[S.ID],
         "given_label": audited[S.LABEL],
         S.SUGGESTED_LABEL: audited[S.SUGGESTED_LABEL],
         S.LABEL_SCORE: audited[S.LABEL_SCORE],
         S.IS_LABEL_ISSUE: audited[S.IS_LABEL_ISSUE],
-        S.ISSUE_KIND: audited[S.ISSUE_KIND],
     }
     for d in detections:
         cols[f"score_{d.detector}"] = pa.array(d.score, pa.float64())

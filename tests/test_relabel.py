@@ -339,3 +339,11 @@ def test_the_effective_label_has_one_meaning_in_python_and_sql(store):
     replaced = S.replace_columns(rows, {S.LABEL: pa.array(np.zeros(rows.num_rows, np.int64)), "extra": pa.array(np.ones(rows.num_rows))})
     assert replaced.column_names == [*rows.column_names, "extra"] and replaced[S.LABEL].to_pylist() == [0] * rows.num_rows
     assert S.info_of(replaced) == S.info_of(rows)  # the metadata travels
+
+
+def test_a_reviewer_s_answer_gives_one_kind():
+    from labelq.relabel.kinds import audit_kinds, review_kind
+
+    assert [review_kind(c, 2) for c in ([], [2], [3], [2, 3], [3, 4])] == ["out_of_distribution", "ok", "wrong_label", "multi_label", "multi_label"]
+    flagged, no_class = np.array([True, True, False]), np.array([False, True, True])
+    assert audit_kinds(flagged, no_class).tolist() == ["wrong_label", "out_of_distribution", "ok"]  # unflagged rows stay ok

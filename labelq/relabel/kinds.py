@@ -1,4 +1,5 @@
-"""Kinds of issue: what to do with each flagged row.
+"""Kinds of issue (``issue_kind``): what to do with each row. The one place kinds are decided: at the
+audit (``audit_kinds``), at re-labeling (``classify``) and from a reviewer's answer (``review_kind``).
 
 For a flagged row with given label ``y``, let ``s`` be the most probable *other* class and ``p`` the
 evidence (out-of-sample pred_probs, or the judges' proposals blended in, see ``evidence``):
@@ -74,6 +75,24 @@ def best_other(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     masked = np.array(probs, dtype=np.float64, copy=True)
     masked[np.arange(len(labels)), labels] = -np.inf
     return masked.argmax(axis=1)
+
+
+def audit_kinds(flagged: np.ndarray, no_class: np.ndarray | None = None) -> np.ndarray:
+    """The audit's kinds ``(N,)``: ``ok``, ``wrong_label`` (flagged), or ``out_of_distribution`` (flagged, and the judges say no class fits)."""
+    kind = np.where(flagged, "wrong_label", "ok").astype(object)
+    if no_class is not None:
+        kind[flagged & no_class] = "out_of_distribution"
+    return kind
+
+
+def review_kind(chosen: list[int], given: int) -> str:
+    """The kind a reviewer's answer gives a row: no class (``out_of_distribution``), the given label alone
+    (``ok``), one other class (``wrong_label``), or several (``multi_label``)."""
+    if not chosen:
+        return "out_of_distribution"
+    if list(chosen) == [given]:
+        return "ok"
+    return "wrong_label" if len(chosen) == 1 else "multi_label"
 
 
 def classify(

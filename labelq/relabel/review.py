@@ -39,6 +39,7 @@ from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
 from ..predict import pred_probs_array
 from ..store import Store, Version
+from .kinds import review_kind
 
 log = logging.getLogger(__name__)
 
@@ -366,13 +367,9 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
     for rid, chosen, who, when in zip(reviews.ids, reviews.labels, reviews.reviewer, reviews.reviewed_at):
         i = pos[rid]
         before = corrected[i] if corrected[i] is not None else int(given[i])
-        if not chosen:
-            kind[i], corrected[i] = "out_of_distribution", None
-        elif chosen == [int(given[i])]:
-            kind[i], corrected[i] = "ok", None
-        else:
-            kind[i] = "wrong_label" if len(chosen) == 1 else "multi_label"
-            corrected[i] = None if int(given[i]) in chosen else max(chosen, key=lambda c: probs[i, c])
+        kind[i] = review_kind(chosen, int(given[i]))
+        # a correction only where the given label is not among the reviewer's classes: the most probable of them
+        corrected[i] = None if not chosen or int(given[i]) in chosen else max(chosen, key=lambda c: probs[i, c])
         after = corrected[i] if corrected[i] is not None else int(given[i])
         changed += int(after != before)
         labels[i] = chosen

@@ -254,10 +254,8 @@ def publish_derived(
     )
     tables = {name: parent.read_table(name) for name in ("pred_probs", "issues", "judge_votes", "label_maps") if (parent.path / f"{name}.parquet").exists()}
     tables.update(extra_tables or {})
-    if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:
-        issues = tables["issues"]
-        assert issues[S.ID].to_pylist() == table[S.ID].to_pylist()
-        tables["issues"] = issues.set_column(issues.column_names.index(S.ISSUE_KIND), S.ISSUE_KIND, table[S.ISSUE_KIND])
+    if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:  # versions published before issue_kind lived in the data only
+        tables["issues"] = tables["issues"].drop_columns([S.ISSUE_KIND])
     full = {**{key: base.get(key) for key in keep}, **manifest, "derived_from": parent.tag, "run": run or {}}
     version = store.publish(parent.name, table, tables, full, parent=parent.number, expect_latest=parent.number if require_latest else None)
     log.info("published %s %s (from %s): %d corrected", parent.name, version.tag, parent.tag, full.get("n_corrected") or 0)
