@@ -255,12 +255,16 @@ def crop_resize(image: np.ndarray, box: tuple[float, float, float, float], out: 
 def cross_val_label_maps(
     images: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 3, grid: int = 8, n_folds: int = 3, seed: int = 0, **params
 ) -> LabelMaps:
-    """Label maps for every image from ``FCNLabeler``s trained on the other folds (stratified, seeded)."""
-    from sklearn.model_selection import StratifiedKFold
+    """Label maps for every image from ``FCNLabeler``s trained on the other folds: labelq's own stratified,
+    seeded partition (``labelq.predict.make_folds``, the audit's)."""
+    from ..predict import make_folds
+    from ..validation import check_n_folds
 
     labels = np.asarray(labels)
+    folds = make_folds(labels, check_n_folds(n_folds), seed)
     maps = np.zeros((len(images), n_classes, grid, grid), dtype=np.float32)
-    for f, (train, held) in enumerate(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)):
+    for f in range(n_folds):
+        train, held = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
         log.info("label maps: fold %d/%d (%d train, %d held out)", f + 1, n_folds, len(train), len(held))
         model = FCNLabeler(seed=seed + f, **params).fit(images[train], labels[train])
         dense = model.score_maps(images[held], grid)
