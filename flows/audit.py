@@ -32,7 +32,6 @@ decide = task(pipeline.decide_step, name="decide", cache_policy=NO_CACHE)
 publish = task(pipeline.publish_step, name="publish", cache_policy=NO_CACHE)
 report = task(pipeline.report_step, name="report", cache_policy=NO_CACHE)
 cached_folds = task(pipeline.cached_folds_step, name="cached-folds", cache_policy=NO_CACHE)
-history = task(pipeline.history_step, name="history", cache_policy=NO_CACHE)
 
 
 @flow(name="labelq-audit", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
@@ -69,9 +68,8 @@ def audit_flow(
     votes, stats = pipeline.judge_step(cfg, examples, detection, submit=judge_batch.submit) if cfg.judge_configs else (None, None)
     decision, detections, info = decide(cfg, pred_probs, detection, votes)
     run = {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
-    version = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run, t0, n_cached, n_total)  # with its history record
+    version, record = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run, t0, n_cached, n_total)  # with its history record
     html_path, json_path = report(version)
-    record = history(version)
     raise_alerts(record, cfg.name)  # the flow run ends Failed with the reasons; Prefect automations can act on it
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
 

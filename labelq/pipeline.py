@@ -21,8 +21,8 @@ import pyarrow as pa
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import ConfidentLearning, Detection
-from .errors import InputError, StoreError
-from .history import AlertRules, prepare_record, raise_alerts, read_record
+from .errors import InputError
+from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
 from .predict import (
     DEFAULT_MODEL,
@@ -38,6 +38,7 @@ from .predict import (
     predict_fold,
 )
 from .report import write_audit_report
+from .sql import catalog_hook
 from .store import Store, Version, check_name
 
 log = logging.getLogger(__name__)
@@ -256,11 +257,12 @@ def publish_step(
     started: float | None = None,
     folds_cached: int | None = None,
     folds_total: int | None = None,
-) -> Version:
+) -> tuple[Version, dict | None]:
     """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
 
     With ``started`` (the run's ``time.perf_counter()`` at its start) the version carries the run's
-    history record (``run.json``), written in the same atomic step as the version.
+    history record (``run.json``), written in the same atomic step as the version. Returns the version
+    and that record (None without ``started``).
     """
     detection = detections[0]
     audited = audited_table(examples, decision)
@@ -290,27 +292,25 @@ def publish_step(
     if votes is not None:
         tables["judge_votes"] = votes
     store = cfg.open_store()
-    record = None
+    written: dict[str, dict] = {}
+    records = None
     if started is not None:
         import datetime as dt
 
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
-        record = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
-    version = store.publish(cfg.name, audited, tables, manifest, records=record)
+        complete = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
+
+        def records(full_manifest: dict) -> dict[str, dict]:
+            written.update(complete(full_manifest))
+            return written
+
+    version = store.publish(cfg.name, audited, tables, manifest, records=records, hooks=(catalog_hook,))
     log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest["n_label_issues"], version.path)
-    return version
+    return version, written.get(RECORD)
 
 
 def report_step(version: Version) -> tuple[Path, Path]:
     return write_audit_report(version)
-
-
-def history_step(version: Version) -> dict:
-    """The run record published with ``version`` (see ``publish_step``)."""
-    record = read_record(version)
-    if record is None:
-        raise StoreError(f"{version.name} {version.tag} has no run record", "publish it with publish_step(..., started=...)")
-    return record
 
 
 def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
@@ -328,8 +328,7 @@ def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
     detection = detect_step(cfg, examples, pred_probs)
     votes, stats = judge_step(cfg, examples, detection) if cfg.judge_configs else (None, None)
     decision, detections, info = decide_step(cfg, pred_probs, detection, votes)
-    version = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info, None, t0, cached, total)
+    version, record = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info, None, t0, cached, total)
     html_path, json_path = report_step(version)
-    record = history_step(version)
     raise_alerts(record, cfg.name)
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)

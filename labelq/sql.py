@@ -86,6 +86,11 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
         con.execute(f"CREATE OR REPLACE TABLE history AS\n{load_sql('history')}")
 
 
+def catalog_hook(store, version) -> None:
+    """``Store.publish`` hook: rebuild the catalog of the dataset ``version`` was published to."""
+    refresh_catalog(store, version.name)
+
+
 def _catalog_state(store, name: str) -> str:
     """What a current catalog was built over: the published versions and labelq's views."""
     return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS)})

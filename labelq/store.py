@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +260,7 @@ class Store:
         parent: int | None = None,
         expect_latest: int | None = None,
         records: Callable[[dict], dict[str, dict]] | None = None,
+        hooks: Sequence[Callable[[Store, Version], None]] = (),
     ) -> Version:
         """Write a new version atomically and return it.
 
@@ -270,6 +271,8 @@ class Store:
         once the lock is held: for changes that are only valid on top of the version they were made from.
         ``records(manifest)`` (called with the lock held) returns JSON files to write into the version
         (the audit's run record): they appear together with the version or not at all.
+        ``hooks(store, version)`` run after the rename, with the lock held, to update what is derived from
+        the versions (``labelq.sql.catalog_hook``); a failing hook is logged, and the version stands.
         """
         d = self.dataset_dir(name)
         with self.lock(name):
@@ -327,14 +330,11 @@ class Store:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             version = Version(name, number, final)
-            from .sql import refresh_catalog
-
-            try:
-                refresh_catalog(self, name)
-            except Exception as exc:  # the catalog is derived: the version stands, and the next reader rebuilds it
-                log.warning(
-                    "published %s %s, but its catalog could not be rebuilt now (%s); the next command that reads it rebuilds it", name, version.tag, exc
-                )
+            for hook in hooks:
+                try:
+                    hook(self, version)
+                except Exception as exc:  # derived outputs: the version stands, and their next reader rebuilds them
+                    log.warning("published %s %s, but %s failed (%s); the next command that reads it rebuilds it", name, version.tag, hook.__name__, exc)
             return version
 
 

@@ -219,3 +219,22 @@ def test_export_never_deletes_the_store_or_a_folder_that_is_not_an_export(store,
     res = run("export", "dg", "--store", str(root), "-o", str(out), "--overwrite", "--policy", "keep")
     assert res.exit_code == 0, res.output
     assert json.loads((out / "export.json").read_text())["policy"] == "keep"
+
+
+def test_publish_hooks_update_derived_files_and_a_failing_one_does_not_unpublish(store, caplog):
+    v = store.version("dg")
+    table = v.read()
+    catalog = store.dataset_dir("dg") / "catalog.duckdb"
+    before = catalog.stat().st_mtime_ns
+    plain = store.publish("dg", table, {}, {})  # the generic store knows no catalog
+    assert catalog.stat().st_mtime_ns == before
+
+    def broken(store, version):
+        raise OSError("disk full while rebuilding")
+
+    seen = []
+    v4 = store.publish("dg", table, {}, {}, hooks=(broken, lambda s, version: seen.append(version.tag)))
+    assert "broken failed (disk full while rebuilding)" in caplog.text and seen == ["v0004"]
+    assert [x.tag for x in store.versions("dg")] == ["v0001", "v0002", plain.tag, v4.tag] and not v4.verify()
+    out = run("versions", "dg", "--store", str(store.root))  # the next reader heals the catalog
+    assert out.exit_code == 0 and catalog.stat().st_mtime_ns != before

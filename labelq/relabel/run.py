@@ -257,7 +257,11 @@ def publish_derived(
     if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:  # versions published before issue_kind lived in the data only
         tables["issues"] = tables["issues"].drop_columns([S.ISSUE_KIND])
     full = {**{key: base.get(key) for key in keep}, **manifest, "derived_from": parent.tag, "run": run or {}}
-    version = store.publish(parent.name, table, tables, full, parent=parent.number, expect_latest=parent.number if require_latest else None)
+    from ..sql import catalog_hook
+
+    version = store.publish(
+        parent.name, table, tables, full, parent=parent.number, expect_latest=parent.number if require_latest else None, hooks=(catalog_hook,)
+    )
     log.info("published %s %s (from %s): %d corrected", parent.name, version.tag, parent.tag, full.get("n_corrected") or 0)
     return version
 
