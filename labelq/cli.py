@@ -124,6 +124,9 @@ _AUDIT_OPTIONS = [
     click.option(
         "--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training."
     ),
+    click.option(
+        "--detector", default="confident_learning", show_default=True, help="Registered detector that flags the rows (labelq.detect.register_detector)."
+    ),
     click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter."),
     click.option(
         "--auto-fix",

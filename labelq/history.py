@@ -153,7 +153,11 @@ def prepare_record(
             "version": manifest["version"],
             "content_hash": manifest["content_hash"],
             "class_names": manifest["class_names"],
-            "detector": {"name": "confident_learning", "filter_by": manifest.get("filter_by"), "cleanlab": _version("cleanlab")},
+            "detector": {
+                "name": (manifest.get("detectors") or ["confident_learning"])[0],
+                "filter_by": manifest.get("filter_by"),
+                "cleanlab": _version("cleanlab"),
+            },
             "model": manifest.get("model"),
             "model_config": manifest.get("model_config"),
             "labelq": manifest.get("labelq_version"),

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
-from .detect import ConfidentLearning, Detection
+from .detect import Detection, make_detector
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
@@ -73,6 +73,7 @@ class AuditConfig:
     seed: int = 0
     fold_threads: int | None = None
     pred_probs: str | None = None
+    detector: str = "confident_learning"
     filter_by: str = "prune_by_noise_rate"
     auto_fix_min_confidence: float | None = None
     judges: str | None = None
@@ -100,7 +101,7 @@ class AuditConfig:
             else:
                 check_model_params(self.model, self.model_params)
         self.open_store().check_writable(self.name)
-        self.detector = ConfidentLearning(filter_by=self.filter_by)  # validates filter_by early
+        self.detector_impl = make_detector(self.detector, filter_by=self.filter_by)  # from the registry; validates its options early
         self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
         self.alert_rules = AlertRules(self.alert_max_rate, self.alert_max_increase, self.alert_max_class_shift)
         self.judge_configs = None
@@ -204,7 +205,7 @@ def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table:
 
 
 def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> Detection:
-    return cfg.detector.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
+    return cfg.detector_impl.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
 
 
 def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:

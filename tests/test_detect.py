@@ -96,3 +96,37 @@ def test_matches_cleanlab_on_human_verified_errors(dataset):
     # over the reviewed ids, low scores rank confirmed errors well above their base rate (.15 / .20)
     assert average_precision_score(is_error, 1 - det.score[ids]) > 1.3 * is_error.mean()
     assert (det.is_issue[ids] & is_error).sum() >= 7
+
+
+def test_the_audit_takes_its_detector_from_the_registry(tmp_path):
+    from dataclasses import dataclass
+
+    from click.testing import CliRunner
+
+    from labelq.cli import main
+    from labelq.detect import DETECTORS, Detection, register_detector
+    from labelq.pipeline import AuditConfig, audit
+
+    @register_detector("low-self-confidence")
+    @dataclass
+    class LowSelfConfidence:  # a plug-in: flag rows whose given label has probability below `threshold`
+        threshold: float = 0.5
+        name: str = "low-self-confidence"
+
+        def detect(self, labels, pred_probs):
+            p = pred_probs[np.arange(len(labels)), labels]
+            return Detection(self.name, p, p < self.threshold, pred_probs.argmax(1))
+
+    try:
+        result = audit(AuditConfig(source="digits", store=str(tmp_path / "s"), model="logreg", n_folds=3, detector="low-self-confidence"))
+        m = result.version.manifest()
+        assert m["detectors"] == ["low-self-confidence"]
+        rows = result.version.read()
+        probs = np.array(result.version.read_table("pred_probs")["pred_probs"].to_pylist(), dtype=np.float64)
+        expected = probs[np.arange(rows.num_rows), rows["label"].to_numpy()] < 0.5
+        assert rows["is_label_issue"].to_numpy(zero_copy_only=False).tolist() == expected.tolist() and expected.any()
+        assert result.history["detector"]["name"] == "low-self-confidence"
+    finally:
+        DETECTORS.pop("low-self-confidence")
+    out = CliRunner().invoke(main, ["audit", "digits", "--store", str(tmp_path / "s2"), "--detector", "nope", "--no-prefect"])
+    assert out.exit_code == 2 and "unknown detector 'nope'" in out.output and "confident_learning" in out.output

@@ -6,8 +6,36 @@ A detector returns a ``Detection``; ``detections_table`` gives it the contract's
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InputError
 from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues
 
-DETECTORS = {"confident_learning": ConfidentLearning}
+# name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
+DETECTORS: dict[str, Callable[..., Any]] = {}
 
-__all__ = ["ConfidentLearning", "DETECTORS", "Detection", "detections_table", "find_label_issues"]
+
+def register_detector(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a detector class under ``name`` (``labelq audit --detector NAME``)."""
+
+    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+        DETECTORS[name] = factory
+        return factory
+
+    return deco
+
+
+def make_detector(name: str, **options: Any) -> Any:
+    """The registered detector ``name``, built with those of ``options`` its constructor takes (validated there)."""
+    if name not in DETECTORS:
+        raise InputError(f"unknown detector {name!r}", f"use one of {sorted(DETECTORS)}")
+    factory = DETECTORS[name]
+    accepted = inspect.signature(factory).parameters
+    return factory(**{k: v for k, v in options.items() if k in accepted})
+
+
+register_detector("confident_learning")(ConfidentLearning)
+
+__all__ = ["ConfidentLearning", "DETECTORS", "Detection", "detections_table", "find_label_issues", "make_detector", "register_detector"]
