@@ -11,27 +11,27 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from labelq import pipeline
+from labelq.flows.tasks import step_task
 from labelq.history import raise_alerts
 from labelq.judges.runner import ask_batch
 from labelq.pipeline import AuditConfig, AuditResult
 
-ingest = task(pipeline.ingest_step, name="ingest", cache_policy=NO_CACHE)
-plan = task(pipeline.plan_step, name="plan-folds", cache_policy=NO_CACHE)
-fold = task(pipeline.fold_step, name="fold", cache_policy=NO_CACHE, task_run_name="fold-{fold}")
-assemble = task(pipeline.assemble_step, name="assemble", cache_policy=NO_CACHE)
-user_pred_probs = task(pipeline.user_pred_probs_step, name="load-pred-probs", cache_policy=NO_CACHE)
-detect = task(pipeline.detect_step, name="confident-learning", cache_policy=NO_CACHE)
-judge_batch = task(ask_batch, name="judge-batch", cache_policy=NO_CACHE, task_run_name="judge-{judge.name}")
-decide = task(pipeline.decide_step, name="decide", cache_policy=NO_CACHE)
-publish = task(pipeline.publish_step, name="publish", cache_policy=NO_CACHE)
-report = task(pipeline.report_step, name="report", cache_policy=NO_CACHE)
-cached_folds = task(pipeline.cached_folds_step, name="cached-folds", cache_policy=NO_CACHE)
+ingest = step_task(pipeline.ingest_step, "ingest")
+plan = step_task(pipeline.plan_step, "plan-folds")
+fold = step_task(pipeline.fold_step, "fold", task_run_name="fold-{fold}")
+assemble = step_task(pipeline.assemble_step, "assemble")
+user_pred_probs = step_task(pipeline.user_pred_probs_step, "load-pred-probs")
+detect = step_task(pipeline.detect_step, "confident-learning")
+judge_batch = step_task(ask_batch, "judge-batch", task_run_name="judge-{judge.name}")
+decide = step_task(pipeline.decide_step, "decide")
+publish = step_task(pipeline.publish_step, "publish")
+report = step_task(pipeline.report_step, "report")
+cached_folds = step_task(pipeline.cached_folds_step, "cached-folds")
 
 
 @flow(name="labelq-audit", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
 from labelq.benchmark.report import benchmark_step
+from labelq.flows.tasks import step_task
 
-report = task(benchmark_step, name="benchmark-report", cache_policy=NO_CACHE)
+report = step_task(benchmark_step, "benchmark-report")
 
 
 @flow(name="labelq-benchmark-report", validate_parameters=False)

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.runtime import flow_run
 
+from labelq.flows.tasks import step_task
 from labelq.relabel import localized
 from labelq.relabel import review as review_steps
 from labelq.relabel import run as steps
 from labelq.relabel.run import RelabelConfig, RelabelResult
 
-load = task(steps.load_step, name="load-version", cache_policy=NO_CACHE)
-relabel = task(steps.relabel_step, name="relabel", cache_policy=NO_CACHE)
-publish = task(steps.publish_step, name="publish", cache_policy=NO_CACHE)
-report = task(steps.report_step, name="report", cache_policy=NO_CACHE)
-read_review = task(review_steps.read_step, name="read-review", cache_policy=NO_CACHE)
-apply_review = task(review_steps.apply_step, name="apply-review", cache_policy=NO_CACHE)
-publish_review = task(review_steps.publish_step, name="publish", cache_policy=NO_CACHE)
-label_maps = task(localized.label_maps_step, name="label-maps", cache_policy=NO_CACHE)
-publish_derived = task(steps.publish_derived, name="publish", cache_policy=NO_CACHE)
+load = step_task(steps.load_step, "load-version")
+relabel = step_task(steps.relabel_step, "relabel")
+publish = step_task(steps.publish_step, "publish")
+report = step_task(steps.report_step, "report")
+read_review = step_task(review_steps.read_step, "read-review")
+apply_review = step_task(review_steps.apply_step, "apply-review")
+publish_review = step_task(review_steps.publish_step, "publish")
+label_maps = step_task(localized.label_maps_step, "label-maps")
+publish_derived = step_task(steps.publish_derived, "publish")
 
 
 def _run() -> dict:

@@ -50,3 +50,9 @@ class VersionConflictError(StoreError):
     """Another writer published the same version first; publishing again picks the next number."""
 
     retryable = True
+
+
+class NotLatestError(VersionConflictError):
+    """A change made on a version that is no longer the latest: it must be redone on the latest, not retried."""
+
+    retryable = False

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from . import schema as S
-from .errors import DamagedVersionError, InputError, StoreError, VersionConflictError
+from .errors import DamagedVersionError, InputError, NotLatestError, StoreError, VersionConflictError
 from .io import atomic_write_text, file_sha256, table_hash, write_parquet
 
 # keys every manifest carries (null where they do not apply), so the catalog's `versions` view always binds
@@ -281,7 +281,7 @@ class Store:
             existing = self.versions(name)
             if expect_latest is not None and (not existing or existing[-1].number != expect_latest):
                 latest = existing[-1].tag if existing else "none"
-                raise VersionConflictError(
+                raise NotLatestError(
                     f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})", "redo the change on the latest version; nothing was written"
                 )
             for v in existing:  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset

@@ -70,3 +70,37 @@ def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_pa
     assert a["issue_rank"].to_pylist() == b["issue_rank"].to_pylist()
     np.testing.assert_array_equal(pred_probs_array(seq.version.read_table("pred_probs")), pred_probs_array(dask.version.read_table("pred_probs")))
     assert dask.history["folds_total"] == 5 and dask.history["flow_run_id"]
+
+
+def test_step_tasks_retry_only_what_a_retry_can_help(prefect_harness, tmp_path):
+    from prefect import flow
+
+    from labelq.errors import NotLatestError, VersionConflictError
+    from labelq.flows.tasks import step_task
+
+    calls = tmp_path / "calls"
+
+    def publish_once_the_number_is_free() -> str:  # another writer took the number on the first try
+        calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+        if len(calls.read_text()) == 1:
+            raise VersionConflictError("v0002 already exists", "publish again")
+        return "published"
+
+    def review_of_an_old_version() -> str:
+        calls.write_text(calls.read_text() + "y")
+        raise NotLatestError("v0001 is no longer the latest version", "redo the change on the latest version")
+
+    def bad_input() -> str:
+        calls.write_text(calls.read_text() + "z")
+        raise InputError("the source has no rows")
+
+    @flow
+    def job(fn_name: str) -> str:
+        return step_task({"a": publish_once_the_number_is_free, "b": review_of_an_old_version, "c": bad_input}[fn_name], fn_name)()
+
+    assert job("a") == "published" and calls.read_text() == "xx"  # retried once, then succeeded
+    with pytest.raises(NotLatestError):
+        job("b")
+    with pytest.raises(InputError):
+        job("c")
+    assert calls.read_text() == "xxyz"  # neither was retried
