@@ -12,26 +12,11 @@ import logging
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from labelq import pipeline
-from labelq.flows.tasks import step_task
-from labelq.history import raise_alerts
-from labelq.judges.runner import ask_batch
+from labelq.flows.tasks import PrefectRunner
 from labelq.pipeline import AuditConfig, AuditResult
-
-ingest = step_task(pipeline.ingest_step, "ingest")
-plan = step_task(pipeline.plan_step, "plan-folds")
-fold = step_task(pipeline.fold_step, "fold", task_run_name="fold-{fold}")
-assemble = step_task(pipeline.assemble_step, "assemble")
-user_pred_probs = step_task(pipeline.user_pred_probs_step, "load-pred-probs")
-detect = step_task(pipeline.detect_step, "confident-learning")
-judge_batch = step_task(ask_batch, "judge-batch", task_run_name="judge-{judge.name}")
-decide = step_task(pipeline.decide_step, "decide")
-publish = step_task(pipeline.publish_step, "publish")
-report = step_task(pipeline.report_step, "report")
-cached_folds = step_task(pipeline.cached_folds_step, "cached-folds")
 
 
 @flow(name="labelq-audit", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=False)
@@ -44,34 +29,13 @@ def audit_flow(
     ``jobs``/``cluster`` (for deployments; ``run_audit_flow`` sets the task runner itself): a task
     runner is fixed when a flow starts, so this run starts the audit as a subflow on that runner.
     """
-    import time
 
     if jobs != 1 or cluster is not None:
         cfg = AuditConfig(source=source, name=name, store=store, **(options or {}))
         return audit_flow.with_options(task_runner=task_runner(jobs, cluster, cfg.fold_threads))(source, name, store, options)
-    t0 = time.perf_counter()
     if logging.getLogger("labelq").level == logging.NOTSET:
         logging.getLogger("labelq").setLevel(logging.INFO)  # progress lines (folds, epochs) in the run's logs
-    cfg = AuditConfig(source=source, name=name, store=store, **(options or {}))
-    examples = ingest(cfg)
-    n_cached = n_total = None
-    if cfg.pred_probs:
-        pred_probs = user_pred_probs(cfg, examples)
-    else:
-        p = plan(cfg, examples)
-        n_cached, n_total = cached_folds(cfg, p), p.n_folds
-        futures = [fold.submit(cfg, p, f) for f in range(p.n_folds)]
-        pred_probs = assemble(examples, p, [f.result() for f in futures])
-    detection = detect(cfg, examples, pred_probs)
-    # Judge batches are tasks on the flow's task runner (threads, or Dask workers); the vote cache stays
-    # in this process, its only writer.
-    votes, stats = pipeline.judge_step(cfg, examples, detection, submit=judge_batch.submit) if cfg.judge_configs else (None, None)
-    decision, detections, info = decide(cfg, pred_probs, detection, votes)
-    run = {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}
-    version, record = publish(cfg, examples, pred_probs, detections, decision, votes, stats, info, run, t0, n_cached, n_total)  # with its history record
-    html_path, json_path = report(version)
-    raise_alerts(record, cfg.name)  # the flow run ends Failed with the reasons; Prefect automations can act on it
-    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
+    return pipeline.audit_job(AuditConfig(source=source, name=name, store=store, **(options or {})), PrefectRunner())
 
 
 def task_runner(jobs: int = 1, cluster: str | None = None, fold_threads: int | None = None):

@@ -27,3 +27,31 @@ def retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:
 def step_task(fn: Callable[..., Any], name: str, **options: Any):
     """``fn`` as a Prefect task named ``name`` (``options``: more ``prefect.task`` options, e.g. ``task_run_name``)."""
     return task(fn, name=name, cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAY_S, retry_condition_fn=retry_if_retryable, **options)
+
+
+class PrefectRunner:
+    """``labelq.runner.Runner`` on Prefect: each step a task (named by ``labelq.runner.step``), run inside the current flow."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Callable[..., Any], Any] = {}
+
+    def _task(self, fn: Callable[..., Any]):
+        if fn not in self._tasks:
+            run_name = getattr(fn, "step_run_name", None)
+            self._tasks[fn] = step_task(fn, getattr(fn, "step_name", fn.__name__), **({"task_run_name": run_name} if run_name else {}))
+        return self._tasks[fn]
+
+    def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self._task(fn)(*args, **kwargs)
+
+    def map(self, fn: Callable[..., Any], calls: list[tuple]) -> list:
+        futures = [self._task(fn).submit(*call) for call in calls]
+        return [f.result() for f in futures]
+
+    def submitter(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._task(fn).submit
+
+    def run_info(self) -> dict:
+        from prefect.runtime import flow_run
+
+        return {"flow_run_id": str(flow_run.get_id()), "flow_run_name": flow_run.get_name()}

@@ -38,6 +38,7 @@ from .predict import (
     predict_fold,
 )
 from .report import write_audit_report
+from .runner import InProcess, Runner, step
 from .sql import catalog_hook
 from .store import Store, Version, check_name
 
@@ -144,6 +145,7 @@ class AuditResult:
     history: dict | None = None
 
 
+@step("ingest")
 def ingest_step(cfg: AuditConfig) -> pa.Table:
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest_options())
@@ -155,10 +157,12 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
     return examples
 
 
+@step("plan-folds")
 def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
     return plan_folds(examples, cfg.model, cfg.n_folds, cfg.seed, cfg.model_params, cfg.fold_threads)
 
 
+@step("cached-folds")
 def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
     """How many of the plan's folds are already in the fold cache (an unchanged source: all of them)."""
     cache = FoldCache(cfg.open_store().cache_dir / "folds")
@@ -167,6 +171,7 @@ def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
     return n
 
 
+@step("fold", run_name="fold-{fold}")
 def fold_step(cfg: AuditConfig, plan: FoldPlan, fold: int) -> np.ndarray:
     """One fold, with ``cfg.fold_threads`` compute threads when set.
 
@@ -196,14 +201,17 @@ def limited_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+@step("assemble")
 def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarray]) -> pa.Table:
     return pred_probs_table(examples[S.ID], assemble(plan, fold_probs), plan.folds, plan.spec.name)
 
 
+@step("load-pred-probs")
 def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table:
     return load_pred_probs(cfg.pred_probs, examples)
 
 
+@step("confident-learning")
 def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> Detection:
     return cfg.detector_impl.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
 
@@ -227,6 +235,7 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submi
     return run_judges(examples, cfg.judge_configs, ids, cfg.open_store().cache_dir / "judges.duckdb", cfg.seed, submit=submit, batch_rows=cfg.judge_batch_rows)
 
 
+@step("decide")
 def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, votes: pa.Table | None = None) -> tuple[Decision, list[Detection], dict]:
     """The decision: confident learning alone, or combined with the judges' votes on the rows they saw."""
     probs = pred_probs_array(pred_probs)
@@ -245,6 +254,7 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(ev.rows), **info}
 
 
+@step("publish")
 def publish_step(
     cfg: AuditConfig,
     examples: pa.Table,
@@ -310,26 +320,36 @@ def publish_step(
     return version, written.get(RECORD)
 
 
+@step("report")
 def report_step(version: Version) -> tuple[Path, Path]:
     return write_audit_report(version)
 
 
-def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
-    """Run a whole audit in this process (no Prefect). ``audit(source="digits")`` or ``audit(AuditConfig(...))``."""
-    cfg = config or AuditConfig(**kwargs)
+def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
+    """The audit, described once: ``runner`` decides where each step runs (``InProcess`` or Prefect tasks)."""
     t0 = time.perf_counter()
-    examples = ingest_step(cfg)
+    examples = runner.run(ingest_step, cfg)
     cached = total = None
     if cfg.pred_probs:
-        pred_probs = user_pred_probs_step(cfg, examples)
+        pred_probs = runner.run(user_pred_probs_step, cfg, examples)
     else:
-        plan = plan_step(cfg, examples)
-        cached, total = cached_folds_step(cfg, plan), plan.n_folds
-        pred_probs = assemble_step(examples, plan, [fold_step(cfg, plan, f) for f in range(plan.n_folds)])
-    detection = detect_step(cfg, examples, pred_probs)
-    votes, stats = judge_step(cfg, examples, detection) if cfg.judge_configs else (None, None)
-    decision, detections, info = decide_step(cfg, pred_probs, detection, votes)
-    version, record = publish_step(cfg, examples, pred_probs, detections, decision, votes, stats, info, None, t0, cached, total)
-    html_path, json_path = report_step(version)
-    raise_alerts(record, cfg.name)
+        plan = runner.run(plan_step, cfg, examples)
+        cached, total = runner.run(cached_folds_step, cfg, plan), plan.n_folds
+        fold_probs = runner.map(fold_step, [(cfg, plan, f) for f in range(plan.n_folds)])
+        pred_probs = runner.run(assemble_step, examples, plan, fold_probs)
+    detection = runner.run(detect_step, cfg, examples, pred_probs)
+    votes = stats = None
+    if cfg.judge_configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer
+        from .judges.runner import ask_batch
+
+        votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
+    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes)
+    version, record = runner.run(publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total)
+    html_path, json_path = runner.run(report_step, version)
+    raise_alerts(record, cfg.name)  # a Prefect run ends Failed with the reasons; the CLI exits 3
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
+
+
+def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
+    """Run a whole audit in this process (no Prefect). ``audit(source="digits")`` or ``audit(AuditConfig(...))``."""
+    return audit_job(config or AuditConfig(**kwargs), InProcess())

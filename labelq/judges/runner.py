@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..runner import step
 from .backends import JudgeUnavailable, make_backend
 from .cache import VoteCache
 from .config import JudgeConfig
@@ -199,6 +200,7 @@ def _ask(
     return fresh
 
 
+@step("judge-batch", run_name="judge-{judge.name}")
 def ask_batch(judge: JudgeConfig, texts: list[str], labels: list[int], class_names: list[str], seed: int) -> list[dict]:
     """``judge``'s votes on one batch of rows, in order, touching no cache: the unit that runs on a
     task runner's worker (a Dask process) while the caller keeps the single-writer vote cache."""
