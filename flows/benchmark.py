@@ -7,9 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from labelq.benchmark.report import benchmark_step
-from labelq.flows.tasks import step_task
-
-report = step_task(benchmark_step, "benchmark-report")
+from labelq.flows.tasks import PrefectRunner
 
 
 @flow(name="labelq-benchmark-report", validate_parameters=False)
@@ -24,4 +22,4 @@ def benchmark_flow(
     models: str | None = None,
 ) -> dict[str, Path]:
     """Compare models on the corrected labels of ``name``'s test-set version; writes HTML, Markdown and JSON."""
-    return report(name, predictions, store, version, verified, n_boot, seed, models)
+    return PrefectRunner().run(benchmark_step, name, predictions, store, version, verified, n_boot, seed, models)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -75,6 +76,24 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
         for r in rows:
             r["text"] = text.get(r["id"])
     return rows
+
+
+def run_job(no_prefect: bool, local: Callable[[], Any], flow: Callable[[], Any], progress: bool = False, quiet: bool = False) -> Any:
+    """The one place a command picks where its job runs: ``local()`` in this process (``--no-prefect``),
+    or ``flow()``, a Prefect flow, on a temporary server when no ``PREFECT_API_URL`` is configured.
+    ``progress``: show the job's progress lines (folds, epochs); ``quiet``: only warnings."""
+    if no_prefect:
+        if progress and not quiet:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        return local()
+    if quiet:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    elif progress:
+        logging.getLogger("labelq").setLevel(logging.INFO)  # Prefect shows it (PREFECT_LOGGING_EXTRA_LOGGERS)
+    from .flows.server import temporary_api
+
+    with temporary_api():
+        return flow()
 
 
 class LabelqGroup(click.Group):
@@ -199,22 +218,15 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     from .pipeline import audit as run_audit
 
     cfg = audit_config(source, name, store, **options)
-    if no_prefect:
-        if cluster:
-            raise click.UsageError("--cluster runs the folds as Prefect tasks; leave out --no-prefect")
-        if not quiet:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-        result = run_audit(cfg)
-    else:
-        if quiet:
-            os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
-        else:
-            logging.getLogger("labelq").setLevel(logging.INFO)  # Prefect shows it (PREFECT_LOGGING_EXTRA_LOGGERS)
-        from .flows.audit import run_audit_flow
-        from .flows.server import temporary_api
+    if no_prefect and cluster:
+        raise click.UsageError("--cluster runs the folds as Prefect tasks; leave out --no-prefect")
 
-        with temporary_api():
-            result = run_audit_flow(cfg, jobs=jobs, cluster=cluster)
+    def flow():
+        from .flows.audit import run_audit_flow
+
+        return run_audit_flow(cfg, jobs=jobs, cluster=cluster)
+
+    result = run_job(no_prefect, lambda: run_audit(cfg), flow, progress=True, quiet=quiet)
     v = result.version
     m = v.manifest()
     click.echo(
@@ -531,16 +543,14 @@ def report_benchmark(
 
     if (predictions is None) == (models is None):
         raise InputError("give either --predictions or --models", "--predictions FILE (id, model, predicted_label or pred_probs) or --models FILE (TOML)")
-    if no_prefect:
-        from .benchmark.report import benchmark_step
+    from .benchmark.report import benchmark_step
 
-        paths = benchmark_step(name, predictions, store, version, verified, n_boot, seed, models)
-    else:
+    def flow():
         from .flows.benchmark import benchmark_flow
-        from .flows.server import temporary_api
 
-        with temporary_api():
-            paths = benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed, models=models)
+        return benchmark_flow(name=name, predictions=predictions, store=store, version=version, verified=verified, n_boot=n_boot, seed=seed, models=models)
+
+    paths = run_job(no_prefect, lambda: benchmark_step(name, predictions, store, version, verified, n_boot, seed, models), flow)
     click.echo(paths["md"].read_text())
     click.echo("\n".join(str(p) for p in paths.values()))
 
@@ -589,15 +599,14 @@ def relabel(
         weight_label=weight_label,
         seed=seed,
     )
-    if no_prefect:
-        result = run_relabel(RelabelConfig(name=name, store=store, **options))
-    else:
-        RelabelConfig(name=name, store=store, **options)  # bad options fail before Prefect starts
-        from .flows.relabel import relabel_flow
-        from .flows.server import temporary_api
+    cfg = RelabelConfig(name=name, store=store, **options)  # bad options fail before Prefect starts
 
-        with temporary_api():
-            result = relabel_flow(name=name, store=store, **options)
+    def flow():
+        from .flows.relabel import relabel_flow
+
+        return relabel_flow(name=name, store=store, **options)
+
+    result = run_job(no_prefect, lambda: run_relabel(cfg), flow)
     r = result.version.manifest()["relabel"]
     cov = f"{r['coverage_measured']:.3f}" if r["coverage_measured"] is not None else "n/a"
     click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected; kinds {result.kinds}")
@@ -642,15 +651,14 @@ def review_import(name: str, path: str, store: str | None, fmt: str | None, no_p
     """Apply reviewed answers (Label Studio JSON export or the filled CSV) to NAME as a new version."""
     from .relabel.review import apply_reviews, read_step
 
-    if no_prefect:
-        result = apply_reviews(name, path, store, fmt)
-    else:
-        read_step(name, path, store, fmt)  # a bad file fails before Prefect starts
-        from .flows.relabel import review_flow
-        from .flows.server import temporary_api
+    read_step(name, path, store, fmt)  # a bad file fails before anything starts (Prefect's server included)
 
-        with temporary_api():
-            result = review_flow(name=name, path=path, store=store, fmt=fmt)
+    def flow():
+        from .flows.relabel import review_flow
+
+        return review_flow(name=name, path=path, store=store, fmt=fmt)
+
+    result = run_job(no_prefect, lambda: apply_reviews(name, path, store, fmt), flow)
     click.echo(f"Published {name} {result.version.tag} (reviewed {result.parent.tag}): {result.n_reviews:,} reviews, {result.changed:,} labels changed")
 
 
@@ -683,18 +691,14 @@ def export_cmd(name: str, store: str | None, version: str | None, policy: str, o
 def label_maps_cmd(name: str, store: str | None, version: str | None, k: int, grid: int, n_folds: int, epochs: int, seed: int, no_prefect: bool) -> None:
     """Localized (ReLabel) label maps for NAME's images, from cross-validated FCNs, as a new version."""
     settings = dict(k=k, grid=grid, n_folds=n_folds, seed=seed, epochs=epochs)
-    logging.getLogger("labelq").setLevel(logging.INFO)
-    if no_prefect:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-        from .relabel.localized import make_label_maps
+    from .relabel.localized import make_label_maps
 
-        v = make_label_maps(name, store, version, **settings)
-    else:
+    def flow():
         from .flows.relabel import label_maps_flow
-        from .flows.server import temporary_api
 
-        with temporary_api():
-            v = label_maps_flow(name=name, store=store, version=version, **settings)
+        return label_maps_flow(name=name, store=store, version=version, **settings)
+
+    v = run_job(no_prefect, lambda: make_label_maps(name, store, version, **settings), flow, progress=True)
     click.echo(f"Published {name} {v.tag}: label maps (top-{k}, {grid}x{grid}) for {v.manifest()['rows']:,} images -> {v.path / 'label_maps.parquet'}")
 
 

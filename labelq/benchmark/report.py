@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text
+from ..runner import step
 from ..store import Version
 from .error_rate import estimate_error_rate, rows_needed
 from .metrics import CorrectedLabels, accuracy_table, prevalence_curve, rankings, swap_points
@@ -327,6 +328,7 @@ def verified_from(path: str | Path | None, ids: list[str]) -> dict[int, bool] | 
     return {pos[i]: bool(v) for i, v in zip(t["id"].cast(pa.string()).to_pylist(), pc.cast(t["is_label_error"], pa.bool_()).to_pylist())}
 
 
+@step("benchmark-report")
 def benchmark_step(
     name: str,
     predictions: str | None,

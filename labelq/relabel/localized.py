@@ -33,6 +33,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..predict.torch_cnn import CNNClassifier
+from ..runner import InProcess, Runner, step
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,7 @@ def read_label_maps(table: pa.Table) -> LabelMaps:
     return LabelMaps(cls_, sc, m["n_classes"])
 
 
+@step("label-maps")
 def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: int = 0, epochs: int = 6) -> tuple[pa.Table, dict]:
     """Label maps for every row of a published image dataset version: (the ``label_maps`` table, manifest additions)."""
     from ..ingest import decode_images
@@ -325,14 +327,16 @@ def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: 
 
 def make_label_maps(name: str, store: str | None = None, version: int | str | None = None, **settings):
     """Compute label maps for ``name`` (latest or ``version``) and publish them as a new version (no Prefect)."""
+    return label_maps_job(name, store, version, settings, InProcess())
+
+
+def label_maps_job(name: str, store: str | None, version: int | str | None, settings: dict, runner: Runner):
+    """Label maps, described once: ``runner`` decides where each step runs; returns the new version."""
     from ..store import Store
-    from .run import publish_derived
+    from .run import publish_label_maps, report_step
 
-    st = Store(store)
-    parent = st.version(name, version)
-    table, manifest = label_maps_step(parent, **settings)
-    version = publish_derived(st, parent, parent.read(), manifest, extra_tables={"label_maps": table})
-    from ..report import write_audit_report
-
-    write_audit_report(version)
-    return version
+    parent = Store(store).version(name, version)
+    table, manifest = runner.run(label_maps_step, parent, **settings)
+    new = runner.run(publish_label_maps, store, parent, manifest, table, runner.run_info())
+    runner.run(report_step, new)
+    return new

@@ -38,6 +38,7 @@ from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
 from ..predict import pred_probs_array
+from ..runner import InProcess, Runner, step
 from ..store import Store, Version
 from .kinds import review_kind
 
@@ -343,10 +344,12 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
     )
 
 
+@step("read-review")
 def read_step(name: str, path: str, store: str | None = None, fmt: str | None = None) -> Reviews:
     return read_reviews(Store(store), name, path, fmt)
 
 
+@step("apply-review")
 def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, dict, Version]:
     """The reviewed version's rows with the reviews applied, the manifest additions, and that version."""
     parent = Store(store).version(reviews.name, reviews.version)
@@ -406,6 +409,7 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
     return out, manifest, parent
 
 
+@step("publish")
 def publish_step(reviews: Reviews, parent: Version, table: pa.Table, manifest: dict, store: str | None = None, run: dict | None = None) -> Version:
     from .run import publish_derived
 
@@ -414,10 +418,15 @@ def publish_step(reviews: Reviews, parent: Version, table: pa.Table, manifest: d
 
 def apply_reviews(name: str, path: str | Path, store: str | None = None, fmt: str | None = None) -> ReviewResult:
     """Read, check and apply a review file in this process (no Prefect); publishes a new version."""
-    reviews = read_step(name, str(path), store, fmt)
-    table, manifest, parent = apply_step(reviews, store)
-    version = publish_step(reviews, parent, table, manifest, store)
-    from ..report import write_audit_report
+    return review_job(name, str(path), store, fmt, InProcess())
 
-    write_audit_report(version)
+
+def review_job(name: str, path: str, store: str | None, fmt: str | None, runner: Runner) -> ReviewResult:
+    """Applying a review file, described once: ``runner`` decides where each step runs."""
+    from .run import report_step
+
+    reviews = runner.run(read_step, name, path, store, fmt)
+    table, manifest, parent = runner.run(apply_step, reviews, store)
+    version = runner.run(publish_step, reviews, parent, table, manifest, store, runner.run_info())
+    runner.run(report_step, version)
     return ReviewResult(version, parent, reviews.n, manifest["review"]["changed"])

@@ -30,6 +30,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..predict import pred_probs_array
+from ..runner import InProcess, Runner, step
 from ..store import Store, Version
 from ..validation import check_fraction
 from .kinds import KindRule, Kinds, classify, noise_aware
@@ -84,6 +85,13 @@ class RelabelResult:
     mean_set_size: float
 
 
+@step("publish")
+def publish_label_maps(store: str | None, parent: Version, manifest: dict, table: pa.Table, run: dict | None = None) -> Version:
+    """Publish ``parent``'s rows again with its label maps (``label_maps.parquet``) as the next version."""
+    return publish_derived(Store(store), parent, parent.read(), manifest, run, {"label_maps": table})
+
+
+@step("load-version")
 def load_step(cfg: RelabelConfig) -> Version:
     return cfg.open_store().version(cfg.name, cfg.version)
 
@@ -104,6 +112,7 @@ def _column(table: pa.Table, name: str, default: pa.Array) -> pa.Array:
     return table[name].combine_chunks() if name in table.column_names else default
 
 
+@step("relabel")
 def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     """The parent's rows with the re-labeling columns (replaced where the parent had them), and the manifest additions."""
     rows = parent.read()
@@ -215,6 +224,7 @@ def _calibration_rows(
     return np.sort(perm[:half]), np.sort(perm[half:])
 
 
+@step("publish")
 def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None) -> Version:
     return publish_derived(cfg.open_store(), parent, table, manifest, run)
 
@@ -266,16 +276,21 @@ def publish_derived(
     return version
 
 
-def relabel(config: RelabelConfig | None = None, **kwargs) -> RelabelResult:
-    """Re-label in this process (no Prefect): ``relabel(name="digits")``."""
-    cfg = config or RelabelConfig(**kwargs)
-    parent = load_step(cfg)
-    table, manifest = relabel_step(cfg, parent)
-    version = publish_step(cfg, parent, table, manifest)
-    report_step(version)
+def relabel_job(cfg: RelabelConfig, runner: Runner) -> RelabelResult:
+    """Re-labeling, described once: ``runner`` decides where each step runs."""
+    parent = runner.run(load_step, cfg)
+    table, manifest = runner.run(relabel_step, cfg, parent)
+    version = runner.run(publish_step, cfg, parent, table, manifest, runner.run_info())
+    runner.run(report_step, version)
     return result_of(version, parent, manifest)
 
 
+def relabel(config: RelabelConfig | None = None, **kwargs) -> RelabelResult:
+    """Re-label in this process (no Prefect): ``relabel(name="digits")``."""
+    return relabel_job(config or RelabelConfig(**kwargs), InProcess())
+
+
+@step("report")
 def report_step(version: Version):
     from ..report import write_audit_report
 
