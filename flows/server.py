@@ -77,7 +77,10 @@ def temporary_api() -> Iterator[str | None]:
                     raise RuntimeError(f"the temporary Prefect server did not answer on {url} in time (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
                 time.sleep(0.1)
         with temporary_settings({PREFECT_API_URL: url}):
-            yield url
+            try:
+                yield url
+            finally:
+                _drain_to_api()
     finally:
         proc.terminate()
         try:
@@ -85,6 +88,16 @@ def temporary_api() -> Iterator[str | None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _drain_to_api(timeout: float = 30) -> None:
+    """Send the logs and events Prefect still holds to the server before it stops: a log worker left
+    with work after the server is gone retries for minutes at exit ("All connection attempts failed")."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout)
 
 
 def main(argv: list[str]) -> None:
