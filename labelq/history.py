@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LabelqError
+from .store import RUN_RECORD
 from .validation import check_fraction
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def check_alerts(record: dict, previous: dict | None, rules: AlertRules) -> list
     return reasons
 
 
-RECORD = "run.json"
+RECORD = RUN_RECORD  # the store lists it among a version's files
 
 
 def prepare_record(
@@ -170,12 +171,6 @@ def prepare_record(
         return {RECORD: record}
 
     return complete
-
-
-def read_record(version) -> dict | None:
-    """The run record published with ``version`` (None for versions not made by an audit)."""
-    path = version.path / RECORD
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def raise_alerts(record: dict, name: str) -> None:
