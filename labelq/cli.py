@@ -68,8 +68,8 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
 
     rows = named_query(store, version.name, "top_issues", version=version.number, limit=limit).to_pylist()
     manifest = version.manifest()
-    if rows and manifest.get("modality") == "text":
-        col = manifest["inputs"][0]
+    if rows and manifest.modality == "text":
+        col = manifest.inputs[0]
         data = version.read(columns=["id", col])
         data = data.filter(pc.is_in(data["id"], pc.cast([r["id"] for r in rows], data["id"].type)))
         text = dict(zip(data["id"].to_pylist(), data[col].to_pylist()))
@@ -230,8 +230,8 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     v = result.version
     m = v.manifest()
     click.echo(
-        f"\nPublished {v.name} {v.tag}: {m['rows']:,} rows, {m['n_label_issues']:,} suspected label errors "
-        f"({100 * m['n_label_issues'] / m['rows']:.2f}%), out-of-sample accuracy {m['out_of_sample_accuracy']:.4f}, in {result.seconds:.1f}s"
+        f"\nPublished {v.name} {v.tag}: {m.rows:,} rows, {m.n_label_issues:,} suspected label errors "
+        f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample accuracy {m.audit.out_of_sample_accuracy:.4f}, in {result.seconds:.1f}s"
     )
     h = result.history or {}
     if h.get("folds_total"):
@@ -242,9 +242,9 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     click.echo(f"  data:    {v.path}")
     click.echo(f"  report:  {result.report_html}")
     click.echo(f"  catalog: {v.path.parent / 'catalog.duckdb'}")
-    if m.get("judges"):
-        click.echo(f"\nJudges ({m['judges']['aggregation']}, {m['judges']['judged_rows']:,} rows judged):")
-        info = m["judges"].get("annotator_information", {})
+    if m.judges:
+        click.echo(f"\nJudges ({m.judges.aggregation}, {m.judges.judged_rows:,} rows judged):")
+        info = m.judges.extra.get("annotator_information", {})
         click.echo(
             format_table(
                 [
@@ -255,12 +255,12 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
                         },
                         "information": info.get(s["judge"]),
                     }
-                    for s in m["judges"]["stats"]
+                    for s in m.judges.stats
                 ]
             )
         )
-    if top > 0 and m["n_label_issues"]:
-        click.echo(f"\nTop {min(top, m['n_label_issues'])} suspected label errors:")
+    if top > 0 and m.n_label_issues:
+        click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
 
 
@@ -275,7 +275,7 @@ def issues(name: str, store: str | None, version: str | None, limit: int) -> Non
 
     s = Store(store)
     v = s.version(name, version)
-    click.echo(f"{name} {v.tag}: {v.manifest()['n_label_issues']:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
+    click.echo(f"{name} {v.tag}: {v.manifest().n_label_issues:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
     click.echo(format_table(top_issues_rows(s, v, limit)))
 
 
@@ -607,11 +607,11 @@ def relabel(
         return relabel_flow(name=name, store=store, **options)
 
     result = run_job(no_prefect, lambda: run_relabel(cfg), flow)
-    r = result.version.manifest()["relabel"]
-    cov = f"{r['coverage_measured']:.3f}" if r["coverage_measured"] is not None else "n/a"
+    r = result.version.manifest().relabel
+    cov = f"{r.coverage_measured:.3f}" if r.coverage_measured is not None else "n/a"
     click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected; kinds {result.kinds}")
     click.echo(
-        f"  label sets: target coverage {r['coverage_target']:.2f}, measured {cov} on {r['n_coverage_rows']:,} held-out rows, mean size {r['mean_set_size']:.2f} ({r['mean_set_size_flagged'] or 0:.2f} on flagged rows)"
+        f"  label sets: target coverage {r.coverage_target:.2f}, measured {cov} on {r.n_coverage_rows:,} held-out rows, mean size {r.mean_set_size:.2f} ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
     )
     click.echo(f"  data: {result.version.path}")
 
@@ -699,7 +699,7 @@ def label_maps_cmd(name: str, store: str | None, version: str | None, k: int, gr
         return label_maps_flow(name=name, store=store, version=version, **settings)
 
     v = run_job(no_prefect, lambda: make_label_maps(name, store, version, **settings), flow, progress=True)
-    click.echo(f"Published {name} {v.tag}: label maps (top-{k}, {grid}x{grid}) for {v.manifest()['rows']:,} images -> {v.path / 'label_maps.parquet'}")
+    click.echo(f"Published {name} {v.tag}: label maps (top-{k}, {grid}x{grid}) for {v.manifest().rows:,} images -> {v.path / 'label_maps.parquet'}")
 
 
 if __name__ == "__main__":

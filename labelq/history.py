@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LabelqError
+from .manifest import Manifest
 from .store import RUN_RECORD
 from .validation import check_fraction
 
@@ -145,25 +146,25 @@ def prepare_record(
         "flow_run_id": (run or {}).get("flow_run_id"),
     }
 
-    def complete(manifest: dict) -> dict[str, dict]:
+    def complete(manifest: Manifest) -> dict[str, dict]:
         finished = dt.datetime.now(dt.UTC)
         record = {
             **base,
             "finished_at": finished.isoformat(timespec="seconds"),
             "duration_s": round((finished - started).total_seconds(), 2),
-            "version": manifest["version"],
-            "content_hash": manifest["content_hash"],
-            "class_names": manifest["class_names"],
+            "version": manifest.version,
+            "content_hash": manifest.content_hash,
+            "class_names": manifest.class_names,
             "detector": {
-                "name": (manifest.get("detectors") or ["confident_learning"])[0],
-                "filter_by": manifest.get("filter_by"),
+                "name": (manifest.audit.detectors or ["confident_learning"])[0],
+                "filter_by": manifest.audit.filter_by,
                 "cleanlab": _version("cleanlab"),
             },
-            "model": manifest.get("model"),
-            "model_config": manifest.get("model_config"),
-            "labelq": manifest.get("labelq_version"),
+            "model": manifest.audit.model,
+            "model_config": manifest.audit.model_config,
+            "labelq": manifest.labelq_version,
         }
-        previous = read_history(store, manifest["name"])
+        previous = read_history(store, manifest.name)
         last = previous[-1] if previous else None
         record["unchanged_source"] = bool(last and last["content_hash"] == record["content_hash"])
         record["alerts"] = check_alerts(record, last, rules or AlertRules())

@@ -24,6 +24,7 @@ from .detect import Detection, make_detector
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
+from .manifest import AuditSection, JudgesSection, Manifest, RunSection
 from .predict import (
     DEFAULT_MODEL,
     MODELS,
@@ -280,25 +281,27 @@ def publish_step(
     labels = examples[S.LABEL].to_numpy()
     probs = pred_probs_array(pred_probs)
     model = pred_probs[S.MODEL][0].as_py() if pred_probs.num_rows else None
-    manifest = {
-        "seed": cfg.seed,
-        "n_folds": None if cfg.pred_probs else cfg.n_folds,
-        "model": model,
-        "model_config": None if cfg.pred_probs else {"name": cfg.model, "params": cfg.model_params},
-        "filter_by": cfg.filter_by,
-        "auto_fix": cfg.auto_fix.describe() if cfg.auto_fix else None,
-        "n_label_issues": int(decision.is_label_issue.sum()),
-        "n_corrected": int((decision.corrected_label >= 0).sum()),
-        "num_label_issues_estimate": detection.extra.get("num_label_issues_estimate"),
-        "out_of_sample_accuracy": float((probs.argmax(1) == labels).mean()),
-        "joint": detection.extra.get("joint"),
-        "noise_matrix": detection.extra.get("noise_matrix"),
-        "class_error_rate": detection.extra.get("class_error_rate"),
-        "detectors": [d.detector for d in detections],
-        "judges": {"stats": judge_stats, **(judge_info or {})} if judge_stats is not None else None,
-        "run": run or {},
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("store",)},
-    }
+    manifest = Manifest(
+        n_label_issues=int(decision.is_label_issue.sum()),
+        n_corrected=int((decision.corrected_label >= 0).sum()),
+        audit=AuditSection(
+            seed=cfg.seed,
+            n_folds=None if cfg.pred_probs else cfg.n_folds,
+            model=model,
+            model_config=None if cfg.pred_probs else {"name": cfg.model, "params": cfg.model_params},
+            filter_by=cfg.filter_by,
+            auto_fix=cfg.auto_fix.describe() if cfg.auto_fix else None,
+            num_label_issues_estimate=detection.extra.get("num_label_issues_estimate"),
+            out_of_sample_accuracy=float((probs.argmax(1) == labels).mean()),
+            joint=detection.extra.get("joint"),
+            noise_matrix=detection.extra.get("noise_matrix"),
+            class_error_rate=detection.extra.get("class_error_rate"),
+            detectors=[d.detector for d in detections],
+            config={k: v for k, v in asdict(cfg).items() if k not in ("store",)},
+        ),
+        judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
+        run=RunSection.from_json(run or {}),
+    )
     tables = {"pred_probs": pred_probs, "issues": issues_table(audited, detections)}
     if votes is not None:
         tables["judge_votes"] = votes
@@ -311,12 +314,12 @@ def publish_step(
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
         complete = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
 
-        def records(full_manifest: dict) -> dict[str, dict]:
+        def records(full_manifest: Manifest) -> dict[str, dict]:
             written.update(complete(full_manifest))
             return written
 
     version = store.publish(cfg.name, audited, tables, manifest, records=records, hooks=(catalog_hook,))
-    log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest["n_label_issues"], version.path)
+    log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest.n_label_issues, version.path)
     return version, written.get(RECORD)
 
 

@@ -11,6 +11,7 @@ The root is ``--store``, else ``$LABELQ_STORE``, else ``./data/store``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,12 +34,10 @@ from . import __version__
 from . import schema as S
 from .errors import DamagedVersionError, InputError, NotLatestError, StoreError, VersionConflictError
 from .io import atomic_write_text, file_sha256, table_hash, write_parquet
-
-# keys every manifest carries (null where they do not apply), so the catalog's `versions` view always binds
-MANIFEST_KEYS = ("n_label_issues", "num_label_issues_estimate", "n_corrected", "model", "n_folds", "seed", "filter_by", "auto_fix")
+from .manifest import Manifest
 
 MANIFEST = "manifest.json"
-CHECKSUM_KEY = "manifest_sha256"  # sha256 of the manifest's other keys: a hand-edited manifest no longer matches
+CHECKSUM_KEY = Manifest.CHECKSUM  # sha256 of the manifest's other keys: a hand-edited manifest no longer matches
 RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before manifest checksums carry it unlisted)
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,12 @@ class Version:
     def data_glob(self) -> str:
         return str(self.path / "data" / "*.parquet")
 
-    def manifest(self) -> dict:
+    def manifest(self) -> Manifest:
+        """The typed manifest (``labelq.manifest.Manifest``)."""
+        return Manifest.from_json(self.manifest_json())
+
+    def manifest_json(self) -> dict:
+        """``manifest.json`` as written: the on-disk contract that the catalog and other tools read."""
         try:
             return json.loads((self.path / MANIFEST).read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -256,19 +261,20 @@ class Store:
         name: str,
         data: pa.Table,
         tables: dict[str, pa.Table],
-        manifest: dict,
+        manifest: Manifest | None = None,
         parent: int | None = None,
         expect_latest: int | None = None,
-        records: Callable[[dict], dict[str, dict]] | None = None,
+        records: Callable[[Manifest], dict[str, dict]] | None = None,
         hooks: Sequence[Callable[[Store, Version], None]] = (),
     ) -> Version:
         """Write a new version atomically and return it.
 
         ``data`` is the audited rows; ``tables`` are extra contract tables (``pred_probs``, ``issues``)
-        written beside it; ``manifest`` is merged into the manifest labelq writes. The version number
-        is the next free one; ``parent`` (default: the latest version) is recorded. With ``expect_latest``,
-        publishing fails (``VersionConflictError``, nothing written) unless that is still the latest version
-        once the lock is held: for changes that are only valid on top of the version they were made from.
+        written beside it; ``manifest`` holds the job's sections, and the store fills in the identity
+        (name, number, rows, classes, files, hashes). The version number is the next free one; ``parent``
+        (default: the latest version) is recorded. With ``expect_latest``, publishing fails
+        (``NotLatestError``, nothing written) unless that is still the latest version once the lock is
+        held: for changes that are only valid on top of the version they were made from.
         ``records(manifest)`` (called with the lock held) returns JSON files to write into the version
         (the audit's run record): they appear together with the version or not at all.
         ``hooks(store, version)`` run after the rename, with the lock held, to update what is derived from
@@ -297,30 +303,29 @@ class Store:
                 for tname, table in tables.items():
                     files[f"{tname}.parquet"] = file_sha256(write_parquet(tmp / f"{tname}.parquet", table))
                 info = S.info_of(data)
-                full = {
-                    **dict.fromkeys(MANIFEST_KEYS),
-                    "contract_version": S.CONTRACT_VERSION,
-                    "labelq_version": __version__,
-                    "name": name,
-                    "version": number,
-                    "parent_version": parent,
-                    "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "rows": data.num_rows,
-                    "class_names": info.class_names,
-                    "label_mapping": info.label_mapping,
-                    "modality": info.modality,
-                    "inputs": info.inputs,
-                    "source": info.source,
-                    "content_hash": table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
-                    "files": files,
-                    **manifest,
-                }
-                full = json.loads(json.dumps(full, default=_json_default))  # plain JSON values, as a reader will see them
+                full = dataclasses.replace(
+                    manifest or Manifest(),
+                    contract_version=S.CONTRACT_VERSION,
+                    labelq_version=__version__,
+                    name=name,
+                    version=number,
+                    parent_version=parent,
+                    created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    rows=data.num_rows,
+                    class_names=info.class_names,
+                    label_mapping=info.label_mapping,
+                    modality=info.modality,
+                    inputs=info.inputs,
+                    source=info.source,
+                    content_hash=table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
+                    files=files,
+                )
+                full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
                 for fname, obj in (records(full) if records else {}).items():
                     files[fname] = file_sha256(atomic_write_text(tmp / fname, json.dumps(obj, indent=1, default=_json_default)))
-                full["files"] = files
-                full[CHECKSUM_KEY] = manifest_checksum(full)
-                atomic_write_text(tmp / MANIFEST, json.dumps(full, indent=2, sort_keys=True))
+                body = {**full.to_json(), "files": files}
+                body[CHECKSUM_KEY] = manifest_checksum(body)
+                atomic_write_text(tmp / MANIFEST, json.dumps(body, indent=2, sort_keys=True))
                 final = d / f"v{number:04d}"
                 try:
                     os.rename(tmp, final)  # fails if the target exists: never overwrite
@@ -336,6 +341,39 @@ class Store:
                 except Exception as exc:  # derived outputs: the version stands, and their next reader rebuilds them
                     log.warning("published %s %s, but %s failed (%s); the next command that reads it rebuilds it", name, version.tag, hook.__name__, exc)
             return version
+
+    def derive(
+        self,
+        parent: Version,
+        data: pa.Table | None = None,
+        tables: dict[str, pa.Table] | None = None,
+        require_latest: bool = False,
+        hooks: Sequence[Callable[[Store, Version], None]] = (),
+        **changes: Any,
+    ) -> Version:
+        """Publish the next version of ``parent``'s dataset, made from ``parent``.
+
+        ``data`` replaces the rows (default: the parent's rows); the parent's other tables (pred_probs,
+        issues, judge votes, label maps) are carried over, and ``tables`` add or replace some. The manifest
+        is ``parent``'s, derived (``Manifest.derive``), with ``changes`` (sections or counts) replacing
+        fields. ``require_latest``: refuse (``NotLatestError``, nothing written) if another version was
+        published after ``parent``.
+        """
+        carried = {p.stem: p for p in parent.path.glob("*.parquet")}
+        out = {stem: pq.read_table(path) for stem, path in sorted(carried.items()) if stem not in (tables or {})}
+        out.update(tables or {})
+        if "issues" in out and S.ISSUE_KIND in out["issues"].column_names:  # versions published before issue_kind lived in the data only
+            out["issues"] = out["issues"].drop_columns([S.ISSUE_KIND])
+        manifest = parent.manifest().derive(derived_from=parent.tag, **changes)
+        return self.publish(
+            parent.name,
+            parent.read() if data is None else data,
+            out,
+            manifest,
+            parent=parent.number,
+            expect_latest=parent.number if require_latest else None,
+            hooks=hooks,
+        )
 
 
 def _json_default(obj):

@@ -119,7 +119,7 @@ def test_the_audit_takes_its_detector_from_the_registry(tmp_path):
 
     try:
         result = audit(AuditConfig(source="digits", store=str(tmp_path / "s"), model="logreg", n_folds=3, detector="low-self-confidence"))
-        m = result.version.manifest()
+        m = result.version.manifest_json()
         assert m["detectors"] == ["low-self-confidence"]
         rows = result.version.read()
         probs = np.array(result.version.read_table("pred_probs")["pred_probs"].to_pylist(), dtype=np.float64)

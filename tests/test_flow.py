@@ -20,7 +20,7 @@ def test_audit_flow_publishes_and_is_recorded_in_prefect(prefect_harness, store_
     result = run_audit_flow(cfg, jobs=2)
     v = Store(store_dir).version("flowdigits")
     assert result.version == v and result.report_html.exists()
-    run_id = v.manifest()["run"]["flow_run_id"]
+    run_id = v.manifest_json()["run"]["flow_run_id"]
 
     async def states():
         async with get_client() as client:

@@ -27,7 +27,7 @@ def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
     runs = read_history(store, "digits")
     assert [x["version"] for x in runs] == [1, 2] and [x["unchanged_source"] for x in runs] == [False, True]
     first = runs[0]
-    assert first["rows"] == 1797 and first["flagged"] == store.version("digits", 1).manifest()["n_label_issues"]
+    assert first["rows"] == 1797 and first["flagged"] == store.version("digits", 1).manifest_json()["n_label_issues"]
     assert first["estimated_error_rate_lo"] <= first["estimated_error_rate"] <= first["estimated_error_rate_hi"]
     assert len(first["class_share"]) == 10 and abs(sum(first["class_share"]) - 1) < 1e-9
     assert first["detector"]["cleanlab"] and first["model"] == "logreg" and first["duration_s"] > 0
@@ -107,7 +107,7 @@ def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
         raise OSError("disk full while writing the run record")
 
     with pytest.raises(OSError, match="disk full"):
-        store.publish("digits", table, {}, {}, records=broken)
+        store.publish("digits", table, {}, records=broken)
     assert [v.number for v in store.versions("digits")] == [1] and not list(store.dataset_dir("digits").glob(".tmp-*"))
     assert [r["version"] for r in read_history(store, "digits")] == [1]
     assert (store.version("digits").path / "run.json").exists()

@@ -75,7 +75,7 @@ def test_every_reading_command_refuses_a_damaged_version(store, tmp_path, damage
         _edit_manifest(v2, rows=999)
         named = "manifest.json"
     elif damage == "classes":
-        m = v2.manifest()
+        m = v2.manifest_json()
         _edit_manifest(v2, class_names=m["class_names"][::-1])
         named = "manifest.json"
     elif damage == "extra file":
@@ -226,14 +226,14 @@ def test_publish_hooks_update_derived_files_and_a_failing_one_does_not_unpublish
     table = v.read()
     catalog = store.dataset_dir("dg") / "catalog.duckdb"
     before = catalog.stat().st_mtime_ns
-    plain = store.publish("dg", table, {}, {})  # the generic store knows no catalog
+    plain = store.publish("dg", table, {})  # the generic store knows no catalog
     assert catalog.stat().st_mtime_ns == before
 
     def broken(store, version):
         raise OSError("disk full while rebuilding")
 
     seen = []
-    v4 = store.publish("dg", table, {}, {}, hooks=(broken, lambda s, version: seen.append(version.tag)))
+    v4 = store.publish("dg", table, {}, hooks=(broken, lambda s, version: seen.append(version.tag)))
     assert "broken failed (disk full while rebuilding)" in caplog.text and seen == ["v0004"]
     assert [x.tag for x in store.versions("dg")] == ["v0001", "v0002", plain.tag, v4.tag] and not v4.verify()
     out = run("versions", "dg", "--store", str(store.root))  # the next reader heals the catalog

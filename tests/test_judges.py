@@ -252,7 +252,7 @@ def test_judges_in_the_prefect_flow(servers, prefect_harness, tmp_path):
     (tmp_path / "j.toml").write_text(f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\n')
     cfg = AuditConfig(source=str(tmp_path / "r.csv"), store=str(tmp_path / "s"), n_folds=3, judges=str(tmp_path / "j.toml"), judge_sample=4)
     result = run_audit_flow(cfg)
-    m = result.version.manifest()
+    m = result.version.manifest_json()
     assert m["judges"]["stats"][0]["answered"] == m["judges"]["judged_rows"] > 0
     assert result.version.read_table("judge_votes").num_rows == m["judges"]["judged_rows"]
 
@@ -273,10 +273,10 @@ def test_judge_batches_on_a_local_dask_cluster(servers, prefect_harness, tmp_pat
     assert b["id"].to_pylist() == a["id"].to_pylist() and len(a) == len(rows)
     assert b["verdict"].to_pylist() == a["verdict"].to_pylist()
     np.testing.assert_allclose(np.asarray(b["p_label_correct"].to_pylist(), dtype=float), np.asarray(a["p_label_correct"].to_pylist(), dtype=float), atol=0.02)
-    stats = dask.version.manifest()["judges"]["stats"][0]
+    stats = dask.version.manifest_json()["judges"]["stats"][0]
     assert stats["asked"] == len(rows) and stats["batches"] == 4 and stats["answered"] == len(rows)
     again = run_audit_flow(AuditConfig(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
-    stats = again.version.manifest()["judges"]["stats"][0]
+    stats = again.version.manifest_json()["judges"]["stats"][0]
     assert stats["asked"] == 0 and stats["cache_hits"] == len(rows)
 
 
@@ -351,7 +351,7 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     from labelq.store import Store
 
     v = Store(tmp_path / "s").version("foods")
-    m = v.manifest()
+    m = v.manifest_json()
     rows = v.read()
     n_flagged_cl = int(v.read_table("issues")["flag_confident_learning"].to_numpy(zero_copy_only=False).sum())
     votes = v.read_table("judge_votes")
@@ -369,7 +369,7 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
 
     out = CliRunner().invoke(main, args)  # the same audit again: every vote comes from the cache
     assert out.exit_code == 0, out.output
-    again = Store(tmp_path / "s").version("foods").manifest()
+    again = Store(tmp_path / "s").version("foods").manifest_json()
     assert all(s["asked"] == 0 and s["cache_hits"] == s["examples"] for s in again["judges"]["stats"])
 
     # re-labeling reads the real votes: 'none of these' -> out_of_distribution, proposals enter the soft labels
@@ -378,7 +378,7 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
 
     parent = Store(tmp_path / "s").version("foods")
     result = relabel(name="foods", store=str(tmp_path / "s"))
-    assert result.version.manifest()["relabel"]["judge_evidence"] is True
+    assert result.version.manifest_json()["relabel"]["judge_evidence"] is True
     rows = result.version.read()
     ev = judge_evidence(parent, rows["id"].to_pylist(), 2)
     flagged = rows["is_label_issue"].to_numpy(zero_copy_only=False)

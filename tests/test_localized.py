@@ -123,7 +123,7 @@ def test_label_maps_are_published_as_a_new_version(digits, tmp_path, prefect_har
     r = CliRunner().invoke(main, ["label-maps", "digits", "--store", str(store), "--grid", "2", "--epochs", "1", "--folds", "2"])
     assert r.exit_code == 0, r.output
     v = Store(store).version("digits")
-    assert v.number == 2 and v.manifest()["label_maps"]["grid"] == 2 and v.manifest()["run"]["flow_run_id"]
+    assert v.number == 2 and v.manifest_json()["label_maps"]["grid"] == 2 and v.manifest_json()["run"]["flow_run_id"]
     maps = read_label_maps(v.read_table("label_maps"))
     assert len(maps) == digits.num_rows and maps.classes.shape[1:] == (3, 2, 2)
     got = run_query(Store(store), "digits", "SELECT count(*) AS n FROM rows WHERE version = 2")

@@ -38,7 +38,7 @@ def test_audit_finds_injected_flips_and_keeps_the_original(noisy_digits_parquet,
     fixed = np.array([c is not None for c in corrected])
     assert fixed.any() and not (fixed & ~flagged).any()  # only flagged rows are corrected
     assert (corrected[fixed].astype(int) == clean[fixed]).mean() > 0.9  # and the corrections are right
-    m = v.manifest()
+    m = v.manifest_json()
     assert m["auto_fix"] == {"policy": "min-confidence", "min_confidence": 0.9} and m["n_corrected"] == int(fixed.sum())
     assert m["model"] == "cnn" and m["n_folds"] == 5 and m["out_of_sample_accuracy"] > 0.9
     ranks = np.asarray(rows["issue_rank"].to_pylist(), dtype=object)
@@ -53,7 +53,7 @@ def test_no_auto_fix_by_default(digits, store_dir):
     result = audit(source="digits", store=str(store_dir), model="logreg", n_folds=3)
     rows = result.version.read()
     assert rows["corrected_label"].null_count == rows.num_rows
-    assert result.version.manifest()["auto_fix"] is None
+    assert result.version.manifest_json()["auto_fix"] is None
 
 
 def test_report_shows_figures_thumbnails_and_top_issues(noisy_digits_parquet, store_dir):
@@ -87,7 +87,7 @@ def test_user_pred_probs_skip_training(digits, tmp_path):
     result = audit(source="digits", store=str(tmp_path / "s"), pred_probs=str(tmp_path / "p.npy"))
     rows = result.version.read()
     assert rows["is_label_issue"][0].as_py() and rows["suggested_label"][0].as_py() == 3
-    assert result.version.manifest()["model"] == "user:p.npy" and result.version.manifest()["n_folds"] is None
+    assert result.version.manifest_json()["model"] == "user:p.npy" and result.version.manifest_json()["n_folds"] is None
 
 
 def test_bad_config_fails_before_anything_is_written(tmp_path):
@@ -130,7 +130,7 @@ def test_fashion_mnist_subset_flips_are_found(tmp_path):
     assert (flagged & flipped).sum() / flipped.sum() > 0.7
     assert (flagged & flipped).sum() / flagged.sum() > 3 * flipped.mean()
     assert average_precision_score(flipped, 1 - rows["label_score"].to_numpy()) > 0.75
-    assert result.version.manifest()["out_of_sample_accuracy"] > 0.65  # against the noisy labels
+    assert result.version.manifest_json()["out_of_sample_accuracy"] > 0.65  # against the noisy labels
 
 
 def test_dataset_names_are_derived_from_the_source():

@@ -84,10 +84,10 @@ def test_relabel_publishes_a_new_version_and_keeps_the_original(store, audited):
     assert result.parent.number == 1 and result.version.number == 2
     assert {p.name: p.read_bytes() for p in parent.path.rglob("*") if p.is_file()} == before  # parent untouched
     rows = result.version.read()
-    m = result.version.manifest()
+    m = result.version.manifest_json()
     assert m["parent_version"] == 1 and m["derived_from"] == "v0001" and m["relabel"]["coverage_target"] == 0.95
     assert rows[S.LABEL].to_pylist() == parent.read()[S.LABEL].to_pylist()  # the given label stays
-    assert m["content_hash"] == parent.manifest()["content_hash"]
+    assert m["content_hash"] == parent.manifest_json()["content_hash"]
     kind = np.array(rows[S.ISSUE_KIND].to_pylist())
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     assert set(kind[~flagged]) == {"ok"} and "ok" not in set(kind[flagged])
@@ -123,7 +123,7 @@ def test_relabel_publishes_a_new_version_and_keeps_the_original(store, audited):
 
 def test_relabel_options_and_errors(store):
     r = relabel(name="digits", store=str(store.root), class_conditional=True, score="aps", noise_aware=True, calibration="all")
-    assert r.version.manifest()["relabel"]["class_conditional"] is True
+    assert r.version.manifest_json()["relabel"]["class_conditional"] is True
     with pytest.raises(InputError, match="no row has a single reviewed label"):
         relabel(name="digits", store=str(store.root), calibration="reviewed")
     with pytest.raises(InputError, match="calibration"):
@@ -174,7 +174,7 @@ def test_review_round_trip_through_label_studio_json(store, tmp_path):
     assert r3[S.ISSUE_KIND] == "out_of_distribution" and r3[S.LABELS] == []
     assert {r[S.REVIEWER] for r in (r0, r1, r2, r3)} == {"rev@example.org"} and r0[S.LABEL_SOURCE] == "review"
     assert r0[S.REVIEWED_AT].isoformat().startswith("2026-11-20T09:00")
-    assert result.version.manifest()["review"]["reviewers"] == ["rev@example.org"]
+    assert result.version.manifest_json()["review"]["reviewers"] == ["rev@example.org"]
     # a later re-label keeps the person's answers; reviewed rows leave the review queue
     again = relabel(name="digits", store=str(store.root)).version.read().to_pylist()
     again = {r[S.ID]: r for r in again}
@@ -199,7 +199,7 @@ def test_review_round_trip_through_csv(store, tmp_path):
     assert result.n_reviews == 2 and result.changed == (1 if lines[0]["suggestion"] != lines[0]["given_label"] else 0)
     rows = {r[S.ID]: r for r in result.version.read().to_pylist()}
     assert rows[lines[0]["id"]][S.REVIEWER] == "ann" and rows[lines[1]["id"]][S.ISSUE_KIND] == "ok"
-    assert result.version.manifest()["review"]["skipped"] == 1
+    assert result.version.manifest_json()["review"]["skipped"] == 1
 
 
 @pytest.mark.parametrize(
@@ -289,7 +289,7 @@ def test_cli_relabel_review_export(store, tmp_path, prefect_harness):
     r = runner.invoke(main, ["relabel", "digits", "--store", root, "--coverage", "0.9"])
     assert r.exit_code == 0, r.output
     assert "Published digits v0002 (re-labeled v0001)" in r.output and "measured" in r.output
-    assert store.version("digits").manifest()["run"]["flow_run_id"]  # ran as a Prefect flow
+    assert store.version("digits").manifest_json()["run"]["flow_run_id"]  # ran as a Prefect flow
     r = runner.invoke(main, ["review", "export", "digits", "--store", root, "--all-flagged", "-o", str(tmp_path / "t.json")])
     assert r.exit_code == 0 and "to review" in r.output, r.output
     tasks = json.loads((tmp_path / "t.json").read_text())

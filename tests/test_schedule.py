@@ -142,7 +142,7 @@ def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_serv
     finally:
         _stop(worker)
         _labelq(env, "schedule", "--remove", "digits-nightly", check=False)  # never left for the other tests
-    assert Store(store).version("digits-nightly").manifest()["rows"] == 1797
+    assert Store(store).version("digits-nightly").manifest_json()["rows"] == 1797
     assert "No scheduled audits." in _labelq(env, "schedule", "--list").stdout
     assert read_history(Store(store), "digits-nightly"), "removing the schedule keeps the history"
 
@@ -190,4 +190,4 @@ def test_a_worker_killed_mid_run_leaves_the_store_consistent_and_the_next_run_co
     # later runs may have finished (or been stopped) meanwhile: every version has its record and vice versa
     rows, versions = read_history(Store(store), "digits-killed"), Store(store).versions("digits-killed")
     assert sorted(r["version"] for r in rows) == [v.number for v in versions]
-    assert all(v.manifest()["rows"] == 1797 and v.read(columns=["id"]).num_rows == 1797 for v in versions)
+    assert all(v.manifest_json()["rows"] == 1797 and v.read(columns=["id"]).num_rows == 1797 for v in versions)

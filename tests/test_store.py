@@ -13,6 +13,7 @@ from labelq import schema as S
 from labelq.decide import Decision, audited_table
 from labelq.errors import InputError, StoreError
 from labelq.io import file_sha256
+from labelq.manifest import AuditSection, Manifest
 from labelq.sql import run_query
 from labelq.store import Store
 
@@ -29,10 +30,10 @@ def audited(examples: pa.Table) -> pa.Table:
 def test_publish_numbers_versions_and_records_the_parent(digits, store_dir):
     store = Store(store_dir)
     data = audited(digits.slice(0, 50))
-    v1 = store.publish("d", data, {}, {"seed": 1})
-    v2 = store.publish("d", data, {}, {"seed": 2})
+    v1 = store.publish("d", data, {}, Manifest(audit=AuditSection(seed=1)))
+    v2 = store.publish("d", data, {}, Manifest(audit=AuditSection(seed=2)))
     assert (v1.tag, v2.tag) == ("v0001", "v0002")
-    m1, m2 = v1.manifest(), v2.manifest()
+    m1, m2 = v1.manifest_json(), v2.manifest_json()
     assert m1["parent_version"] is None and m2["parent_version"] == 1 and m2["seed"] == 2
     assert m1["class_names"] == [str(i) for i in range(10)] and m1["rows"] == 50
     assert m1["files"]["data/part-00000.parquet"] == file_sha256(v1.path / "data" / "part-00000.parquet")
@@ -52,7 +53,7 @@ def test_published_rows_round_trip_through_duckdb_and_datasets(digits, store_dir
 
     store = Store(store_dir)
     data = audited(digits.slice(0, 40))
-    v = store.publish("d", data, {}, {})
+    v = store.publish("d", data, {})
     back = v.read()
     assert back.select(data.column_names).equals(data.select(data.column_names))
     assert S.info_of(back) == S.info_of(data)  # class names and the rest of the metadata survive
@@ -69,7 +70,7 @@ def test_published_rows_round_trip_through_duckdb_and_datasets(digits, store_dir
 def test_failed_publish_leaves_the_store_as_it_was(digits, store_dir, monkeypatch):
     store = Store(store_dir)
     data = audited(digits.slice(0, 20))
-    store.publish("d", data, {}, {})
+    store.publish("d", data, {})
     before = sorted(p.name for p in store.dataset_dir("d").iterdir())
     import labelq.store as store_module
 
@@ -84,7 +85,7 @@ def test_failed_publish_leaves_the_store_as_it_was(digits, store_dir, monkeypatc
 
     monkeypatch.setattr(store_module, "write_parquet", failing)
     with pytest.raises(OSError, match="No space left"):
-        store.publish("d", data, {"pred_probs": pa.table({"id": ["a"]})}, {})
+        store.publish("d", data, {"pred_probs": pa.table({"id": ["a"]})})
     assert sorted(p.name for p in store.dataset_dir("d").iterdir()) == before
     assert [v.number for v in store.versions("d")] == [1]
     assert run_query(store, "d", "SELECT max(version) AS v FROM versions")["v"].to_pylist() == [1]
@@ -96,7 +97,7 @@ def test_leftovers_of_a_killed_writer_are_invisible_and_cleaned(digits, store_di
     (d / ".tmp-deadbeef" / "data").mkdir(parents=True)
     (d / ".tmp-deadbeef" / "data" / "part-00000.parquet").write_bytes(b"half a file")
     assert store.versions("d") == []
-    store.publish("d", audited(digits.slice(0, 10)), {}, {})
+    store.publish("d", audited(digits.slice(0, 10)), {})
     assert not list(d.glob(".tmp-*")) and [v.tag for v in store.versions("d")] == ["v0001"]
 
 
@@ -104,7 +105,7 @@ def _publish_in_child(root: str, n: int, queue) -> None:
     from labelq.ingest import load_examples
 
     ex = load_examples("digits").slice(0, 30)
-    queue.put([Store(root).publish("d", audited(ex), {}, {"writer": n}).number for _ in range(3)])
+    queue.put([Store(root).publish("d", audited(ex), {}, Manifest(extra={"writer": n})).number for _ in range(3)])
 
 
 def test_concurrent_writers_never_share_a_version(store_dir):

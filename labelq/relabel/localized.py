@@ -32,8 +32,10 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..manifest import LabelMapsSection
 from ..predict.torch_cnn import CNNClassifier
 from ..runner import InProcess, Runner, step
+from ..store import Store, Version
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +302,7 @@ def read_label_maps(table: pa.Table) -> LabelMaps:
 
 
 @step("label-maps")
-def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: int = 0, epochs: int = 6) -> tuple[pa.Table, dict]:
+def label_maps_step(version: Version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: int = 0, epochs: int = 6) -> tuple[pa.Table, dict]:
     """Label maps for every row of a published image dataset version: (the ``label_maps`` table, manifest additions)."""
     from ..ingest import decode_images
 
@@ -312,17 +314,25 @@ def label_maps_step(version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: 
     current = S.effective_labels(full)  # train the annotator on the best labels known
     images = decode_images(rows[info.inputs[0]], ids=rows[S.ID].to_pylist())
     maps = cross_val_label_maps(images, current, len(info.class_names), k=k, grid=grid, n_folds=n_folds, seed=seed, epochs=epochs)
-    settings = {
-        "k": k,
-        "grid": grid,
-        "n_folds": n_folds,
-        "seed": seed,
-        "epochs": epochs,
-        "image_size": list(images.shape[1:3]),
-        "model": "FCNLabeler",
-        "scores": "logits relative to each cell's (k+1)-th class",
-    }
+    settings = LabelMapsSection(
+        k=k,
+        grid=grid,
+        n_folds=n_folds,
+        seed=seed,
+        epochs=epochs,
+        image_size=list(images.shape[1:3]),
+        model="FCNLabeler",
+        scores="logits relative to each cell's (k+1)-th class",
+    )
     return label_maps_table(rows[S.ID], maps), {"label_maps": settings}
+
+
+@step("publish")
+def publish_step(store: str | None, parent: Version, changes: dict, table: pa.Table, run: dict | None = None) -> Version:
+    """Publish ``parent``'s rows again with its label maps (``label_maps.parquet``) as the next version."""
+    from .run import publish
+
+    return publish(Store(store), parent, None, changes, run, tables={"label_maps": table})
 
 
 def make_label_maps(name: str, store: str | None = None, version: int | str | None = None, **settings):
@@ -332,11 +342,10 @@ def make_label_maps(name: str, store: str | None = None, version: int | str | No
 
 def label_maps_job(name: str, store: str | None, version: int | str | None, settings: dict, runner: Runner):
     """Label maps, described once: ``runner`` decides where each step runs; returns the new version."""
-    from ..store import Store
-    from .run import publish_label_maps, report_step
+    from .run import report_step
 
     parent = Store(store).version(name, version)
-    table, manifest = runner.run(label_maps_step, parent, **settings)
-    new = runner.run(publish_label_maps, store, parent, manifest, table, runner.run_info())
+    table, changes = runner.run(label_maps_step, parent, **settings)
+    new = runner.run(publish_step, store, parent, changes, table, runner.run_info())
     runner.run(report_step, new)
     return new

@@ -37,6 +37,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
+from ..manifest import ReviewSection
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
 from ..store import Store, Version
@@ -351,7 +352,7 @@ def read_step(name: str, path: str, store: str | None = None, fmt: str | None = 
 
 @step("apply-review")
 def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, dict, Version]:
-    """The reviewed version's rows with the reviews applied, the manifest additions, and that version."""
+    """The reviewed version's rows with the reviews applied, the manifest's changes (``review`` section, counts), and that version."""
     parent = Store(store).version(reviews.name, reviews.version)
     rows = parent.read()
     info = S.info_of(rows)
@@ -392,28 +393,27 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
     }
     out = S.with_info(S.replace_columns(rows, new), info)
     n_corrected = len(out[S.CORRECTED_LABEL].drop_null())
-    manifest = {
-        "review": {
-            "file": reviews.path,
-            "file_sha256": file_sha256(Path(reviews.path)),
-            "format": reviews.fmt,
-            "from_version": parent.tag,
-            "n_reviews": reviews.n,
-            "skipped": reviews.skipped,
-            "changed": changed,
-            "reviewers": sorted(set(reviews.reviewer)),
-        },
+    changes = {
+        "review": ReviewSection(
+            file=reviews.path,
+            file_sha256=file_sha256(Path(reviews.path)),
+            format=reviews.fmt,
+            from_version=parent.tag,
+            n_reviews=reviews.n,
+            skipped=reviews.skipped,
+            changed=changed,
+            reviewers=sorted(set(reviews.reviewer)),
+        ),
         "n_corrected": n_corrected,
-        "n_label_issues": parent.manifest().get("n_label_issues"),
     }
-    return out, manifest, parent
+    return out, changes, parent
 
 
 @step("publish")
-def publish_step(reviews: Reviews, parent: Version, table: pa.Table, manifest: dict, store: str | None = None, run: dict | None = None) -> Version:
-    from .run import publish_derived
+def publish_step(reviews: Reviews, parent: Version, table: pa.Table, changes: dict, store: str | None = None, run: dict | None = None) -> Version:
+    from .run import publish
 
-    return publish_derived(Store(store), parent, table, manifest, run, require_latest=True)
+    return publish(Store(store), parent, table, changes, run, require_latest=True)
 
 
 def apply_reviews(name: str, path: str | Path, store: str | None = None, fmt: str | None = None) -> ReviewResult:
@@ -426,7 +426,7 @@ def review_job(name: str, path: str, store: str | None, fmt: str | None, runner:
     from .run import report_step
 
     reviews = runner.run(read_step, name, path, store, fmt)
-    table, manifest, parent = runner.run(apply_step, reviews, store)
-    version = runner.run(publish_step, reviews, parent, table, manifest, store, runner.run_info())
+    table, changes, parent = runner.run(apply_step, reviews, store)
+    version = runner.run(publish_step, reviews, parent, table, changes, store, runner.run_info())
     runner.run(report_step, version)
-    return ReviewResult(version, parent, reviews.n, manifest["review"]["changed"])
+    return ReviewResult(version, parent, reviews.n, changes["review"].changed)

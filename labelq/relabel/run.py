@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..manifest import RelabelSection, RunSection
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
 from ..store import Store, Version
@@ -85,12 +86,6 @@ class RelabelResult:
     mean_set_size: float
 
 
-@step("publish")
-def publish_label_maps(store: str | None, parent: Version, manifest: dict, table: pa.Table, run: dict | None = None) -> Version:
-    """Publish ``parent``'s rows again with its label maps (``label_maps.parquet``) as the next version."""
-    return publish_derived(Store(store), parent, parent.read(), manifest, run, {"label_maps": table})
-
-
 @step("load-version")
 def load_step(cfg: RelabelConfig) -> Version:
     return cfg.open_store().version(cfg.name, cfg.version)
@@ -114,7 +109,8 @@ def _column(table: pa.Table, name: str, default: pa.Array) -> pa.Array:
 
 @step("relabel")
 def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
-    """The parent's rows with the re-labeling columns (replaced where the parent had them), and the manifest additions."""
+    """The parent's rows with the re-labeling columns (replaced where the parent had them), and the manifest's
+    changes (``relabel`` section and counts, for ``Store.derive``)."""
     rows = parent.read()
     info = S.info_of(rows)
     k = len(info.class_names)
@@ -129,7 +125,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
 
     evidence = probs
     if cfg.noise_aware:
-        nm = parent.manifest().get("noise_matrix")
+        nm = parent.manifest().audit.noise_matrix
         if nm is None:
             raise InputError(f"{parent.name} {parent.tag} has no noise matrix in its manifest", "leave --noise-aware out, or re-run the audit")
         evidence = noise_aware(probs, labels, np.asarray(nm))
@@ -184,24 +180,24 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     out = S.with_info(S.replace_columns(rows, replace), info)
     names, counts = np.unique(kind.astype(str), return_counts=True)
     sizes = member.sum(axis=1)
-    manifest = {
-        "relabel": {
-            **cfg.settings(),
-            "parent": parent.tag,
-            "kinds": {str(a): int(b) for a, b in zip(names, counts)},
-            "n_calibration": int(len(cal)),
-            "coverage_target": cfg.coverage,
-            "coverage_measured": measured,
-            "n_coverage_rows": int(len(held)),
-            "mean_set_size": float(sizes.mean()),
-            "mean_set_size_flagged": float(sizes[flagged].mean()) if flagged.any() else None,
-            "thresholds": sets.thresholds_.tolist(),
-            "judge_evidence": judges is not None,
-        },
+    changes = {
+        "relabel": RelabelSection(
+            parent=parent.tag,
+            kinds={str(a): int(b) for a, b in zip(names, counts)},
+            n_calibration=int(len(cal)),
+            coverage_target=cfg.coverage,
+            coverage_measured=measured,
+            n_coverage_rows=int(len(held)),
+            mean_set_size=float(sizes.mean()),
+            mean_set_size_flagged=float(sizes[flagged].mean()) if flagged.any() else None,
+            thresholds=sets.thresholds_.tolist(),
+            judge_evidence=judges is not None,
+            extra=cfg.settings(),
+        ),
         "n_label_issues": int(flagged.sum()),
         "n_corrected": int((corrected >= 0).sum()),
     }
-    return out, manifest
+    return out, changes
 
 
 def _calibration_rows(
@@ -225,64 +221,27 @@ def _calibration_rows(
 
 
 @step("publish")
-def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, manifest: dict, run: dict | None = None) -> Version:
-    return publish_derived(cfg.open_store(), parent, table, manifest, run)
+def publish_step(cfg: RelabelConfig, parent: Version, table: pa.Table, changes: dict, run: dict | None = None) -> Version:
+    return publish(cfg.open_store(), parent, table, changes, run)
 
 
-def publish_derived(
-    store: Store,
-    parent: Version,
-    table: pa.Table,
-    manifest: dict,
-    run: dict | None = None,
-    extra_tables: dict[str, pa.Table] | None = None,
-    require_latest: bool = False,
-) -> Version:
-    """Publish ``table`` as the next version of ``parent``'s dataset, carrying the parent's other tables
-    (pred_probs, issues, judge votes, label maps) and settings; ``extra_tables`` add or replace tables.
-    ``require_latest``: refuse (nothing written) if another version was published after ``parent``."""
-    base = parent.manifest()
-    keep = (
-        "seed",
-        "n_folds",
-        "model",
-        "model_config",
-        "filter_by",
-        "auto_fix",
-        "num_label_issues_estimate",
-        "out_of_sample_accuracy",
-        "joint",
-        "noise_matrix",
-        "class_error_rate",
-        "detectors",
-        "judges",
-        "config",
-        "n_label_issues",
-        "n_corrected",
-        "relabel",
-        "label_maps",
-    )
-    tables = {name: parent.read_table(name) for name in ("pred_probs", "issues", "judge_votes", "label_maps") if (parent.path / f"{name}.parquet").exists()}
-    tables.update(extra_tables or {})
-    if "issues" in tables and S.ISSUE_KIND in tables["issues"].column_names:  # versions published before issue_kind lived in the data only
-        tables["issues"] = tables["issues"].drop_columns([S.ISSUE_KIND])
-    full = {**{key: base.get(key) for key in keep}, **manifest, "derived_from": parent.tag, "run": run or {}}
+def publish(store: Store, parent: Version, table: pa.Table | None, changes: dict, run: dict | None, **options) -> Version:
+    """Publish a version derived from ``parent`` with the job's manifest ``changes`` (``Store.derive``), and update the catalog."""
     from ..sql import catalog_hook
 
-    version = store.publish(
-        parent.name, table, tables, full, parent=parent.number, expect_latest=parent.number if require_latest else None, hooks=(catalog_hook,)
-    )
-    log.info("published %s %s (from %s): %d corrected", parent.name, version.tag, parent.tag, full.get("n_corrected") or 0)
+    version = store.derive(parent, table, run=RunSection.from_json(run or {}), hooks=(catalog_hook,), **changes, **options)
+    log.info("published %s %s (from %s): %d corrected", parent.name, version.tag, parent.tag, version.manifest().n_corrected or 0)
     return version
 
 
 def relabel_job(cfg: RelabelConfig, runner: Runner) -> RelabelResult:
     """Re-labeling, described once: ``runner`` decides where each step runs."""
     parent = runner.run(load_step, cfg)
-    table, manifest = runner.run(relabel_step, cfg, parent)
-    version = runner.run(publish_step, cfg, parent, table, manifest, runner.run_info())
+    table, changes = runner.run(relabel_step, cfg, parent)
+    version = runner.run(publish_step, cfg, parent, table, changes, runner.run_info())
     runner.run(report_step, version)
-    return result_of(version, parent, manifest)
+    r: RelabelSection = changes["relabel"]
+    return RelabelResult(version, parent, r.kinds, changes["n_corrected"], r.coverage_measured, r.mean_set_size)
 
 
 def relabel(config: RelabelConfig | None = None, **kwargs) -> RelabelResult:
@@ -295,8 +254,3 @@ def report_step(version: Version):
     from ..report import write_audit_report
 
     return write_audit_report(version)
-
-
-def result_of(version: Version, parent: Version, manifest: dict) -> RelabelResult:
-    r = manifest["relabel"]
-    return RelabelResult(version, parent, r["kinds"], manifest["n_corrected"], r["coverage_measured"], r["mean_set_size"])

@@ -15,41 +15,42 @@ import pyarrow.compute as pc
 
 from .. import schema as S
 from ..io import atomic_write_text
+from ..manifest import Manifest, RelabelSection
 from . import plots
 
 SNIPPET = 300
 
 
-def audit_summary(rows: pa.Table, manifest: dict, top: int = 50) -> dict:
+def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
     """Numbers of the report: counts, rates per class, noise estimates and the top ``top`` issues."""
-    names = manifest["class_names"]
+    names = manifest.class_names
     labels = rows[S.LABEL].to_numpy()
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     k = len(names)
     n_per = np.bincount(labels, minlength=k)
     f_per = np.bincount(labels[flagged], minlength=k)
-    est = np.asarray(manifest.get("class_error_rate") or np.zeros(k))
+    est = np.asarray(manifest.audit.class_error_rate or np.zeros(k))
     order = pc.sort_indices(rows.filter(rows[S.IS_LABEL_ISSUE]), sort_keys=[(S.ISSUE_RANK, "ascending")])
     top_rows = rows.filter(rows[S.IS_LABEL_ISSUE]).take(order).slice(0, top)
     splits = pc.value_counts(rows[S.SPLIT]).to_pylist()
     return {
-        "dataset": manifest["name"],
-        "version": manifest["version"],
-        "created_at": manifest["created_at"],
-        "source": manifest.get("source", ""),
+        "dataset": manifest.name,
+        "version": manifest.version,
+        "created_at": manifest.created_at,
+        "source": manifest.source or "",
         "rows": rows.num_rows,
         "splits": {d["values"]: d["counts"] for d in splits},
         "classes": k,
         "n_label_issues": int(flagged.sum()),
         "issue_rate": float(flagged.mean()) if len(flagged) else 0.0,
-        "num_label_issues_estimate": manifest.get("num_label_issues_estimate"),
-        "n_corrected": manifest.get("n_corrected", 0),
-        "model": manifest.get("model"),
-        "n_folds": manifest.get("n_folds"),
-        "seed": manifest.get("seed"),
-        "filter_by": manifest.get("filter_by"),
-        "out_of_sample_accuracy": manifest.get("out_of_sample_accuracy"),
-        "judges": manifest.get("judges"),
+        "num_label_issues_estimate": manifest.audit.num_label_issues_estimate,
+        "n_corrected": manifest.n_corrected or 0,
+        "model": manifest.audit.model,
+        "n_folds": manifest.audit.n_folds,
+        "seed": manifest.audit.seed,
+        "filter_by": manifest.audit.filter_by,
+        "out_of_sample_accuracy": manifest.audit.out_of_sample_accuracy,
+        "judges": manifest.judges.to_json() if manifest.judges else None,
         "per_class": [
             {
                 "label": i,
@@ -78,28 +79,28 @@ def audit_summary(rows: pa.Table, manifest: dict, top: int = 50) -> dict:
     }
 
 
-def relabel_summary(rows: pa.Table, manifest: dict) -> dict | None:
+def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     """Issue kinds, where corrections came from, label-set coverage and sizes, reviews; None before re-labeling."""
     if S.LABEL_SOURCE not in rows.column_names:
         return None
     kinds = {d["values"]: d["counts"] for d in pc.value_counts(rows[S.ISSUE_KIND]).to_pylist()}
     sources = {str(d["values"]): d["counts"] for d in pc.value_counts(rows[S.LABEL_SOURCE]).to_pylist() if d["values"] is not None}
     sizes = pc.list_value_length(rows[S.LABELS]).drop_null().to_numpy()
-    r = manifest.get("relabel") or {}
+    r = manifest.relabel or RelabelSection()
     return {
         "kinds": kinds,
         "label_source": sources,
-        "coverage_target": r.get("coverage_target"),
-        "coverage_measured": r.get("coverage_measured"),
+        "coverage_target": r.coverage_target,
+        "coverage_measured": r.coverage_measured,
         "mean_set_size": float(sizes.mean()) if len(sizes) else None,
         "set_size_counts": {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))},
-        "review": manifest.get("review"),
+        "review": manifest.review.to_json() if manifest.review else None,
     }
 
 
-def _preview_cell(rows: pa.Table, manifest: dict) -> list[str]:
+def _preview_cell(rows: pa.Table, manifest: Manifest) -> list[str]:
     """HTML for each row's payload: a thumbnail for images, an escaped snippet for text."""
-    modality, inputs = manifest.get("modality"), manifest.get("inputs") or []
+    modality, inputs = manifest.modality, manifest.inputs or []
     if modality == "image":
         out = []
         for v in rows[inputs[0]].to_pylist():
@@ -115,21 +116,21 @@ def _preview_cell(rows: pa.Table, manifest: dict) -> list[str]:
     return [html.escape(json.dumps({c: r[c] for c in inputs[:8]}, default=str)) for r in rows.select(inputs).to_pylist()]
 
 
-def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
-    names = manifest["class_names"]
+def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
+    names = manifest.class_names
     e = html.escape
     scores = rows[S.LABEL_SCORE].to_numpy()
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     figures = [plots.score_histogram(scores, flagged)]
     per = summary["per_class"]
     figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
-    if manifest.get("joint"):
-        figures.insert(0, plots.noise_heatmap(np.asarray(manifest["joint"]), names, rows.num_rows))
+    if manifest.audit.joint:
+        figures.insert(0, plots.noise_heatmap(np.asarray(manifest.audit.joint), names, rows.num_rows))
     if len(summary.get("history") or []) > 1:
         figures.append(plots.history_trend(summary["history"]))
     top_ids = [t["id"] for t in summary["top_issues"]]
     top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
-    by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.get("inputs") else {}
+    by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
     acc = summary["out_of_sample_accuracy"]
     facts = [
         ("rows", f"{summary['rows']:,}"),
@@ -152,7 +153,7 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
         f"<td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td></tr>"
         for p in per
     )
-    show_inputs = bool(manifest.get("inputs"))  # labels + given pred_probs: there is no example to show
+    show_inputs = bool(manifest.inputs)  # labels + given pred_probs: there is no example to show
     issue_rows = "".join(
         f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>"
         + (f"<td>{by_id.get(t['id'], '')}</td>" if show_inputs else "")
@@ -189,7 +190,7 @@ def render_audit_html(rows: pa.Table, manifest: dict, summary: dict) -> str:
             "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
             f"<table><tr>{head}</tr>{body}</table>"
         )
-    title = f"labelq audit: {manifest['name']} v{manifest['version']:04d}"
+    title = f"labelq audit: {manifest.name} v{manifest.version:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>

@@ -1,0 +1,184 @@
+"""The typed manifest of a published version: the one owner of ``manifest.json``'s shape.
+
+A ``Manifest`` has the version's identity (filled in by ``Store.publish``), its two counts, and one
+section per job that shaped it: ``audit``, ``judges``, ``relabel``, ``review``, ``label_maps`` and
+``run``. ``to_json`` writes the on-disk layout, which the catalog's ``versions`` view, the history and
+other tools read, and which versions published before this class share:
+
+- the audit section's keys sit at the top level, every one present (null where it does not apply);
+- the other sections are nested objects under their names;
+- keys a section does not know (settings of a job, keys written by other code) are kept in its
+  ``extra`` and written back in place, so nothing is lost when a version is derived from another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self
+
+
+class Section:
+    """A dataclass read from and written to a JSON object; unknown keys go to ``extra`` and back."""
+
+    extra: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, obj: dict | None) -> Self | None:
+        if obj is None:
+            return None
+        known = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in obj.items() if k in known}, extra={k: v for k, v in obj.items() if k not in known})
+
+    def to_json(self) -> dict[str, Any]:
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}  # type: ignore[arg-type]
+        return {**self.extra, **own}
+
+
+@dataclass(frozen=True)
+class AuditSection(Section):
+    """How the rows were predicted and flagged (``pipeline.publish_step``)."""
+
+    seed: int | None = None
+    n_folds: int | None = None
+    model: str | None = None
+    model_config: dict | None = None
+    filter_by: str | None = None
+    auto_fix: dict | None = None
+    num_label_issues_estimate: int | None = None
+    out_of_sample_accuracy: float | None = None
+    joint: list | None = None
+    noise_matrix: list | None = None
+    class_error_rate: list | None = None
+    detectors: list[str] | None = None
+    config: dict | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JudgesSection(Section):
+    """The LLM judges' per-judge statistics and how their votes were combined."""
+
+    stats: list[dict] | None = None
+    aggregation: str | None = None
+    judged_rows: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RelabelSection(Section):
+    """What ``relabel`` measured; its settings (``RelabelConfig.settings()``) are kept in ``extra``."""
+
+    parent: str | None = None
+    kinds: dict[str, int] | None = None
+    n_calibration: int | None = None
+    coverage_target: float | None = None
+    coverage_measured: float | None = None
+    n_coverage_rows: int | None = None
+    mean_set_size: float | None = None
+    mean_set_size_flagged: float | None = None
+    thresholds: list | None = None
+    judge_evidence: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReviewSection(Section):
+    """The review file applied to make this version."""
+
+    file: str | None = None
+    file_sha256: str | None = None
+    format: str | None = None
+    from_version: str | None = None
+    n_reviews: int | None = None
+    skipped: int | None = None
+    changed: int | None = None
+    reviewers: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelMapsSection(Section):
+    """The settings of the label maps published with this version."""
+
+    k: int | None = None
+    grid: int | None = None
+    n_folds: int | None = None
+    seed: int | None = None
+    epochs: int | None = None
+    image_size: list[int] | None = None
+    model: str | None = None
+    scores: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSection(Section):
+    """The orchestrator's run that published the version (empty in process)."""
+
+    flow_run_id: str | None = None
+    flow_run_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest(Section):
+    """A version's manifest. Jobs build one with their sections; ``Store.publish`` fills in the identity."""
+
+    # identity: written by the store
+    name: str | None = None
+    version: int | None = None
+    parent_version: int | None = None
+    derived_from: str | None = None
+    created_at: str | None = None
+    contract_version: int | None = None
+    labelq_version: str | None = None
+    rows: int | None = None
+    class_names: list[str] | None = None
+    label_mapping: dict | None = None
+    modality: str | None = None
+    inputs: list[str] | None = None
+    source: str | None = None
+    content_hash: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    # what the rows say
+    n_label_issues: int | None = None
+    n_corrected: int | None = None
+    # one section per job
+    audit: AuditSection = field(default_factory=AuditSection)
+    judges: JudgesSection | None = None
+    relabel: RelabelSection | None = None
+    review: ReviewSection | None = None
+    label_maps: LabelMapsSection | None = None
+    run: RunSection = field(default_factory=RunSection)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    NESTED: ClassVar[dict[str, type[Section]]] = {
+        "judges": JudgesSection,
+        "relabel": RelabelSection,
+        "review": ReviewSection,
+        "label_maps": LabelMapsSection,
+        "run": RunSection,
+    }
+    CHECKSUM: ClassVar[str] = "manifest_sha256"  # the store's checksum over the other keys; not part of the content
+
+    @classmethod
+    def from_json(cls, obj: dict | None) -> Self | None:
+        if obj is None:
+            return None
+        obj = {k: v for k, v in obj.items() if k != cls.CHECKSUM}
+        audit_keys = {f.name for f in fields(AuditSection)} - {"extra"}
+        nested = {key: section.from_json(obj.pop(key, None)) for key, section in cls.NESTED.items()}
+        audit = AuditSection.from_json({k: obj.pop(k) for k in list(obj) if k in audit_keys})
+        top = super().from_json(obj)
+        return dataclasses.replace(top, audit=audit, **{k: v for k, v in nested.items() if v is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "audit", *self.NESTED)}
+        out.update({key: None if getattr(self, key) is None else getattr(self, key).to_json() for key in self.NESTED})
+        return {**self.extra, **self.audit.to_json(), **out}
+
+    def derive(self, **changes: Any) -> Manifest:
+        """The content of a version derived from this one: every section carried over except the
+        review (which describes how *this* version was made) and the run; ``changes`` replace sections."""
+        return dataclasses.replace(self, **{"review": None, "run": RunSection(), **changes})

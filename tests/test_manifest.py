@@ -1,0 +1,66 @@
+"""The typed manifest: the on-disk layout round-trips, older manifests read, derived versions carry their sections."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labelq.manifest import AuditSection, Manifest, RelabelSection, ReviewSection, RunSection
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """An audited version of digits and the version its re-labeling derived from it."""
+    from labelq.pipeline import AuditConfig, audit
+    from labelq.relabel import relabel
+
+    root = str(tmp_path_factory.mktemp("store"))
+    audited = audit(AuditConfig(source="digits", name="dg", store=root, model="logreg", n_folds=3)).version
+    return audited, relabel(name="dg", store=root).version
+
+
+def test_the_on_disk_layout_round_trips_and_keeps_unknown_keys(versions):
+    for v in versions:
+        raw = v.manifest_json()
+        m = v.manifest()
+        assert m.audit.model == raw["model"] and m.audit.joint == raw["joint"] and m.n_label_issues == raw["n_label_issues"]
+        body = {k: val for k, val in raw.items() if k != Manifest.CHECKSUM}
+        assert json.loads(json.dumps(m.to_json())) == body  # nothing lost, nothing added
+
+
+def test_a_derived_version_carries_the_audit_and_adds_its_section(versions):
+    audited, relabeled = (v.manifest() for v in versions)
+    assert relabeled.audit == audited.audit and relabeled.derived_from == "v0001" and relabeled.parent_version == 1
+    assert relabeled.relabel.parent == "v0001" and relabeled.relabel.extra["coverage"] == 0.9 and audited.relabel is None
+    assert set(relabeled.files) == set(audited.files) - {"run.json"}  # the parent's tables are carried; the run record is the audit's
+
+
+def test_every_audit_key_is_written_so_the_versions_view_binds():
+    out = Manifest().to_json()
+    for key in ("n_label_issues", "num_label_issues_estimate", "n_corrected", "model", "n_folds", "seed", "filter_by", "auto_fix"):
+        assert key in out and out[key] is None
+
+
+def test_a_manifest_from_before_the_typed_class_reads():
+    old = {"name": "d", "version": 2, "seed": 3, "relabel": {"coverage": 0.9, "kinds": {"ok": 5}, "mean_set_size": 1.2}, "writer": 7}
+    m = Manifest.from_json(old)
+    assert m.audit.seed == 3 and m.relabel.kinds == {"ok": 5} and m.relabel.extra == {"coverage": 0.9} and m.extra == {"writer": 7}
+    written = m.to_json()
+    assert m.review is None and written["writer"] == 7
+    assert {k: v for k, v in written["relabel"].items() if v is not None} == old["relabel"]  # every field is written, null where unknown
+
+
+def test_derive_carries_every_section_but_the_review_and_the_run():
+    parent = Manifest(
+        name="d",
+        version=4,
+        n_corrected=1,
+        audit=AuditSection(seed=1, model="cnn"),
+        relabel=RelabelSection(kinds={"ok": 3}),
+        review=ReviewSection(n_reviews=2),
+        run=RunSection(flow_run_id="x"),
+    )
+    child = parent.derive(n_corrected=5, derived_from="v0004")
+    assert child.audit == parent.audit and child.relabel == parent.relabel and child.n_corrected == 5 and child.derived_from == "v0004"
+    assert child.review is None and child.run == RunSection()
