@@ -30,7 +30,7 @@ def run(source: str, store: str, how: str, fold_threads: int | None) -> dict:
     from labelq.flows.audit import run_audit_flow
     from labelq.pipeline import AuditConfig
 
-    cfg = AuditConfig(source=source, store=store, fold_threads=fold_threads)
+    cfg = AuditConfig.from_options(source=source, store=store, fold_threads=fold_threads)
     with prefect_test_harness(server_startup_timeout=120):
         r = run_audit_flow(cfg, jobs=2 if how == "dask" else 1, cluster="local" if how == "dask" else None)
     from labelq.predict import pred_probs_array

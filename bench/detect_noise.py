@@ -74,7 +74,7 @@ def run_labelq(rows: int, noise: float, seed: int) -> dict:
     )
     examples = examples_from_raw(raw)
     with tempfile.TemporaryDirectory() as store:
-        cfg = AuditConfig(source="fashion-mnist", store=store, seed=seed)
+        cfg = AuditConfig.from_options(source="fashion-mnist", store=store, seed=seed)
         plan = plan_step(cfg, examples)
         pred_probs = assemble_step(examples, plan, [fold_step(cfg, plan, f) for f in range(plan.n_folds)])
         decision, _, _ = decide_step(cfg, pred_probs, detect_step(cfg, examples, pred_probs))

@@ -23,7 +23,7 @@ from labelq.pipeline import AuditConfig, AuditResult
 def audit_flow(
     source: str = "digits", name: str | None = None, store: str | None = None, options: dict[str, Any] | None = None, jobs: int = 1, cluster: str | None = None
 ) -> AuditResult:
-    """Audit ``source`` and publish a new version of ``name`` in ``store``; ``options`` holds other ``AuditConfig`` fields.
+    """Audit ``source`` and publish a new version of ``name`` in ``store``; ``options`` holds the other options (``AuditConfig.from_options``).
 
     The parameters are plain JSON values, so a deployment (``labelq schedule``) stores them as they are.
     ``jobs``/``cluster`` (for deployments; ``run_audit_flow`` sets the task runner itself): a task
@@ -31,11 +31,11 @@ def audit_flow(
     """
 
     if jobs != 1 or cluster is not None:
-        cfg = AuditConfig(source=source, name=name, store=store, **(options or {}))
-        return audit_flow.with_options(task_runner=task_runner(jobs, cluster, cfg.fold_threads))(source, name, store, options)
+        cfg = AuditConfig.from_options(source, name, store, **(options or {}))
+        return audit_flow.with_options(task_runner=task_runner(jobs, cluster, cfg.predict.fold_threads))(source, name, store, options)
     if logging.getLogger("labelq").level == logging.NOTSET:
         logging.getLogger("labelq").setLevel(logging.INFO)  # progress lines (folds, epochs) in the run's logs
-    return pipeline.audit_job(AuditConfig(source=source, name=name, store=store, **(options or {})), PrefectRunner())
+    return pipeline.audit_job(AuditConfig.from_options(source, name, store, **(options or {})), PrefectRunner())
 
 
 def task_runner(jobs: int = 1, cluster: str | None = None, fold_threads: int | None = None):
@@ -83,18 +83,9 @@ def worker_environ(threads: int) -> dict[str, str]:
 
 def run_audit_flow(cfg: AuditConfig, jobs: int = 1, cluster: str | None = None) -> AuditResult:
     """Run ``audit_flow`` for ``cfg`` with ``jobs`` folds at a time, in threads or on a Dask ``cluster``."""
-    return audit_flow.with_options(task_runner=task_runner(jobs, cluster, cfg.fold_threads))(**flow_parameters(cfg))
+    return audit_flow.with_options(task_runner=task_runner(jobs, cluster, cfg.predict.fold_threads))(**flow_parameters(cfg))
 
 
 def flow_parameters(cfg: AuditConfig) -> dict[str, Any]:
-    """``audit_flow``'s parameters for ``cfg``: source, name, store, and the fields that differ from their defaults."""
-    from dataclasses import fields
-
-    options = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("source", "name", "store") and getattr(cfg, f.name) != _default(f)}
-    return {"source": cfg.source, "name": cfg.name, "store": cfg.store, "options": options}
-
-
-def _default(f) -> Any:
-    from dataclasses import MISSING
-
-    return f.default_factory() if f.default_factory is not MISSING else f.default
+    """``audit_flow``'s parameters for ``cfg``: source, name, store, and the options that differ from their defaults."""
+    return {"source": cfg.source, "name": cfg.name, "store": cfg.store, "options": cfg.options()}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 from labelq.errors import InputError, SchedulerError
 from labelq.pipeline import AuditConfig
@@ -68,17 +67,14 @@ def _check_schedule(cron: str | None, interval: float | None, timezone: str | No
 
 def _absolute(cfg: AuditConfig) -> AuditConfig:
     """Paths the worker can open from any directory: the store, a source path, a judges file, pred_probs."""
-    from dataclasses import replace
-
     from labelq.store import Store
 
-    changes: dict[str, Any] = {"store": str(Store(cfg.store).root.resolve())}
-    if Path(cfg.source).exists():
-        changes["source"] = str(Path(cfg.source).resolve())
-    for f in ("judges", "pred_probs"):
-        if getattr(cfg, f):
-            changes[f] = str(Path(getattr(cfg, f)).resolve())
-    return replace(cfg, **changes)
+    options = cfg.options()
+    for key in ("judges", "pred_probs"):
+        if options.get(key):
+            options[key] = str(Path(options[key]).resolve())
+    source = str(Path(cfg.source).resolve()) if Path(cfg.source).exists() else cfg.source
+    return AuditConfig.from_options(source, cfg.name, str(Store(cfg.store).root.resolve()), **options)
 
 
 def ensure_pool(client, pool: str) -> None:
@@ -102,17 +98,17 @@ def check_audit(cfg: AuditConfig, load_data: bool = True) -> None:
     from labelq.predict.models import resolve_model
 
     if not load_data:
-        if cfg.model not in ("auto", None):
+        if cfg.predict.model not in ("auto", None):
             for modality in ("image", "text", "tabular"):
                 try:
-                    resolve_model(cfg.model, modality, cfg.model_params)
+                    resolve_model(cfg.predict.model, modality, cfg.predict.model_params)
                     return
                 except InputError as exc:
                     if "unknown model" in exc.problem or "has no parameters" in exc.problem:
                         raise
         return
     examples = pipeline.ingest_step(cfg)
-    if not cfg.pred_probs:
+    if not cfg.predict.pred_probs:
         pipeline.plan_step(cfg, examples)
 
 

@@ -26,23 +26,6 @@ for _var, _value in {
     os.environ.setdefault(_var, _value)
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def _param(values: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model-param")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 def format_table(rows: list[dict], max_width: int = 60) -> str:
     """Rows as an aligned plain-text table."""
     if not rows:
@@ -121,86 +104,54 @@ def main() -> None:
 STORE = click.option("--store", type=click.Path(file_okay=False), default=None, help="Store folder (default: $LABELQ_STORE or ./data/store).")
 
 
-_AUDIT_OPTIONS = [
-    click.option("--label-column", help="Column holding the labels (default: 'label')."),
-    click.option("--id-column", help="Column of unique ids (default: 'id' if present, else derived from content)."),
-    click.option("--text-column", help="Column holding the text input."),
-    click.option("--image-column", help="Column holding the images."),
-    click.option("--feature-columns", help="Comma-separated numeric feature columns."),
-    click.option("--split", help="Audit only rows of this split (e.g. train, test)."),
-    click.option("--classes", help="Comma-separated class names, in class-index order."),
-    click.option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8)."),
-    click.option("--folds", "n_folds", type=int, default=5, show_default=True, help="Cross-validation folds."),
-    click.option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality)."),
-    click.option("--model-param", multiple=True, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3."),
-    click.option("--seed", type=int, default=0, show_default=True),
-    click.option(
-        "--fold-threads",
-        type=int,
-        default=None,
-        help="Compute threads per fold (default: every core; a local Dask cluster splits the cores). Same seed and same value: identical results anywhere.",
-    ),
-    click.option(
-        "--pred-probs", type=click.Path(dir_okay=False), help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training."
-    ),
-    click.option(
-        "--detector", default="confident_learning", show_default=True, help="Registered detector that flags the rows (labelq.detect.register_detector)."
-    ),
-    click.option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter."),
-    click.option(
-        "--auto-fix",
-        nargs=2,
-        type=(click.Choice(["min-confidence"]), float),
-        default=None,
-        help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95.",
-    ),
-    click.option("--judges", type=click.Path(dir_okay=False), help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows."),
-    click.option("--judge-sample", type=int, default=200, show_default=True, help="Unflagged rows the judges also see (calibration sample)."),
-    click.option("--judge-all", is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample."),
-    click.option("--judge-aggregation", type=click.Choice(["dawid_skene", "mean", "majority"]), default="dawid_skene", show_default=True),
-    click.option(
-        "--judge-batch-rows",
-        type=int,
-        default=64,
-        show_default=True,
-        help="Rows per judge batch task (batches run on the task runner: --jobs threads or --cluster workers).",
-    ),
-    click.option("--alert-max-rate", type=float, default=None, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share."),
-    click.option(
-        "--alert-max-increase", type=float, default=None, help="Alert if the estimated error rate rose by more than this (absolute) since the last run."
-    ),
-    click.option(
-        "--alert-class-shift",
-        "alert_max_class_shift",
-        type=float,
-        default=None,
-        help="Alert if a class's share of the rows moved by more than this since the last run.",
-    ),
-]
+CLICK_TYPES = {"file": click.Path(dir_okay=False)}  # option(type="file") in the settings classes
+
+
+def options_of(*classes: type) -> Callable:
+    """A decorator adding the command-line options declared on the fields of ``classes`` (``labelq.options.option``)."""
+    from .options import dest, option_fields
+
+    made = []
+    for cls in classes:
+        for f in option_fields(cls):
+            cli = f.metadata["cli"]
+            kw = dict(cli["click"])
+            if "choices" in kw:
+                kw["type"] = click.Choice(list(kw.pop("choices")))
+            kw["type"] = CLICK_TYPES.get(kw.get("type"), kw.get("type")) if isinstance(kw.get("type"), str) else kw.get("type")
+            if kw["type"] is None:
+                kw.pop("type")
+            if f.metadata["from_cli"] is None and not kw.get("multiple"):
+                kw.setdefault("default", f.default)
+            made.append(click.option(*cli["flags"], dest(f), help=cli["help"], **kw))
+
+    def decorate(fn):
+        for opt in reversed(made):
+            fn = opt(fn)
+        return fn
+
+    return decorate
 
 
 def audit_options(fn):
-    """The options that make an ``AuditConfig`` (shared by ``audit`` and ``schedule``)."""
-    for option in reversed(_AUDIT_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
-def audit_config(source: str, name: str | None, store: str | None, **kw: Any):
-    """An ``AuditConfig`` from the values of ``audit_options`` (validated now)."""
+    """The options that make an ``AuditConfig`` (shared by ``audit`` and ``schedule``), from its sections."""
+    from .decide import AutoFix
     from .pipeline import AuditConfig
 
-    auto_fix = kw.pop("auto_fix")
-    return AuditConfig(
-        source=source,
-        name=name,
-        store=store,
-        feature_columns=_csv(kw.pop("feature_columns")),
-        classes=_csv(kw.pop("classes")),
-        model_params=_param(kw.pop("model_param")),
-        auto_fix_min_confidence=auto_fix[1] if auto_fix else None,
-        **kw,
-    )
+    return options_of(*AuditConfig.SECTIONS.values(), AutoFix)(fn)
+
+
+def audit_config(source: str, name: str | None, store: str | None, **values: Any):
+    """An ``AuditConfig`` from the values of ``audit_options`` (validated now)."""
+    from .decide import AutoFix
+    from .options import dest, option_fields
+    from .pipeline import AuditConfig
+
+    for cls in (*AuditConfig.SECTIONS.values(), AutoFix):
+        for f in option_fields(cls):
+            if f.metadata["from_cli"] is not None:
+                values[dest(f)] = f.metadata["from_cli"](values[dest(f)])
+    return AuditConfig.from_options(source, name, store, **values)
 
 
 @main.command()

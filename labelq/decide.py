@@ -17,6 +17,8 @@ import pyarrow as pa
 
 from . import schema as S
 from .detect import Detection
+from .errors import InputError
+from .options import option
 from .relabel.kinds import audit_kinds
 from .validation import check_fraction
 
@@ -25,13 +27,26 @@ from .validation import check_fraction
 class AutoFix:
     """Replace a flagged label by the suggestion when the model gives the suggestion at least ``min_confidence``."""
 
-    min_confidence: float
+    min_confidence: float = option(
+        "--auto-fix",
+        dest="auto_fix_min_confidence",
+        nargs=2,
+        type=(str, float),
+        from_cli=lambda v: _min_confidence(*v) if v else None,
+        help="Fill corrected_label for flagged rows, e.g. --auto-fix min-confidence 0.95.",
+    )
 
     def __post_init__(self) -> None:
         check_fraction(self.min_confidence, "auto-fix min-confidence")
 
     def describe(self) -> dict:
         return {"policy": "min-confidence", "min_confidence": self.min_confidence}
+
+
+def _min_confidence(policy: str, value: float) -> float:
+    if policy != "min-confidence":
+        raise InputError(f"unknown auto-fix policy {policy!r}", "use --auto-fix min-confidence 0.95")
+    return value
 
 
 @dataclass

@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import LabelqError
 from .manifest import Manifest
+from .options import option
 from .store import RUN_RECORD
 from .validation import check_fraction
 
@@ -41,9 +42,20 @@ class AuditAlert(LabelqError):
 
 @dataclass(frozen=True)
 class AlertRules:
-    max_rate: float | None = None
-    max_increase: float | None = None
-    max_class_shift: float | None = None
+    """When an audit alerts (exit 3, a Prefect run ends Failed): each rule is off while None."""
+
+    max_rate: float | None = option(
+        "--alert-max-rate", dest="alert_max_rate", type=float, help="Alert (exit 3, Prefect run Failed) if the estimated error rate is above this share."
+    )
+    max_increase: float | None = option(
+        "--alert-max-increase",
+        dest="alert_max_increase",
+        type=float,
+        help="Alert if the estimated error rate rose by more than this (absolute) since the last run.",
+    )
+    max_class_shift: float | None = option(
+        "--alert-class-shift", dest="alert_max_class_shift", type=float, help="Alert if a class's share of the rows moved by more than this since the last run."
+    )
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

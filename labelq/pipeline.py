@@ -11,27 +11,27 @@ import logging
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
-from .detect import Detection, make_detector
+from .detect import Detection, DetectOptions
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
+from .judges.config import JudgeOptions
 from .manifest import AuditSection, JudgesSection, Manifest, RunSection
+from .options import changed, dest, option_fields, take
 from .predict import (
-    DEFAULT_MODEL,
-    MODELS,
     FoldCache,
     FoldPlan,
+    PredictOptions,
     assemble,
-    check_model_params,
     load_pred_probs,
     plan_folds,
     pred_probs_array,
@@ -56,81 +56,53 @@ def derive_name(source: str, split: str | None = None) -> str:
 
 @dataclass
 class AuditConfig:
-    """Everything an audit needs. ``source`` is a built-in name or a path; ``name`` defaults to the source's name."""
+    """Everything an audit needs, one section per concern. ``source`` is a built-in name or a path; ``name``
+    defaults to the source's name. ``AuditConfig.from_options(model="logreg", n_folds=3)`` builds one from
+    flat option names (those of ``labelq audit``'s options, declared once on the sections' fields)."""
 
     source: str = "digits"
     name: str | None = None
     store: str | None = None
-    label_column: str | None = None
-    id_column: str | None = None
-    text_column: str | None = None
-    image_column: str | None = None
-    feature_columns: list[str] | None = None
-    split: str | None = None
-    classes: list[str] | None = None
-    encoding: str | None = None
-    model: str = "auto"
-    model_params: dict[str, Any] = field(default_factory=dict)
-    n_folds: int = 5
-    seed: int = 0
-    fold_threads: int | None = None
-    pred_probs: str | None = None
-    detector: str = "confident_learning"
-    filter_by: str = "prune_by_noise_rate"
-    auto_fix_min_confidence: float | None = None
-    judges: str | None = None
-    judge_sample: int = 200
-    judge_all: bool = False
-    judge_aggregation: str = "dawid_skene"
-    judge_batch_rows: int = 64
-    alert_max_rate: float | None = None
-    alert_max_increase: float | None = None
-    alert_max_class_shift: float | None = None
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    predict: PredictOptions = field(default_factory=PredictOptions)
+    detect: DetectOptions = field(default_factory=DetectOptions)
+    judging: JudgeOptions = field(default_factory=JudgeOptions)
+    auto_fix: AutoFix | None = None
+    alerts: AlertRules = field(default_factory=AlertRules)
+
+    SECTIONS: ClassVar[dict[str, type]] = {
+        "ingest": IngestOptions,
+        "predict": PredictOptions,
+        "detect": DetectOptions,
+        "judging": JudgeOptions,
+        "alerts": AlertRules,
+    }
 
     def __post_init__(self) -> None:
         if self.name is None:
-            self.name = derive_name(self.source, self.split)
+            self.name = derive_name(self.source, self.ingest.split)
         check_name(self.name)
-        if self.fold_threads is not None and (not isinstance(self.fold_threads, int) or self.fold_threads < 1):
-            raise InputError(
-                f"fold_threads must be a whole number >= 1, got {self.fold_threads!r}", "pass --fold-threads 1 (or more), or leave it out to use every core"
-            )
-        if self.pred_probs is None:  # the model and its parameters, before anything is read or trained
-            if self.model in (None, "auto"):  # the modality is not known yet: every default model that has these parameters
-                for model in sorted(set(DEFAULT_MODEL.values())):
-                    if set(self.model_params) <= set(MODELS[model].defaults):
-                        check_model_params(model, self.model_params)
-            else:
-                check_model_params(self.model, self.model_params)
+        self.ingest = replace(self.ingest, inputs_required=self.predict.pred_probs is None)  # no model reads given pred_probs' inputs
         self.open_store().check_writable(self.name)
-        self.detector_impl = make_detector(self.detector, filter_by=self.filter_by)  # from the registry; validates its options early
-        self.auto_fix = AutoFix(self.auto_fix_min_confidence) if self.auto_fix_min_confidence is not None else None
-        self.alert_rules = AlertRules(self.alert_max_rate, self.alert_max_increase, self.alert_max_class_shift)
-        self.judge_configs = None
-        if self.judges:
-            from .judges import load_judges
-            from .judges.ensemble import AGGREGATIONS
 
-            self.judge_configs = load_judges(self.judges)
-            if self.judge_aggregation not in AGGREGATIONS:
-                raise InputError(f"unknown judge aggregation {self.judge_aggregation!r}", f"use one of {list(AGGREGATIONS)}")
-            if self.judge_batch_rows < 1:
-                raise InputError(f"judge_batch_rows must be >= 1, got {self.judge_batch_rows}")
-            if self.judge_sample < 0:
-                raise InputError(f"judge_sample must be >= 0, got {self.judge_sample}")
+    @classmethod
+    def from_options(cls, source: str = "digits", name: str | None = None, store: str | None = None, **options: Any) -> AuditConfig:
+        """A config from flat option names: ``from_options("digits", model="logreg", n_folds=3, alert_max_rate=0.1)``."""
+        rest = dict(options)
+        sections = {key: kind(**take(kind, rest)) for key, kind in cls.SECTIONS.items()}
+        fix = take(AutoFix, rest)
+        if rest:
+            known = sorted(dest(f) for kind in (*cls.SECTIONS.values(), AutoFix) for f in option_fields(kind))
+            raise InputError(f"unknown audit option(s) {sorted(rest)}", f"use {known}")
+        auto_fix = AutoFix(**fix) if fix.get("min_confidence") is not None else None
+        return cls(source, name, store, auto_fix=auto_fix, **sections)
 
-    def ingest_options(self) -> IngestOptions:
-        return IngestOptions(
-            self.label_column,
-            self.id_column,
-            self.text_column,
-            self.image_column,
-            self.feature_columns,
-            self.split,
-            self.classes,
-            self.encoding,
-            inputs_required=self.pred_probs is None,
-        )
+    def options(self) -> dict[str, Any]:
+        """The options that differ from their defaults, by flat name (``from_options`` takes them back)."""
+        out: dict[str, Any] = {}
+        for key in self.SECTIONS:
+            out.update(changed(getattr(self, key)))
+        return {**out, **(changed(self.auto_fix) if self.auto_fix else {})}
 
     def open_store(self) -> Store:
         return Store(self.store)
@@ -149,8 +121,8 @@ class AuditResult:
 @step("ingest")
 def ingest_step(cfg: AuditConfig) -> pa.Table:
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
-    examples = load_examples(cfg.source, cfg.ingest_options())
-    if cfg.judge_configs and S.info_of(examples).modality != "text":  # fail now, not after training
+    examples = load_examples(cfg.source, cfg.ingest)
+    if cfg.judging.configs and S.info_of(examples).modality != "text":  # fail now, not after training
         raise InputError(
             f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
             "leave --judges out, or name a text column with --text-column",
@@ -160,7 +132,7 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
 
 @step("plan-folds")
 def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
-    return plan_folds(examples, cfg.model, cfg.n_folds, cfg.seed, cfg.model_params, cfg.fold_threads)
+    return plan_folds(examples, cfg.predict.model, cfg.predict.n_folds, cfg.predict.seed, cfg.predict.model_params, cfg.predict.fold_threads)
 
 
 @step("cached-folds")
@@ -174,13 +146,13 @@ def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
 
 @step("fold", run_name="fold-{fold}")
 def fold_step(cfg: AuditConfig, plan: FoldPlan, fold: int) -> np.ndarray:
-    """One fold, with ``cfg.fold_threads`` compute threads when set.
+    """One fold, with ``cfg.predict.fold_threads`` compute threads when set.
 
     The thread count is part of what makes a fold reproducible: torch and OpenMP split sums across
     threads, so the same seed on 1 and on 2 threads gives slightly different weights. Runs with the
     same ``fold_threads`` (in this process or on any Dask worker) give bit-identical predictions.
     """
-    with limited_threads(cfg.fold_threads):
+    with limited_threads(cfg.predict.fold_threads):
         return predict_fold(plan, fold, FoldCache(cfg.open_store().cache_dir / "folds"))
 
 
@@ -209,31 +181,39 @@ def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarra
 
 @step("load-pred-probs")
 def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table:
-    return load_pred_probs(cfg.pred_probs, examples)
+    return load_pred_probs(cfg.predict.pred_probs, examples)
 
 
 @step("confident-learning")
 def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> Detection:
-    return cfg.detector_impl.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
+    return cfg.detect.impl.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
 
 
 def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:
     """Which rows the judges see: every row (``judge_all``), else the flagged rows plus a seeded random
     calibration sample of ``judge_sample`` other rows (the ensemble needs clean rows to learn from)."""
     ids = np.asarray(examples[S.ID].to_pylist(), dtype=object)
-    if cfg.judge_all:
+    if cfg.judging.judge_all:
         return ids.tolist()
     rest = np.flatnonzero(~detection.is_issue)
-    sample = np.random.default_rng(cfg.seed).choice(rest, size=min(cfg.judge_sample, len(rest)), replace=False)
+    sample = np.random.default_rng(cfg.predict.seed).choice(rest, size=min(cfg.judging.judge_sample, len(rest)), replace=False)
     return ids[np.sort(np.concatenate([np.flatnonzero(detection.is_issue), sample]))].tolist()
 
 
 def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submit=None) -> tuple[pa.Table, list[dict]]:
-    """The judges' votes; ``submit`` sends batches of ``cfg.judge_batch_rows`` rows to a task runner (see ``run_judges``)."""
+    """The judges' votes; ``submit`` sends batches of ``cfg.judging.judge_batch_rows`` rows to a task runner (see ``run_judges``)."""
     from .judges import run_judges
 
     ids = judge_ids(cfg, examples, detection)
-    return run_judges(examples, cfg.judge_configs, ids, cfg.open_store().cache_dir / "judges.duckdb", cfg.seed, submit=submit, batch_rows=cfg.judge_batch_rows)
+    return run_judges(
+        examples,
+        cfg.judging.configs,
+        ids,
+        cfg.open_store().cache_dir / "judges.duckdb",
+        cfg.predict.seed,
+        submit=submit,
+        batch_rows=cfg.judging.judge_batch_rows,
+    )
 
 
 @step("decide")
@@ -245,14 +225,14 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     from .judges.ensemble import combine, judge_evidence
 
     ev = judge_evidence(votes, pred_probs[S.ID].to_pylist(), probs.shape[1])
-    weights = {j.name: j.weight for j in cfg.judge_configs or []}
-    p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], cfg.judge_aggregation, weights)
+    weights = {j.name: j.weight for j in cfg.judging.configs or []}
+    p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], cfg.judging.judge_aggregation, weights)
     score, flag = detection.score.copy(), detection.is_issue.copy()
     score[ev.rows], flag[ev.rows] = 1.0 - p_wrong, p_wrong > 0.5
-    ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judge_aggregation, **info})
+    ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judging.judge_aggregation, **info})
     judges_detection = Detection("llm_judges", ev.p_correct, ev.p_correct < 0.5, detection.suggested_label.copy())
     decision = decide([ensemble], probs, cfg.auto_fix, ev.no_class)
-    return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judge_aggregation, "judged_rows": len(ev.rows), **info}
+    return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judging.judge_aggregation, "judged_rows": len(ev.rows), **info}
 
 
 @step("publish")
@@ -285,11 +265,11 @@ def publish_step(
         n_label_issues=int(decision.is_label_issue.sum()),
         n_corrected=int((decision.corrected_label >= 0).sum()),
         audit=AuditSection(
-            seed=cfg.seed,
-            n_folds=None if cfg.pred_probs else cfg.n_folds,
+            seed=cfg.predict.seed,
+            n_folds=None if cfg.predict.pred_probs else cfg.predict.n_folds,
             model=model,
-            model_config=None if cfg.pred_probs else {"name": cfg.model, "params": cfg.model_params},
-            filter_by=cfg.filter_by,
+            model_config=None if cfg.predict.pred_probs else {"name": cfg.predict.model, "params": cfg.predict.model_params},
+            filter_by=cfg.detect.filter_by,
             auto_fix=cfg.auto_fix.describe() if cfg.auto_fix else None,
             num_label_issues_estimate=detection.extra.get("num_label_issues_estimate"),
             out_of_sample_accuracy=float((probs.argmax(1) == labels).mean()),
@@ -312,7 +292,7 @@ def publish_step(
         import datetime as dt
 
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
-        complete = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alert_rules, run, cfg.seed)
+        complete = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alerts, run, cfg.predict.seed)
 
         def records(full_manifest: Manifest) -> dict[str, dict]:
             written.update(complete(full_manifest))
@@ -333,7 +313,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     t0 = time.perf_counter()
     examples = runner.run(ingest_step, cfg)
     cached = total = None
-    if cfg.pred_probs:
+    if cfg.predict.pred_probs:
         pred_probs = runner.run(user_pred_probs_step, cfg, examples)
     else:
         plan = runner.run(plan_step, cfg, examples)
@@ -342,7 +322,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
         pred_probs = runner.run(assemble_step, examples, plan, fold_probs)
     detection = runner.run(detect_step, cfg, examples, pred_probs)
     votes = stats = None
-    if cfg.judge_configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer
+    if cfg.judging.configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer
         from .judges.runner import ask_batch
 
         votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
@@ -355,4 +335,4 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
 
 def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:
     """Run a whole audit in this process (no Prefect). ``audit(source="digits")`` or ``audit(AuditConfig(...))``."""
-    return audit_job(config or AuditConfig(**kwargs), InProcess())
+    return audit_job(config or AuditConfig.from_options(**kwargs), InProcess())

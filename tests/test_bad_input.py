@@ -96,7 +96,7 @@ def test_a_store_path_that_is_a_file(tmp_path, where):
         out = run("audit", "digits", "--store", str(root), *QUICK)
         assert out.exit_code == 2 and f"'{root}' is a file" in out.output
         with pytest.raises(InputError, match=f"{target} is a file, not a folder"):
-            AuditConfig(source="digits", store=str(root))
+            AuditConfig.from_options(source="digits", store=str(root))
     else:
         assert_clear(run("audit", "digits", "--store", str(root), *QUICK), f"{target} is a file, not a folder")
 

@@ -118,7 +118,7 @@ def test_the_audit_takes_its_detector_from_the_registry(tmp_path):
             return Detection(self.name, p, p < self.threshold, pred_probs.argmax(1))
 
     try:
-        result = audit(AuditConfig(source="digits", store=str(tmp_path / "s"), model="logreg", n_folds=3, detector="low-self-confidence"))
+        result = audit(AuditConfig.from_options(source="digits", store=str(tmp_path / "s"), model="logreg", n_folds=3, detector="low-self-confidence"))
         m = result.version.manifest_json()
         assert m["detectors"] == ["low-self-confidence"]
         rows = result.version.read()

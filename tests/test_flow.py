@@ -16,7 +16,7 @@ def test_audit_flow_publishes_and_is_recorded_in_prefect(prefect_harness, store_
 
     from labelq.flows.audit import run_audit_flow
 
-    cfg = AuditConfig(source="digits", name="flowdigits", store=str(store_dir), model="logreg", n_folds=3)
+    cfg = AuditConfig.from_options(source="digits", name="flowdigits", store=str(store_dir), model="logreg", n_folds=3)
     result = run_audit_flow(cfg, jobs=2)
     v = Store(store_dir).version("flowdigits")
     assert result.version == v and result.report_html.exists()
@@ -63,8 +63,8 @@ def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_pa
     from labelq.predict import pred_probs_array
 
     opts = dict(source="digits", model="cnn", model_params={"epochs": 2, "width": 8}, fold_threads=1)
-    seq = audit(AuditConfig(store=str(tmp_path / "a"), **opts))
-    dask = run_audit_flow(AuditConfig(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    seq = audit(AuditConfig.from_options(store=str(tmp_path / "a"), **opts))
+    dask = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
     a, b = seq.version.read(), dask.version.read()
     assert a["is_label_issue"].to_pylist() == b["is_label_issue"].to_pylist()
     assert a["issue_rank"].to_pylist() == b["issue_rank"].to_pylist()

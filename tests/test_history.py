@@ -88,7 +88,7 @@ def test_an_alert_fails_the_prefect_flow_run_with_its_reasons(tmp_path, prefect_
     from labelq.pipeline import AuditConfig
 
     with pytest.raises(AuditAlert, match="above the limit"):
-        run_audit_flow(AuditConfig(source="digits", store=str(tmp_path / "s"), model="logreg", alert_max_rate=0.0001))
+        run_audit_flow(AuditConfig.from_options(source="digits", store=str(tmp_path / "s"), model="logreg", alert_max_rate=0.0001))
     record = read_history(Store(tmp_path / "s"), "digits")[-1]  # names its own flow run: the server is shared by the whole session
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(record["flow_run_id"]))
@@ -101,7 +101,7 @@ def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
     from labelq.pipeline import AuditConfig, audit
 
     store = Store(tmp_path / "s")
-    table = audit(AuditConfig(source="digits", store=str(store.root), model="logreg")).version.read()
+    table = audit(AuditConfig.from_options(source="digits", store=str(store.root), model="logreg")).version.read()
 
     def broken(manifest):
         raise OSError("disk full while writing the run record")
@@ -116,7 +116,7 @@ def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
 def _audit_in_child(root: str, queue) -> None:
     from labelq.pipeline import AuditConfig, audit
 
-    queue.put(audit(AuditConfig(source="digits", store=root, model="logreg")).version.number)
+    queue.put(audit(AuditConfig.from_options(source="digits", store=root, model="logreg")).version.number)
 
 
 def test_two_audits_at_once_publish_two_versions_each_with_its_record(tmp_path):

@@ -23,7 +23,7 @@ AUDIT = ["--no-prefect", "--model", "logreg", "--folds", "3", "-q"]
 def pristine(tmp_path_factory):
     """A store with two audited versions of digits; tests damage copies of it."""
     root = tmp_path_factory.mktemp("pristine") / "store"
-    cfg = AuditConfig(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
+    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
     audit(cfg)
     audit(cfg)
     return root
@@ -107,7 +107,7 @@ def test_an_older_damaged_version_stops_an_audit_before_training(store, caplog):
     _truncate(store.version("dg", 1).path / "data" / "part-00000.parquet")
     caplog.set_level("INFO", logger="labelq")
     with pytest.raises(DamagedVersionError, match="dg v0001 is damaged"):
-        audit(AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
+        audit(AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
     assert "fold 1/3" not in caplog.text  # refused before any fold was trained
     assert [v.tag for v in store.versions("dg")] == ["v0001", "v0002"]
     assert not list(store.dataset_dir("dg").glob(".tmp-*"))
@@ -117,7 +117,7 @@ def test_publish_refuses_under_the_lock_when_an_older_version_is_damaged(store, 
     """A version damaged after the audit's early check: publish writes nothing (no version without catalog or report)."""
     from labelq import pipeline
 
-    cfg = AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
+    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
     examples = pipeline.ingest_step(cfg)  # the early check passes here
     plan = pipeline.plan_step(cfg, examples)
     pred_probs = pipeline.assemble_step(examples, plan, [pipeline.fold_step(cfg, plan, f) for f in range(plan.n_folds)])
@@ -135,7 +135,7 @@ def test_a_stale_catalog_heals_at_the_next_command(store, tmp_path):
     catalog = store.dataset_dir("dg") / "catalog.duckdb"
     old = tmp_path / "catalog-v2.duckdb"
     shutil.copy(catalog, old)
-    audit(AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
+    audit(AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
     shutil.copy(old, catalog)  # as if killed before the catalog was rebuilt
 
     def history_rows() -> int:
@@ -174,7 +174,7 @@ def test_a_manifest_edit_is_caught_by_its_checksum(store):
 
 @pytest.mark.parametrize("damage", ["truncated", "uniform without key", "wrong shape", "nan"])
 def test_bad_fold_cache_entries_are_recomputed(store, damage, caplog):
-    cfg = AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
+    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
     entries = sorted((store.cache_dir / "folds").glob("*.npz"))
     assert len(entries) == 3
     target = entries[0]

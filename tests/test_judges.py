@@ -250,7 +250,7 @@ def test_judges_in_the_prefect_flow(servers, prefect_harness, tmp_path):
     lines = ["text,label"] + [f'"{t}",{y}' for t, y in rows]
     (tmp_path / "r.csv").write_text("\n".join(lines))
     (tmp_path / "j.toml").write_text(f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\n')
-    cfg = AuditConfig(source=str(tmp_path / "r.csv"), store=str(tmp_path / "s"), n_folds=3, judges=str(tmp_path / "j.toml"), judge_sample=4)
+    cfg = AuditConfig.from_options(source=str(tmp_path / "r.csv"), store=str(tmp_path / "s"), n_folds=3, judges=str(tmp_path / "j.toml"), judge_sample=4)
     result = run_audit_flow(cfg)
     m = result.version.manifest_json()
     assert m["judges"]["stats"][0]["answered"] == m["judges"]["judged_rows"] > 0
@@ -267,15 +267,15 @@ def test_judge_batches_on_a_local_dask_cluster(servers, prefect_harness, tmp_pat
     (tmp_path / "r.csv").write_text("\n".join(["text,label"] + [f'"{t}",{y}' for t, y in rows]))
     (tmp_path / "j.toml").write_text(f'[[judge]]\nname = "smol"\nbase_url = "{servers["smollm2"]}"\nmodel = "smollm2"\napi = "chat"\nconcurrency = 1\n')
     opts = dict(source=str(tmp_path / "r.csv"), n_folds=3, judges=str(tmp_path / "j.toml"), judge_all=True, judge_batch_rows=5)
-    local = audit(AuditConfig(store=str(tmp_path / "a"), **opts))
-    dask = run_audit_flow(AuditConfig(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    local = audit(AuditConfig.from_options(store=str(tmp_path / "a"), **opts))
+    dask = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
     a, b = (r.version.read_table("judge_votes").sort_by("id") for r in (local, dask))
     assert b["id"].to_pylist() == a["id"].to_pylist() and len(a) == len(rows)
     assert b["verdict"].to_pylist() == a["verdict"].to_pylist()
     np.testing.assert_allclose(np.asarray(b["p_label_correct"].to_pylist(), dtype=float), np.asarray(a["p_label_correct"].to_pylist(), dtype=float), atol=0.02)
     stats = dask.version.manifest_json()["judges"]["stats"][0]
     assert stats["asked"] == len(rows) and stats["batches"] == 4 and stats["answered"] == len(rows)
-    again = run_audit_flow(AuditConfig(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    again = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
     stats = again.version.manifest_json()["judges"]["stats"][0]
     assert stats["asked"] == 0 and stats["cache_hits"] == len(rows)
 

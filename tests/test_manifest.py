@@ -16,7 +16,7 @@ def versions(tmp_path_factory):
     from labelq.relabel import relabel
 
     root = str(tmp_path_factory.mktemp("store"))
-    audited = audit(AuditConfig(source="digits", name="dg", store=root, model="logreg", n_folds=3)).version
+    audited = audit(AuditConfig.from_options(source="digits", name="dg", store=root, model="logreg", n_folds=3)).version
     return audited, relabel(name="dg", store=root).version
 
 

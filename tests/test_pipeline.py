@@ -141,7 +141,7 @@ def test_dataset_names_are_derived_from_the_source():
     assert derive_name("/data/hf_saved/", "test") == "hf_saved-test"
     assert derive_name("!!!.csv") == "dataset"
     with pytest.raises(InputError, match="invalid dataset name 'bad name'"):
-        AuditConfig(source="digits", name="bad name")
+        AuditConfig.from_options(source="digits", name="bad name")
 
 
 def test_rows_the_choose_judges_say_fit_no_class_are_out_of_distribution(tmp_path):
@@ -151,7 +151,7 @@ def test_rows_the_choose_judges_say_fit_no_class_are_out_of_distribution(tmp_pat
     from labelq.predict import pred_probs_table
 
     (tmp_path / "j.toml").write_text('[[judge]]\nname = "v"\nbase_url = "http://x/v1"\n\n[[judge]]\nname = "c"\nbase_url = "http://x/v1"\nprompt = "choose"\n')
-    cfg = AuditConfig(source="x.csv", name="x", store=str(tmp_path), judges=str(tmp_path / "j.toml"))
+    cfg = AuditConfig.from_options(source="x.csv", name="x", store=str(tmp_path), judges=str(tmp_path / "j.toml"))
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     pp = pred_probs_table(["a", "b", "c"], probs.astype(np.float32), None, "m")
     det = Detection("confident_learning", np.array([0.9, 0.05, 0.6]), np.array([False, True, False]), np.array([0, 1, 0]))

@@ -21,7 +21,7 @@ SECRET = "TOPSECRET-4711"
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("sandbox")
     store = Store(root / "store")
-    cfg = AuditConfig(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
+    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
     audit(cfg)
     audit(cfg)
     outside = root / "outside"

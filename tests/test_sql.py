@@ -15,7 +15,7 @@ from labelq.store import Store
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("sqlstore")
-    cfg = AuditConfig(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
+    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
     audit(cfg)
     audit(cfg)
     return Store(root)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..options import option
 from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues
 
 # name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
@@ -38,4 +40,18 @@ def make_detector(name: str, **options: Any) -> Any:
 
 register_detector("confident_learning")(ConfidentLearning)
 
-__all__ = ["ConfidentLearning", "DETECTORS", "Detection", "detections_table", "find_label_issues", "make_detector", "register_detector"]
+
+@dataclass
+class DetectOptions:
+    """Which registered detector flags the rows, and its options (checked when the config is made)."""
+
+    detector: str = option(
+        "--detector", default="confident_learning", show_default=True, help="Registered detector that flags the rows (labelq.detect.register_detector)."
+    )
+    filter_by: str = option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter.")
+
+    def __post_init__(self) -> None:
+        self.impl = make_detector(self.detector, filter_by=self.filter_by)
+
+
+__all__ = ["ConfidentLearning", "DETECTORS", "DetectOptions", "Detection", "detections_table", "find_label_issues", "make_detector", "register_detector"]

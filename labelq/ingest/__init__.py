@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from .. import schema as S
 from ..errors import InputError
+from ..options import csv, option
 from ..validation import check_ids, plural
 from .builtin import LOADERS, RawSource
 from .files import _class_names_from_hf_schema, read_path
@@ -37,14 +38,14 @@ IMAGE_NAMES = ("image", "img", "picture")
 class IngestOptions:
     """How to read a source. Every field is optional; ``None`` means 'infer' or 'use the source's default'."""
 
-    label_column: str | None = None
-    id_column: str | None = None
-    text_column: str | None = None
-    image_column: str | None = None
-    feature_columns: Sequence[str] | None = None
-    split: str | None = None
-    classes: Sequence[str] | None = None
-    encoding: str | None = None
+    label_column: str | None = option("--label-column", help="Column holding the labels (default: 'label').")
+    id_column: str | None = option("--id-column", help="Column of unique ids (default: 'id' if present, else derived from content).")
+    text_column: str | None = option("--text-column", help="Column holding the text input.")
+    image_column: str | None = option("--image-column", help="Column holding the images.")
+    feature_columns: Sequence[str] | None = option("--feature-columns", help="Comma-separated numeric feature columns.", from_cli=csv)
+    split: str | None = option("--split", help="Audit only rows of this split (e.g. train, test).")
+    classes: Sequence[str] | None = option("--classes", help="Comma-separated class names, in class-index order.", from_cli=csv)
+    encoding: str | None = option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8).")
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 

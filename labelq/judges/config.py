@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..errors import InputError, SourceNotFoundError
+from ..options import option
 
 BACKENDS = ("openai", "llama-cpp")
 PROMPTS = ("verify", "choose")
@@ -97,3 +98,33 @@ def load_judges(path: str | Path) -> list[JudgeConfig]:
     if len(set(names)) != len(names):
         raise InputError(f"{path}: judge names must be unique, got {names}")
     return judges
+
+
+@dataclass
+class JudgeOptions:
+    """The LLM judges of an audit (a TOML file of ``[[judge]]`` tables) and which rows they see."""
+
+    judges: str | None = option("--judges", type="file", help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows.")
+    judge_sample: int = option("--judge-sample", default=200, type=int, show_default=True, help="Unflagged rows the judges also see (calibration sample).")
+    judge_all: bool = option("--judge-all", default=False, is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample.")
+    judge_aggregation: str = option(
+        "--judge-aggregation", default="dawid_skene", choices=("dawid_skene", "mean", "majority"), show_default=True, help="How the judges' votes are combined."
+    )
+    judge_batch_rows: int = option(
+        "--judge-batch-rows",
+        default=64,
+        type=int,
+        show_default=True,
+        help="Rows per judge batch task (batches run on the task runner: --jobs threads or --cluster workers).",
+    )
+
+    def __post_init__(self) -> None:
+        from .ensemble import AGGREGATIONS
+
+        self.configs = load_judges(self.judges) if self.judges else None
+        if self.judge_aggregation not in AGGREGATIONS:
+            raise InputError(f"unknown judge aggregation {self.judge_aggregation!r}", f"use one of {list(AGGREGATIONS)}")
+        if self.judge_batch_rows < 1:
+            raise InputError(f"judge_batch_rows must be >= 1, got {self.judge_batch_rows}")
+        if self.judge_sample < 0:
+            raise InputError(f"judge_sample must be >= 0, got {self.judge_sample}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -10,11 +12,13 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
+from ..options import key_values, option
 from ..validation import check_pred_probs
 from .crossval import FoldCache, FoldPlan, assemble, cross_val_pred_probs, make_folds, plan_folds, pred_probs_array, pred_probs_table, predict_fold
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, check_model_params, register_model, resolve_model
 
 __all__ = [
+    "PredictOptions",
     "FoldCache",
     "FoldPlan",
     "check_model_params",
@@ -32,6 +36,37 @@ __all__ = [
     "register_model",
     "resolve_model",
 ]
+
+
+@dataclass
+class PredictOptions:
+    """Where the out-of-sample probabilities come from: cross-validated ``model`` folds, or the user's ``pred_probs``."""
+
+    model: str = option("--model", default="auto", show_default=True, help="cnn, tfidf-logreg, hgb, logreg, or auto (by modality).")
+    model_params: dict[str, Any] = option(
+        "--model-param", dest="model_params", default={}, multiple=True, from_cli=key_values, help="Model parameter KEY=VALUE (repeatable), e.g. epochs=3."
+    )
+    n_folds: int = option("--folds", dest="n_folds", default=5, type=int, show_default=True, help="Cross-validation folds.")
+    seed: int = option("--seed", default=0, type=int, show_default=True, help="Seed of the folds, the models and every sample.")
+    fold_threads: int | None = option(
+        "--fold-threads",
+        type=int,
+        help="Compute threads per fold (default: every core; a local Dask cluster splits the cores). Same seed and same value: identical results anywhere.",
+    )
+    pred_probs: str | None = option("--pred-probs", type="file", help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training.")
+
+    def __post_init__(self) -> None:
+        if self.fold_threads is not None and (not isinstance(self.fold_threads, int) or self.fold_threads < 1):
+            raise InputError(
+                f"fold_threads must be a whole number >= 1, got {self.fold_threads!r}", "pass --fold-threads 1 (or more), or leave it out to use every core"
+            )
+        if self.pred_probs is None:  # the model and its parameters, before anything is read or trained
+            if self.model in (None, "auto"):  # the modality is not known yet: every default model that has these parameters
+                for model in sorted(set(DEFAULT_MODEL.values())):
+                    if set(self.model_params) <= set(MODELS[model].defaults):
+                        check_model_params(model, self.model_params)
+            else:
+                check_model_params(self.model, self.model_params)
 
 
 def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table:
