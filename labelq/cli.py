@@ -133,6 +133,12 @@ def options_of(*classes: type) -> Callable:
     return decorate
 
 
+def _relabel_config() -> type:
+    from .relabel.run import RelabelConfig
+
+    return RelabelConfig
+
+
 def audit_options(fn):
     """The options that make an ``AuditConfig`` (shared by ``audit`` and ``schedule``), from its sections."""
     from .decide import AutoFix
@@ -188,8 +194,12 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if h.get("folds_total"):
         same = " (unchanged source: no model was trained)" if h["folds_cached"] == h["folds_total"] else ""
         click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
-    if h:
+    rel = m.audit.reliability or {"reliable": True}
+    if h and rel["reliable"]:
         click.echo(f"  estimated label-error rate {h['estimated_error_rate']:.2%} [{h['estimated_error_rate_lo']:.2%}, {h['estimated_error_rate_hi']:.2%}]")
+    if not rel["reliable"]:
+        click.secho(f"\nWarning: {rel['warning']}", fg="red", err=True)
+        click.echo("What would help:\n" + "\n".join(f"  - {x}" for x in rel["suggestions"]), err=True)
     click.echo(f"  data:    {v.path}")
     click.echo(f"  report:  {result.report_html}")
     click.echo(f"  catalog: {v.path.parent / 'catalog.duckdb'}")
@@ -474,7 +484,12 @@ def report_audit(name: str, store: str | None, version: str | None) -> None:
 @click.option(
     "--models", type=click.Path(dir_okay=False), default=None, help="Or a TOML file of models for labelq to train (train = SOURCE, [[model]] tables)."
 )
-@click.option("--verified", type=click.Path(dir_okay=False), default=None, help="Parquet or CSV: id, is_label_error, for rows people checked at random.")
+@click.option(
+    "--verified",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Parquet or CSV: id, is_label_error, for rows people checked at random (default: the reviewed calibration sample, if any).",
+)
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
@@ -509,47 +524,14 @@ def report_benchmark(
 @main.command()
 @click.argument("name")
 @STORE
-@click.option("--version", "version", default=None, help="Version to re-label (default: latest).")
-@click.option("--coverage", type=float, default=0.9, show_default=True, help="Target coverage of the label sets.")
-@click.option("--score", type=click.Choice(["lac", "aps"]), default="lac", show_default=True, help="Conformal score.")
-@click.option("--class-conditional", is_flag=True, help="Coverage within every class (Mondrian), not only on average.")
-@click.option(
-    "--calibration", type=click.Choice(["unflagged", "all", "reviewed"]), default="unflagged", show_default=True, help="Rows to calibrate the label sets on."
-)
-@click.option("--fix-confidence", type=float, default=0.9, show_default=True, help="Probability of the other class needed for a confident correction.")
-@click.option("--noise-aware", is_flag=True, help="Weigh the given label as evidence (confident learning's noise matrix).")
-@click.option("--weight-label", type=float, default=0.5, show_default=True, help="Weight of the (corrected) label in the soft label; the rest is the model's.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@options_of(_relabel_config())
 @click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
-def relabel(
-    name: str,
-    store: str | None,
-    version: str | None,
-    coverage: float,
-    score: str,
-    class_conditional: bool,
-    calibration: str,
-    fix_confidence: float,
-    noise_aware: bool,
-    weight_label: float,
-    seed: int,
-    no_prefect: bool,
-) -> None:
-    """Re-label NAME: issue kinds, confident corrections, label sets and soft labels, as a new version."""
+def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> None:
+    """Re-label NAME: issue kinds, corrections (with a guaranteed precision: --target-precision), label sets and soft labels, as a new version."""
     from .relabel.run import RelabelConfig
     from .relabel.run import relabel as run_relabel
+    from .report.audit import fix_rule_summary
 
-    options = dict(
-        version=version,
-        coverage=coverage,
-        score=score,
-        class_conditional=class_conditional,
-        calibration=calibration,
-        fix_confidence=fix_confidence,
-        noise_aware=noise_aware,
-        weight_label=weight_label,
-        seed=seed,
-    )
     cfg = RelabelConfig(name=name, store=store, **options)  # bad options fail before Prefect starts
 
     def flow():
@@ -564,6 +546,14 @@ def relabel(
     click.echo(
         f"  label sets: target coverage {r.coverage_target:.2f}, measured {cov} on {r.n_coverage_rows:,} held-out rows, mean size {r.mean_set_size:.2f} ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
     )
+    if r.guarantee:
+        click.echo(f"  corrections: {fix_rule_summary(r.guarantee)}")
+    elif result.n_corrected:
+        click.secho(
+            f"  warning: {result.n_corrected:,} corrections without a precision guarantee (on crowd-verified test sets such corrections were 7-33% right); "
+            f"draw a sample (`labelq review export {name} --sample 100 -o sample.json`), review it, import it, and relabel with --target-precision",
+            fg="yellow",
+        )
     click.echo(f"  data: {result.version.path}")
 
 
@@ -580,14 +570,32 @@ def review() -> None:
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="File to write (.json for Label Studio, .csv).")
 @click.option("--all-flagged", is_flag=True, help="Every flagged row, not only those without a confident correction.")
 @click.option("--limit", type=int, default=None, help="At most this many rows, most suspicious first.")
-def review_export(name: str, store: str | None, version: str | None, fmt: str, out: str, all_flagged: bool, limit: int | None) -> None:
-    """Write NAME's rows that need a person to Label Studio import JSON or CSV."""
-    from .relabel.review import export_review
+@click.option(
+    "--sample",
+    type=int,
+    default=None,
+    help="Instead: a uniformly random sample of this many flagged, unreviewed rows, recorded as a calibration sample (for relabel --target-precision).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+def review_export(
+    name: str, store: str | None, version: str | None, fmt: str, out: str, all_flagged: bool, limit: int | None, sample: int | None, seed: int
+) -> None:
+    """Write NAME's rows that need a person, or a random calibration sample of its flagged rows, to Label Studio import JSON or CSV."""
+    from .relabel.review import draw_sample, export_review, save_sample
     from .store import Store
 
-    v = Store(store).version(name, version)
-    path, n = export_review(v, out, fmt, all_flagged, limit)
-    click.echo(f"{n:,} rows of {name} {v.tag} to review -> {path}")
+    st = Store(store)
+    v = st.version(name, version)
+    if sample is not None and (all_flagged or limit is not None):
+        raise click.UsageError("--sample draws its own rows; leave out --all-flagged and --limit")
+    record = draw_sample(st, v, sample, seed) if sample is not None else None
+    path, n = export_review(v, out, fmt, all_flagged, limit, sample=record)
+    if record:
+        save_sample(st, record)
+        click.echo(f"{n:,} randomly drawn flagged rows (of {record['population']:,} eligible) of {name} {v.tag} to review -> {path}")
+        click.echo(f"calibration sample {record['id']} recorded; after `labelq review import`, `labelq relabel {name} --target-precision 0.9` uses it")
+    else:
+        click.echo(f"{n:,} rows of {name} {v.tag} to review -> {path}")
     if fmt == "label-studio":
         click.echo(f"labeling config: {path.with_name(path.name + '.label_config.xml')}")
 

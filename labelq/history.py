@@ -132,8 +132,10 @@ def prepare_record(
     rules: AlertRules | None = None,
     run: dict | None = None,
     seed: int = 0,
+    reliable: bool = True,
 ):
     """The history record of an audit about to publish, as ``Store.publish``'s ``records`` callback.
+    ``reliable`` False: the model is no better than the class prior, and the record says its rates mean nothing.
 
     The costly parts (the bootstrap interval, per-class rates) are computed now; the callback, called
     with the store's lock held, adds the version, content hash and models from the manifest and the
@@ -156,6 +158,7 @@ def prepare_record(
         "folds_cached": folds_cached,
         "folds_total": folds_total,
         "flow_run_id": (run or {}).get("flow_run_id"),
+        "reliable": reliable,
     }
 
     def complete(manifest: Manifest) -> dict[str, dict]:

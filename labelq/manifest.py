@@ -52,6 +52,7 @@ class AuditSection(Section):
     class_error_rate: list | None = None
     detectors: list[str] | None = None
     config: dict | None = None
+    reliability: dict | None = None  # does the model beat the class prior? (``labelq.reliability``)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,6 +80,7 @@ class RelabelSection(Section):
     mean_set_size_flagged: float | None = None
     thresholds: list | None = None
     judge_evidence: bool | None = None
+    guarantee: dict | None = None  # --target-precision: the correction rule and its guarantee (``relabel.precision.FixRule``)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -38,6 +38,7 @@ from .predict import (
     pred_probs_table,
     predict_fold,
 )
+from .reliability import check_signal, with_warning
 from .report import write_audit_report
 from .runner import InProcess, Runner, step
 from .sql import catalog_hook
@@ -216,12 +217,27 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submi
     )
 
 
+@step("check-signal")
+def signal_step(examples: pa.Table, pred_probs: pa.Table) -> dict:
+    """Whether the model beats the class prior (``labelq.reliability``): if not, the flags mean nothing."""
+    signal = check_signal(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
+    if not signal["reliable"]:
+        log.warning(
+            "the out-of-sample model is no better than the class prior (accuracy %.3f, majority class %.3f)", signal["accuracy"], signal["majority_share"]
+        )
+    return signal
+
+
 @step("decide")
-def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, votes: pa.Table | None = None) -> tuple[Decision, list[Detection], dict]:
-    """The decision: confident learning alone, or combined with the judges' votes on the rows they saw."""
+def decide_step(
+    cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, votes: pa.Table | None = None, reliable: bool = True
+) -> tuple[Decision, list[Detection], dict]:
+    """The decision: confident learning alone, or combined with the judges' votes on the rows they saw.
+    No automatic correction when the model is not ``reliable`` (no better than the class prior)."""
     probs = pred_probs_array(pred_probs)
+    auto_fix = cfg.auto_fix if reliable else None
     if votes is None or votes.num_rows == 0:
-        return decide([detection], probs, cfg.auto_fix), [detection], {}
+        return decide([detection], probs, auto_fix), [detection], {}
     from .judges.ensemble import combine, judge_evidence
 
     ev = judge_evidence(votes, pred_probs[S.ID].to_pylist(), probs.shape[1])
@@ -231,7 +247,7 @@ def decide_step(cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, vo
     score[ev.rows], flag[ev.rows] = 1.0 - p_wrong, p_wrong > 0.5
     ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judging.judge_aggregation, **info})
     judges_detection = Detection("llm_judges", ev.p_correct, ev.p_correct < 0.5, detection.suggested_label.copy())
-    decision = decide([ensemble], probs, cfg.auto_fix, ev.no_class)
+    decision = decide([ensemble], probs, auto_fix, ev.no_class)
     return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judging.judge_aggregation, "judged_rows": len(ev.rows), **info}
 
 
@@ -249,6 +265,7 @@ def publish_step(
     started: float | None = None,
     folds_cached: int | None = None,
     folds_total: int | None = None,
+    signal: dict | None = None,
 ) -> tuple[Version, dict | None]:
     """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
 
@@ -278,6 +295,7 @@ def publish_step(
             class_error_rate=detection.extra.get("class_error_rate"),
             detectors=[d.detector for d in detections],
             config={k: v for k, v in asdict(cfg).items() if k not in ("store",)},
+            reliability=with_warning(signal, judge_info) if signal else None,
         ),
         judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
         run=RunSection.from_json(run or {}),
@@ -292,7 +310,19 @@ def publish_step(
         import datetime as dt
 
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
-        complete = prepare_record(store, labels, probs, decision.is_label_issue, begun, folds_cached, folds_total, cfg.alerts, run, cfg.predict.seed)
+        complete = prepare_record(
+            store,
+            labels,
+            probs,
+            decision.is_label_issue,
+            begun,
+            folds_cached,
+            folds_total,
+            cfg.alerts,
+            run,
+            cfg.predict.seed,
+            (signal or {"reliable": True})["reliable"],
+        )
 
         def records(full_manifest: Manifest) -> dict[str, dict]:
             written.update(complete(full_manifest))
@@ -326,8 +356,11 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
         from .judges.runner import ask_batch
 
         votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
-    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes)
-    version, record = runner.run(publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total)
+    signal = runner.run(signal_step, examples, pred_probs)
+    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"])
+    version, record = runner.run(
+        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal
+    )
     html_path, json_path = runner.run(report_step, version)
     raise_alerts(record, cfg.name)  # a Prefect run ends Failed with the reasons; the CLI exits 3
     return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)

@@ -84,6 +84,10 @@ class Version:
     def read(self, columns: list[str] | None = None) -> pa.Table:
         return pq.ParquetDataset(str(self.path / "data")).read(columns=columns)
 
+    def column_names(self) -> list[str]:
+        """The data's column names (read from the Parquet schema, no rows)."""
+        return pq.ParquetDataset(str(self.path / "data")).schema.names
+
     def read_table(self, name: str) -> pa.Table:
         return pq.read_table(self.path / f"{name}.parquet")
 

@@ -10,7 +10,15 @@ from labelq.pipeline import AuditConfig
 
 def test_flat_options_land_in_their_sections_and_come_back(tmp_path):
     cfg = AuditConfig.from_options(
-        "digits", store=str(tmp_path), model="logreg", n_folds=3, filter_by="both", judge_sample=5, alert_max_rate=0.2, auto_fix_min_confidence=0.9, classes=["a"]
+        "digits",
+        store=str(tmp_path),
+        model="logreg",
+        n_folds=3,
+        filter_by="both",
+        judge_sample=5,
+        alert_max_rate=0.2,
+        auto_fix_min_confidence=0.9,
+        classes=["a"],
     )
     assert (cfg.predict.model, cfg.predict.n_folds, cfg.detect.filter_by, cfg.judging.judge_sample) == ("logreg", 3, "both", 5)
     assert cfg.alerts.max_rate == 0.2 and cfg.auto_fix.min_confidence == 0.9 and cfg.ingest.classes == ["a"]

@@ -166,7 +166,18 @@ def benchmark_summary(
         "prevalence_curve": {k: np.asarray(v).round(6).tolist() for k, v in curve.items()},
         "error_rate": est.as_dict(),
         "verification_needed": need,
+        "corrections": _corrections(version),
     }
+
+
+def _corrections(version: Version) -> dict:
+    """Where the version's corrections come from, and their guarantee (``relabel --target-precision``) if any."""
+    from ..report.audit import fix_rule_summary
+
+    r = version.manifest().relabel
+    if r is not None and r.guarantee:
+        return {"guarantee": r.guarantee, "text": "Corrections: " + fix_rule_summary(r.guarantee) + "."}
+    return {"guarantee": None, "text": "Corrections were made without a precision guarantee (no `relabel --target-precision`)."}
 
 
 def _rate(e: dict) -> str:
@@ -225,6 +236,8 @@ def markdown_summary(s: dict) -> str:
         "",
         f"Label-error rate: {_rate(e)} ({kind}; {e['n_verified']:,} rows verified); "
         f"checking only verified rows gives {100 * e['lower_bound_checked_only']:.2f}%, the detector alone {100 * e['surrogate_only']:.2f}%.",
+        "",
+        md_escape(s["corrections"]["text"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -277,6 +290,7 @@ table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1
 <p>Estimate {_rate(er)} ({"design-based" if er["design_based"] else "not design-based: a stratum has no random checks"});
 {er["n_verified"]:,} rows verified; checked rows only: {100 * er["lower_bound_checked_only"]:.2f}% (a lower bound); detector alone: {100 * er["surrogate_only"]:.2f}%.</p>
 <table><tr>{need_head}</tr>{need}</table>
+<p>{e(s["corrections"]["text"])}</p>
 <h2>Markdown summary</h2><pre>{e(md_table)}</pre>
 </body></html>
 """
@@ -328,6 +342,20 @@ def verified_from(path: str | Path | None, ids: list[str]) -> dict[int, bool] | 
     return {pos[i]: bool(v) for i, v in zip(t["id"].cast(pa.string()).to_pylist(), pc.cast(t["is_label_error"], pa.bool_()).to_pylist())}
 
 
+def calibration_checks(store, version: Version) -> dict[int, bool] | None:
+    """People's checks of the version's calibration sample (``labelq review export --sample``), as verified
+    rows of the flagged stratum: a row is a label error when its reviewer's answer is not its given label.
+    One random sample serves both the corrections' guarantee and the error-rate estimate."""
+    from ..relabel.review import calibration_reviews
+
+    rows = version.read()
+    pos, _ = calibration_reviews(store, rows, version.name)
+    if not len(pos):
+        return None
+    given, answers = rows[S.LABEL].to_numpy(), rows[S.LABELS].to_pylist()
+    return {int(i): answers[i] != [int(given[i])] for i in pos}
+
+
 @step("benchmark-report")
 def benchmark_step(
     name: str,
@@ -345,9 +373,10 @@ def benchmark_step(
 
     if (predictions is None) == (models is None):
         raise InputError("give either predictions or a models file", "pass --predictions FILE or --models FILE")
-    v = Store(store).version(name, version)
+    st = Store(store)
+    v = st.version(name, version)
     ids = v.read(columns=[S.ID])[S.ID].to_pylist()
-    checks = verified_from(verified, ids)
+    checks = verified_from(verified, ids) if verified else calibration_checks(st, v)
     corrected_labels(v)  # a test set without corrections fails before any training
     if models is not None:
         from .train import load_models_config, train_predictions

@@ -22,7 +22,7 @@ from .. import schema as S
 from ..errors import InputError
 from ..runner import step
 from .backends import JudgeUnavailable, make_backend
-from .cache import VoteCache
+from .cache import VOTE_COLUMNS, VoteCache
 from .config import JudgeConfig
 from .prompts import CHOOSE, VERIFY, choose_prompts, load_template, template_hash, verify_prompt
 from .scoring import choose_probabilities, verify_probability
@@ -30,23 +30,8 @@ from .scoring import choose_probabilities, verify_probability
 log = logging.getLogger(__name__)
 BATCH = 16
 
-VOTES_SCHEMA = pa.schema(
-    [
-        (S.ID, pa.string()),
-        ("judge", pa.string()),
-        ("model", pa.string()),
-        ("prompt_hash", pa.string()),
-        ("verdict", pa.string()),
-        ("proposed_label", pa.int64()),
-        ("p_label_correct", pa.float64()),
-        ("rationale", pa.string()),
-        ("raw", pa.string()),
-        ("latency_ms", pa.float64()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("cached", pa.bool_()),
-    ]
-)
+# a published vote: the cache's columns (less its key's content hash and the attempts), keyed by row id, and whether it came from the cache
+VOTES_SCHEMA = pa.schema([(S.ID, pa.string()), *(c for c in VOTE_COLUMNS if c[0] not in ("content_hash", "attempts")), ("cached", pa.bool_())])
 
 
 def _kind_and_template(judge: JudgeConfig) -> tuple[str, str]:

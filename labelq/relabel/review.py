@@ -78,6 +78,84 @@ def needs_review(rows: pa.Table, all_flagged: bool = False) -> np.ndarray:
     return pos[np.argsort(rank[pos], kind="stable")]
 
 
+SAMPLES = "samples"  # <store>/datasets/<name>/samples/<id>.json: the calibration samples drawn so far
+
+
+def flagged_sha256(rows: pa.Table) -> str:
+    """A fingerprint of which rows are flagged: calibration samples only count for the flagged set they were drawn from."""
+    import hashlib
+
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    ids = sorted(np.asarray(rows[S.ID].to_pylist(), dtype=object)[flagged].tolist())
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def read_samples(store: Store, name: str) -> list[dict]:
+    """Every calibration sample recorded for ``name``, oldest first."""
+    folder = store.dataset_dir(name) / SAMPLES
+    out = []
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(json.loads(f.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"the calibration sample {f} is unreadable: {exc}", f"restore it from a backup, or move it out of {folder}") from exc
+    return sorted(out, key=lambda r: r["created_at"])
+
+
+def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dict:
+    """Draw a uniformly random sample of ``size`` flagged rows of ``version`` that nobody has reviewed and no
+    earlier sample of the same flagged set holds. ``save_sample`` records it (once its export is written)."""
+    import uuid
+
+    if size < 1:
+        raise InputError(f"the sample size must be at least 1, got {size}", "pass --sample 100 (for example)")
+    rows = version.read(columns=[c for c in (S.ID, S.IS_LABEL_ISSUE, S.LABEL_SOURCE) if c in version.column_names()])
+    key = flagged_sha256(rows)
+    earlier = {i for r in read_samples(store, version.name) if r["flagged_sha256"] == key for i in r["ids"]}
+    ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
+    reviewed = np.asarray(rows[S.LABEL_SOURCE].to_pylist(), dtype=object) == "review" if S.LABEL_SOURCE in rows.column_names else np.zeros(len(ids), bool)
+    eligible = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False) & ~reviewed & ~np.isin(ids, list(earlier)))
+    if len(eligible) == 0:
+        raise InputError(f"{version.name} {version.tag} has no flagged row left to sample (none flagged, or all reviewed or sampled)", "nothing to draw")
+    pick = np.random.default_rng(seed).choice(eligible, size=min(size, len(eligible)), replace=False)
+    record = {
+        "id": f"{version.tag}-{uuid.uuid4().hex[:8]}",
+        "dataset": version.name,
+        "version": version.tag,
+        "seed": seed,
+        "size": len(pick),
+        "population": int(len(eligible)),
+        "flagged_sha256": key,
+        "ids": ids[pick].tolist(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    return record
+
+
+def save_sample(store: Store, record: dict) -> Path:
+    """Record a calibration sample in the store: only reviews of recorded samples calibrate corrections."""
+    path = atomic_write_text(store.dataset_dir(record["dataset"]) / SAMPLES / f"{record['id']}.json", json.dumps(record, indent=1))
+    log.info(
+        "recorded calibration sample %s: %d of %d flagged rows of %s %s",
+        record["id"],
+        record["size"],
+        record["population"],
+        record["dataset"],
+        record["version"],
+    )
+    return path
+
+
+def calibration_reviews(store: Store, rows: pa.Table, name: str) -> tuple[np.ndarray, int]:
+    """Positions of the rows of ``rows`` that a calibration sample of this flagged set drew and a person
+    reviewed, and how many rows the samples drew in all (answered or not)."""
+    key = flagged_sha256(rows)
+    drawn = {i for r in read_samples(store, name) if r["flagged_sha256"] == key for i in r["ids"]}
+    ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
+    reviewed = np.asarray(rows[S.LABEL_SOURCE].to_pylist(), dtype=object) == "review" if S.LABEL_SOURCE in rows.column_names else np.zeros(len(ids), bool)
+    return np.flatnonzero(np.isin(ids, list(drawn)) & reviewed), len(drawn)
+
+
 def _suggestion(row: dict, classes: list[str]) -> list[str]:
     if row[S.ISSUE_KIND] == "multi_label" and row.get(S.LABELS):
         return [classes[c] for c in row[S.LABELS]]
@@ -112,14 +190,21 @@ def label_config(info: S.ExamplesInfo) -> str:
     )
 
 
-def export_review(version: Version, path: str | Path, fmt: str = "label-studio", all_flagged: bool = False, limit: int | None = None) -> tuple[Path, int]:
-    """Write the rows of ``version`` that need review to ``path``; returns (path, rows written)."""
+def export_review(
+    version: Version, path: str | Path, fmt: str = "label-studio", all_flagged: bool = False, limit: int | None = None, sample: dict | None = None
+) -> tuple[Path, int]:
+    """Write the rows of ``version`` that need review to ``path``, or the rows of a calibration ``sample``
+    (``draw_sample``) in their random order; returns (path, rows written)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown review format {fmt!r}", f"use one of {list(FORMATS)}")
     path = Path(path)
     rows = version.read()
     info = S.info_of(rows)
-    pos = needs_review(rows, all_flagged)[:limit]
+    if sample is not None:
+        where = {i: p for p, i in enumerate(rows[S.ID].to_pylist())}
+        pos = np.array([where[i] for i in sample["ids"]], dtype=np.int64)
+    else:
+        pos = needs_review(rows, all_flagged)[:limit]
     picked = rows.take(pa.array(pos, pa.int64())).to_pylist() if len(pos) else []
     classes = info.class_names
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +224,7 @@ def export_review(version: Version, path: str | Path, fmt: str = "label-studio",
                         "suggestion": " | ".join(suggestion),
                         "issue_kind": r[S.ISSUE_KIND],
                         "label_score": r[S.LABEL_SCORE],
+                        "labelq_sample": sample["id"] if sample else None,
                     },
                     "predictions": [
                         {

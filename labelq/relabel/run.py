@@ -30,12 +30,14 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..manifest import RelabelSection, RunSection
+from ..options import option
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
 from ..store import Store, Version
 from ..validation import check_fraction
 from .kinds import KindRule, Kinds, classify, noise_aware
 from .label_sets import ConformalLabelSets, coverage, soft_labels
+from .precision import FixRule, candidates, check_target, choose_rule
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +50,35 @@ class RelabelConfig:
 
     name: str
     store: str | None = None
-    version: int | str | None = None
-    coverage: float = 0.9
-    score: str = "lac"
-    class_conditional: bool = False
-    calibration: str = "unflagged"
-    fix_confidence: float = 0.9
+    version: int | str | None = option("--version", help="Version to re-label (default: latest).")
+    coverage: float = option("--coverage", default=0.9, type=float, show_default=True, help="Target coverage of the label sets.")
+    score: str = option("--score", default="lac", choices=("lac", "aps"), show_default=True, help="Conformal score.")
+    class_conditional: bool = option("--class-conditional", default=False, is_flag=True, help="Coverage within every class (Mondrian), not only on average.")
+    calibration: str = option("--calibration", default="unflagged", choices=CALIBRATION, show_default=True, help="Rows to calibrate the label sets on.")
+    fix_confidence: float = option(
+        "--fix-confidence",
+        default=0.9,
+        type=float,
+        show_default=True,
+        help="Probability of the other class needed for a correction without --target-precision (no guarantee: see the README).",
+    )
     both_min: float = 0.25
     pair_mass: float = 0.9
-    noise_aware: bool = False
-    weight_label: float = 0.5
-    seed: int = 0
+    noise_aware: bool = option("--noise-aware", default=False, is_flag=True, help="Weigh the given label as evidence (confident learning's noise matrix).")
+    weight_label: float = option(
+        "--weight-label", default=0.5, type=float, show_default=True, help="Weight of the (corrected) label in the soft label; the rest is the model's."
+    )
+    seed: int = option("--seed", default=0, type=int, show_default=True, help="Seed of the label sets' calibration split.")
+    target_precision: float | None = option(
+        "--target-precision",
+        type=float,
+        help="Correct only by a rule whose precision is at least this, with --confidence, as shown by the reviewed calibration sample (labelq review export --sample).",
+    )
+    confidence: float = option("--confidence", default=0.9, type=float, show_default=True, help="Confidence of the --target-precision guarantee.")
 
     def __post_init__(self) -> None:
         check_fraction(self.weight_label, "weight_label")
+        check_target(self.target_precision, self.confidence)
         if self.calibration not in CALIBRATION:
             raise InputError(f"unknown calibration {self.calibration!r}", f"use one of {list(CALIBRATION)}")
         self.rule = KindRule(self.fix_confidence, self.both_min, self.pair_mass)
@@ -140,8 +157,16 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     old_corrected = S.corrections(rows)
     old_labels = _column(rows, S.LABELS, pa.nulls(n, pa.list_(pa.int64()))).to_pylist()
     old_kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
-    kind = np.where(reviewed, old_kind, kinds.kind)
-    corrected = np.where(reviewed, old_corrected, kinds.correction)
+    proposed_kind, proposed = kinds.kind, kinds.correction
+    fix_rule = None
+    if cfg.target_precision is not None:  # only what a random reviewed sample shows to be right often enough
+        fix_rule, proposed = verified_corrections(cfg, parent, rows, evidence, labels, flagged, reviewed, old_labels)
+        proposed_kind = np.where(proposed >= 0, "wrong_label", proposed_kind)
+    elif not (parent.manifest().audit.reliability or {"reliable": True})["reliable"]:
+        log.warning("%s %s: the model is no better than the class prior; no correction is made without --target-precision", parent.name, parent.tag)
+        proposed = np.full(n, -1)
+    kind = np.where(reviewed, old_kind, proposed_kind)
+    corrected = np.where(reviewed, old_corrected, proposed)
     source = np.where(reviewed, "review", np.where(corrected >= 0, "relabel", None))
 
     # label sets
@@ -192,12 +217,43 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
             mean_set_size_flagged=float(sizes[flagged].mean()) if flagged.any() else None,
             thresholds=sets.thresholds_.tolist(),
             judge_evidence=judges is not None,
+            guarantee=fix_rule.describe() if fix_rule else None,
             extra=cfg.settings(),
         ),
         "n_label_issues": int(flagged.sum()),
         "n_corrected": int((corrected >= 0).sum()),
     }
     return out, changes
+
+
+def verified_corrections(
+    cfg: RelabelConfig,
+    parent: Version,
+    rows: pa.Table,
+    evidence: np.ndarray,
+    labels: np.ndarray,
+    flagged: np.ndarray,
+    reviewed: np.ndarray,
+    reviewed_labels: list,
+) -> tuple[FixRule, np.ndarray]:
+    """The correction rule that the calibration reviews support at ``cfg.target_precision`` and the
+    corrections it makes (-1 where none): unreviewed flagged rows whose candidate reaches its threshold."""
+    from .review import calibration_reviews
+
+    sample, n_drawn = calibration_reviews(cfg.open_store(), rows, parent.name)
+    if len(sample) == 0:
+        raise InputError(
+            f"{parent.name} {parent.tag} has no reviewed calibration sample: --target-precision needs people's answers on a random sample of the flagged rows",
+            f"run `labelq review export {parent.name} --sample 100 -o sample.json`, review it, `labelq review import {parent.name} FILE`, then relabel again",
+        )
+    cand, score = candidates(evidence, labels)
+    right = np.array([reviewed_labels[i] == [int(cand[i])] for i in sample])
+    eligible = flagged & (~reviewed | np.isin(np.arange(len(labels)), sample))  # the rows the sample was drawn from
+    kind = "noise_aware" if cfg.noise_aware else "pred_probs"
+    rule = choose_rule(score[sample], right, score[eligible], cfg.target_precision, cfg.confidence, kind, n_drawn)
+    fix = flagged & ~reviewed & (score >= rule.threshold) if rule.threshold is not None else np.zeros(len(labels), bool)
+    log.info("%s", rule.summary())
+    return rule, np.where(fix, cand, -1)
 
 
 def _calibration_rows(

@@ -51,6 +51,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
         "filter_by": manifest.audit.filter_by,
         "out_of_sample_accuracy": manifest.audit.out_of_sample_accuracy,
         "judges": manifest.judges.to_json() if manifest.judges else None,
+        "reliability": manifest.audit.reliability,
         "per_class": [
             {
                 "label": i,
@@ -58,7 +59,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
                 "rows": int(n_per[i]),
                 "flagged": int(f_per[i]),
                 "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0,
-                "estimated_error_rate": float(est[i]) if len(est) == k else None,
+                "estimated_error_rate": float(est[i]) if len(est) == k and (manifest.audit.reliability or {"reliable": True})["reliable"] else None,
             }
             for i in range(k)
         ],
@@ -95,7 +96,16 @@ def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
         "mean_set_size": float(sizes.mean()) if len(sizes) else None,
         "set_size_counts": {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))},
         "review": manifest.review.to_json() if manifest.review else None,
+        "guarantee": r.guarantee,
+        "corrections_guaranteed": r.guarantee is not None,
     }
+
+
+def fix_rule_summary(guarantee: dict) -> str:
+    """The sentence that states a --target-precision guarantee (``labelq.relabel.precision.FixRule.summary``)."""
+    from ..relabel.precision import FixRule
+
+    return FixRule(**{**guarantee, "grid": tuple(guarantee["grid"])}).summary()
 
 
 def _preview_cell(rows: pa.Table, manifest: Manifest) -> list[str]:
@@ -132,18 +142,25 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
     top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
     acc = summary["out_of_sample_accuracy"]
+    rel = summary.get("reliability") or {"reliable": True}
+    noise = "" if rel["reliable"] else " (not meaningful: see the warning)"
     facts = [
         ("rows", f"{summary['rows']:,}"),
         ("classes", summary["classes"]),
         ("flagged label issues", f"{summary['n_label_issues']:,} ({100 * summary['issue_rate']:.2f}%)"),
-        ("estimated label issues (confident learning)", summary["num_label_issues_estimate"]),
+        ("estimated label issues (confident learning)", f"{summary['num_label_issues_estimate']}{noise}"),
         ("auto-corrected", summary["n_corrected"]),
         ("model", f"{summary['model']} ({summary['n_folds']} folds, seed {summary['seed']})" if summary["n_folds"] else summary["model"]),
         ("out-of-sample accuracy vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
+        *([("majority class's share (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
         ("filter", summary["filter_by"]),
         ("source", summary["source"]),
     ]
     fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
+    warning_html = ""
+    if not rel["reliable"]:
+        helps = "".join(f"<li>{e(x)}</li>" for x in rel["suggestions"])
+        warning_html = f'<div class="warn" id="unreliable"><strong>The flags mean nothing here.</strong> {e(rel["warning"][0].upper() + rel["warning"][1:])}<br>What would help:<ul>{helps}</ul></div>'
 
     def pct(v: float | None) -> str:
         return "" if v is None else f"{100 * v:.2f}%"
@@ -170,6 +187,15 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
             ("corrections by source", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["label_source"].items())) or "none"),
             ("label sets", f"target coverage {r['coverage_target']}, measured {cov}; mean size {r['mean_set_size'] or 0:.2f}; sizes {r['set_size_counts']}"),
         ]
+        if r.get("guarantee"):
+            facts_r.append(("corrections", fix_rule_summary(r["guarantee"])))
+        elif r["label_source"].get("relabel"):
+            facts_r.append(
+                (
+                    "corrections",
+                    "made without a precision guarantee (relabel without --target-precision): on crowd-verified test sets such corrections were 7-33% right",
+                )
+            )
         if r.get("review"):
             rv = r["review"]
             facts_r.append(("review", f"{rv['n_reviews']:,} rows by {', '.join(rv['reviewers'])} from {rv['from_version']}; {rv['changed']:,} labels changed"))
@@ -198,8 +224,10 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }}
 td img {{ image-rendering: pixelated; }} .fig {{ max-width: 100%; margin: 0.5em 0; display: block; }}
 code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
+.warn {{ background: #fdecea; border-left: 4px solid #c62828; padding: 0.6em 1em; margin: 1em 0; }}
 </style></head><body>
 <h1>{e(title)}</h1>
+{warning_html}
 <p class="note">Created {e(summary["created_at"])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
 <h2>Summary</h2><table>{fact_rows}</table>
 {judges_html}

@@ -1,0 +1,65 @@
+"""Do the flags mean anything? The out-of-sample model against the class prior.
+
+Confident learning trusts the model: where the model is no better than always answering the most
+common class, its "disagreements" with the labels are noise, and so are the flags, the corrections and
+the estimated error rate. (First names labelled female/male with TF-IDF + logistic regression: accuracy
+0.50, 120 of 300 rows flagged, 11 truly wrong, "40% suspected label errors" against a true 10%.)
+
+The check: the one-sided Clopper-Pearson lower bound (95%) of the out-of-sample accuracy must be above
+the majority class's share, the accuracy of a model that learned nothing. Per class, the recall is
+reported beside the class's share. A version that fails is marked unreliable: no automatic corrections,
+no error-rate estimate presented as real, and a warning that says what would help.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .relabel.precision import lower_bound
+
+LEVEL = 0.05
+SUGGESTIONS = (
+    "another model (--model), or one suited to the data",
+    "more or better features (pretrained embeddings)",
+    "LLM judges that carry signal (--judges)",
+    "a reviewed random sample (labelq review export --sample 100), which estimates the error rate and certifies corrections without trusting the model",
+)
+
+
+def check_signal(labels: np.ndarray, pred_probs: np.ndarray) -> dict:
+    """Whether the out-of-sample model beats the class prior (see the module docstring)."""
+    labels = np.asarray(labels)
+    n, k = len(labels), pred_probs.shape[1]
+    pred = pred_probs.argmax(1)
+    hits = int((pred == labels).sum())
+    share = np.bincount(labels, minlength=k) / max(n, 1)
+    majority = float(share.max()) if n else 0.0
+    lo = lower_bound(hits, n, LEVEL)
+    return {
+        "reliable": bool(lo > majority),
+        "accuracy": hits / max(n, 1),
+        "accuracy_lo": lo,
+        "majority_share": majority,
+        "class_recall": [float((pred[labels == c] == c).mean()) if (labels == c).any() else None for c in range(k)],
+        "class_share": share.tolist(),
+        "test": f"one-sided {100 * (1 - LEVEL):.0f}% Clopper-Pearson lower bound of the out-of-sample accuracy above the majority class's share",
+    }
+
+
+def with_warning(signal: dict, judges: dict | None = None) -> dict:
+    """``signal`` with, when it is unreliable, the warning and what would help; ``judges``: the manifest's
+    judge section, whose Dawid-Skene information goes into the same warning."""
+    if signal["reliable"]:
+        return signal
+    info = (judges or {}).get("annotator_information") or {}
+    judge_text = ""
+    if info:
+        judge_text = (
+            " The LLM judges carried information " + ", ".join(f"{j} {v:.2f}" for j, v in info.items()) + " (0 = none: the ensemble gives them no weight)."
+        )
+    warning = (
+        f"the out-of-sample model is no better than the class prior: accuracy {signal['accuracy']:.3f} "
+        f"(95% lower bound {signal['accuracy_lo']:.3f}) against {signal['majority_share']:.3f} for always answering the most common class. "
+        "The flags are noise: no automatic corrections were made, and the estimated error rate means nothing." + judge_text
+    )
+    return {**signal, "warning": warning, "suggestions": list(SUGGESTIONS)}

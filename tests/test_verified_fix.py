@@ -1,0 +1,148 @@
+"""Corrections with a guaranteed precision: a random calibration sample, reviewed, picks the correction rule.
+
+The rule's guarantee is checked by simulation (how often a rule that does not reach the target passes),
+and end to end on real digits with planted flips: `review export --sample`, a reviewer who answers the
+truth, `review import`, `relabel --target-precision`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import flip_labels, with_labels
+
+from labelq import schema as S
+from labelq.cli import main
+from labelq.relabel.precision import GRID, candidates, choose_rule, lower_bound, min_rows
+from labelq.store import Store
+
+
+def _population(n: int, precision_above: float, precision_below: float, cut: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scores = rng.uniform(0.3, 1.0, n)
+    right = rng.random(n) < np.where(scores >= cut, precision_above, precision_below)
+    return scores, right
+
+
+def test_a_rule_below_the_target_passes_at_most_one_minus_confidence_of_the_time():
+    scores = np.sort(np.random.default_rng(0).uniform(0.3, 0.998, 5000))[::-1]
+    right = ~np.isin(np.arange(5000) % 25, [0, 8, 16])  # 88% right in every run of 25, from the top score down
+    for t in GRID:  # no threshold of the grid reaches 0.9
+        assert right[scores >= t].mean() < 0.9 if (scores >= t).any() else True
+    rng = np.random.default_rng(1)
+    passed = 0
+    for _ in range(400):
+        pick = rng.choice(len(scores), 200, replace=False)
+        passed += choose_rule(scores[pick], right[pick], scores, 0.9, 0.9).threshold is not None
+    assert passed / 400 <= 0.1  # the guarantee: at most 1 - confidence
+
+
+def test_a_rule_above_the_target_is_found_and_its_precision_holds():
+    scores, right = _population(5000, 0.99, 0.4, 0.9, seed=2)
+    rng = np.random.default_rng(3)
+    found, held = 0, 0
+    for _ in range(200):
+        pick = rng.choice(len(scores), 200, replace=False)
+        rule = choose_rule(scores[pick], right[pick], scores, 0.9, 0.9)
+        if rule.threshold is not None:
+            found += 1
+            held += right[scores >= rule.threshold].mean() >= 0.9
+            assert rule.precision_lower_bound >= 0.9 and rule.n_right <= rule.n_passing
+    assert found >= 120 and held == found  # about 28 sample rows above 0.9: found in about 3 of 4 draws
+
+
+def test_no_rule_says_how_many_more_reviews_or_that_they_will_not_help():
+    scores = np.full(20, 0.99)
+    rule = choose_rule(scores, np.ones(20, bool), scores, 0.95, 0.9)  # 20 of 20 right: promising, too few to prove 0.95
+    assert min_rows(0.95, 0.1) == 45 and rule.threshold is None and rule.more_reviews > 0 and "more random reviews would settle it" in rule.summary()
+    k = rule.more_reviews + 20
+    assert lower_bound(k, k, 0.1) >= 0.95 and k < 60
+    rule = choose_rule(scores, np.arange(20) % 2 == 0, scores, 0.9, 0.9)  # half right
+    assert rule.threshold is None and rule.more_reviews is None and "unlikely to help" in rule.summary()
+
+
+def test_candidates_are_the_most_probable_other_class():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    cand, score = candidates(probs, np.array([0, 2]))
+    assert cand.tolist() == [1, 1] and score.tolist() == [0.2, 0.3]
+
+
+@pytest.fixture(scope="module")
+def flipped_digits(tmp_path_factory, digits):
+    """Digits with 10% flipped labels, audited (logistic regression): (store root, true labels)."""
+    root = tmp_path_factory.mktemp("verified")
+    truth = digits[S.LABEL].to_numpy()
+    noisy, _ = flip_labels(truth, 10, 0.1, seed=5)
+    pq.write_table(with_labels(digits, noisy), root / "noisy.parquet")
+    out = CliRunner().invoke(
+        main, ["audit", str(root / "noisy.parquet"), "--name", "dg", "--store", str(root / "s"), "--model", "logreg", "--no-prefect", "-q"]
+    )
+    assert out.exit_code == 0, out.output
+    return root / "s", truth
+
+
+def _answer(sheet, truth: np.ndarray, names: list[str]) -> None:
+    rows = list(csv.DictReader(open(sheet)))
+    for r in rows:
+        r["review_labels"], r["reviewer"] = names[truth[int(r["id"].split("-")[-1])]], "oracle"
+    with open(sheet, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_sample_review_and_relabel_with_a_target_precision(flipped_digits, tmp_path):
+    root, truth = flipped_digits
+    run = CliRunner().invoke
+    out = run(main, ["relabel", "dg", "--store", str(root), "--target-precision", "0.9", "--no-prefect"])
+    assert out.exit_code == 2 and "no reviewed calibration sample" in out.output and "review export dg --sample" in out.output
+
+    out = run(main, ["review", "export", "dg", "--store", str(root), "--sample", "80", "--seed", "1", "--format", "csv", "-o", str(tmp_path / "s.csv")])
+    assert out.exit_code == 0, out.output
+    store = Store(root)
+    (record,) = [json.loads(p.read_text()) for p in (store.dataset_dir("dg") / "samples").glob("*.json")]
+    sheet = list(csv.DictReader(open(tmp_path / "s.csv")))
+    v1 = store.version("dg")
+    flagged_ids = set(np.asarray(v1.read()[S.ID].to_pylist())[v1.read()[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)])
+    assert [r["id"] for r in sheet] == record["ids"] and len(record["ids"]) == 80 and set(record["ids"]) <= flagged_ids
+    assert record["population"] == len(flagged_ids)
+
+    names = S.info_of(v1.read(columns=[S.ID])).class_names
+    _answer(tmp_path / "s.csv", truth, names)
+    out = run(main, ["review", "import", "dg", str(tmp_path / "s.csv"), "--store", str(root), "--no-prefect"])
+    assert out.exit_code == 0, out.output
+
+    # a second sample never redraws a row of the first
+    out = run(main, ["review", "export", "dg", "--store", str(root), "--sample", "10", "--format", "csv", "-o", str(tmp_path / "s2.csv")])
+    assert out.exit_code == 0 and not {r["id"] for r in csv.DictReader(open(tmp_path / "s2.csv"))} & set(record["ids"])
+
+    out = run(main, ["relabel", "dg", "--store", str(root), "--target-precision", "0.9", "--no-prefect"])
+    assert out.exit_code == 0, out.output
+    assert "target precision 0.9 at confidence 0.9, from 80 random reviews: correcting flagged rows" in out.output
+    v = store.version("dg")
+    g = v.manifest().relabel.guarantee
+    assert g["threshold"] is not None and g["n_sample"] == 80 and g["precision_lower_bound"] >= 0.9 and g["n_drawn"] == 90
+    rows = v.read()
+    source = np.asarray(rows[S.LABEL_SOURCE].to_pylist(), dtype=object)
+    corrected = rows[S.CORRECTED_LABEL].fill_null(-1).to_numpy()
+    auto = source == "relabel"
+    assert auto.sum() > 20 and (corrected[auto] >= 0).all()
+    assert not set(np.asarray(rows[S.ID].to_pylist())[auto]) & set(record["ids"])  # reviewed rows keep the reviewer's label
+    precision = (corrected[auto] == truth[auto]).mean()
+    assert precision >= 0.9, precision
+    reviewed = source == "review"
+    assert reviewed.sum() == 80 and (S.effective_labels(rows)[reviewed] == truth[reviewed]).all()
+    # one sample serves the guarantee, the reports and the benchmark's error-rate estimate
+    from labelq.benchmark.report import _corrections, calibration_checks
+
+    report = json.loads((v.path.parent / "reports" / f"{v.tag}.json").read_text())
+    assert report["relabel"]["guarantee"] == g and "precision >=" in _corrections(v)["text"]
+    checks = calibration_checks(store, v)
+    pos = {i: p for p, i in enumerate(rows[S.ID].to_pylist())}
+    given = rows[S.LABEL].to_numpy()
+    assert len(checks) == 80 and all(checks[pos[i]] == (truth[pos[i]] != given[pos[i]]) for i in record["ids"])
