@@ -604,7 +604,9 @@ def review_export(
 @click.argument("name")
 @click.argument("path", type=click.Path(dir_okay=False))
 @STORE
-@click.option("--format", "fmt", type=click.Choice(["label-studio", "csv"]), default=None, help="Default: by the file's suffix.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["label-studio", "csv", "app"]), default=None, help="Default: by the file's suffix (.jsonl: the review app's log)."
+)
 @click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
 def review_import(name: str, path: str, store: str | None, fmt: str | None, no_prefect: bool) -> None:
     """Apply reviewed answers (Label Studio JSON export or the filled CSV) to NAME as a new version."""
@@ -619,6 +621,39 @@ def review_import(name: str, path: str, store: str | None, fmt: str | None, no_p
 
     result = run_job(no_prefect, lambda: apply_reviews(name, path, store, fmt), flow)
     click.echo(f"Published {name} {result.version.tag} (reviewed {result.parent.tag}): {result.n_reviews:,} reviews, {result.changed:,} labels changed")
+
+
+@review.command("serve")
+@click.argument("name")
+@STORE
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; any other than the loopback needs a token (one is made if --token is left out)."
+)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--token", default=None, help="Token every request must carry (?token= on the page).")
+def review_serve(name: str, store: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve the review app for NAME's latest version in the browser; every answer is saved as it is made."""
+    from .relabel.app import serve
+    from .store import Store
+
+    serve(Store(store), name, host, port, token)
+
+
+@review.command("publish")
+@click.argument("name")
+@STORE
+@click.option("--no-prefect", is_flag=True, help="Run in this process without Prefect.")
+def review_publish(name: str, store: str | None, no_prefect: bool) -> None:
+    """Publish the review app's settled answers on NAME's latest version as a new version (the checks of `review import`)."""
+    from .errors import InputError
+    from .relabel.app import log_path
+    from .store import Store
+
+    path = log_path(Store(store), Store(store).version(name))
+    if not path.exists():
+        raise InputError(f"nobody has reviewed {name}'s latest version in the app ({path} does not exist)", f"run `labelq review serve {name}` first")
+    ctx = click.get_current_context()
+    ctx.invoke(review_import, name=name, path=str(path), store=store, fmt="app", no_prefect=no_prefect)
 
 
 @main.command("export")

@@ -375,15 +375,38 @@ def _read_csv(path: Path) -> tuple[list[dict], int]:
     return out, skipped
 
 
+def _read_app_log(path: Path) -> tuple[list[dict], int]:
+    """The settled rows of the review app's log (``reviewlog``); disagreements count as skipped."""
+    from .reviewlog import ReviewLog, settle
+
+    entries = ReviewLog(path).entries()
+    settled, disagreements = settle(entries)
+    meta = entries[0] if entries else {}
+    out = [
+        {
+            "id": row_id,
+            "dataset": meta.get("dataset"),
+            "version": meta.get("version"),
+            "choices": s["labels"] or [NONE_OF_THESE],
+            "reviewer": ", ".join(s["reviewers"]),
+            "reviewed_at": s["at"],
+            "where": f"{path.name}: row {row_id}",
+        }
+        for row_id, s in settled.items()
+    ]
+    return out, len(disagreements)
+
+
 def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = None) -> Reviews:
     """Read and check a review file against ``name``'s latest version. Raises ``InputError`` naming every problem."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"review file {path} does not exist", "pass the file exported from Label Studio or the filled CSV")
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "label-studio")
-    if fmt not in FORMATS:
-        raise InputError(f"unknown review format {fmt!r}", f"use one of {list(FORMATS)}")
-    entries, skipped = _read_label_studio(path) if fmt == "label-studio" else _read_csv(path)
+    fmt = fmt or {".csv": "csv", ".jsonl": "app"}.get(path.suffix.lower(), "label-studio")
+    readers = {"label-studio": _read_label_studio, "csv": _read_csv, "app": _read_app_log}
+    if fmt not in readers:
+        raise InputError(f"unknown review format {fmt!r}", f"use one of {list(readers)}")
+    entries, skipped = readers[fmt](path)
     if not entries:
         raise InputError(f"{path} holds no answered reviews ({skipped} rows without an answer)", "review some rows first; nothing was changed")
     latest = store.version(name)

@@ -1,0 +1,116 @@
+"""The review app's log: every action a reviewer takes, appended to one JSON-lines file in the store.
+
+``<store>/datasets/<name>/reviews/<version>.jsonl`` holds the actions on that version, in order. A line is
+written, flushed and fsynced (under an ``flock``, so two reviewers' servers or requests never interleave)
+before the app answers the request: a killed server loses nothing, and a reload resumes where each
+reviewer was. Lines are never changed or removed; ``undo`` is itself a line.
+
+Actions: ``label`` (``labels``: the reviewer's class names; ``[]`` = none of these), ``skip`` and
+``undo`` (cancels the same reviewer's latest action that is not cancelled yet).
+
+Several reviewers: each reviewer's answer to a row is their latest ``label`` on it. A row is *settled*
+when one label set holds a strict majority of the reviewers who answered it (one reviewer: their
+answer; two who disagree: no majority). Rows without a majority are *disagreements*: they are kept,
+shown in the app, and left out of publishing until another reviewer breaks the tie or one of them
+changes their answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("label", "skip", "undo")
+
+
+class ReviewLog:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, reviewer: str, action: str, row_id: str | None = None, labels: list[str] | None = None, **fields) -> dict:
+        """Write one action durably and return it."""
+        if action not in ACTIONS:
+            raise InputError(f"unknown review action {action!r}", f"use one of {list(ACTIONS)}")
+        if not reviewer or not reviewer.strip():
+            raise InputError("a review needs the reviewer's name", "type your name in the app")
+        entry = {
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "reviewer": reviewer.strip(),
+            "action": action,
+            "id": row_id,
+            "labels": labels,
+            **fields,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the lock
+        return entry
+
+    def entries(self) -> list[dict]:
+        """Every complete line; a last line cut short by a crash is ignored."""
+        if not self.path.exists():
+            return []
+        out = []
+        with open(self.path, "rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                try:
+                    out.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    if raw.endswith(b"\n"):
+                        raise InputError(f"{self.path}: line {n} is not JSON", "the review log was edited by hand; restore it from a backup") from None
+                    log.warning("%s: ignoring an incomplete last line (a write was cut short)", self.path)
+        return out
+
+
+def replay(entries: list[dict]) -> dict[str, list[dict]]:
+    """Each reviewer's actions that stand (``undo`` applied), in order."""
+    stacks: dict[str, list[dict]] = {}
+    for e in entries:
+        stack = stacks.setdefault(e["reviewer"], [])
+        if e["action"] == "undo":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(e)
+    return stacks
+
+
+def answers(entries: list[dict]) -> dict[str, dict[str, dict]]:
+    """``{row id: {reviewer: their latest standing action on it}}`` (a ``label`` or a ``skip``)."""
+    out: dict[str, dict[str, dict]] = {}
+    for reviewer, stack in replay(entries).items():
+        for e in stack:
+            out.setdefault(e["id"], {})[reviewer] = e
+    return out
+
+
+def settle(entries: list[dict]) -> tuple[dict[str, dict], dict[str, dict[str, list[str]]]]:
+    """(settled rows ``{id: {"labels", "reviewers", "at"}}``, disagreements ``{id: {reviewer: labels}}``)."""
+    settled, disagreements = {}, {}
+    for row_id, by in answers(entries).items():
+        labelled = {r: e for r, e in by.items() if e["action"] == "label"}
+        if not labelled:
+            continue
+        votes = Counter(tuple(sorted(e["labels"])) for e in labelled.values())
+        top, count = votes.most_common(1)[0]
+        if count * 2 > len(labelled):
+            agree = sorted(r for r, e in labelled.items() if tuple(sorted(e["labels"])) == top)
+            settled[row_id] = {"labels": list(top), "reviewers": agree, "at": max(labelled[r]["at"] for r in agree)}
+        else:
+            disagreements[row_id] = {r: e["labels"] for r, e in labelled.items()}
+    return settled, disagreements

@@ -1,0 +1,225 @@
+"""The review app in a real headless browser (Debian's chromium through Playwright), served by uvicorn.
+
+Real digits audited into a real store, a recorded calibration sample, keyboard reviews saved to the
+append-only log, a reload, a killed and restarted server, two reviewers who disagree, publishing, and
+DuckDB reading the reviewed labels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import flip_labels, require, with_labels
+
+from labelq.cli import main
+from labelq.sql import run_query
+from labelq.store import Store
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``labelq review serve`` in its own process."""
+
+    def __init__(self, root: Path, name: str, *args: str, port: int | None = None) -> None:
+        self.port = port or _port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "labelq.cli", "review", "serve", name, "--store", str(root), "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.banner = self.proc.stdout.readline()  # the URL line, printed before uvicorn starts
+        self.url = f"http://127.0.0.1:{self.port}/"
+        for _ in range(300):
+            try:
+                httpx.get(self.url + "api/state", timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the review app did not start: {self.banner}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def reviewed_store(tmp_path_factory, digits):
+    """Digits with 10% flipped labels (about 180 flagged rows), audited, with a calibration sample of 8."""
+    require(Path(CHROMIUM).exists(), "chromium (apt-get install chromium)")
+    require(importlib.util.find_spec("playwright") is not None, "playwright (pip install playwright)")
+    root = tmp_path_factory.mktemp("app") / "s"
+    noisy, _ = flip_labels(digits["label"].to_numpy(), 10, 0.1, seed=5)
+    pq.write_table(with_labels(digits, noisy), root.parent / "noisy.parquet")
+    run = CliRunner().invoke
+    out = run(main, ["audit", str(root.parent / "noisy.parquet"), "--name", "dg", "--store", str(root), "--model", "logreg", "--no-prefect", "-q"])
+    assert out.exit_code == 0, out.output
+    out = run(main, ["review", "export", "dg", "--store", str(root), "--sample", "8", "--format", "csv", "-o", str(root.parent / "sample.csv")])
+    assert out.exit_code == 0, out.output
+    return root
+
+
+@pytest.fixture
+def store_root(reviewed_store, tmp_path):
+    root = tmp_path / "s"
+    shutil.copytree(reviewed_store, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _current(page) -> str:
+    return page.locator("#facts tr").first.locator("td").text_content()
+
+
+def _press(page, key: str) -> str:
+    """Press ``key`` on the current row and wait until the app shows the next one; returns the new row id."""
+    before = _current(page)
+    lines = _log_lines(page)
+    page.keyboard.press(key)
+    for _ in range(200):
+        if _log_lines(page) > lines and (page.locator("#all-done").count() or _current(page) != before or key == "u"):
+            break
+        time.sleep(0.05)
+    return _current(page) if not page.locator("#all-done").count() else ""
+
+
+def _log_lines(page) -> int:
+    return page.evaluate("async () => (await (await fetch('/api/state?reviewer=ann')).json()).log_lines")
+
+
+def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, browser, tmp_path):
+    store = Store(store_root)
+    (sample,) = [json.loads(p.read_text()) for p in (store.dataset_dir("dg") / "samples").glob("*.json")]
+    server = Server(store_root, "dg")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url)
+        page.fill("#reviewer", "ann")
+        page.dispatch_event("#reviewer", "change")
+        page.wait_for_selector("#example")
+        state = httpx.get(server.url + "api/state", params={"reviewer": "ann"}).json()
+        assert state["queue"][:8] == sample["ids"] and state["sample"] == sample["ids"]  # the calibration sample comes first, in its order
+        assert _current(page) == sample["ids"][0]
+
+        # 20 rows by keyboard: accept, keep, a class by its digit, none of these, several classes, skip, and an undo
+        keys = ["a", "k", "3", "n", "a", "s", "a", "k", "a", "7", "a", "a", "k", "a", "a", "a", "a", "k", "a", "a"]
+        seen = []
+        for i, key in enumerate(keys):
+            seen.append(_current(page))
+            if i == 4:  # several classes: m, tick 1 and 2, Enter
+                page.keyboard.press("m")
+                page.keyboard.press("1")
+                page.keyboard.press("2")
+                _press(page, "Enter")
+                continue
+            _press(page, key)
+        assert len(set(seen)) == 20 and seen[:8] == sample["ids"]
+        back = _press(page, "u")  # undo the last answer: that row is shown again
+        assert back == seen[-1]
+        _press(page, "a")
+        log_file = store.dataset_dir("dg") / "reviews" / "v0001.jsonl"
+        entries = [json.loads(x) for x in log_file.read_text().splitlines()]
+        assert len(entries) == 22 and entries[4]["labels"] == ["0", "1"] and entries[3]["labels"] == [] and entries[5]["action"] == "skip"
+        assert entries[20]["action"] == "undo"
+
+        # a reload resumes at the first row this reviewer has not answered
+        page.reload()
+        page.wait_for_selector("#example")
+        nxt = httpx.get(server.url + "api/state", params={"reviewer": "ann"}).json()["next"]
+        assert _current(page) == nxt and nxt not in seen
+
+        # the server is killed mid-way: nothing is lost, and a new one resumes
+        _press(page, "a")
+        server.kill()
+        server = Server(store_root, "dg", port=server.port)  # the same address: the browser keeps the reviewer's name
+        assert len(log_file.read_text().splitlines()) == 23
+        page.goto(server.url)
+        page.wait_for_selector("#example")
+        assert _current(page) not in seen and _current(page) != nxt
+        for _ in range(3):
+            _press(page, "a")
+
+        # thumbnails render (real PNGs decoded by the browser), and a screenshot shows them
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#thumbs img')].length > 5 && [...document.querySelectorAll('#thumbs img')].every(i => i.complete && i.naturalWidth === 8)"
+        )
+        shot = tmp_path / "review-app.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("LABELQ_ARTIFACTS"):
+            shutil.copy(shot, Path(os.environ["LABELQ_ARTIFACTS"]) / shot.name)
+
+        # a second reviewer disagrees on one row: kept, shown, and left out of publishing
+        first = sample["ids"][0]
+        ann_first = next(e["labels"] for e in entries if e["id"] == first and e["action"] == "label")
+        other = next(c for c in "0123456789" if [c] != ann_first)
+        httpx.post(server.url + "api/action", json={"reviewer": "bob", "action": "label", "id": first, "labels": [other]}).raise_for_status()
+        page.reload()
+        page.wait_for_selector("#example")
+        assert "1 disagreements" in page.text_content("#counts") and first in page.text_content("#disagree")
+
+        page.click("#publish")
+        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published v0002')", timeout=120_000)
+    finally:
+        server.kill()
+
+    final = [json.loads(x) for x in log_file.read_text().splitlines()]
+    ann = {e["id"]: e["labels"] for e in final if e["action"] == "label" and e["reviewer"] == "ann"}  # the latest answer of each row
+    v = store.version("dg")
+    assert v.tag == "v0002" and v.manifest().review.format == "app" and v.manifest().review.n_reviews == len(ann) - 1 == 22
+    got = {r["id"]: r for r in run_query(store, "dg", "SELECT id, labels, label_source, reviewer FROM latest WHERE label_source = 'review'").to_pylist()}
+    assert set(got) == set(ann) - {first}  # the disagreement waits for a majority; the skipped row stays open
+    for rid, row in got.items():
+        assert sorted(str(c) for c in row["labels"]) == sorted(ann[rid]) and row["reviewer"] == "ann"
+
+
+def test_the_app_is_safe(store_root, tmp_path):
+    server = Server(store_root, "dg", "--token", "s3cret")
+    try:
+        assert httpx.get(server.url + "api/state").status_code == 401
+        assert httpx.get(server.url + "api/state", headers={"X-Labelq-Token": "wrong"}).status_code == 401
+        ok = httpx.get(server.url + "api/state", params={"token": "s3cret"})
+        assert ok.status_code == 200 and "Content-Security-Policy" in ok.headers
+        for path in ("api/image/..%2F..%2Fmanifest.json", "api/image/../../etc/passwd", "api/image/%2Fetc%2Fpasswd", "api/row/..%2Fv0001"):
+            assert httpx.get(server.url + path, params={"token": "s3cret"}).status_code == 404
+        row = ok.json()["queue"][0]
+        bad = httpx.post(server.url + "api/action", params={"token": "s3cret"}, json={"reviewer": "ann", "action": "label", "id": row, "labels": ["<b>x</b>"]})
+        assert bad.status_code == 400 and "not classes" in bad.json()["error"]
+    finally:
+        server.kill()
+    # any other address than the loopback gets a token even when none is given
+    server = Server(store_root, "dg", "--host", "0.0.0.0")
+    try:
+        assert "?token=" in server.banner
+        assert httpx.get(server.url + "api/state").status_code == 401
+    finally:
+        server.kill()
