@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import flip_labels, require, with_labels
+from conftest import flip_labels, load_builtin, require, with_labels
 
 from labelq.cli import main
 from labelq.sql import run_query
@@ -221,5 +223,31 @@ def test_the_app_is_safe(store_root, tmp_path):
     try:
         assert "?token=" in server.banner
         assert httpx.get(server.url + "api/state").status_code == 401
+    finally:
+        server.kill()
+
+
+def test_every_value_is_text_never_html(tmp_path, browser):
+    """A text dataset whose texts and class names are HTML: the page shows them as text and runs none of it."""
+    foods = load_builtin("fine-foods").slice(0, 200)
+    hostile = [f"<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> review {i}: {t}" for i, t in enumerate(foods["text"].to_pylist())]
+    table = foods.set_column(foods.column_names.index("text"), "text", pa.array(hostile))
+    shuffled = np.random.default_rng(0).permutation(table["label"].to_numpy())  # at chance: many rows are flagged
+    pq.write_table(with_labels(table, shuffled), tmp_path / "hostile.parquet")
+    root = tmp_path / "s"
+    classes = "<b>great</b>,<i onmouseover=alert(1)>other</i>"
+    out = CliRunner().invoke(main, ["audit", str(tmp_path / "hostile.parquet"), "--name", "h", "--store", str(root), "--classes", classes, "--no-prefect", "-q"])
+    assert out.exit_code == 0, out.output
+    server = Server(root, "h")
+    try:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.fill("#reviewer", "<b>eve</b>")
+        page.dispatch_event("#reviewer", "change")
+        page.wait_for_selector("#example")
+        assert "<img src=x" in page.text_content("#example") and page.locator("#item img, #item script").count() == 0
+        assert page.locator("#classes button", has_text="<b>great</b>").count() == 1 and page.locator("#classes b, #classes i").count() == 0
+        _press(page, "1")
+        assert page.evaluate("window.__pwned") is None
     finally:
         server.kill()
