@@ -104,7 +104,6 @@ def main() -> None:
     (work / "ls").mkdir()
     proc = start(args.label_studio, work / "ls", port)
     try:
-
         done("start Label Studio", f"label-studio {version_of(args.label_studio)} on 127.0.0.1:{port}")
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {TOKEN}"}, timeout=60)
         project = api.post("/api/projects", json={"title": "labelq review", "label_config": config})
@@ -134,7 +133,10 @@ def main() -> None:
     result = apply_reviews("dg", work / "export.json", str(store.root))
     got = run_query(store, "dg", "SELECT id, labels, reviewer FROM latest WHERE label_source = 'review'").to_pylist()
     right = sum([names[c] for c in r["labels"]] == [answers[r["id"]]] for r in got)
-    done("5. labelq review import", f"{result.version.tag}: {result.n_reviews} reviews, {result.changed} labels changed; DuckDB reads {right}/{len(got)} as answered")
+    done(
+        "5. labelq review import",
+        f"{result.version.tag}: {result.n_reviews} reviews, {result.changed} labels changed; DuckDB reads {right}/{len(got)} as answered",
+    )
     print_table(steps, "Label Studio round trip (digits, 10% flipped labels)")
     if right != len(answers) or len(got) != len(answers):
         sys.exit("the round trip lost or changed answers")

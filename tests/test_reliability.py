@@ -57,3 +57,12 @@ def test_a_model_that_learned_is_reliable(tmp_path):
     rel = v.manifest().audit.reliability
     assert rel["reliable"] and rel["accuracy_lo"] > 0.9 > rel["majority_share"]
     assert 'id="unreliable"' not in (v.path.parent / "reports" / f"{v.tag}.html").read_text()
+
+
+def test_the_warning_names_the_judges_information():
+    from labelq.reliability import with_warning
+
+    signal = check_signal(np.array([0] * 70 + [1] * 30), np.tile([0.7, 0.3], (100, 1)))
+    out = with_warning(signal, {"annotator_information": {"smollm2": 0.0, "gemma": 0.013}})
+    assert "smollm2 0.00, gemma 0.01" in out["warning"] and "no better than the class prior" in out["warning"] and out["suggestions"]
+    assert with_warning(check_signal(np.array([0, 1] * 50), np.eye(2)[[0, 1] * 50])) == check_signal(np.array([0, 1] * 50), np.eye(2)[[0, 1] * 50])

@@ -230,13 +230,15 @@ def test_the_app_is_safe(store_root, tmp_path):
 def test_every_value_is_text_never_html(tmp_path, browser):
     """A text dataset whose texts and class names are HTML: the page shows them as text and runs none of it."""
     foods = load_builtin("fine-foods").slice(0, 200)
-    hostile = [f"<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script> review {i}: {t}" for i, t in enumerate(foods["text"].to_pylist())]
+    hostile = [f'<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> review {i}: {t}' for i, t in enumerate(foods["text"].to_pylist())]
     table = foods.set_column(foods.column_names.index("text"), "text", pa.array(hostile))
     shuffled = np.random.default_rng(0).permutation(table["label"].to_numpy())  # at chance: many rows are flagged
     pq.write_table(with_labels(table, shuffled), tmp_path / "hostile.parquet")
     root = tmp_path / "s"
     classes = "<b>great</b>,<i onmouseover=alert(1)>other</i>"
-    out = CliRunner().invoke(main, ["audit", str(tmp_path / "hostile.parquet"), "--name", "h", "--store", str(root), "--classes", classes, "--no-prefect", "-q"])
+    out = CliRunner().invoke(
+        main, ["audit", str(tmp_path / "hostile.parquet"), "--name", "h", "--store", str(root), "--classes", classes, "--no-prefect", "-q"]
+    )
     assert out.exit_code == 0, out.output
     server = Server(root, "h")
     try:
