@@ -385,7 +385,9 @@ def history(name: str, store: str | None, limit: int) -> None:
                     "version": r["version"],
                     "rows": r["rows"],
                     "flagged": r["flagged"],
-                    "est. error rate": f"{r['estimated_error_rate']:.2%} [{r['estimated_error_rate_lo']:.2%}, {r['estimated_error_rate_hi']:.2%}]",
+                    "est. error rate": f"{r['estimated_error_rate']:.2%} [{r['estimated_error_rate_lo']:.2%}, {r['estimated_error_rate_hi']:.2%}]"
+                    if r.get("reliable", True)
+                    else "n/a (model at chance)",
                     "folds cached": None if r["folds_total"] is None else f"{r['folds_cached']}/{r['folds_total']}",
                     "s": r["duration_s"],
                     "status": r["status"],

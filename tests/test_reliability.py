@@ -45,6 +45,8 @@ def test_an_audit_at_chance_warns_and_corrects_nothing(tmp_path):
     record = json.loads((v.path / "run.json").read_text())
     assert record["reliable"] is False
 
+    out = CliRunner().invoke(main, ["history", "foods", "--store", root])
+    assert out.exit_code == 0 and "n/a (model at chance)" in out.output, out.output
     out = CliRunner().invoke(main, ["relabel", "foods", "--store", root, "--no-prefect"])
     assert out.exit_code == 0, out.output
     assert Store(root).version("foods").manifest().n_corrected == 0
