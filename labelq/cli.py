@@ -544,15 +544,21 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
     result = run_job(no_prefect, lambda: run_relabel(cfg), flow)
     r = result.version.manifest().relabel
     cov = f"{r.coverage_measured:.3f}" if r.coverage_measured is not None else "n/a"
-    click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected; kinds {result.kinds}")
+    import pyarrow.compute as pc
+
+    sources = {d["values"]: d["counts"] for d in pc.value_counts(result.version.read(columns=["label_source"])["label_source"]).to_pylist()}
+    click.echo(
+        f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected "
+        f"({sources.get('relabel', 0):,} by re-labeling, {sources.get('review', 0):,} reviewed); kinds {result.kinds}"
+    )
     click.echo(
         f"  label sets: target coverage {r.coverage_target:.2f}, measured {cov} on {r.n_coverage_rows:,} held-out rows, mean size {r.mean_set_size:.2f} ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
     )
     if r.guarantee:
         click.echo(f"  corrections: {fix_rule_summary(r.guarantee)}")
-    elif result.n_corrected:
+    elif sources.get("relabel"):
         click.secho(
-            f"  warning: {result.n_corrected:,} corrections without a precision guarantee (on crowd-verified test sets such corrections were 7-33% right); "
+            f"  warning: {sources['relabel']:,} corrections without a precision guarantee (on crowd-verified test sets such corrections were 7-33% right); "
             f"draw a sample (`labelq review export {name} --sample 100 -o sample.json`), review it, import it, and relabel with --target-precision",
             fg="yellow",
         )

@@ -57,13 +57,15 @@ def test_a_rule_above_the_target_is_found_and_its_precision_holds():
 
 
 def test_no_rule_says_how_many_more_reviews_or_that_they_will_not_help():
-    scores = np.full(20, 0.99)
-    rule = choose_rule(scores, np.ones(20, bool), scores, 0.95, 0.9)  # 20 of 20 right: promising, too few to prove 0.95
+    scores, population = np.full(20, 0.99), np.full(1000, 0.99)
+    rule = choose_rule(scores, np.ones(20, bool), population, 0.95, 0.9)  # 20 of 20 right: promising, too few to prove 0.95
     assert min_rows(0.95, 0.1) == 45 and rule.threshold is None and rule.more_reviews > 0 and "more random reviews would settle it" in rule.summary()
     k = rule.more_reviews + 20
     assert lower_bound(k, k, 0.1) >= 0.95 and k < 60
-    rule = choose_rule(scores, np.arange(20) % 2 == 0, scores, 0.9, 0.9)  # half right
+    rule = choose_rule(scores, np.arange(20) % 2 == 0, population, 0.9, 0.9)  # half right
     assert rule.threshold is None and rule.more_reviews is None and "unlikely to help" in rule.summary()
+    rule = choose_rule(scores, np.ones(20, bool), np.full(30, 0.99), 0.95, 0.9)  # promising, but only 10 rows are left to draw
+    assert rule.more_reviews is None and "too few flagged rows are left to prove it by sampling" in rule.summary()
 
 
 def test_candidates_are_the_most_probable_other_class():

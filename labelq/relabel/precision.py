@@ -71,6 +71,11 @@ class FixRule:
             )
         if self.more_reviews is not None:
             return f"{head}: no rule reaches it, nothing is corrected; about {self.more_reviews} more random reviews would settle it if the best rule's precision ({self.observed_precision:.3f}) holds"
+        if self.observed_precision is not None and self.observed_precision > self.target_precision:
+            return (
+                f"{head}: no rule reaches it, nothing is corrected; the best rule looks good ({self.observed_precision:.3f} right), "
+                "but too few flagged rows are left to prove it by sampling: review them (labelq review serve)"
+            )
         best = "" if self.observed_precision is None else f" (the best rule was {self.observed_precision:.3f} right)"
         return f"{head}: no rule reaches it, nothing is corrected, and more reviews are unlikely to help{best}"
 
@@ -133,13 +138,14 @@ def choose_rule(
         if n and (best is None or (k / n, n) > (best[2] / best[1], best[1])):
             best = (t, n, k)
     observed = None if best is None else best[2] / best[1]
-    return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, observed, _more_reviews(best, len(scores), target, alpha), grid)
+    more = _more_reviews(best, len(scores), target, alpha, len(population) - drawn)
+    return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, observed, more, grid)
 
 
-def _more_reviews(best: tuple | None, n_sample: int, target: float, alpha: float) -> int | None:
+def _more_reviews(best: tuple | None, n_sample: int, target: float, alpha: float, left: int) -> int | None:
     """Further random reviews after which the best rule would pass, if its observed precision and its
     share of the sample held (and the rules before it in the sequence passed too); None when its observed
-    precision is not above the target."""
+    precision is not above the target, or when more than the ``left`` unsampled rows would be needed."""
     if best is None or best[2] / best[1] <= target:
         return None
     t, n, k = best
@@ -149,7 +155,7 @@ def _more_reviews(best: tuple | None, n_sample: int, target: float, alpha: float
         total = int(total * 1.1) + 1
         m = max(1, round(total * share))
         if lower_bound(int(np.floor(p * m)), m, alpha) >= target:
-            return total - n_sample
+            return total - n_sample if total - n_sample <= left else None
     return None
 
 
