@@ -1,0 +1,135 @@
+"""Scale: an audit with given pred_probs, labelq against cleanlab, side by side in the same run.
+
+For each size N x K: synthetic pred_probs (softmax of Gaussian logits, the true class's logit raised by
+3, float32 ``.npy``) and labels with 10% flipped to another class (Parquet: ``id``, ``label``). Then,
+each in its own process, with its wall time and peak resident memory:
+
+- cleanlab: ``cleanlab.filter.find_label_issues(labels, pred_probs)`` with its defaults, the arrays
+  loaded from the same files;
+- labelq: ``labelq audit labels.parquet --pred-probs pred_probs.npy --no-prefect`` into a fresh store
+  (ingest, detect, decide, publish, history record, report).
+
+    python bench/scale.py                 # 1M x 10 and 1M x 100
+    python bench/scale.py 200000x10 --profile   # also where labelq's time goes (cProfile, top 15)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import print_table  # noqa: E402
+from audit_speed import WRAPPER  # noqa: E402
+
+
+def make_data(folder: Path, n: int, k: int, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``pred_probs.npy`` (float32) and ``labels.parquet``, chunk by chunk (the big sizes do not fit twice)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    probs_path, labels_path = folder / "pred_probs.npy", folder / "labels.parquet"
+    out = np.lib.format.open_memmap(probs_path, mode="w+", dtype=np.float32, shape=(n, k))
+    labels = np.empty(n, dtype=np.int64)
+    step = max(1, 20_000_000 // k)
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        true = rng.integers(0, k, m)
+        logits = rng.normal(0.0, 1.0, (m, k))
+        logits[np.arange(m), true] += 3.0
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        out[start : start + m] = p / p.sum(axis=1, keepdims=True)
+        flip = rng.random(m) < 0.1
+        labels[start : start + m] = np.where(flip, (true + rng.integers(1, k, m)) % k, true)
+    out.flush()
+    del out
+    ids = pa.array([f"r{i}" for i in range(n)], pa.string())
+    pq.write_table(pa.table({"id": ids, "label": pa.array(labels)}), labels_path)
+    return probs_path, labels_path
+
+
+CLEANLAB = """
+import resource, sys, time
+import numpy as np, pyarrow.parquet as pq
+from cleanlab.filter import find_label_issues
+probs = np.load(sys.argv[1])
+labels = pq.read_table(sys.argv[2], columns=["label"])["label"].to_numpy()
+t0 = time.perf_counter()
+flagged = find_label_issues(labels, probs)
+print("RESULT", int(flagged.sum()), round(time.perf_counter() - t0, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def run_cleanlab(probs_path: Path, labels_path: Path) -> dict:
+    """cleanlab in a fresh interpreter (its worker pool forks and relies on the parent's globals)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CLEANLAB, str(probs_path), str(labels_path)], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"cleanlab failed:\n{proc.stderr[-2000:]}")
+    _, flagged, compute, peak = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT")).split()
+    return {"flagged": int(flagged), "compute_s": float(compute), "wall_s": round(wall, 1), "peak_rss_mib": round(int(peak) / 1024)}
+
+
+def run_labelq(probs_path: Path, labels_path: Path, profile: bool) -> dict:
+    with tempfile.TemporaryDirectory() as store:
+        args = ["audit", str(labels_path), "--pred-probs", str(probs_path), "--store", store, "--no-prefect", "-q", "--top", "0"]
+        code = WRAPPER
+        if profile:
+            code = "import cProfile, pstats\n" + WRAPPER.replace("main()\n", "cProfile.run('main()', '/tmp/labelq-scale.prof')\n")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            raise RuntimeError(f"labelq audit failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        peak = int(next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS_KIB")))
+        import json
+
+        manifest = json.loads(next(Path(store).glob("datasets/*/v0001/manifest.json")).read_text())
+    return {"flagged": manifest["n_label_issues"], "wall_s": round(wall, 1), "peak_rss_mib": round(peak / 1024)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sizes", nargs="*", default=["1000000x10", "1000000x100"], help="N x K, e.g. 1000000x10")
+    ap.add_argument("--profile", action="store_true", help="Profile labelq's run and print the 15 most expensive calls.")
+    args = ap.parse_args()
+    rows = []
+    for size in args.sizes:
+        n, k = (int(x) for x in size.lower().split("x"))
+        with tempfile.TemporaryDirectory() as tmp:
+            probs_path, labels_path = make_data(Path(tmp), n, k)
+            mb = probs_path.stat().st_size / 1e6
+            cl = run_cleanlab(probs_path, labels_path)
+            lq = run_labelq(probs_path, labels_path, args.profile)
+        rows.append(
+            {
+                "N x K": f"{n:,} x {k}",
+                "pred_probs MB": round(mb),
+                "cleanlab s": cl["wall_s"],
+                "cleanlab peak MiB": cl["peak_rss_mib"],
+                "labelq s": lq["wall_s"],
+                "labelq peak MiB": lq["peak_rss_mib"],
+                "time ratio": round(lq["wall_s"] / cl["wall_s"], 1),
+                "memory ratio": round(lq["peak_rss_mib"] / cl["peak_rss_mib"], 1),
+                "flagged (cleanlab / labelq)": f"{cl['flagged']:,} / {lq['flagged']:,}",
+            }
+        )
+        print(rows[-1], flush=True)
+        if args.profile:
+            import pstats
+
+            pstats.Stats("/tmp/labelq-scale.prof").sort_stats("cumulative").print_stats(15)
+    print_table(rows, "Audit with given pred_probs: labelq against cleanlab (2 cores; wall time and peak RSS of each process)")
+
+
+if __name__ == "__main__":
+    main()
