@@ -108,20 +108,22 @@ CLICK_TYPES = {"file": click.Path(dir_okay=False)}  # option(type="file") in the
 
 
 def options_of(*classes: type) -> Callable:
-    """A decorator adding the command-line options declared on the fields of ``classes`` (``labelq.options.option``)."""
+    """A decorator adding the command-line options declared on the fields of ``classes`` (``labelq.options.option``);
+    each option's ``from_cli`` turns the typed value into the field's value as click parses it."""
     from .options import dest, option_fields
 
     made = []
     for cls in classes:
         for f in option_fields(cls):
-            cli = f.metadata["cli"]
+            cli, from_cli = f.metadata["cli"], f.metadata["from_cli"]
             kw = dict(cli["click"])
             if "choices" in kw:
                 kw["type"] = click.Choice(list(kw.pop("choices")))
-            kw["type"] = CLICK_TYPES.get(kw.get("type"), kw.get("type")) if isinstance(kw.get("type"), str) else kw.get("type")
-            if kw["type"] is None:
-                kw.pop("type")
-            if f.metadata["from_cli"] is None and not kw.get("multiple"):
+            if isinstance(kw.get("type"), str):
+                kw["type"] = CLICK_TYPES[kw["type"]]
+            if from_cli is not None:
+                kw["callback"] = lambda ctx, param, value, convert=from_cli: convert(value)
+            elif not kw.get("multiple"):
                 kw.setdefault("default", f.default)
             made.append(click.option(*cli["flags"], dest(f), help=cli["help"], **kw))
 
@@ -149,14 +151,8 @@ def audit_options(fn):
 
 def audit_config(source: str, name: str | None, store: str | None, **values: Any):
     """An ``AuditConfig`` from the values of ``audit_options`` (validated now)."""
-    from .decide import AutoFix
-    from .options import dest, option_fields
     from .pipeline import AuditConfig
 
-    for cls in (*AuditConfig.SECTIONS.values(), AutoFix):
-        for f in option_fields(cls):
-            if f.metadata["from_cli"] is not None:
-                values[dest(f)] = f.metadata["from_cli"](values[dest(f)])
     return AuditConfig.from_options(source, name, store, **values)
 
 

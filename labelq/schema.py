@@ -123,6 +123,13 @@ def corrections(table: pa.Table) -> np.ndarray:
     return table[CORRECTED_LABEL].fill_null(-1).to_numpy().astype(np.int64)
 
 
+def reviewed(table: pa.Table) -> np.ndarray:
+    """``(N,)`` bool: the rows a person reviewed (``label_source = 'review'``; none before any review)."""
+    if LABEL_SOURCE not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return np.asarray(table[LABEL_SOURCE].to_pylist(), dtype=object) == "review"
+
+
 def effective_label(labels: np.ndarray, corrected: np.ndarray) -> np.ndarray:
     """The label a row stands for: its correction where it has one (``corrected >= 0``), else its given label.
     SQL's twin is the ``effective_label`` column of the ``rows`` view, ``coalesce(corrected_label, label)``."""

@@ -65,8 +65,7 @@ class ReviewSession:
         self.pos = {i: p for p, i in enumerate(ids)}
         self.rows = rows
         flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
-        source = np.asarray(rows[S.LABEL_SOURCE].to_pylist(), dtype=object) if S.LABEL_SOURCE in rows.column_names else np.full(len(ids), None)
-        open_rows = flagged & (source != "review")
+        open_rows = flagged & ~S.reviewed(rows)
         key = flagged_sha256(rows)
         sample_ids = [i for r in read_samples(self.store, self.name) if r["flagged_sha256"] == key for i in r["ids"]]
         self.sample = {i for i in sample_ids if open_rows[self.pos[i]]}

@@ -69,8 +69,7 @@ def needs_review(rows: pa.Table, all_flagged: bool = False) -> np.ndarray:
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
     corrected = rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False)
-    source = np.asarray(rows[S.LABEL_SOURCE].to_pylist() if S.LABEL_SOURCE in rows.column_names else [None] * rows.num_rows, dtype=object)
-    want = flagged & (source != "review")
+    want = flagged & ~S.reviewed(rows)
     if not all_flagged:
         want &= np.isin(kind, REVIEW_KINDS) | corrected
     pos = np.flatnonzero(want)
@@ -113,8 +112,7 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
     key = flagged_sha256(rows)
     earlier = {i for r in read_samples(store, version.name) if r["flagged_sha256"] == key for i in r["ids"]}
     ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
-    reviewed = np.asarray(rows[S.LABEL_SOURCE].to_pylist(), dtype=object) == "review" if S.LABEL_SOURCE in rows.column_names else np.zeros(len(ids), bool)
-    eligible = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False) & ~reviewed & ~np.isin(ids, list(earlier)))
+    eligible = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False) & ~S.reviewed(rows) & ~np.isin(ids, list(earlier)))
     if len(eligible) == 0:
         raise InputError(f"{version.name} {version.tag} has no flagged row left to sample (none flagged, or all reviewed or sampled)", "nothing to draw")
     pick = np.random.default_rng(seed).choice(eligible, size=min(size, len(eligible)), replace=False)
@@ -152,8 +150,7 @@ def calibration_reviews(store: Store, rows: pa.Table, name: str) -> tuple[np.nda
     key = flagged_sha256(rows)
     drawn = {i for r in read_samples(store, name) if r["flagged_sha256"] == key for i in r["ids"]}
     ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
-    reviewed = np.asarray(rows[S.LABEL_SOURCE].to_pylist(), dtype=object) == "review" if S.LABEL_SOURCE in rows.column_names else np.zeros(len(ids), bool)
-    return np.flatnonzero(np.isin(ids, list(drawn)) & reviewed), len(drawn)
+    return np.flatnonzero(np.isin(ids, list(drawn)) & S.reviewed(rows)), len(drawn)
 
 
 def _suggestion(row: dict, classes: list[str]) -> list[str]:
