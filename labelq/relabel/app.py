@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from .. import schema as S
 from ..errors import InputError, LabelqError
 from ..store import Store, Version
-from .review import NONE_OF_THESE, _suggestion, flagged_sha256, read_samples
+from .review import NONE_OF_THESE, _suggestion, sampled_ids
 from .reviewlog import ReviewLog, answers, settle
 
 LOGS = "reviews"  # <store>/datasets/<name>/reviews/<version>.jsonl
@@ -66,10 +66,9 @@ class ReviewSession:
         self.rows = rows
         flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
         open_rows = flagged & ~S.reviewed(rows)
-        key = flagged_sha256(rows)
-        sample_ids = [i for r in read_samples(self.store, self.name) if r["flagged_sha256"] == key for i in r["ids"]]
-        self.sample = {i for i in sample_ids if open_rows[self.pos[i]]}
-        first = [i for i in dict.fromkeys(sample_ids) if i in self.sample]
+        drawn = sampled_ids(self.store, self.name, rows)
+        self.sample = {i for i in drawn if open_rows[self.pos[i]]}
+        first = [i for i in drawn if i in self.sample]
         rank = rows[S.ISSUE_RANK].fill_null(np.iinfo(np.int64).max).to_numpy()
         rest = [ids[p] for p in np.flatnonzero(open_rows)[np.argsort(rank[open_rows], kind="stable")] if ids[p] not in self.sample]
         self.queue = first + rest

@@ -101,6 +101,12 @@ def read_samples(store: Store, name: str) -> list[dict]:
     return sorted(out, key=lambda r: r["created_at"])
 
 
+def sampled_ids(store: Store, name: str, rows: pa.Table) -> list[str]:
+    """The ids that the calibration samples of ``rows``' flagged set drew, in the order they were drawn."""
+    key = flagged_sha256(rows)
+    return list(dict.fromkeys(i for r in read_samples(store, name) if r["flagged_sha256"] == key for i in r["ids"]))
+
+
 def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dict:
     """Draw a uniformly random sample of ``size`` flagged rows of ``version`` that nobody has reviewed and no
     earlier sample of the same flagged set holds. ``save_sample`` records it (once its export is written)."""
@@ -109,10 +115,8 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
     if size < 1:
         raise InputError(f"the sample size must be at least 1, got {size}", "pass --sample 100 (for example)")
     rows = version.read(columns=[c for c in (S.ID, S.IS_LABEL_ISSUE, S.LABEL_SOURCE) if c in version.column_names()])
-    key = flagged_sha256(rows)
-    earlier = {i for r in read_samples(store, version.name) if r["flagged_sha256"] == key for i in r["ids"]}
     ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
-    eligible = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False) & ~S.reviewed(rows) & ~np.isin(ids, list(earlier)))
+    eligible = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False) & ~S.reviewed(rows) & ~np.isin(ids, sampled_ids(store, version.name, rows)))
     if len(eligible) == 0:
         raise InputError(f"{version.name} {version.tag} has no flagged row left to sample (none flagged, or all reviewed or sampled)", "nothing to draw")
     pick = np.random.default_rng(seed).choice(eligible, size=min(size, len(eligible)), replace=False)
@@ -123,7 +127,7 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
         "seed": seed,
         "size": len(pick),
         "population": int(len(eligible)),
-        "flagged_sha256": key,
+        "flagged_sha256": flagged_sha256(rows),
         "ids": ids[pick].tolist(),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -147,10 +151,9 @@ def save_sample(store: Store, record: dict) -> Path:
 def calibration_reviews(store: Store, rows: pa.Table, name: str) -> tuple[np.ndarray, int]:
     """Positions of the rows of ``rows`` that a calibration sample of this flagged set drew and a person
     reviewed, and how many rows the samples drew in all (answered or not)."""
-    key = flagged_sha256(rows)
-    drawn = {i for r in read_samples(store, name) if r["flagged_sha256"] == key for i in r["ids"]}
+    drawn = sampled_ids(store, name, rows)
     ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
-    return np.flatnonzero(np.isin(ids, list(drawn)) & S.reviewed(rows)), len(drawn)
+    return np.flatnonzero(np.isin(ids, drawn) & S.reviewed(rows)), len(drawn)
 
 
 def _suggestion(row: dict, classes: list[str]) -> list[str]:
