@@ -190,10 +190,10 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if h.get("folds_total"):
         same = " (unchanged source: no model was trained)" if h["folds_cached"] == h["folds_total"] else ""
         click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
-    rel = m.audit.reliability or {"reliable": True}
-    if h and rel["reliable"]:
+    if h and m.audit.reliable:
         click.echo(f"  estimated label-error rate {h['estimated_error_rate']:.2%} [{h['estimated_error_rate_lo']:.2%}, {h['estimated_error_rate_hi']:.2%}]")
-    if not rel["reliable"]:
+    if not m.audit.reliable:
+        rel = m.audit.reliability
         click.secho(f"\nWarning: {rel['warning']}", fg="red", err=True)
         click.echo("What would help:\n" + "\n".join(f"  - {x}" for x in rel["suggestions"]), err=True)
     click.echo(f"  data:    {v.path}")

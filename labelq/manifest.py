@@ -55,6 +55,11 @@ class AuditSection(Section):
     reliability: dict | None = None  # does the model beat the class prior? (``labelq.reliability``)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def reliable(self) -> bool:
+        """False when the model was no better than the class prior (versions from before the check: True)."""
+        return (self.reliability or {}).get("reliable", True)
+
 
 @dataclass(frozen=True)
 class JudgesSection(Section):

@@ -36,6 +36,15 @@ def _encoded_bytes(value) -> bytes | None:
     return bytes(value)
 
 
+def as_png(value) -> bytes:
+    """An image value (encoded bytes, or a Hugging Face ``Image`` struct) re-encoded as PNG, which every browser shows."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(_encoded_bytes(value))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _which(value, i: int, ids) -> str:
     """How to name row ``i``'s image in an error: its path, its id, and the row number."""
     path = value.get("path") if isinstance(value, dict) else None

@@ -15,7 +15,6 @@ the document as text, never as HTML.
 from __future__ import annotations
 
 import hmac
-import io
 import ipaddress
 import secrets
 import threading
@@ -95,7 +94,7 @@ class ReviewSession:
         """The filtered queue, each row's status for ``reviewer``, counts and the next row to review."""
         entries = self.log.entries()
         by_row = answers(entries)
-        settled, disagreements = settle(entries)
+        settled, disagreements = settle(by_row)
         queue = self.filtered(cls, kind)
         mine = {i for i, by in by_row.items() if reviewer in by}
         nxt = next((i for i in queue if i not in mine), None)
@@ -151,16 +150,11 @@ class ReviewSession:
         }
 
     def image_png(self, row_id: str) -> bytes:
-        from PIL import Image
-
-        from ..ingest.images import _encoded_bytes
+        from ..ingest.images import as_png
 
         if self.info.modality != "image":
             raise KeyError(row_id)
-        value = self.rows[self.info.inputs[0]][self._position(row_id)].as_py()
-        buf = io.BytesIO()
-        Image.open(io.BytesIO(_encoded_bytes(value))).save(buf, format="PNG")
-        return buf.getvalue()
+        return as_png(self.rows[self.info.inputs[0]][self._position(row_id)].as_py())
 
     def _position(self, row_id: str) -> int:
         if row_id not in self.pos:

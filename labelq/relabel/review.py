@@ -168,13 +168,9 @@ def _item(row: dict, info: S.ExamplesInfo) -> tuple[str, str]:
     """(Label Studio data key, value) for a row: an image data URI, the text, or the features as text."""
     col = info.inputs[0]
     if info.modality == "image":
-        from PIL import Image
+        from ..ingest.images import as_png
 
-        from ..ingest.images import _encoded_bytes
-
-        buf = io.BytesIO()
-        Image.open(io.BytesIO(_encoded_bytes(row[col]))).save(buf, format="PNG")
-        return "image", "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        return "image", "data:image/png;base64," + base64.b64encode(as_png(row[col])).decode()
     if info.modality == "text":
         return "text", str(row[col])
     return "text", ", ".join(f"{c}={row[c]}" for c in info.inputs)
@@ -377,10 +373,10 @@ def _read_csv(path: Path) -> tuple[list[dict], int]:
 
 def _read_app_log(path: Path) -> tuple[list[dict], int]:
     """The settled rows of the review app's log (``reviewlog``); disagreements count as skipped."""
-    from .reviewlog import ReviewLog, settle
+    from .reviewlog import ReviewLog, answers, settle
 
     entries = ReviewLog(path).entries()
-    settled, disagreements = settle(entries)
+    settled, disagreements = settle(answers(entries))
     meta = entries[0] if entries else {}
     out = [
         {

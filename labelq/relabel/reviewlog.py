@@ -99,10 +99,10 @@ def answers(entries: list[dict]) -> dict[str, dict[str, dict]]:
     return out
 
 
-def settle(entries: list[dict]) -> tuple[dict[str, dict], dict[str, dict[str, list[str]]]]:
-    """(settled rows ``{id: {"labels", "reviewers", "at"}}``, disagreements ``{id: {reviewer: labels}}``)."""
+def settle(by_row: dict[str, dict[str, dict]]) -> tuple[dict[str, dict], dict[str, dict[str, list[str]]]]:
+    """From ``answers(entries)``: (settled rows ``{id: {"labels", "reviewers", "at"}}``, disagreements ``{id: {reviewer: labels}}``)."""
     settled, disagreements = {}, {}
-    for row_id, by in answers(entries).items():
+    for row_id, by in by_row.items():
         labelled = {r: e for r, e in by.items() if e["action"] == "label"}
         if not labelled:
             continue

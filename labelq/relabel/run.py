@@ -162,7 +162,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     if cfg.target_precision is not None:  # only what a random reviewed sample shows to be right often enough
         fix_rule, proposed = verified_corrections(cfg, parent, rows, evidence, labels, flagged, reviewed, old_labels)
         proposed_kind = np.where(proposed >= 0, "wrong_label", proposed_kind)
-    elif not (parent.manifest().audit.reliability or {"reliable": True})["reliable"]:
+    elif not parent.manifest().audit.reliable:
         log.warning("%s %s: the model is no better than the class prior; no correction is made without --target-precision", parent.name, parent.tag)
         proposed = np.full(n, -1)
     kind = np.where(reviewed, old_kind, proposed_kind)

@@ -59,7 +59,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
                 "rows": int(n_per[i]),
                 "flagged": int(f_per[i]),
                 "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0,
-                "estimated_error_rate": float(est[i]) if len(est) == k and (manifest.audit.reliability or {"reliable": True})["reliable"] else None,
+                "estimated_error_rate": float(est[i]) if len(est) == k and manifest.audit.reliable else None,
             }
             for i in range(k)
         ],
@@ -142,8 +142,8 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
     top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
     acc = summary["out_of_sample_accuracy"]
-    rel = summary.get("reliability") or {"reliable": True}
-    noise = "" if rel["reliable"] else " (not meaningful: see the warning)"
+    rel = manifest.audit.reliability or {}
+    noise = "" if manifest.audit.reliable else " (not meaningful: see the warning)"
     facts = [
         ("rows", f"{summary['rows']:,}"),
         ("classes", summary["classes"]),
@@ -158,7 +158,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
     ]
     fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
     warning_html = ""
-    if not rel["reliable"]:
+    if not manifest.audit.reliable:
         helps = "".join(f"<li>{e(x)}</li>" for x in rel["suggestions"])
         warning_html = f'<div class="warn" id="unreliable"><strong>The flags mean nothing here.</strong> {e(rel["warning"][0].upper() + rel["warning"][1:])}<br>What would help:<ul>{helps}</ul></div>'
 
