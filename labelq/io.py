@@ -57,9 +57,25 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+ROW_GROUP_BYTES = 64 * 2**20
+
+
 def write_parquet(path: Path, table: pa.Table) -> Path:
-    """Write ``table`` (schema metadata included) to Parquet atomically (zstd)."""
-    return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024))
+    """Write ``table`` (schema metadata included) to Parquet atomically (zstd).
+
+    Row groups of about ``ROW_GROUP_BYTES`` (at least 1,024 rows, at most 1M): 64k-row groups of a
+    list column cost twice the write time. Floating-point columns skip dictionary encoding, which
+    almost never pays for them and cost 30% more time on a 400 MB pred_probs column."""
+    row_bytes = max(1, table.nbytes // max(table.num_rows, 1))
+    rows = int(min(2**20, max(1024, ROW_GROUP_BYTES // row_bytes)))
+    dictionary = [f.name for f in table.schema if not _is_float(f.type)]
+    return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=rows, use_dictionary=dictionary))
+
+
+def _is_float(t: pa.DataType) -> bool:
+    while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        t = t.value_type
+    return pa.types.is_floating(t)
 
 
 def file_sha256(path: Path) -> str:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
-from .detect import Detection, DetectOptions
+from .detect import Detection, DetectOptions, streaming_cl
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
@@ -310,17 +310,20 @@ def publish_step(
         import datetime as dt
 
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
+        estimate = detection.extra.get("num_label_issues_estimate")
+        if estimate is None:  # a registered detector that estimates nothing: confident learning's count
+            estimate = streaming_cl.count(labels, probs).num_label_issues()
         complete = prepare_record(
             store,
             labels,
-            probs,
+            probs.shape[1],
+            estimate,
             decision.is_label_issue,
             begun,
             folds_cached,
             folds_total,
             cfg.alerts,
             run,
-            cfg.predict.seed,
             (signal or {"reliable": True})["reliable"],
         )
 

@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import InputError
 
@@ -23,23 +25,26 @@ def _preview(values: Sequence, n: int = 5) -> str:
     return shown + (f", ... ({len(values)} in all)" if len(values) > n else "")
 
 
-def check_ids(ids: Sequence[str]) -> np.ndarray:
-    """Ids must be non-empty strings, unique. Returns them as an object array of ``str``."""
-    arr = np.asarray([None if v is None else str(v) for v in ids], dtype=object)
-    missing = [i for i, v in enumerate(arr) if v is None or v == ""]
-    if missing:
+def check_ids(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Ids must be non-empty strings, unique. Returns them as an Arrow string array (checked without a Python loop)."""
+    col = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array([None if v is None else str(v) for v in ids], pa.string())
+    col = col.cast(pa.string())
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    empty = pc.or_(col.is_null(), pc.equal(col, "")).fill_null(True)
+    missing = np.flatnonzero(empty.to_numpy(zero_copy_only=False))
+    if len(missing):
         raise InputError(
-            f"{plural(len(missing), 'row has', 'rows have')} an empty id (rows {_preview(missing)})",
+            f"{plural(len(missing), 'row has', 'rows have')} an empty id (rows {_preview(missing.tolist())})",
             "fill the id column, or leave --id-column out so labelq derives stable ids from the content",
         )
-    uniq, counts = np.unique(arr.astype(str), return_counts=True)
-    dup = uniq[counts > 1]
-    if len(dup):
+    if len(pc.unique(col)) != len(col):
+        counts = pc.value_counts(col)
+        dup = sorted(counts.field("values").filter(pc.greater(counts.field("counts"), 1)).to_pylist())
         raise InputError(
-            f"ids must be unique, but {plural(len(dup), 'id occurs', 'ids occur')} more than once: {_preview(dup.tolist())}",
+            f"ids must be unique, but {plural(len(dup), 'id occurs', 'ids occur')} more than once: {_preview(dup)}",
             "choose a unique id column, or leave --id-column out so labelq derives stable ids",
         )
-    return arr
+    return col
 
 
 def check_labels(labels: np.ndarray, class_names: Sequence[str], ids: Sequence[str] | None = None) -> np.ndarray:
@@ -106,39 +111,51 @@ def check_n_folds(n_folds: int) -> int:
 def check_pred_probs(pred_probs: np.ndarray, n_rows: int, n_classes: int) -> np.ndarray:
     """Out-of-sample probabilities of shape ``(N, K)``: finite, non-negative, rows summing to 1.
 
-    Rows off by at most ``SUM_TOLERANCE`` are renormalized with a warning; others are refused.
-    Returns a ``float64`` array.
+    Rows off by more than 1e-4 but at most ``SUM_TOLERANCE`` are renormalized with a warning (in a copy);
+    others off by more are refused. Returns the array itself when nothing needed renormalizing: float32
+    and float64 keep their type (confident learning's results are cleanlab's on this very array),
+    integers become float64. Checked a chunk of rows at a time, so no N x K temporary is made.
     """
     p = np.asarray(pred_probs)
     if p.dtype.kind not in "fiu":
         raise InputError(f"pred_probs must be numeric, got dtype {p.dtype}")
-    p = p.astype(np.float64)
+    if p.dtype not in (np.float32, np.float64):
+        p = p.astype(np.float64)
     if p.ndim != 2 or p.shape != (n_rows, n_classes):
         raise InputError(
             f"pred_probs must have shape (rows, classes) = ({n_rows}, {n_classes}), got {p.shape}",
             "give one row per example (in the data's row order for .npy, or keyed by id in Parquet) and one column per class",
         )
-    bad = np.flatnonzero(~np.isfinite(p).all(axis=1))
+    bad, neg, far, sums_far, near = [], [], [], [], []
+    step = max(1, 2**22 // max(n_classes, 1))
+    for start in range(0, n_rows, step):
+        chunk = p[start : start + step]
+        bad.append(np.flatnonzero(~np.isfinite(chunk).all(axis=1)) + start)
+        neg.append(np.flatnonzero((chunk < 0).any(axis=1)) + start)
+        sums = chunk.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1.0)
+        far.append(np.flatnonzero(off > SUM_TOLERANCE) + start)
+        sums_far.append(sums[off > SUM_TOLERANCE])
+        near.append(np.flatnonzero((off > 1e-4) & (off <= SUM_TOLERANCE)) + start)  # float32 rounding is not worth a warning
+    bad, neg, far, near = (np.concatenate(x) if x else np.empty(0, np.int64) for x in (bad, neg, far, near))
     if len(bad):
         raise InputError(f"pred_probs hold NaN or infinite values in {len(bad)} rows (rows {_preview(bad.tolist())})", "recompute those predictions")
-    neg = np.flatnonzero((p < 0).any(axis=1))
     if len(neg):
         raise InputError(
             f"pred_probs hold negative values in {len(neg)} rows (rows {_preview(neg.tolist())})",
             "pass probabilities, not logits or scores: apply a softmax first",
         )
-    sums = p.sum(axis=1)
-    off = np.abs(sums - 1.0)
-    far = np.flatnonzero(off > SUM_TOLERANCE)
     if len(far):
+        sums = np.concatenate(sums_far)
         raise InputError(
-            f"rows of pred_probs must sum to 1, but {len(far)} rows are off by more than {SUM_TOLERANCE} (rows {_preview(far.tolist())}, sums {_preview(np.round(sums[far], 4).tolist())})",
+            f"rows of pred_probs must sum to 1, but {len(far)} rows are off by more than {SUM_TOLERANCE} (rows {_preview(far.tolist())}, sums {_preview(np.round(sums, 4).tolist())})",
             "pass probabilities (apply a softmax to logits), one column per class",
         )
-    near = np.count_nonzero(off > 1e-4)  # float32 rounding is not worth a warning
-    if near:
-        log.warning("renormalized %d rows of pred_probs that summed to within %g of 1", near, SUM_TOLERANCE)
-    return p / sums[:, None]
+    if len(near):
+        log.warning("renormalized %d rows of pred_probs that summed to within %g of 1", len(near), SUM_TOLERANCE)
+        p = p.copy()
+        p[near] /= p[near].sum(axis=1, keepdims=True)
+    return p
 
 
 def check_fraction(value: float, name: str) -> float:

@@ -1,4 +1,5 @@
-"""Confident learning with cleanlab: which labels are wrong, how sure, and what they should be."""
+"""Confident learning: which labels are wrong, how sure, and what they should be (cleanlab's results,
+computed by ``streaming_cl`` in a few passes over ``pred_probs``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..validation import check_labels, check_pred_probs
+from . import streaming_cl
+from .streaming_cl import FILTER_BY, SCORE_METHODS, ProbsChunks
 
 log = logging.getLogger(__name__)
-
-FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
-SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Detection:
 
 @dataclass(frozen=True)
 class ConfidentLearning:
-    """cleanlab's ``find_label_issues`` + ``get_label_quality_scores`` + noise estimates.
+    """cleanlab's ``find_label_issues`` + ``get_label_quality_scores`` + noise estimates, equal to cleanlab's.
 
     ``filter_by``: one of ``FILTER_BY`` (cleanlab's default ``prune_by_noise_rate``);
     ``score_method``: one of ``SCORE_METHODS``.
@@ -51,28 +51,25 @@ class ConfidentLearning:
         if self.score_method not in SCORE_METHODS:
             raise InputError(f"unknown score method {self.score_method!r}", f"use one of {list(SCORE_METHODS)}")
 
-    def detect(self, labels: np.ndarray, pred_probs: np.ndarray) -> Detection:
-        from cleanlab.count import estimate_joint, estimate_py_and_noise_matrices_from_probabilities, num_label_issues
-        from cleanlab.filter import find_label_issues as cl_find
-        from cleanlab.rank import get_label_quality_scores
-
-        k = pred_probs.shape[1]
-        is_issue = cl_find(labels, pred_probs, filter_by=self.filter_by, n_jobs=1)
-        score = np.clip(get_label_quality_scores(labels, pred_probs, method=self.score_method), 0.0, 1.0)
-        joint = estimate_joint(labels, pred_probs)
-        _, noise_matrix, _, _ = estimate_py_and_noise_matrices_from_probabilities(labels, pred_probs)
+    def detect(self, labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks) -> Detection:
+        """Flags, scores and noise estimates equal to cleanlab's (``streaming_cl``), from an array or from
+        ``pred_probs`` read a chunk at a time."""
+        counts = streaming_cl.count(labels, pred_probs, self.score_method)
+        is_issue = streaming_cl.find_label_issues(counts, pred_probs, self.filter_by)
+        calibrated = counts.calibrated_joint()
+        joint = calibrated / np.clip(float(calibrated.sum()), a_min=streaming_cl.TINY_VALUE, a_max=None)  # cleanlab's estimate_joint
         row = joint.sum(axis=1)
-        class_error_rate = np.divide(row - np.diag(joint), row, out=np.zeros(k), where=row > 0)
-        n_est = int(num_label_issues(labels, pred_probs))
+        class_error_rate = np.divide(row - np.diag(joint), row, out=np.zeros(len(row)), where=row > 0)
+        n_est = counts.num_label_issues()
         log.info("confident learning (%s): %d label issues flagged, %d estimated", self.filter_by, int(is_issue.sum()), n_est)
         return Detection(
             self.name,
-            score,
+            np.clip(counts.score.astype(np.float64), 0.0, 1.0),
             is_issue,
-            pred_probs.argmax(axis=1).astype(np.int64),
+            counts.argmax,
             {
                 "joint": joint,
-                "noise_matrix": noise_matrix,
+                "noise_matrix": streaming_cl.noise_matrix(counts),
                 "class_error_rate": class_error_rate,
                 "num_label_issues_estimate": n_est,
                 "filter_by": self.filter_by,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +78,7 @@ def _pick(name: str | None, default: str | None, table: pa.Table, what: str, fla
     return col
 
 
-def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, ids: np.ndarray) -> tuple[np.ndarray, list[str], dict[str, int]]:
+def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, ids: pa.Array) -> tuple[np.ndarray, list[str], dict[str, int]]:
     """Map a label column to class indices; returns (labels, class_names, mapping original->index)."""
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
@@ -88,29 +87,30 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
             f"the label column holds lists ({col.type}): several labels per row (a multi-label dataset), which labelq does not audit yet",
             "give one label per row, e.g. a column with each row's main label (--label-column); multi-label audits are planned",
         )
-    values = col.to_pylist()
-
-    def is_missing(v) -> bool:
-        return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip() == "")
-
-    missing = [i for i, v in enumerate(values) if is_missing(v)]
-    if missing:
-        shown = ", ".join(repr(ids[i]) for i in missing[:5])
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    missing_mask = col.is_null()
+    if pa.types.is_floating(col.type):
+        missing_mask = pc.or_(missing_mask, pc.is_nan(col))
+    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        missing_mask = pc.or_(missing_mask, pc.equal(pc.utf8_trim_whitespace(col), ""))
+    missing = np.flatnonzero(missing_mask.fill_null(True).to_numpy(zero_copy_only=False))
+    if len(missing):
+        shown = ", ".join(repr(ids[int(i)].as_py()) for i in missing[:5])
         raise InputError(
             f"{plural(len(missing), 'row has', 'rows have')} no label (NaN, null or empty), e.g. ids {shown}",
             "drop those rows or fill their labels before auditing",
         )
     if pa.types.is_floating(col.type):
-        if any(float(v) != int(v) for v in values):
+        floats = col.to_numpy(zero_copy_only=False)
+        if (floats != np.trunc(floats)).any():
             raise InputError("the label column holds non-integer numbers", "labels must be class names or integer class indices")
-        values = [int(v) for v in values]
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        ints = np.asarray(values, dtype=np.int64)
+        ints = col.to_numpy(zero_copy_only=False).astype(np.int64)
         if class_names is not None:
             bad = np.flatnonzero((ints < 0) | (ints >= len(class_names)))
             if len(bad):
                 raise InputError(
-                    f"{plural(len(bad), 'label is', 'labels are')} not indices into the {plural(len(class_names), 'class', 'classes')} {list(class_names)[:10]}: values {sorted(set(ints[bad].tolist()))[:10]}, e.g. ids {[ids[i] for i in bad[:5]]}",
+                    f"{plural(len(bad), 'label is', 'labels are')} not indices into the {plural(len(class_names), 'class', 'classes')} {list(class_names)[:10]}: values {sorted(set(ints[bad].tolist()))[:10]}, e.g. ids {[ids[int(i)].as_py() for i in bad[:5]]}",
                     "fix those labels or pass the complete class list with --classes",
                 )
             return ints, list(class_names), {}
@@ -120,16 +120,18 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
         mapping = {str(v): i for i, v in enumerate(uniq.tolist())}
         log.warning("labels %s are not 0..K-1; mapped them to class indices (mapping kept in the metadata)", uniq.tolist()[:10])
         return np.searchsorted(uniq, ints).astype(np.int64), [str(v) for v in uniq], mapping
-    strs = [str(v) for v in values]
-    names = list(class_names) if class_names is not None else sorted(set(strs))
+    encoded = col.dictionary_encode()  # each distinct value once: no Python loop over the rows
+    values = [str(v) for v in encoded.dictionary.to_pylist()]
+    names = list(class_names) if class_names is not None else sorted(values)
     index = {n: i for i, n in enumerate(names)}
-    unknown = sorted({v for v in strs if v not in index})
+    unknown = sorted(v for v in values if v not in index)
     if unknown:
         raise InputError(
             f"{len(unknown)} label values are not in the class list {names[:10]}: {unknown[:10]}",
             "fix those labels, or pass the complete class list with --classes",
         )
-    return np.fromiter((index[v] for v in strs), dtype=np.int64, count=len(strs)), names, dict(index)
+    lookup = np.array([index[v] for v in values], dtype=np.int64)
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)], names, dict(index)
 
 
 def derive_ids(table: pa.Table, columns: Sequence[str]) -> list[str]:
@@ -221,17 +223,17 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
             )
 
     if id_col:
-        ids = check_ids(table[id_col].cast(pa.string()).to_pylist())
+        ids = check_ids(table[id_col])
     elif inputs:
-        ids = np.asarray(derive_ids(table, inputs), dtype=object)
+        ids = pa.array(derive_ids(table, inputs), pa.string())
     else:  # no id column and no inputs (labels + pred_probs in row order): the row number
-        ids = np.asarray([str(i) for i in range(table.num_rows)], dtype=object)
+        ids = pc.cast(pa.array(np.arange(table.num_rows)), pa.string())
     labels, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
     if len(set(class_names)) != len(class_names):
         raise InputError(f"class names must be unique, got {class_names}", "fix --classes")
 
-    split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.array(["all"] * table.num_rows)
-    out = {S.ID: pa.array(ids.tolist(), pa.string()), S.LABEL: pa.array(labels, pa.int64()), S.SPLIT: split}
+    split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.repeat(pa.scalar("all", pa.string()), table.num_rows)
+    out = {S.ID: ids, S.LABEL: pa.array(labels, pa.int64()), S.SPLIT: split}
     for name in table.column_names:
         if name in (id_col, "split") or (name == label_col and name == S.LABEL):
             continue

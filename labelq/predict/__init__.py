@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import schema as S
@@ -88,25 +89,39 @@ def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table:
         if S.ID not in t.column_names:
             raise InputError(f"the pred_probs table {path} has no 'id' column (columns: {t.column_names})", "key each row by the example's id")
         if S.PRED_PROBS in t.column_names:
-            probs = np.asarray(t[S.PRED_PROBS].to_pylist(), dtype=np.float64) if t.num_rows else np.zeros((0, k))
+            probs = _list_column_array(t[S.PRED_PROBS], k, path)
         elif all(c in t.column_names for c in info.class_names):
             probs = np.column_stack([t[c].to_numpy(zero_copy_only=False) for c in info.class_names])
         else:
             raise InputError(f"the pred_probs table {path} has neither a 'pred_probs' column nor one column per class {info.class_names}")
-        given = np.asarray(t[S.ID].cast(pa.string()).to_pylist(), dtype=object)
-        want = np.asarray(examples[S.ID].to_pylist(), dtype=object)
-        pos = {v: i for i, v in enumerate(given)}
-        if len(pos) != len(given):
+        given = t[S.ID].cast(pa.string()).combine_chunks()
+        if len(pc.unique(given)) != len(given):
             raise InputError(f"the pred_probs table {path} has duplicate ids", "give one row per example")
-        missing = [v for v in want if v not in pos]
-        extra = set(pos) - set(want.tolist())
-        if missing or extra:
+        want = examples[S.ID].combine_chunks()
+        pos = pc.index_in(want, value_set=given)
+        if pos.null_count or len(given) != len(want):
+            missing = want.filter(pos.is_null()).to_pylist()
+            extra = given.filter(pc.invert(pc.is_in(given, value_set=want))).to_pylist()
             raise InputError(
                 f"the ids in {path} do not match the data: {len(missing)} examples have no prediction (e.g. {missing[:3]}), {len(extra)} predictions have no example (e.g. {sorted(extra)[:3]})",
                 "predict every example of this source (and split) exactly once, keyed by the same ids",
             )
-        probs = probs[[pos[v] for v in want]] if len(probs) else probs
+        order = pos.to_numpy()
+        probs = probs if np.array_equal(order, np.arange(len(order))) else probs[order]
     else:
         raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order or a Parquet table keyed by id")
     probs = check_pred_probs(probs, n, k)
-    return pred_probs_table(examples[S.ID], probs.astype(np.float32), None, f"user:{path.name}")
+    return pred_probs_table(examples[S.ID], probs, None, f"user:{path.name}")
+
+
+def _list_column_array(col: pa.ChunkedArray, k: int, path: Path) -> np.ndarray:
+    """``(N, K)`` from a list column, without a Python list per row; every row must hold ``k`` values."""
+    col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
+        raise InputError(f"the pred_probs column of {path} must hold lists of {k} numbers, got {col.type}")
+    lengths = pc.list_value_length(col).fill_null(-1).to_numpy(zero_copy_only=False)
+    wrong = np.flatnonzero(lengths != k)
+    if len(wrong):
+        raise InputError(f"pred_probs rows must hold one value per class ({k}), but {len(wrong)} rows hold another number (rows {wrong[:5].tolist()})")
+    values = col.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(-1, k)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from sklearn.model_selection import StratifiedKFold
 
 from .. import schema as S
 from ..io import atomic_write_bytes, table_hash
@@ -31,6 +30,8 @@ log = logging.getLogger(__name__)
 def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold index ``(N,)`` of every row: a stratified partition into ``n_folds`` parts (shuffled with ``seed``)."""
     folds = np.full(len(labels), -1, dtype=np.int32)
+    from sklearn.model_selection import StratifiedKFold  # here: importing scikit-learn costs ~2 s, which an audit of given pred_probs never needs
+
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for f, (_, test) in enumerate(skf.split(np.zeros(len(labels)), labels)):
         folds[test] = f
@@ -210,20 +211,22 @@ def cross_val_pred_probs(
 def pred_probs_table(ids: pa.ChunkedArray | list, probs: np.ndarray, folds: np.ndarray | None, model: str) -> pa.Table:
     """Build the contract's pred_probs table from ``(N, K)`` probabilities."""
     n, k = probs.shape
-    flat = pa.array(np.ascontiguousarray(probs, dtype=np.float32).reshape(-1))
+    flat = pa.array(np.ascontiguousarray(probs, dtype=np.float32).reshape(-1))  # float32 arrays: no copy
     return pa.table(
         {
             S.ID: pa.array(ids, pa.string()) if not isinstance(ids, pa.ChunkedArray) else ids.cast(pa.string()),
             S.FOLD: pa.array(folds if folds is not None else np.full(n, -1), pa.int32()),
             S.PRED_PROBS: pa.FixedSizeListArray.from_arrays(flat, k),
-            S.MODEL: pa.array([model] * n, pa.string()),
+            S.MODEL: pa.repeat(pa.scalar(model, pa.string()), n),
         },
         schema=S.pred_probs_schema(k),
     )
 
 
 def pred_probs_array(table: pa.Table) -> np.ndarray:
-    """``(N, K)`` float64 array from a pred_probs table's ``pred_probs`` column."""
-    col = table[S.PRED_PROBS].combine_chunks()
+    """``(N, K)`` float32 array from a pred_probs table's ``pred_probs`` column: a read-only view of the
+    table's buffer when it is one chunk (no copy), else one copy. ``.astype(np.float64)`` where needed."""
+    col = table[S.PRED_PROBS]
     k = col.type.list_size
-    return col.flatten().to_numpy().reshape(-1, k).astype(np.float64)
+    col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, k)

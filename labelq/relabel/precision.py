@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import beta
 
 from ..errors import InputError
 from ..validation import check_fraction
@@ -82,7 +81,9 @@ class FixRule:
 
 def lower_bound(k: int, n: int, alpha: float) -> float:
     """Clopper-Pearson one-sided lower bound of a binomial proportion ``k/n`` at level ``alpha``."""
-    return 0.0 if k == 0 or n == 0 else float(beta.ppf(alpha, k, n - k + 1))
+    from scipy.special import betaincinv  # = scipy.stats.beta.ppf; scipy.stats takes ~1.5 s to import
+
+    return 0.0 if k == 0 or n == 0 else float(betaincinv(k, n - k + 1, alpha))
 
 
 def candidates(evidence: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..io import atomic_write_text
@@ -126,7 +127,8 @@ def _preview_cell(rows: pa.Table, manifest: Manifest) -> list[str]:
     return [html.escape(json.dumps({c: r[c] for c in inputs[:8]}, default=str)) for r in rows.select(inputs).to_pylist()]
 
 
-def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
+def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_rows: pa.Table | None = None) -> str:
+    """The report page. ``top_rows``: the top issues with their inputs, when ``rows`` was read without them."""
     names = manifest.class_names
     e = html.escape
     scores = rows[S.LABEL_SCORE].to_numpy()
@@ -138,8 +140,8 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict) -> str:
         figures.insert(0, plots.noise_heatmap(np.asarray(manifest.audit.joint), names, rows.num_rows))
     if len(summary.get("history") or []) > 1:
         figures.append(plots.history_trend(summary["history"]))
-    top_ids = [t["id"] for t in summary["top_issues"]]
-    top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(top_ids, pa.string())))
+    if top_rows is None:
+        top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array([t["id"] for t in summary["top_issues"]], pa.string())))
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
     acc = summary["out_of_sample_accuracy"]
     rel = manifest.audit.reliability or {}
@@ -246,8 +248,11 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     from ..store import Store
 
     manifest = version.manifest()
-    rows = version.read()
+    payload = [c for c in manifest.inputs or [] if c in version.column_names()]
+    rows = version.read([c for c in version.column_names() if c not in payload])  # images and texts only for the top rows
     summary = audit_summary(rows, manifest, top)
+    top_ids = pa.array([t["id"] for t in summary["top_issues"]], pa.string())
+    top_rows = pq.ParquetDataset(str(version.path / "data"), filters=pc.is_in(pc.field(S.ID), top_ids)).read() if payload else None
     store = Store(version.path.parent.parent.parent)
     summary["history"] = [
         {k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
@@ -255,6 +260,6 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
         if r["version"] <= version.number
     ]
     out = version.path.parent / "reports"
-    html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary))
+    html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows))
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))
     return html_path, json_path

@@ -1,0 +1,371 @@
+"""Confident learning in a few passes over ``pred_probs`` chunks: cleanlab's results, bit for bit, at a
+fraction of its time and memory, with ``pred_probs`` that need not fit in memory.
+
+cleanlab (2.x) calls ``compute_confident_joint`` again for every quantity it returns and copies
+``pred_probs`` several times (by class, for ``_reduce_issues``, for ``np.delete``). Here each row is
+read at most three times, a chunk at a time:
+
+1. the self-confidences ``p[i, label_i]`` (``N`` values), from which the per-class thresholds are
+   the same ``np.mean`` over the same values in the same order as cleanlab's, so equal to the bit;
+2. the confident joint's counts, the off-diagonal rows, ``_reduce_issues``' rows (the argmax after
+   adding 1e-6 to the given label), argmax, and the label-quality score;
+3. (``prune_by_noise_rate`` and ``both`` only) for each given class ``k`` and other class ``j``, the
+   ``n_kj`` rows with the largest margin ``p[:, j] - p[:, k]``: a pool per class keeps every row that
+   is still among some column's leaders, so a chunk costs one ``np.partition`` per class.
+
+Ties: cleanlab takes the first ``n`` of ``np.argsort(-margin)``, whose order among equal values is
+numpy's. When equal margins straddle the cut, the margins of that class and column are gathered in
+row order (one more pass for those pairs only) and cut with that same ``np.argsort``, so the rows
+chosen are cleanlab's. Everything else is integer counting, identical by construction; the K x K
+steps (calibration, ``_keep_at_least_n_per_class``, the noise matrix) are cleanlab's own functions.
+
+``probs`` is a ``(N, K)`` array or any ``ProbsChunks`` (``labelq.predict.probs``: ``.npy`` files read
+by chunks, never memory-mapped as a whole).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+# cleanlab.internal.constants: the same numbers, so that the same comparisons are made
+FLOATING_POINT_COMPARISON = 1e-6
+CONFIDENT_THRESHOLDS_LOWER_BOUND = 2e-6
+CLIPPING_LOWER_BOUND = 1e-6
+TINY_VALUE = 1e-100
+FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
+SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+CHUNK_BYTES = 32 * 2**20  # rows per chunk: about this many bytes of pred_probs
+
+
+class ProbsChunks(Protocol):
+    """``pred_probs`` read a chunk of rows at a time (an array on disk, a Parquet column, a Dask partition)."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+
+    def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, (m, K) array)`` for consecutive chunks of at most ``rows`` rows."""
+
+
+def iter_chunks(probs: np.ndarray | ProbsChunks, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    n, k = probs.shape
+    rows = rows or max(1, CHUNK_BYTES // (max(k, 1) * np.dtype(probs.dtype).itemsize))
+    if isinstance(probs, np.ndarray):
+        for start in range(0, n, rows):
+            yield start, probs[start : start + rows]
+    else:
+        yield from probs.chunks(rows)
+
+
+@dataclass
+class CLCounts:
+    """What passes 1 and 2 leave: per-row facts (``N`` values each) and the K x K counts."""
+
+    labels: np.ndarray
+    self_confidence: np.ndarray
+    thresholds: np.ndarray
+    confident_joint: np.ndarray  # raw counts, given label x true-label guess, diagonal at least 1 (cleanlab's calibrate=False)
+    off_diagonal: np.ndarray  # confidently counted off the diagonal (cleanlab's return_indices_of_off_diagonals)
+    reduced: np.ndarray  # argmax is the given label once it gets 1e-6 more (cleanlab's _reduce_issues)
+    argmax: np.ndarray
+    score: np.ndarray  # cleanlab's label-quality score by ``score_method`` (its dtype: that of pred_probs)
+    score_method: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.thresholds)
+
+    @property
+    def label_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.n_classes)
+
+    def calibrated_joint(self) -> np.ndarray:
+        """cleanlab's ``compute_confident_joint(calibrate=True)``: rows rescaled to the label counts, rounded keeping row totals."""
+        cj, counts = self.confident_joint, self.label_counts
+        calibrated = (cj.T / np.clip(cj.sum(axis=1), a_min=TINY_VALUE, a_max=None) * counts).T
+        calibrated = calibrated / np.clip(np.sum(calibrated), a_min=TINY_VALUE, a_max=None) * counts.sum()
+        return round_preserving_row_totals(calibrated)
+
+    def num_label_issues(self) -> int:
+        """cleanlab's ``num_label_issues`` (``off_diagonal``): the confidently off-diagonal rows not reduced."""
+        return int(np.count_nonzero(self.off_diagonal & ~self.reduced))
+
+
+def count(labels: np.ndarray, probs: np.ndarray | ProbsChunks, score_method: str = "self_confidence", rows: int | None = None) -> CLCounts:
+    """Passes 1 and 2 over ``probs``; ``labels`` ``(N,)`` integers in ``[0, K)``, already validated."""
+    n, k = probs.shape
+    labels = np.asarray(labels, dtype=np.int64)
+    self_conf = np.empty(n, dtype=probs.dtype)
+    for start, chunk in iter_chunks(probs, rows):
+        self_conf[start : start + len(chunk)] = chunk[np.arange(len(chunk)), labels[start : start + len(chunk)]]
+    thresholds = _thresholds(labels, self_conf, k)
+    cut = _same_comparison(np.asarray(thresholds) - 1e-6, probs.dtype)  # cleanlab: pred_probs >= thresholds - 1e-6
+    joint = np.zeros(k * k, dtype=np.int64)
+    off, reduced = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    argmax, scores = np.empty(n, dtype=np.int64), []
+    for start, chunk in iter_chunks(probs, rows):
+        m = len(chunk)
+        end, lab, rows_ = start + m, labels[start : start + m], np.arange(m)
+        confident = chunk >= cut
+        n_conf = confident.view(np.uint8).sum(axis=1, dtype=np.int32)
+        top = chunk.argmax(axis=1)
+        guess = np.where(n_conf > 1, top, confident.argmax(axis=1))
+        sure = n_conf > 0
+        joint += np.bincount(lab[sure] * k + guess[sure], minlength=k * k)
+        off[start:end] = sure & (guess != lab)
+        # _reduce_issues: argmax(p + 1e-6 at the label) == label, without the copy: the bumped label wins
+        # outright, or ties the row's maximum and comes first
+        bumped, highest = self_conf[start:end] + FLOATING_POINT_COMPARISON, chunk[rows_, top]
+        reduced[start:end] = (bumped > highest) | ((bumped == highest) & (lab <= top))
+        argmax[start:end] = top
+        scores.append(_score(score_method, chunk, lab, self_conf[start:end]))
+    joint = joint.reshape(k, k)
+    np.fill_diagonal(joint, joint.diagonal().clip(min=1))
+    score = np.concatenate(scores) if scores else np.empty(0, probs.dtype)
+    return CLCounts(labels, self_conf, thresholds, joint, off, reduced, argmax, score, score_method)
+
+
+def _same_comparison(cut: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``cut`` in ``dtype``, rounded up where needed, so that ``x >= result`` equals ``x >= cut`` for every
+    ``x`` of ``dtype`` (comparing a float32 chunk with float64 thresholds would convert the whole chunk)."""
+    if np.dtype(dtype).kind != "f" or np.dtype(dtype).itemsize >= cut.dtype.itemsize:
+        return cut
+    down = cut.astype(dtype)
+    return np.where(down.astype(cut.dtype) < cut, np.nextafter(down, np.array(np.inf, dtype)), down)
+
+
+def _thresholds(labels: np.ndarray, self_conf: np.ndarray, k: int) -> np.ndarray:
+    """cleanlab's ``get_confident_thresholds``: the mean self-confidence per class, the same values summed
+    in the same order (a stable sort by label keeps row order within a class), 2 for an absent class."""
+    order = np.argsort(labels, kind="stable")
+    grouped = self_conf[order]
+    ends = np.cumsum(np.bincount(labels, minlength=k))
+    means = [np.mean(grouped[e - c : e]) if c else 2 for c, e in zip(np.diff(ends, prepend=0), ends, strict=True)]
+    return np.clip(means, a_min=CONFIDENT_THRESHOLDS_LOWER_BOUND, a_max=None)
+
+
+def _score(method: str, chunk: np.ndarray, labels: np.ndarray, self_conf: np.ndarray) -> np.ndarray:
+    """cleanlab's ``get_label_quality_scores`` for one chunk."""
+    if method == "self_confidence":
+        return self_conf
+    if method == "normalized_margin":
+        scratch = chunk.copy()
+        scratch[np.arange(len(chunk)), labels] = -np.inf
+        return (self_conf - scratch.max(axis=1) + 1) / 2
+    if method == "confidence_weighted_entropy":
+        from scipy.special import xlogy
+
+        entropy = -np.sum(xlogy(chunk, chunk), axis=1) / np.log(chunk.shape[1])
+        scores = entropy / np.clip(self_conf, a_min=CLIPPING_LOWER_BOUND, a_max=None)
+        return np.log(scores + 1) / np.clip(scores, a_min=CLIPPING_LOWER_BOUND, a_max=None)
+    raise ValueError(f"unknown score method {method!r}")
+
+
+def find_label_issues(counts: CLCounts, probs: np.ndarray | ProbsChunks, filter_by: str = "prune_by_noise_rate", rows: int | None = None) -> np.ndarray:
+    """cleanlab's ``filter.find_label_issues(labels, pred_probs, filter_by=...)`` with its other defaults."""
+    labels = counts.labels
+    if filter_by in ("low_normalized_margin", "low_self_confidence"):
+        method = filter_by[4:]
+        scores = counts.score if method == counts.score_method else _scores(counts, probs, method, rows)
+        mask = np.zeros(len(labels), dtype=bool)
+        mask[np.argsort(scores)[: counts.num_label_issues()]] = True
+        return mask
+    if filter_by == "confident_learning":
+        mask = counts.off_diagonal.copy()
+    elif filter_by == "predicted_neq_given":
+        mask = counts.argmax != labels
+    else:
+        prune = keep_at_least_one_per_class(counts.calibrated_joint().T)
+        if filter_by in ("prune_by_class", "both"):
+            mask = _prune_by_class(counts, prune)
+        if filter_by in ("prune_by_noise_rate", "both"):
+            by_rate = _prune_by_noise_rate(counts, probs, prune, rows)
+            mask = by_rate if filter_by == "prune_by_noise_rate" else mask & by_rate
+    mask &= ~counts.reduced
+    return mask
+
+
+def _scores(counts: CLCounts, probs: np.ndarray | ProbsChunks, method: str, rows: int | None) -> np.ndarray:
+    out = []
+    for start, chunk in iter_chunks(probs, rows):
+        lab = counts.labels[start : start + len(chunk)]
+        out.append(_score(method, chunk, lab, counts.self_confidence[start : start + len(chunk)]))
+    return np.concatenate(out)
+
+
+def _class_slices(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices grouped by label, in row order within a class, and each class's end in that order."""
+    return np.argsort(labels, kind="stable"), np.cumsum(np.bincount(labels, minlength=k))
+
+
+def _prune_by_class(counts: CLCounts, prune: np.ndarray) -> np.ndarray:
+    """cleanlab's ``_prune_by_class``: in class ``k``, the ``n_k - prune[k, k]`` rows of lowest self-confidence."""
+    mask = np.zeros(len(counts.labels), dtype=bool)
+    order, ends = _class_slices(counts.labels, counts.n_classes)
+    for k, (begin, end) in enumerate(zip(np.concatenate([[0], ends[:-1]]), ends, strict=True)):
+        rows = order[begin:end]
+        n_issues = len(rows) - prune[k, k]
+        if len(rows) > 1 and n_issues >= 1:
+            mask[rows[np.argsort(counts.self_confidence[rows])[:n_issues]]] = True
+    return mask
+
+
+def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prune: np.ndarray, rows: int | None) -> np.ndarray:
+    """cleanlab's ``_prune_by_count``: for given class ``k`` and each other class ``j``, the ``prune[j, k]``
+    rows of class ``k`` with the largest ``p[:, j] - p[:, k]`` (see the module's note on ties).
+
+    Only rows whose argmax is not their label can have a positive margin, so they are searched first; a
+    class with a column whose leaders reach down to margins <= 0 is searched again over all its rows."""
+    labels, k = counts.labels, counts.n_classes
+    sizes = counts.label_counts
+    need = prune.T.copy()  # need[k, j]: rows of given class k to take by column j
+    np.fill_diagonal(need, 0)
+    need[sizes <= 1] = 0  # cleanlab prunes nothing in a class of at most min_examples_per_class (1) rows
+    need = np.minimum(need, sizes[:, None])
+    columns = [np.flatnonzero(need[c]) for c in range(k)]
+    leaders = _leaders(labels, probs, need, columns, counts.argmax != labels, rows)
+    short = [c for c, (_, _, _, positive) in leaders.items() if (positive < need[c, columns[c]]).any()]
+    if short:
+        leaders.update(_leaders(labels, probs, need, columns, np.isin(labels, short), rows))
+    mask = np.zeros(len(labels), dtype=bool)
+    straddling: list[tuple[int, int]] = []
+    for c, (ids, held, cut, _) in leaders.items():
+        above = held >= cut
+        exact = above.sum(axis=0) == need[c, columns[c]]
+        mask[ids[above[:, exact].any(axis=1)]] = True
+        straddling += [(c, int(j)) for j in columns[c][~exact]]  # equal margins straddle the cut: cleanlab's argsort decides
+    if straddling:
+        for rows_k, margin, n in _gather_margins(counts, probs, straddling, prune, rows):
+            mask[rows_k[np.argsort(-margin)[:n]]] = True
+    return mask
+
+
+def _leaders(labels: np.ndarray, probs, need: np.ndarray, columns: list[np.ndarray], search: np.ndarray, rows: int | None) -> dict:
+    """For each class with columns to prune, over the rows in ``search``: the pool (row ids, margins) of
+    rows among some column's ``need`` largest margins, each column's cut, and how many margins were
+    positive. New rows below every cut are dropped at once; the rest wait until they outnumber the pool,
+    then one partition (``_nth_largest``) renews the cuts, so each row is partitioned O(1) times."""
+    k = len(columns)
+    state = {c: _Pool(len(js), probs.dtype) for c, js in enumerate(columns) if len(js)}
+    for start, chunk in iter_chunks(probs, rows):
+        lab = labels[start : start + len(chunk)]
+        picked = np.flatnonzero(search[start : start + len(chunk)])
+        order = picked[np.argsort(lab[picked], kind="stable")]
+        ends = np.cumsum(np.bincount(lab[picked], minlength=k))
+        for c, pool in state.items():
+            local = order[ends[c - 1] if c else 0 : ends[c]]
+            if len(local):
+                block = chunk[local]
+                pool.add(local + start, block[:, columns[c]] - block[:, [c]], need[c, columns[c]])
+    return {c: pool.finish(need[c, columns[c]]) for c, pool in state.items()}
+
+
+class _Pool:
+    def __init__(self, width: int, dtype: np.dtype) -> None:
+        self.ids, self.held = np.empty(0, np.int64), np.empty((0, width), dtype)
+        self.cut, self.positive = np.full(width, -np.inf), np.zeros(width, np.int64)
+        self.waiting: list[tuple[np.ndarray, np.ndarray]] = []
+        self.n_waiting = 0
+
+    def add(self, ids: np.ndarray, margins: np.ndarray, need: np.ndarray) -> None:
+        self.positive += (margins > 0).sum(axis=0)
+        live = (margins >= self.cut).any(axis=1)  # the cuts only rise: a row below all of them never returns
+        self.waiting.append((ids[live], margins[live]))
+        self.n_waiting += int(live.sum())
+        if self.n_waiting >= max(len(self.ids), 4096):
+            self._merge(need)
+
+    def _merge(self, need: np.ndarray) -> None:
+        ids = np.concatenate([self.ids, *(i for i, _ in self.waiting)])
+        held = np.concatenate([self.held, *(m for _, m in self.waiting)])
+        self.waiting, self.n_waiting = [], 0
+        self.cut = _nth_largest(held, need)
+        keep = (held >= self.cut).any(axis=1)
+        self.ids, self.held = ids[keep], held[keep]
+
+    def finish(self, need: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self._merge(need)
+        return self.ids, self.held, self.cut, self.positive
+
+
+def _nth_largest(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per column ``j`` of ``values``, its ``n[j]``-th largest value (-inf where the column has fewer rows).
+
+    One single-``kth`` partition brings every column's ``max(n)`` largest values to the end; a sort of
+    that slab gives each column's own cut (a partition with many ``kth`` costs several times more)."""
+    m = len(values)
+    out = np.full(values.shape[1], -np.inf)
+    ok = n <= m
+    if m and ok.any():
+        top = int(n[ok].max())
+        slab = np.sort(np.partition(values[:, ok], m - top, axis=0)[m - top :], axis=0)
+        out[ok] = slab[top - n[ok], np.arange(int(ok.sum()))]
+    return out
+
+
+def _gather_margins(counts: CLCounts, probs, pairs: list[tuple[int, int]], prune: np.ndarray, rows: int | None):
+    """For each ``(k, j)``: class ``k``'s rows, their margins ``p[:, j] - p[:, k]`` in row order, and how many to take."""
+    labels = counts.labels
+    parts: dict[tuple[int, int], list[np.ndarray]] = {pair: [] for pair in pairs}
+    for start, chunk in iter_chunks(probs, rows):
+        lab = labels[start : start + len(chunk)]
+        for c, j in pairs:
+            local = np.flatnonzero(lab == c)
+            parts[(c, j)].append(chunk[local, j] - chunk[local, c])
+    for c, j in pairs:
+        yield np.flatnonzero(labels == c), np.concatenate(parts[(c, j)]), int(prune[j, c])
+
+
+def noise_matrix(counts: CLCounts) -> np.ndarray:
+    """P(given label i | true label j): the calibrated confident joint over its column totals, off-diagonal
+    rates clipped below 1 and columns renormalized (cleanlab's ``estimate_latent`` without its optional
+    iterative convergence)."""
+    cj = counts.calibrated_joint()
+    return _clip_noise_rates(cj / np.clip(cj.sum(axis=0).astype(float), a_min=TINY_VALUE, a_max=None))
+
+
+def _clip_noise_rates(matrix: np.ndarray) -> np.ndarray:
+    diagonal = np.diagonal(matrix)
+    clipped = np.clip(matrix, 0, 0.9999)
+    np.fill_diagonal(clipped, diagonal)
+    return clipped / np.clip(clipped.sum(axis=0), a_min=TINY_VALUE, a_max=None)
+
+
+# cleanlab's K x K count arithmetic, written out: importing cleanlab costs ~3.7 s and ~240 MB
+# (scikit-learn, pandas), more than the whole count at a million rows. The tests compare each with cleanlab's own.
+
+
+def round_preserving_row_totals(matrix: np.ndarray) -> np.ndarray:
+    """cleanlab's ``round_preserving_row_totals``: each row rounded to integers keeping its rounded total."""
+    return np.array([_round_preserving_sum(row) for row in np.asarray(matrix, dtype=float)], dtype=int).reshape(np.shape(matrix))
+
+
+def _round_preserving_sum(floats: np.ndarray) -> np.ndarray:
+    ints = floats.round()
+    orig_sum, int_sum = np.sum(floats).round(), np.sum(ints).round()
+    while abs(int_sum - orig_sum) > FLOATING_POINT_COMPARISON:
+        diff = np.round(orig_sum - int_sum)
+        increment = -1 if int(diff < 0.0) else 1
+        changes = min(int(abs(diff)), len(floats))
+        for i in np.argsort(floats - ints)[::-increment][:changes]:
+            ints[i] = ints[i] + increment
+        int_sum = np.sum(ints).round()
+    return ints.astype(int)
+
+
+def keep_at_least_one_per_class(prune_count_matrix: np.ndarray) -> np.ndarray:
+    """cleanlab's ``_keep_at_least_n_per_class(m, n=1, frac_noise=1.0)`` (``m`` is the confident joint
+    transposed): each diagonal count raised to at least 1, taken evenly from the column's non-zero noise counts."""
+    diagonal = np.diagonal(prune_count_matrix)
+    new_diagonal = np.maximum(diagonal, 1)
+    per_col = np.maximum(np.count_nonzero(prune_count_matrix, axis=0) - 1.0, 1.0)
+    new = prune_count_matrix - (new_diagonal - diagonal) / per_col
+    new[new < 0] = 0
+    np.fill_diagonal(new, new_diagonal)
+    reduced = new * 1.0  # cleanlab's _reduce_prune_counts at frac_noise 1: the same matrix, as integers
+    np.fill_diagonal(reduced, new.diagonal() + np.sum(new - reduced, axis=0))
+    return round_preserving_row_totals(reduced.astype(int)).astype(int)
