@@ -9,8 +9,12 @@ each in its own process, with its wall time and peak resident memory:
 - labelq: ``labelq audit labels.parquet --pred-probs pred_probs.npy --no-prefect`` into a fresh store
   (ingest, detect, decide, publish, history record, report).
 
-    python bench/scale.py                 # 1M x 10 and 1M x 100
-    python bench/scale.py 200000x10 --profile   # also where labelq's time goes (cProfile, top 15)
+    python bench/scale.py                 # 1M x 10, 1M x 100 and 200k x 1000 side by side; 10M x 100 and 20M x 100 labelq alone
+    python bench/scale.py 200000x10 --alone   # only the sizes named, side by side; --alone SIZES: labelq alone
+    python bench/scale.py 200000x10 --alone --profile   # also where labelq's time goes (cProfile, top 15)
+
+cleanlab is left out of the largest sizes: it needs the whole array in memory several times over
+(1.4 GB at 1M x 100), 15 GB and more at 10M x 100.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ probs = np.load(sys.argv[1])
 labels = pq.read_table(sys.argv[2], columns=["label"])["label"].to_numpy()
 t0 = time.perf_counter()
 flagged = find_label_issues(labels, probs)
-print("RESULT", int(flagged.sum()), round(time.perf_counter() - t0, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("RESULT", int(flagged.sum()), round(time.perf_counter() - t0, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -77,6 +81,26 @@ def run_cleanlab(probs_path: Path, labels_path: Path) -> dict:
         raise RuntimeError(f"cleanlab failed:\n{proc.stderr[-2000:]}")
     _, flagged, compute, peak = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT")).split()
     return {"flagged": int(flagged), "compute_s": float(compute), "wall_s": round(wall, 1), "peak_rss_mib": round(int(peak) / 1024)}
+
+
+LABELQ_CL = """
+import sys, time
+import pyarrow.parquet as pq
+from labelq.detect import ConfidentLearning
+from labelq.predict.probs import NpyProbs
+labels = pq.read_table(sys.argv[2], columns=["label"])["label"].to_numpy()
+t0 = time.perf_counter()
+det = ConfidentLearning().detect(labels, NpyProbs(sys.argv[1]))
+print("RESULT", int(det.is_issue.sum()), round(time.perf_counter() - t0, 2))
+"""
+
+
+def time_labelq_cl(probs_path: Path, labels_path: Path) -> float:
+    """labelq's confident learning alone (flags, scores, joint, noise matrix, estimate), reading the .npy by chunks."""
+    proc = subprocess.run([sys.executable, "-c", LABELQ_CL, str(probs_path), str(labels_path)], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"labelq confident learning failed:\n{proc.stderr[-2000:]}")
+    return float(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT")).split()[2])
 
 
 def run_labelq(probs_path: Path, labels_path: Path, profile: bool) -> dict:
@@ -94,33 +118,42 @@ def run_labelq(probs_path: Path, labels_path: Path, profile: bool) -> dict:
         import json
 
         manifest = json.loads(next(Path(store).glob("datasets/*/v0001/manifest.json")).read_text())
-    return {"flagged": manifest["n_label_issues"], "wall_s": round(wall, 1), "peak_rss_mib": round(peak / 1024)}
+    return {
+        "flagged": manifest["n_label_issues"],
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(peak / 1024),
+        "cl_s": time_labelq_cl(probs_path, labels_path),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("sizes", nargs="*", default=["1000000x10", "1000000x100"], help="N x K, e.g. 1000000x10")
+    ap.add_argument("sizes", nargs="*", default=["1000000x10", "1000000x100", "200000x1000"], help="N x K side by side with cleanlab, e.g. 1000000x10")
+    ap.add_argument("--alone", nargs="*", default=["10000000x100", "20000000x100"], help="N x K for labelq alone (none: --alone with no sizes)")
     ap.add_argument("--profile", action="store_true", help="Profile labelq's run and print the 15 most expensive calls.")
     args = ap.parse_args()
     rows = []
-    for size in args.sizes:
+    for size, alone in [*((s, False) for s in args.sizes), *((s, True) for s in args.alone)]:
         n, k = (int(x) for x in size.lower().split("x"))
         with tempfile.TemporaryDirectory() as tmp:
             probs_path, labels_path = make_data(Path(tmp), n, k)
             mb = probs_path.stat().st_size / 1e6
-            cl = run_cleanlab(probs_path, labels_path)
+            cl = None if alone else run_cleanlab(probs_path, labels_path)
             lq = run_labelq(probs_path, labels_path, args.profile)
         rows.append(
             {
                 "N x K": f"{n:,} x {k}",
                 "pred_probs MB": round(mb),
-                "cleanlab s": cl["wall_s"],
-                "cleanlab peak MiB": cl["peak_rss_mib"],
+                "cleanlab s": cl["wall_s"] if cl else "-",
+                "cleanlab peak MiB": cl["peak_rss_mib"] if cl else "-",
+                "cleanlab compute s": cl["compute_s"] if cl else "-",
                 "labelq s": lq["wall_s"],
                 "labelq peak MiB": lq["peak_rss_mib"],
-                "time ratio": round(lq["wall_s"] / cl["wall_s"], 1),
-                "memory ratio": round(lq["peak_rss_mib"] / cl["peak_rss_mib"], 1),
-                "flagged (cleanlab / labelq)": f"{cl['flagged']:,} / {lq['flagged']:,}",
+                "labelq CL s": lq["cl_s"],
+                "time ratio": round(lq["wall_s"] / cl["wall_s"], 1) if cl else "-",
+                "memory ratio": round(lq["peak_rss_mib"] / cl["peak_rss_mib"], 1) if cl else "-",
+                "CL speed-up": round(cl["compute_s"] / lq["cl_s"], 1) if cl else "-",
+                "flagged (cleanlab / labelq)": f"{cl['flagged']:,} / {lq['flagged']:,}" if cl else f"- / {lq['flagged']:,}",
             }
         )
         print(rows[-1], flush=True)

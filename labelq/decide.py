@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from . import schema as S
 from .detect import Detection
+from .detect.streaming_cl import ProbsChunks, take_rows
 from .errors import InputError
 from .options import option
 from .relabel.kinds import audit_kinds
@@ -61,7 +62,7 @@ class Decision:
     no_class: np.ndarray | None = None  # flagged rows that fit no class (issue_kind out_of_distribution)
 
 
-def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFix | None = None, no_class: np.ndarray | None = None) -> Decision:
+def decide(detections: list[Detection], pred_probs: np.ndarray | ProbsChunks, auto_fix: AutoFix | None = None, no_class: np.ndarray | None = None) -> Decision:
     """Combine ``detections`` by the rule above; ``no_class`` ``(N,)`` marks rows no class fits (from judges)."""
     scores = np.column_stack([d.score for d in detections])
     lowest = scores.argmin(axis=1)
@@ -74,7 +75,7 @@ def decide(detections: list[Detection], pred_probs: np.ndarray, auto_fix: AutoFi
     rank[flagged[np.argsort(label_score[flagged], kind="stable")]] = np.arange(1, len(flagged) + 1)
     corrected = np.full(len(rows), -1, dtype=np.int64)
     if auto_fix is not None:
-        sure = is_issue & (pred_probs[rows, suggested] >= auto_fix.min_confidence)
+        sure = is_issue & (take_rows(pred_probs, suggested) >= auto_fix.min_confidence)
         corrected[sure] = suggested[sure]
     return Decision(label_score, is_issue, suggested, rank, corrected, no_class)
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import Detection, DetectOptions, streaming_cl
+from .detect.streaming_cl import iter_chunks
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
@@ -30,12 +31,13 @@ from .options import changed, dest, option_fields, take
 from .predict import (
     FoldCache,
     FoldPlan,
+    GivenProbs,
     PredictOptions,
     assemble,
     load_pred_probs,
     plan_folds,
-    pred_probs_array,
     pred_probs_table,
+    pred_probs_view,
     predict_fold,
 )
 from .reliability import check_signal, with_warning
@@ -181,13 +183,25 @@ def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarra
 
 
 @step("load-pred-probs")
-def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table:
+def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table | GivenProbs:
     return load_pred_probs(cfg.predict.pred_probs, examples)
 
 
+PredProbs = pa.Table | GivenProbs  # the contract's table, or the user's .npy read by chunks
+
+
+def probs_of(pred_probs: PredProbs) -> np.ndarray | GivenProbs:
+    """What the steps compute on: a float32 view of the table, or the ``.npy`` file read by chunks."""
+    return pred_probs if isinstance(pred_probs, GivenProbs) else pred_probs_view(pred_probs)
+
+
 @step("confident-learning")
-def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: pa.Table) -> Detection:
-    return cfg.detect.impl.detect(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
+def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs) -> Detection:
+    """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array."""
+    probs = probs_of(pred_probs)
+    if not isinstance(probs, np.ndarray) and not getattr(cfg.detect.impl, "reads_chunks", False):
+        probs = np.concatenate([chunk for _, chunk in iter_chunks(probs)])
+    return cfg.detect.impl.detect(examples[S.LABEL].to_numpy(), probs)
 
 
 def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:
@@ -218,9 +232,9 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submi
 
 
 @step("check-signal")
-def signal_step(examples: pa.Table, pred_probs: pa.Table) -> dict:
+def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
     """Whether the model beats the class prior (``labelq.reliability``): if not, the flags mean nothing."""
-    signal = check_signal(examples[S.LABEL].to_numpy(), pred_probs_array(pred_probs))
+    signal = check_signal(examples[S.LABEL].to_numpy(), probs_of(pred_probs))
     if not signal["reliable"]:
         log.warning(
             "the out-of-sample model is no better than the class prior (accuracy %.3f, majority class %.3f)", signal["accuracy"], signal["majority_share"]
@@ -230,17 +244,17 @@ def signal_step(examples: pa.Table, pred_probs: pa.Table) -> dict:
 
 @step("decide")
 def decide_step(
-    cfg: AuditConfig, pred_probs: pa.Table, detection: Detection, votes: pa.Table | None = None, reliable: bool = True
+    cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, detection: Detection, votes: pa.Table | None = None, reliable: bool = True
 ) -> tuple[Decision, list[Detection], dict]:
     """The decision: confident learning alone, or combined with the judges' votes on the rows they saw.
     No automatic correction when the model is not ``reliable`` (no better than the class prior)."""
-    probs = pred_probs_array(pred_probs)
+    probs = probs_of(pred_probs)
     auto_fix = cfg.auto_fix if reliable else None
     if votes is None or votes.num_rows == 0:
         return decide([detection], probs, auto_fix), [detection], {}
     from .judges.ensemble import combine, judge_evidence
 
-    ev = judge_evidence(votes, pred_probs[S.ID].to_pylist(), probs.shape[1])
+    ev = judge_evidence(votes, examples[S.ID].to_pylist(), probs.shape[1])
     weights = {j.name: j.weight for j in cfg.judging.configs or []}
     p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], cfg.judging.judge_aggregation, weights)
     score, flag = detection.score.copy(), detection.is_issue.copy()
@@ -255,7 +269,7 @@ def decide_step(
 def publish_step(
     cfg: AuditConfig,
     examples: pa.Table,
-    pred_probs: pa.Table,
+    pred_probs: PredProbs,
     detections: list[Detection],
     decision: Decision,
     votes: pa.Table | None = None,
@@ -276,8 +290,11 @@ def publish_step(
     detection = detections[0]
     audited = audited_table(examples, decision)
     labels = examples[S.LABEL].to_numpy()
-    probs = pred_probs_array(pred_probs)
-    model = pred_probs[S.MODEL][0].as_py() if pred_probs.num_rows else None
+    probs = probs_of(pred_probs)
+    if isinstance(pred_probs, GivenProbs):
+        model = pred_probs.model
+    else:
+        model = pred_probs[S.MODEL][0].as_py() if pred_probs.num_rows else None
     manifest = Manifest(
         n_label_issues=int(decision.is_label_issue.sum()),
         n_corrected=int((decision.corrected_label >= 0).sum()),
@@ -289,7 +306,7 @@ def publish_step(
             filter_by=cfg.detect.filter_by,
             auto_fix=cfg.auto_fix.describe() if cfg.auto_fix else None,
             num_label_issues_estimate=detection.extra.get("num_label_issues_estimate"),
-            out_of_sample_accuracy=float((probs.argmax(1) == labels).mean()),
+            out_of_sample_accuracy=float((streaming_cl.argmax_of(probs) == labels).mean()) if len(labels) else None,
             joint=detection.extra.get("joint"),
             noise_matrix=detection.extra.get("noise_matrix"),
             class_error_rate=detection.extra.get("class_error_rate"),
@@ -360,7 +377,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
 
         votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
     signal = runner.run(signal_step, examples, pred_probs)
-    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"])
+    decision, detections, info = runner.run(decide_step, cfg, examples, pred_probs, detection, votes, signal["reliable"])
     version, record = runner.run(
         publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .detect.streaming_cl import ProbsChunks, argmax_of
 from .relabel.precision import lower_bound
 
 LEVEL = 0.05
@@ -26,11 +27,11 @@ SUGGESTIONS = (
 )
 
 
-def check_signal(labels: np.ndarray, pred_probs: np.ndarray) -> dict:
+def check_signal(labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks) -> dict:
     """Whether the out-of-sample model beats the class prior (see the module docstring)."""
     labels = np.asarray(labels)
     n, k = len(labels), pred_probs.shape[1]
-    pred = pred_probs.argmax(1)
+    pred = argmax_of(pred_probs)
     hits = int((pred == labels).sum())
     share = np.bincount(labels, minlength=k) / max(n, 1)
     majority = float(share.max()) if n else 0.0
@@ -40,7 +41,10 @@ def check_signal(labels: np.ndarray, pred_probs: np.ndarray) -> dict:
         "accuracy": hits / max(n, 1),
         "accuracy_lo": lo,
         "majority_share": majority,
-        "class_recall": [float((pred[labels == c] == c).mean()) if (labels == c).any() else None for c in range(k)],
+        "class_recall": [
+            None if total == 0 else float(hit / total)
+            for hit, total in zip(np.bincount(labels[pred == labels], minlength=k), np.bincount(labels, minlength=k), strict=True)
+        ],
         "class_share": share.tolist(),
         "test": f"one-sided {100 * (1 - LEVEL):.0f}% Clopper-Pearson lower bound of the out-of-sample accuracy above the majority class's share",
     }

@@ -121,15 +121,27 @@ def check_pred_probs(pred_probs: np.ndarray, n_rows: int, n_classes: int) -> np.
         raise InputError(f"pred_probs must be numeric, got dtype {p.dtype}")
     if p.dtype not in (np.float32, np.float64):
         p = p.astype(np.float64)
-    if p.ndim != 2 or p.shape != (n_rows, n_classes):
+    check_pred_probs_shape(p.shape, n_rows, n_classes)
+    step = max(1, 2**22 // max(n_classes, 1))
+    near = scan_pred_probs((start, p[start : start + step]) for start in range(0, n_rows, step))
+    if len(near):
+        p = p.copy()
+        p[near] /= p[near].sum(axis=1, keepdims=True)
+    return p
+
+
+def check_pred_probs_shape(shape: tuple[int, ...], n_rows: int, n_classes: int) -> None:
+    if len(shape) != 2 or tuple(shape) != (n_rows, n_classes):
         raise InputError(
-            f"pred_probs must have shape (rows, classes) = ({n_rows}, {n_classes}), got {p.shape}",
+            f"pred_probs must have shape (rows, classes) = ({n_rows}, {n_classes}), got {tuple(shape)}",
             "give one row per example (in the data's row order for .npy, or keyed by id in Parquet) and one column per class",
         )
+
+
+def scan_pred_probs(chunks) -> np.ndarray:
+    """Check ``(first row, chunk)`` pairs of pred_probs (see ``check_pred_probs``); returns the rows to renormalize."""
     bad, neg, far, sums_far, near = [], [], [], [], []
-    step = max(1, 2**22 // max(n_classes, 1))
-    for start in range(0, n_rows, step):
-        chunk = p[start : start + step]
+    for start, chunk in chunks:
         bad.append(np.flatnonzero(~np.isfinite(chunk).all(axis=1)) + start)
         neg.append(np.flatnonzero((chunk < 0).any(axis=1)) + start)
         sums = chunk.sum(axis=1, dtype=np.float64)
@@ -153,9 +165,7 @@ def check_pred_probs(pred_probs: np.ndarray, n_rows: int, n_classes: int) -> np.
         )
     if len(near):
         log.warning("renormalized %d rows of pred_probs that summed to within %g of 1", len(near), SUM_TOLERANCE)
-        p = p.copy()
-        p[near] /= p[near].sum(axis=1, keepdims=True)
-    return p
+    return near
 
 
 def check_fraction(value: float, name: str) -> float:

@@ -132,3 +132,37 @@ def test_columns_whose_leaders_have_negative_margins():
     counts = streaming_cl.count(labels, probs)
     assert counts.confident_joint[0, 1] > 100  # label 0, confidently 1, with p_1 < p_0
     assert_same_as_cleanlab(labels, probs, rows=200)
+
+
+def test_an_audit_of_a_npy_file_reads_it_by_chunks(tmp_path, monkeypatch):
+    """``labelq audit labels.parquet --pred-probs p.npy``: the file is checked, detected on and published a
+    chunk at a time (tiny chunks here), with cleanlab's flags and the same result as the Parquet input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from cleanlab.filter import find_label_issues as cl_find
+
+    from labelq import predict
+    from labelq.pipeline import AuditConfig, audit
+
+    monkeypatch.setattr(streaming_cl, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(predict.probs, "_rows", lambda source: 37)
+    rng = np.random.default_rng(4)
+    probs = softmax_probs(rng, 1200, 5, 2.5, np.float32)
+    probs[7] *= 1.004  # within tolerance of summing to 1: renormalized on every read
+    labels = rng.integers(0, 5, 1200)
+    np.save(tmp_path / "p.npy", probs)
+    ids = [f"r{i}" for i in range(1200)]
+    pq.write_table(pa.table({"id": ids, "label": labels}), tmp_path / "labels.parquet")
+    pq.write_table(pa.table({"id": ids[::-1], "pred_probs": pa.array(probs[::-1].tolist(), pa.list_(pa.float32()))}), tmp_path / "p.parquet")
+
+    by_npy = audit(AuditConfig.from_options(str(tmp_path / "labels.parquet"), name="npy", store=str(tmp_path / "s"), pred_probs=str(tmp_path / "p.npy")))
+    by_parquet = audit(AuditConfig.from_options(str(tmp_path / "labels.parquet"), name="pq", store=str(tmp_path / "s"), pred_probs=str(tmp_path / "p.parquet")))
+    fixed = probs.copy()
+    fixed[7] /= fixed[7].sum()
+    flags = by_npy.version.read(["is_label_issue"])["is_label_issue"].to_numpy(zero_copy_only=False)
+    np.testing.assert_array_equal(flags, cl_find(labels, fixed))
+    np.testing.assert_array_equal(flags, by_parquet.version.read(["is_label_issue"])["is_label_issue"].to_numpy(zero_copy_only=False))
+    published = by_npy.version.read_table("pred_probs")
+    assert published["id"].to_pylist() == ids and published["model"][0].as_py() == "user:p.npy"
+    np.testing.assert_array_equal(predict.pred_probs_view(published), fixed)
+    assert by_npy.version.manifest().audit.num_label_issues_estimate == by_parquet.version.manifest().audit.num_label_issues_estimate

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,7 @@ class ConfidentLearning:
     filter_by: str = "prune_by_noise_rate"
     score_method: str = "self_confidence"
     name: str = "confident_learning"
+    reads_chunks: ClassVar[bool] = True  # detect() takes pred_probs read by chunks (a .npy never loaded whole)
 
     def __post_init__(self) -> None:
         if self.filter_by not in FILTER_BY:

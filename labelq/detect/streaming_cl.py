@@ -61,6 +61,16 @@ def iter_chunks(probs: np.ndarray | ProbsChunks, rows: int | None = None) -> Ite
         yield from probs.chunks(rows)
 
 
+def argmax_of(probs: np.ndarray | ProbsChunks) -> np.ndarray:
+    """Each row's most probable class, a chunk at a time."""
+    return np.concatenate([chunk.argmax(axis=1) for _, chunk in iter_chunks(probs)] or [np.empty(0, np.int64)])
+
+
+def take_rows(probs: np.ndarray | ProbsChunks, columns: np.ndarray) -> np.ndarray:
+    """``probs[i, columns[i]]`` for every row, a chunk at a time."""
+    return np.concatenate([chunk[np.arange(len(chunk)), columns[s : s + len(chunk)]] for s, chunk in iter_chunks(probs)] or [np.empty(0)])
+
+
 @dataclass
 class CLCounts:
     """What passes 1 and 2 leave: per-row facts (``N`` values each) and the K x K counts."""

@@ -15,10 +15,23 @@ from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
 from ..options import key_values, option
 from ..validation import check_pred_probs
-from .crossval import FoldCache, FoldPlan, assemble, cross_val_pred_probs, make_folds, plan_folds, pred_probs_array, pred_probs_table, predict_fold
+from .crossval import (
+    FoldCache,
+    FoldPlan,
+    assemble,
+    cross_val_pred_probs,
+    make_folds,
+    plan_folds,
+    pred_probs_array,
+    pred_probs_table,
+    pred_probs_view,
+    predict_fold,
+)
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, check_model_params, register_model, resolve_model
+from .probs import GivenProbs
 
 __all__ = [
+    "GivenProbs",
     "PredictOptions",
     "FoldCache",
     "FoldPlan",
@@ -32,6 +45,7 @@ __all__ = [
     "make_folds",
     "plan_folds",
     "pred_probs_array",
+    "pred_probs_view",
     "pred_probs_table",
     "predict_fold",
     "register_model",
@@ -70,12 +84,13 @@ class PredictOptions:
                 check_model_params(self.model, self.model_params)
 
 
-def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table:
-    """Read user-supplied out-of-sample probabilities and align them with ``examples``.
+def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table | GivenProbs:
+    """Read user-supplied out-of-sample probabilities and align them with ``examples``, validated (shape,
+    NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning).
 
-    ``.npy``: an ``(N, K)`` array in the examples' row order. Parquet: an ``id`` column plus either a
-    list column ``pred_probs`` or one column per class name. Returns the contract's pred_probs table,
-    validated (shape, NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning).
+    ``.npy``: an ``(N, K)`` array in the examples' row order, returned as a ``GivenProbs`` that reads it
+    by chunks (never whole in memory). Parquet: an ``id`` column plus either a list column ``pred_probs``
+    or one column per class name, aligned by id and returned as the contract's pred_probs table.
     """
     path = Path(path)
     info = S.info_of(examples)
@@ -83,7 +98,7 @@ def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table:
     if not path.exists():
         raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file")
     if path.suffix == ".npy":
-        probs = np.load(path, allow_pickle=False)
+        return GivenProbs.open(path, examples[S.ID], k)
     elif path.suffix in (".parquet", ".pq"):
         t = pq.read_table(path)
         if S.ID not in t.column_names:

@@ -8,11 +8,15 @@ kernel needs them back, so a mapped 3.8 GB array would show as 3.8 GB.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
+from .. import schema as S
 from ..errors import InputError
+from ..validation import check_pred_probs_shape, scan_pred_probs
 
 
 class NpyProbs:
@@ -45,3 +49,64 @@ class NpyProbs:
                 if fh.readinto(memoryview(chunk).cast("B")) != chunk.nbytes:
                     raise InputError(f"{self.path} ends before its {n:,} rows", "the file is truncated: write it again")
                 yield start, chunk
+
+
+@dataclass
+class GivenProbs:
+    """The user's ``.npy`` pred_probs for an audit, checked once and then read by chunks whenever needed:
+    they never have to fit in memory. ``renormalize``: rows within tolerance of summing to 1, divided by
+    their sums each time they are read (as ``check_pred_probs`` does in memory)."""
+
+    path: Path
+    ids: pa.ChunkedArray
+    model: str
+    renormalize: np.ndarray
+
+    @classmethod
+    def open(cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int) -> GivenProbs:
+        source = NpyProbs(path)
+        check_pred_probs_shape(source.shape, len(ids), n_classes)
+        near = scan_pred_probs(source.chunks(_rows(source)))
+        return cls(Path(path), ids, f"user:{Path(path).name}", near)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return NpyProbs(self.path).shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return NpyProbs(self.path).dtype
+
+    def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        for start, chunk in NpyProbs(self.path).chunks(rows):
+            fix = self.renormalize[(self.renormalize >= start) & (self.renormalize < start + len(chunk))] - start
+            if len(fix):
+                chunk[fix] /= chunk[fix].sum(axis=1, keepdims=True)
+            yield start, chunk
+
+    @property
+    def schema(self) -> pa.Schema:
+        return S.pred_probs_schema(self.shape[1])
+
+    def to_batches(self) -> Iterator[pa.RecordBatch]:
+        """The contract's pred_probs table, a batch at a time (``labelq.io.write_parquet`` streams it)."""
+        k = self.shape[1]
+        ids = self.ids.cast(pa.string())
+        for start, chunk in self.chunks(_rows(self)):
+            m = len(chunk)
+            flat = pa.array(np.ascontiguousarray(chunk, dtype=np.float32).reshape(-1))
+            yield pa.record_batch(
+                [
+                    ids.slice(start, m).combine_chunks(),
+                    pa.array(np.full(m, -1, np.int32)),
+                    pa.FixedSizeListArray.from_arrays(flat, k),
+                    pa.repeat(pa.scalar(self.model, pa.string()), m),
+                ],
+                schema=self.schema,
+            )
+
+
+def _rows(source) -> int:
+    """Rows per chunk: about 64 MB of pred_probs."""
+    n, k = source.shape
+    return max(1, 64 * 2**20 // (max(k, 1) * np.dtype(source.dtype).itemsize))
