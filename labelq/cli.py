@@ -197,11 +197,12 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     result = run_job(no_prefect, lambda: run_audit(cfg), flow, progress=True, quiet=quiet)
     v = result.version
     m = v.manifest()
+    h = result.history or {}
+    head = f"Unchanged since {v.name} {v.tag} (nothing published; the run is in the history)" if h.get("published") is False else f"Published {v.name} {v.tag}"
     click.echo(
-        f"\nPublished {v.name} {v.tag}: {m.rows:,} rows, {m.n_label_issues:,} suspected label errors "
+        f"\n{head}: {m.rows:,} rows, {m.n_label_issues:,} suspected label errors "
         f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample accuracy {m.audit.out_of_sample_accuracy:.4f}, in {result.seconds:.1f}s"
     )
-    h = result.history or {}
     if h.get("folds_total"):
         same = " (unchanged source: no model was trained)" if h["folds_cached"] == h["folds_total"] else ""
         click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
@@ -409,6 +410,36 @@ def history(name: str, store: str | None, limit: int) -> None:
             max_width=90,
         )
     )
+
+
+@main.command()
+@click.argument("name")
+@STORE
+@click.option("--keep", type=int, required=True, help="How many of the latest versions to keep (at least 1).")
+def gc(name: str, store: str | None, keep: int) -> None:
+    """Remove all but the --keep latest versions of NAME. Kept versions never break (shared files are
+    hard links); the removed versions' run records stay in the history."""
+    from .store import Store
+
+    s = Store(store)
+    s.version(name, check=False)  # a clear error when nothing is published
+    before = _disk_bytes(s.dataset_dir(name))
+    removed = s.gc(name, keep)
+    after = _disk_bytes(s.dataset_dir(name))
+    kept = [v.tag for v in s.versions(name)]
+    click.echo(f"removed {len(removed)} versions of {name} ({', '.join(removed) or 'none'}); kept {', '.join(kept)}; {(before - after) / 2**20:,.1f} MiB freed")
+
+
+def _disk_bytes(*folders) -> int:
+    """Bytes that the files under ``folders`` take, each hard-linked file counted once."""
+    seen, total = set(), 0
+    for p in (p for folder in folders for p in folder.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
 
 
 @main.command()

@@ -4,7 +4,8 @@ Every audit run writes one record, ``run.json``, into the version it publishes: 
 in the version's temporary folder and appears with it in one rename, so a run killed at any point
 leaves either a version with its record or neither, and concurrent runs (serialized by the store's
 lock) compare with each other in publishing order. The catalog's ``history`` table is rebuilt from
-them. (Records written by labelq before 0.1 under ``history/*.json`` are still read.) A record holds the time, the
+them, and from ``history/*.json``: the records of runs that published nothing (every file equal to the
+latest version's: ``Store.publish(skip_unchanged=True)``) and of versions removed by ``Store.gc``. A record holds the time, the
 version and its content hash, rows, flagged rows, confident learning's estimated label-error rate with
 a 95% Wilson interval, per-class flagged rates and class shares, the detector and model, how many
 folds came from the cache, the duration, and any alerts.

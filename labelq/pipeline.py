@@ -244,7 +244,7 @@ def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
 
 @step("decide")
 def decide_step(
-    cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, detection: Detection, votes: pa.Table | None = None, reliable: bool = True
+    cfg: AuditConfig, pred_probs: PredProbs, detection: Detection, votes: pa.Table | None = None, reliable: bool = True
 ) -> tuple[Decision, list[Detection], dict]:
     """The decision: confident learning alone, or combined with the judges' votes on the rows they saw.
     No automatic correction when the model is not ``reliable`` (no better than the class prior)."""
@@ -254,7 +254,8 @@ def decide_step(
         return decide([detection], probs, auto_fix), [detection], {}
     from .judges.ensemble import combine, judge_evidence
 
-    ev = judge_evidence(votes, examples[S.ID].to_pylist(), probs.shape[1])
+    ids = pred_probs.ids if isinstance(pred_probs, GivenProbs) else pred_probs[S.ID]
+    ev = judge_evidence(votes, ids.to_pylist(), probs.shape[1])
     weights = {j.name: j.weight for j in cfg.judging.configs or []}
     p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], cfg.judging.judge_aggregation, weights)
     score, flag = detection.score.copy(), detection.is_issue.copy()
@@ -348,8 +349,11 @@ def publish_step(
             written.update(complete(full_manifest))
             return written
 
-    version = store.publish(cfg.name, audited, tables, manifest, records=records, hooks=(catalog_hook,))
-    log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest.n_label_issues, version.path)
+    version = store.publish(cfg.name, audited, tables, manifest, records=records, hooks=(catalog_hook,), skip_unchanged=True)
+    if written.get(RECORD, {}).get("published") is False:
+        log.info("%s %s already holds these rows and results: nothing published, the run is recorded in the history", cfg.name, version.tag)
+    else:
+        log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest.n_label_issues, version.path)
     return version, written.get(RECORD)
 
 
@@ -377,7 +381,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
 
         votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
     signal = runner.run(signal_step, examples, pred_probs)
-    decision, detections, info = runner.run(decide_step, cfg, examples, pred_probs, detection, votes, signal["reliable"])
+    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"])
     version, record = runner.run(
         publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal
     )

@@ -68,16 +68,23 @@ def catalog_path(store, name: str) -> Path:
     return store.dataset_dir(name) / "catalog.duckdb"
 
 
-def _view_sql(view: str, folder: Path | None) -> str:
-    """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``."""
+def _view_sql(view: str, folder: Path | None, payload: bool = False) -> str:
+    """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
+    ``payload``: some version keeps its inputs in ``payload.parquet``, and ``rows`` joins them back."""
     text = load_sql(view)
+    if view == "rows" and payload:
+        text = (
+            f"SELECT d.*, p.* EXCLUDE (payload_version, id)\nFROM (\n{text}\n) d\n"
+            f"LEFT JOIN (\n{load_sql('payload')}\n) p ON p.payload_version = d.version AND p.id = d.id"
+        )
     return text if folder is None else text.replace("'v*/", _literal(str(folder.resolve()) + "/v*/")[:-1])
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path | None) -> None:
     """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
+    payload = any(store.dataset_dir(name).glob("v*/payload.parquet"))
     for view in VIEWS:
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder)}")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, payload)}")
     from .history import read_history
 
     runs = read_history(store, name)

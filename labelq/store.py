@@ -1,10 +1,18 @@
 """The versioned dataset store.
 
 ``<root>/datasets/<name>/v<NNNN>/`` holds a published version: ``data/part-00000.parquet`` (the
-audited rows, class names in the schema metadata), ``pred_probs.parquet``, ``issues.parquet`` and
+audited rows without their inputs, class names in the schema metadata), ``payload.parquet`` (``id``
+and the input columns: images, texts, features), ``pred_probs.parquet``, ``issues.parquet`` and
 ``manifest.json``. A version is built in a ``.tmp-*`` folder and renamed into place while holding
 the dataset's lock, so readers never see half a version, two writers never get the same number,
 and a version is never modified or overwritten afterwards. ``<root>/cache/`` holds finished folds.
+
+Versions share what did not change: a file whose bytes (sha256) equal a file of an earlier version
+is a hard link to it, so a re-label, which changes labels but not images, stores its small data file
+and links the payload and pred_probs. Every version folder still holds all its files (it stays
+self-describing, and ``labelq verify`` checks each), and removing a version (``Store.gc``) never
+breaks another: a linked file lives while any version links it. An audit whose files all equal the
+latest version's publishes nothing; its run record goes to ``history/`` (``publish(unchanged_record=...)``).
 
 The root is ``--store``, else ``$LABELQ_STORE``, else ``./data/store``.
 """
@@ -39,6 +47,7 @@ from .manifest import Manifest
 MANIFEST = "manifest.json"
 CHECKSUM_KEY = Manifest.CHECKSUM  # sha256 of the manifest's other keys: a hand-edited manifest no longer matches
 RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before manifest checksums carry it unlisted)
+PAYLOAD = "payload.parquet"
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +91,31 @@ class Version:
             raise DamagedVersionError(f"the manifest of {self.name} {self.tag} is unreadable: {exc}", _repair_fix(self), [str(self.path / MANIFEST)]) from exc
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
-        return pq.ParquetDataset(str(self.path / "data")).read(columns=columns)
+        """The rows (all columns, or ``columns``), the payload's inputs joined back in row order."""
+        payload = self.payload_columns()
+        wanted = columns if columns is not None else self.column_names()
+        table = pq.ParquetDataset(str(self.path / "data")).read(columns=[c for c in wanted if c not in payload])
+        inputs = [c for c in wanted if c in payload]
+        if inputs:
+            extra = pq.read_table(self.path / PAYLOAD, columns=inputs)
+            for name in inputs:
+                table = table.append_column(extra.schema.field(name), extra[name])
+            table = S.with_info(table.select(wanted), S.info_of(table))  # Hugging Face features of all the columns
+        return table.select(wanted)
+
+    def payload_columns(self) -> list[str]:
+        """The input columns stored in ``payload.parquet`` (none for versions without one)."""
+        path = self.path / PAYLOAD
+        return [c for c in pq.read_schema(path).names if c != S.ID] if path.is_file() else []
 
     def column_names(self) -> list[str]:
-        """The data's column names (read from the Parquet schema, no rows)."""
-        return pq.ParquetDataset(str(self.path / "data")).schema.names
+        """The rows' column names in order (read from the Parquet schemas, no rows)."""
+        names = pq.ParquetDataset(str(self.path / "data")).schema.names
+        payload = self.payload_columns()
+        if not payload:
+            return names
+        order = self.manifest_json().get("columns") or [*names, *payload]
+        return [c for c in order if c in names or c in payload]
 
     def read_table(self, name: str) -> pa.Table:
         return pq.read_table(self.path / f"{name}.parquet")
@@ -110,7 +139,7 @@ class Version:
             problems.append(f"{mpath}: edited after publishing (its content no longer matches its checksum)")
         if m.get("name") != self.name or m.get("version") != self.number:
             problems.append(f"{mpath}: describes {m.get('name')!r} version {m.get('version')!r}, not {self.name} {self.tag}")
-        rows, class_names = 0, None
+        rows, class_names, payload_rows = 0, None, None
         for rel, digest in sorted(m["files"].items()):
             f = self.path / rel
             if not f.is_file():
@@ -128,9 +157,13 @@ class Version:
                 if rel.startswith("data/"):
                     rows += meta.num_rows
                     class_names = S.info_of(meta.schema.to_arrow_schema()).class_names
+                elif rel == PAYLOAD:
+                    payload_rows = meta.num_rows
         if not problems:
             if rows != m.get("rows"):
                 problems.append(f"{mpath}: says {m.get('rows')!r} rows, the data holds {rows}")
+            if payload_rows is not None and payload_rows != rows:
+                problems.append(f"{self.path / PAYLOAD}: holds {payload_rows} rows, the data {rows}")
             if class_names is not None and class_names != m.get("class_names"):
                 problems.append(f"{mpath}: its class names {m.get('class_names')!r} differ from the data's {class_names!r}")
         allowed = set(m["files"]) | {MANIFEST, RUN_RECORD}
@@ -264,17 +297,18 @@ class Store:
         self,
         name: str,
         data: pa.Table,
-        tables: dict[str, pa.Table],
+        tables: dict[str, pa.Table | Path],
         manifest: Manifest | None = None,
         parent: int | None = None,
         expect_latest: int | None = None,
         records: Callable[[Manifest], dict[str, dict]] | None = None,
         hooks: Sequence[Callable[[Store, Version], None]] = (),
+        skip_unchanged: bool = False,
     ) -> Version:
         """Write a new version atomically and return it.
 
         ``data`` is the audited rows; ``tables`` are extra contract tables (``pred_probs``, ``issues``)
-        written beside it; ``manifest`` holds the job's sections, and the store fills in the identity
+        written beside it (a ``Path``: a published file carried unchanged, linked); ``manifest`` holds the job's sections, and the store fills in the identity
         (name, number, rows, classes, files, hashes). The version number is the next free one; ``parent``
         (default: the latest version) is recorded. With ``expect_latest``, publishing fails
         (``NotLatestError``, nothing written) unless that is still the latest version once the lock is
@@ -283,6 +317,10 @@ class Store:
         (the audit's run record): they appear together with the version or not at all.
         ``hooks(store, version)`` run after the rename, with the lock held, to update what is derived from
         the versions (``labelq.sql.catalog_hook``); a failing hook is logged, and the version stands.
+        The data's input columns (``inputs`` of its metadata) go to ``payload.parquet``; a file equal to
+        one of an earlier version is a hard link to it. ``skip_unchanged``: when every file equals the
+        latest version's, nothing is published, ``records`` go to ``history/<run_id>.json``, and the
+        latest version is returned.
         """
         d = self.dataset_dir(name)
         with self.lock(name):
@@ -299,14 +337,20 @@ class Store:
             number = existing[-1].number + 1 if existing else 1
             if parent is None and existing:
                 parent = existing[-1].number
+            shared = {digest: v.path / rel for v in existing for rel, digest in v.manifest_json()["files"].items() if rel.endswith(".parquet")}
             tmp = d / f".tmp-{uuid.uuid4().hex}"
             try:
                 (tmp / "data").mkdir(parents=True)
-                part = write_parquet(tmp / "data" / "part-00000.parquet", data)
-                files = {"data/part-00000.parquet": file_sha256(part)}
-                for tname, table in tables.items():
-                    files[f"{tname}.parquet"] = file_sha256(write_parquet(tmp / f"{tname}.parquet", table))
                 info = S.info_of(data)
+                payload = [c for c in info.inputs or [] if c in data.column_names and c not in (S.ID, S.LABEL, S.SPLIT)]
+                writes = {"data/part-00000.parquet": S.with_info(data.drop_columns(payload), info) if payload else data}
+                if payload:  # each file's Hugging Face features describe its own columns
+                    writes[PAYLOAD] = S.with_info(data.select([S.ID, *payload]), info)
+                writes.update({f"{tname}.parquet": table for tname, table in tables.items()})
+                files = {rel: _write_shared(tmp / rel, table, shared) for rel, table in writes.items()}
+                if skip_unchanged and existing and files == {r: h for r, h in existing[-1].manifest_json()["files"].items() if r.endswith(".parquet")}:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return self._record_unchanged(existing[-1], records, hooks)
                 full = dataclasses.replace(
                     manifest or Manifest(),
                     contract_version=S.CONTRACT_VERSION,
@@ -323,9 +367,12 @@ class Store:
                     source=info.source,
                     content_hash=table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
                     files=files,
+                    columns=data.column_names,
+                    payload=payload or None,
                 )
                 full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
                 for fname, obj in (records(full) if records else {}).items():
+                    obj["published"] = True
                     files[fname] = file_sha256(atomic_write_text(tmp / fname, json.dumps(obj, indent=1, default=_json_default)))
                 body = {**full.to_json(), "files": files}
                 body[CHECKSUM_KEY] = manifest_checksum(body)
@@ -346,6 +393,48 @@ class Store:
                     log.warning("published %s %s, but %s failed (%s); the next command that reads it rebuilds it", name, version.tag, hook.__name__, exc)
             return version
 
+    def _record_unchanged(self, latest: Version, records: Callable[[Manifest], dict[str, dict]] | None, hooks) -> Version:
+        """An audit that changed nothing: its run records go to ``history/``, and ``latest`` stands."""
+        for obj in (records(latest.manifest()) if records else {}).values():
+            obj["published"] = False
+            atomic_write_text(self.dataset_dir(latest.name) / "history" / f"{obj['run_id']}.json", json.dumps(obj, indent=1, default=_json_default))
+        log.info("%s %s already holds these rows, predictions and results: published nothing, recorded the run", latest.name, latest.tag)
+        for hook in hooks:
+            try:
+                hook(self, latest)
+            except Exception as exc:  # derived outputs, as in publish
+                log.warning("recorded a run of %s, but %s failed (%s); the next command that reads it rebuilds it", latest.name, hook.__name__, exc)
+        return latest
+
+    def gc(self, name: str, keep: int) -> list[str]:
+        """Remove all but the ``keep`` latest versions of ``name``; returns the removed tags.
+
+        Never breaks a kept version: shared files are hard links, which live while any version links
+        them. Each removed version's run record moves to ``history/`` first (the history keeps every
+        run) and its reports go with it; review logs and calibration samples stay.
+        """
+        if not isinstance(keep, int) or keep < 1:
+            raise InputError(f"--keep must be a whole number of at least 1, got {keep!r}", "keep the latest version at least: --keep 1")
+        removed = []
+        with self.lock(name):
+            d = self.dataset_dir(name)
+            for v in self.versions(name)[:-keep]:
+                record = v.path / RUN_RECORD
+                if record.is_file():
+                    run = json.loads(record.read_text())
+                    atomic_write_text(d / "history" / f"{run['run_id']}.json", record.read_text())
+                doomed = d / f".tmp-gc-{v.tag}-{uuid.uuid4().hex}"
+                os.rename(v.path, doomed)  # gone from the listing at once; a crash leaves a .tmp-* that the next writer removes
+                shutil.rmtree(doomed)
+                for report in (d / "reports").glob(f"{v.tag}.*"):
+                    report.unlink()
+                removed.append(v.tag)
+            if removed:
+                from .sql import refresh_catalog
+
+                refresh_catalog(self, name)
+        return removed
+
     def derive(
         self,
         parent: Version,
@@ -363,11 +452,11 @@ class Store:
         fields. ``require_latest``: refuse (``NotLatestError``, nothing written) if another version was
         published after ``parent``.
         """
-        carried = {p.stem: p for p in parent.path.glob("*.parquet")}
-        out = {stem: pq.read_table(path) for stem, path in sorted(carried.items()) if stem not in (tables or {})}
+        carried = {p.stem: p for p in parent.path.glob("*.parquet") if p.name != PAYLOAD}  # the payload comes with the rows
+        out: dict[str, pa.Table | Path] = {stem: path for stem, path in sorted(carried.items()) if stem not in (tables or {})}  # linked, not rewritten
         out.update(tables or {})
-        if "issues" in out and S.ISSUE_KIND in out["issues"].column_names:  # versions published before issue_kind lived in the data only
-            out["issues"] = out["issues"].drop_columns([S.ISSUE_KIND])
+        if isinstance(out.get("issues"), Path) and S.ISSUE_KIND in pq.read_schema(out["issues"]).names:  # published before issue_kind lived in the data only
+            out["issues"] = pq.read_table(out["issues"]).drop_columns([S.ISSUE_KIND])
         manifest = parent.manifest().derive(derived_from=parent.tag, **changes)
         return self.publish(
             parent.name,
@@ -378,6 +467,28 @@ class Store:
             expect_latest=parent.number if require_latest else None,
             hooks=hooks,
         )
+
+
+def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path]) -> str:
+    """Write ``table`` to ``path`` and return its sha256. When an earlier version holds a file with the
+    same bytes, ``path`` becomes a hard link to it (the copy is dropped). A ``Path`` is a published file
+    carried unchanged (``derive``): linked, never rewritten."""
+    if isinstance(table, Path):
+        digest = cached_sha256(table)
+        shared = {digest: table}
+        shutil.copyfile(table, path)  # the fallback where hard links fail; replaced by the link below
+    else:
+        digest = file_sha256(write_parquet(path, table))
+    source = shared.get(digest)
+    if source is not None:
+        link = path.with_name(f".link-{uuid.uuid4().hex}")
+        try:
+            os.link(source, link)
+            os.replace(link, path)
+        except OSError as exc:  # a file system without hard links: keep the copy
+            log.debug("kept a copy of %s (%s)", path.name, exc)
+            link.unlink(missing_ok=True)
+    return digest
 
 
 def _json_default(obj):

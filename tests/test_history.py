@@ -23,19 +23,22 @@ def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
     assert "0 of 5 folds reused" in r.output and "estimated label-error rate" in r.output
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "5 of 5 folds reused (unchanged source: no model was trained)" in r.output, r.output
+    assert "Unchanged since digits v0001 (nothing published; the run is in the history)" in r.output, r.output
     store = Store(root)
+    assert [v.tag for v in store.versions("digits")] == ["v0001"]  # an unchanged re-audit adds a record, not a copy
     runs = read_history(store, "digits")
-    assert [x["version"] for x in runs] == [1, 2] and [x["unchanged_source"] for x in runs] == [False, True]
+    assert [x["version"] for x in runs] == [1, 1] and [x["unchanged_source"] for x in runs] == [False, True]
+    assert [x["published"] for x in runs] == [True, False]
     first = runs[0]
     assert first["rows"] == 1797 and first["flagged"] == store.version("digits", 1).manifest_json()["n_label_issues"]
     assert first["estimated_error_rate_lo"] <= first["estimated_error_rate"] <= first["estimated_error_rate_hi"]
     assert len(first["class_share"]) == 10 and abs(sum(first["class_share"]) - 1) < 1e-9
     assert first["detector"]["cleanlab"] and first["model"] == "logreg" and first["duration_s"] > 0
     table = run_query(store, "digits", "SELECT version, folds_cached, status FROM history ORDER BY version").to_pylist()
-    assert table == [{"version": 1, "folds_cached": 0, "status": "ok"}, {"version": 2, "folds_cached": 5, "status": "ok"}]
+    assert table == [{"version": 1, "folds_cached": 0, "status": "ok"}, {"version": 1, "folds_cached": 5, "status": "ok"}]
     r = CliRunner().invoke(main, ["history", "digits", "--store", str(root)])
     assert r.exit_code == 0 and "5/5" in r.output and "0/5" in r.output, r.output
-    html = (root / "datasets" / "digits" / "reports" / "v0002.html").read_text()
+    html = (root / "datasets" / "digits" / "reports" / "v0001.html").read_text()  # rewritten with the second run in its history
     assert 'alt="figure"' in html and html.count('<img class="fig"') == 4  # heatmap, rates, histogram, history trend
 
 
@@ -134,7 +137,8 @@ def test_two_audits_at_once_publish_two_versions_each_with_its_record(tmp_path):
         assert p.exitcode == 0
     store = Store(tmp_path / "s")
     runs = read_history(store, "digits")
-    assert numbers == [1, 2] and sorted(r["version"] for r in runs) == [1, 2]
-    by_version = {r["version"]: r for r in runs}
-    assert by_version[1]["unchanged_source"] is False and by_version[2]["unchanged_source"] is True  # compared in publishing order
+    # the second to take the lock publishes v0002, or, when its files equal v0001's, records its run only
+    assert [v.number for v in store.versions("digits")] == sorted(set(numbers)) and numbers[0] == 1
+    assert sorted(r["version"] for r in runs) == numbers and [r["published"] for r in runs].count(True) == len(set(numbers))
+    assert [r["unchanged_source"] for r in runs] == [False, True]  # compared in publishing order
     assert run_query(store, "digits", "SELECT count(*) AS n FROM history").to_pylist() == [{"n": 2}]

@@ -23,9 +23,10 @@ AUDIT = ["--no-prefect", "--model", "logreg", "--folds", "3", "-q"]
 def pristine(tmp_path_factory):
     """A store with two audited versions of digits; tests damage copies of it."""
     root = tmp_path_factory.mktemp("pristine") / "store"
-    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
-    audit(cfg)
-    audit(cfg)
+    audit(AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3))
+    audit(
+        AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3, auto_fix_min_confidence=0.5)
+    )  # corrections: a second version
     return root
 
 

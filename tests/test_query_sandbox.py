@@ -21,9 +21,8 @@ SECRET = "TOPSECRET-4711"
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("sandbox")
     store = Store(root / "store")
-    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3)
-    audit(cfg)
-    audit(cfg)
+    audit(AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=3))
+    audit(AuditConfig.from_options(source="digits", name="dg", store=str(store.root), model="logreg", n_folds=4))  # other predictions: a second version
     outside = root / "outside"
     outside.mkdir()
     (outside / "secret.csv").write_text(f"a,b\n{SECRET},1\n")

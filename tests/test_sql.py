@@ -15,9 +15,8 @@ from labelq.store import Store
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("sqlstore")
-    cfg = AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3)
-    audit(cfg)
-    audit(cfg)
+    audit(AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=3))
+    audit(AuditConfig.from_options(source="digits", name="dg", store=str(root), model="logreg", n_folds=4))  # other predictions: a second version
     return Store(root)
 
 

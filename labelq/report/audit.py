@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from .. import schema as S
 from ..io import atomic_write_text
 from ..manifest import Manifest, RelabelSection
+from ..store import PAYLOAD
 from . import plots
 
 SNIPPET = 300
@@ -248,11 +249,11 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     from ..store import Store
 
     manifest = version.manifest()
-    payload = [c for c in manifest.inputs or [] if c in version.column_names()]
+    payload = version.payload_columns()
     rows = version.read([c for c in version.column_names() if c not in payload])  # images and texts only for the top rows
     summary = audit_summary(rows, manifest, top)
     top_ids = pa.array([t["id"] for t in summary["top_issues"]], pa.string())
-    top_rows = pq.ParquetDataset(str(version.path / "data"), filters=pc.is_in(pc.field(S.ID), top_ids)).read() if payload else None
+    top_rows = pq.read_table(version.path / PAYLOAD, filters=pc.is_in(pc.field(S.ID), top_ids)) if payload else None
     store = Store(version.path.parent.parent.parent)
     summary["history"] = [
         {k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
