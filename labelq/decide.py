@@ -64,16 +64,19 @@ class Decision:
 
 def decide(detections: list[Detection], pred_probs: np.ndarray | ProbsChunks, auto_fix: AutoFix | None = None, no_class: np.ndarray | None = None) -> Decision:
     """Combine ``detections`` by the rule above; ``no_class`` ``(N,)`` marks rows no class fits (from judges)."""
-    scores = np.column_stack([d.score for d in detections])
-    lowest = scores.argmin(axis=1)
-    rows = np.arange(len(scores))
-    label_score = scores[rows, lowest]
-    is_issue = np.column_stack([d.is_issue for d in detections]).any(axis=1)
-    suggested = np.column_stack([d.suggested_label for d in detections])[rows, lowest]
-    rank = np.zeros(len(rows), dtype=np.int64)
+    if len(detections) == 1:  # the common case, without N x D copies
+        label_score, is_issue, suggested = detections[0].score, detections[0].is_issue, detections[0].suggested_label
+    else:
+        scores = np.column_stack([d.score for d in detections])
+        lowest = scores.argmin(axis=1)
+        label_score = scores[np.arange(len(scores)), lowest]
+        is_issue = np.column_stack([d.is_issue for d in detections]).any(axis=1)
+        suggested = np.column_stack([d.suggested_label for d in detections])[np.arange(len(scores)), lowest]
+    n = len(label_score)
+    rank = np.zeros(n, dtype=np.int64)
     flagged = np.flatnonzero(is_issue)
     rank[flagged[np.argsort(label_score[flagged], kind="stable")]] = np.arange(1, len(flagged) + 1)
-    corrected = np.full(len(rows), -1, dtype=np.int64)
+    corrected = np.full(n, -1, dtype=np.int64)
     if auto_fix is not None:
         sure = is_issue & (take_rows(pred_probs, suggested) >= auto_fix.min_confidence)
         corrected[sure] = suggested[sure]
@@ -88,7 +91,7 @@ def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
         S.IS_LABEL_ISSUE: pa.array(decision.is_label_issue, pa.bool_()),
         S.SUGGESTED_LABEL: pa.array(decision.suggested_label, pa.int64()),
         S.ISSUE_RANK: pa.array(decision.issue_rank, pa.int64(), mask=decision.issue_rank == 0),
-        S.ISSUE_KIND: pa.array(audit_kinds(decision.is_label_issue, decision.no_class).tolist(), pa.string()),
+        S.ISSUE_KIND: audit_kinds(decision.is_label_issue, decision.no_class),
         S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
     }
     out = examples

@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .errors import InputError, StoreError
 from .io import current_umask
@@ -68,23 +69,47 @@ def catalog_path(store, name: str) -> Path:
     return store.dataset_dir(name) / "catalog.duckdb"
 
 
-def _view_sql(view: str, folder: Path | None, payload: bool = False) -> str:
+def _view_sql(view: str, folder: Path | None, groups: dict[str, tuple[list[str], list[str]]] | None = None) -> str:
     """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
-    ``payload``: some version keeps its inputs in ``payload.parquet``, and ``rows`` joins them back."""
+    ``groups``: for each column-group file some version keeps apart from ``data/`` (``labelq.store.GROUPS``),
+    its columns and those of them that some version's data also holds (versions published before the
+    group was split off); ``rows`` joins each group back, and such a column is one column, from whichever
+    file has it."""
     text = load_sql(view)
-    if view == "rows" and payload:
-        text = (
-            f"SELECT d.*, p.* EXCLUDE (payload_version, id)\nFROM (\n{text}\n) d\n"
-            f"LEFT JOIN (\n{load_sql('payload')}\n) p ON p.payload_version = d.version AND p.id = d.id"
-        )
+    if view == "rows" and groups:
+        quote = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
+        both = [c for _, shared in groups.values() for c in shared]
+        select = "SELECT d.*" + (f" EXCLUDE ({', '.join(map(quote, both))})" if both else "")
+        joins = ""
+        for i, (file, (_, shared)) in enumerate(sorted(groups.items())):
+            select += f", g{i}.* EXCLUDE ({', '.join(['group_version', 'id', *map(quote, shared)])})"
+            select += "".join(f", coalesce(g{i}.{quote(c)}, d.{quote(c)}) AS {quote(c)}" for c in shared)
+            group = load_sql("column_group").replace("column_group.parquet", file)
+            joins += f"\nLEFT JOIN (\n{group}\n) g{i} ON g{i}.group_version = d.version AND g{i}.id = d.id"
+        text = f"{select}\nFROM (\n{text}\n) d{joins}"
     return text if folder is None else text.replace("'v*/", _literal(str(folder.resolve()) + "/v*/")[:-1])
+
+
+def _column_groups(store, name: str) -> dict[str, tuple[list[str], list[str]]]:
+    """For each group file any version holds: its columns, and those of them that some version's data also holds."""
+    from .store import GROUPS
+
+    folder = store.dataset_dir(name)
+    data = {c for f in folder.glob("v*/data/*.parquet") for c in pq.read_schema(f).names}
+    out = {}
+    for file in GROUPS:
+        found = sorted(folder.glob(f"v*/{file}"))
+        if found:
+            cols = sorted({c for f in found for c in pq.read_schema(f).names} - {"id"})
+            out[file] = (cols, [c for c in cols if c in data])
+    return out
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path | None) -> None:
     """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
-    payload = any(store.dataset_dir(name).glob("v*/payload.parquet"))
+    groups = _column_groups(store, name)
     for view in VIEWS:
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, payload)}")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups)}")
     from .history import read_history
 
     runs = read_history(store, name)

@@ -2,8 +2,8 @@
 
 ``<root>/datasets/<name>/v<NNNN>/`` holds a published version: ``data/part-00000.parquet`` (the
 audited rows without their inputs, class names in the schema metadata), ``payload.parquet`` (``id``
-and the input columns: images, texts, features), ``pred_probs.parquet``, ``issues.parquet`` and
-``manifest.json``. A version is built in a ``.tmp-*`` folder and renamed into place while holding
+and the input columns: images, texts, features), ``soft_labels.parquet`` (after a re-label),
+``pred_probs.parquet``, ``issues.parquet`` and ``manifest.json``. A version is built in a ``.tmp-*`` folder and renamed into place while holding
 the dataset's lock, so readers never see half a version, two writers never get the same number,
 and a version is never modified or overwritten afterwards. ``<root>/cache/`` holds finished folds.
 
@@ -47,7 +47,16 @@ from .manifest import Manifest
 MANIFEST = "manifest.json"
 CHECKSUM_KEY = Manifest.CHECKSUM  # sha256 of the manifest's other keys: a hand-edited manifest no longer matches
 RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before manifest checksums carry it unlisted)
-PAYLOAD = "payload.parquet"
+PAYLOAD = "payload.parquet"  # id and the inputs (images, texts, features)
+SOFT_LABELS = "soft_labels.parquet"  # id and soft_label (K floats a row), which re-labels with other options leave unchanged
+GROUPS = (PAYLOAD, SOFT_LABELS)  # column groups kept apart from data/, each shared while it does not change
+
+
+def column_groups(data: pa.Table) -> dict[str, list[str]]:
+    """The columns of ``data`` that go to each group file (groups without columns left out)."""
+    inputs = [c for c in S.info_of(data).inputs or [] if c in data.column_names and c not in (S.ID, S.LABEL, S.SPLIT)]
+    groups = {PAYLOAD: inputs, SOFT_LABELS: [c for c in (S.SOFT_LABEL,) if c in data.column_names]}
+    return {f: cols for f, cols in groups.items() if cols}
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +100,36 @@ class Version:
             raise DamagedVersionError(f"the manifest of {self.name} {self.tag} is unreadable: {exc}", _repair_fix(self), [str(self.path / MANIFEST)]) from exc
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
-        """The rows (all columns, or ``columns``), the payload's inputs joined back in row order."""
-        payload = self.payload_columns()
+        """The rows (all columns, or ``columns``), the group files' columns joined back in row order."""
+        groups = self.groups()
         wanted = columns if columns is not None else self.column_names()
-        table = pq.ParquetDataset(str(self.path / "data")).read(columns=[c for c in wanted if c not in payload])
-        inputs = [c for c in wanted if c in payload]
-        if inputs:
-            extra = pq.read_table(self.path / PAYLOAD, columns=inputs)
-            for name in inputs:
-                table = table.append_column(extra.schema.field(name), extra[name])
+        apart = {c: f for f, cols in groups.items() for c in cols}
+        table = pq.ParquetDataset(str(self.path / "data")).read(columns=[c for c in wanted if c not in apart])
+        if any(c in apart for c in wanted):
+            for f in groups:
+                part = [c for c in wanted if apart.get(c) == f]
+                extra = pq.read_table(self.path / f, columns=part) if part else None
+                for name in part:
+                    table = table.append_column(extra.schema.field(name), extra[name])
             table = S.with_info(table.select(wanted), S.info_of(table))  # Hugging Face features of all the columns
         return table.select(wanted)
 
+    def groups(self) -> dict[str, list[str]]:
+        """The column groups this version keeps apart from ``data/`` (``GROUPS``): file -> its columns but ``id``."""
+        return {f: [c for c in pq.read_schema(self.path / f).names if c != S.ID] for f in GROUPS if (self.path / f).is_file()}
+
     def payload_columns(self) -> list[str]:
         """The input columns stored in ``payload.parquet`` (none for versions without one)."""
-        path = self.path / PAYLOAD
-        return [c for c in pq.read_schema(path).names if c != S.ID] if path.is_file() else []
+        return self.groups().get(PAYLOAD, [])
 
     def column_names(self) -> list[str]:
         """The rows' column names in order (read from the Parquet schemas, no rows)."""
         names = pq.ParquetDataset(str(self.path / "data")).schema.names
-        payload = self.payload_columns()
-        if not payload:
+        apart = [c for cols in self.groups().values() for c in cols]
+        if not apart:
             return names
-        order = self.manifest_json().get("columns") or [*names, *payload]
-        return [c for c in order if c in names or c in payload]
+        order = self.manifest_json().get("columns") or [*names, *apart]
+        return [c for c in order if c in names or c in apart]
 
     def read_table(self, name: str) -> pa.Table:
         return pq.read_table(self.path / f"{name}.parquet")
@@ -139,7 +153,7 @@ class Version:
             problems.append(f"{mpath}: edited after publishing (its content no longer matches its checksum)")
         if m.get("name") != self.name or m.get("version") != self.number:
             problems.append(f"{mpath}: describes {m.get('name')!r} version {m.get('version')!r}, not {self.name} {self.tag}")
-        rows, class_names, payload_rows = 0, None, None
+        rows, class_names, group_rows = 0, None, {}
         for rel, digest in sorted(m["files"].items()):
             f = self.path / rel
             if not f.is_file():
@@ -157,13 +171,14 @@ class Version:
                 if rel.startswith("data/"):
                     rows += meta.num_rows
                     class_names = S.info_of(meta.schema.to_arrow_schema()).class_names
-                elif rel == PAYLOAD:
-                    payload_rows = meta.num_rows
+                elif rel in GROUPS:
+                    group_rows[rel] = meta.num_rows
         if not problems:
             if rows != m.get("rows"):
                 problems.append(f"{mpath}: says {m.get('rows')!r} rows, the data holds {rows}")
-            if payload_rows is not None and payload_rows != rows:
-                problems.append(f"{self.path / PAYLOAD}: holds {payload_rows} rows, the data {rows}")
+            for rel, n in group_rows.items():
+                if n != rows:
+                    problems.append(f"{self.path / rel}: holds {n} rows, the data {rows}")
             if class_names is not None and class_names != m.get("class_names"):
                 problems.append(f"{mpath}: its class names {m.get('class_names')!r} differ from the data's {class_names!r}")
         allowed = set(m["files"]) | {MANIFEST, RUN_RECORD}
@@ -317,8 +332,9 @@ class Store:
         (the audit's run record): they appear together with the version or not at all.
         ``hooks(store, version)`` run after the rename, with the lock held, to update what is derived from
         the versions (``labelq.sql.catalog_hook``); a failing hook is logged, and the version stands.
-        The data's input columns (``inputs`` of its metadata) go to ``payload.parquet``; a file equal to
-        one of an earlier version is a hard link to it. ``skip_unchanged``: when every file equals the
+        The data's input columns (``inputs`` of its metadata) go to ``payload.parquet`` and its soft labels
+        to ``soft_labels.parquet`` (``column_groups``); a file equal to one of an earlier version (the same
+        bytes, or for a group file the same content as the parent's or the latest's) is a hard link to it. ``skip_unchanged``: when every file equals the
         latest version's, nothing is published, ``records`` go to ``history/<run_id>.json``, and the
         latest version is returned.
         """
@@ -342,12 +358,14 @@ class Store:
             try:
                 (tmp / "data").mkdir(parents=True)
                 info = S.info_of(data)
-                payload = [c for c in info.inputs or [] if c in data.column_names and c not in (S.ID, S.LABEL, S.SPLIT)]
-                writes = {"data/part-00000.parquet": S.with_info(data.drop_columns(payload), info) if payload else data}
-                if payload:  # each file's Hugging Face features describe its own columns
-                    writes[PAYLOAD] = S.with_info(data.select([S.ID, *payload]), info)
+                groups = column_groups(data)
+                apart = [c for cols in groups.values() for c in cols]
+                writes = {"data/part-00000.parquet": S.with_info(data.drop_columns(apart), info) if apart else data}
+                for f, cols in groups.items():  # each file's Hugging Face features describe its own columns
+                    writes[f] = S.with_info(data.select([S.ID, *cols]), info)
                 writes.update({f"{tname}.parquet": table for tname, table in tables.items()})
-                files = {rel: _write_shared(tmp / rel, table, shared) for rel, table in writes.items()}
+                near = [v for v in existing if v.number == parent or v is existing[-1]]  # where an unchanged group comes from
+                files = {rel: _write_shared(tmp / rel, table, shared, [v.path / rel for v in near] if rel in GROUPS else []) for rel, table in writes.items()}
                 if skip_unchanged and existing and files == {r: h for r, h in existing[-1].manifest_json()["files"].items() if r.endswith(".parquet")}:
                     shutil.rmtree(tmp, ignore_errors=True)
                     return self._record_unchanged(existing[-1], records, hooks)
@@ -368,7 +386,7 @@ class Store:
                     content_hash=table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
                     files=files,
                     columns=data.column_names,
-                    payload=payload or None,
+                    payload=groups.get(PAYLOAD),
                 )
                 full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
                 for fname, obj in (records(full) if records else {}).items():
@@ -452,7 +470,7 @@ class Store:
         fields. ``require_latest``: refuse (``NotLatestError``, nothing written) if another version was
         published after ``parent``.
         """
-        carried = {p.stem: p for p in parent.path.glob("*.parquet") if p.name != PAYLOAD}  # the payload comes with the rows
+        carried = {p.stem: p for p in parent.path.glob("*.parquet") if p.name not in GROUPS}  # the groups come with the rows
         out: dict[str, pa.Table | Path] = {stem: path for stem, path in sorted(carried.items()) if stem not in (tables or {})}  # linked, not rewritten
         out.update(tables or {})
         if isinstance(out.get("issues"), Path) and S.ISSUE_KIND in pq.read_schema(out["issues"]).names:  # published before issue_kind lived in the data only
@@ -469,25 +487,31 @@ class Store:
         )
 
 
-def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path]) -> str:
+def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path], same_content: Sequence[Path] = ()) -> str:
     """Write ``table`` to ``path`` and return its sha256. When an earlier version holds a file with the
     same bytes, ``path`` becomes a hard link to it (the copy is dropped). A ``Path`` is a published file
-    carried unchanged (``derive``): linked, never rewritten."""
+    carried unchanged (``derive``): linked, never rewritten. ``same_content``: published files to link
+    when they hold the same values (a table read back from Parquet can be written to other bytes).
+    Where the file system has no hard links, the bytes are copied."""
+    for candidate in same_content:
+        if isinstance(table, pa.Table) and candidate.is_file() and pq.read_table(candidate).equals(table):
+            table = candidate
+            break
     if isinstance(table, Path):
-        digest = cached_sha256(table)
-        shared = {digest: table}
-        shutil.copyfile(table, path)  # the fallback where hard links fail; replaced by the link below
+        source, digest = table, cached_sha256(table)
     else:
         digest = file_sha256(write_parquet(path, table))
-    source = shared.get(digest)
+        source = shared.get(digest)
     if source is not None:
         link = path.with_name(f".link-{uuid.uuid4().hex}")
         try:
             os.link(source, link)
             os.replace(link, path)
-        except OSError as exc:  # a file system without hard links: keep the copy
-            log.debug("kept a copy of %s (%s)", path.name, exc)
+        except OSError as exc:  # a file system without hard links
+            log.debug("copied %s (%s)", path.name, exc)
             link.unlink(missing_ok=True)
+            if not path.exists():
+                shutil.copyfile(source, path)
     return digest
 
 

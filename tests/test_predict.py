@@ -15,7 +15,18 @@ from sklearn.base import clone
 from labelq import schema as S
 from labelq.errors import InputError, SourceNotFoundError
 from labelq.ingest import decode_images, load_examples
-from labelq.predict import FoldCache, FoldPlan, ModelSpec, cross_val_pred_probs, load_pred_probs, make_folds, pred_probs_array, predict_fold, resolve_model
+from labelq.predict import (
+    FoldCache,
+    FoldPlan,
+    GivenProbs,
+    ModelSpec,
+    cross_val_pred_probs,
+    load_pred_probs,
+    make_folds,
+    pred_probs_array,
+    predict_fold,
+    resolve_model,
+)
 from labelq.predict.torch_cnn import CNNClassifier
 
 
@@ -140,8 +151,12 @@ def test_user_pred_probs_npy_and_parquet(tmp_path):
     probs = np.full((6, 3), 0.1)
     probs[np.arange(6), [0, 1, 2, 1, 1, 2]] = 0.8
     np.save(tmp_path / "p.npy", probs)
-    t = load_pred_probs(tmp_path / "p.npy", ex)
-    np.testing.assert_allclose(pred_probs_array(t), probs, atol=1e-6)
+    t = load_pred_probs(tmp_path / "p.npy", ex)  # a .npy is read by chunks, never whole
+    assert isinstance(t, GivenProbs) and t.shape == (6, 3) and t.model == "user:p.npy"
+    np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in t.chunks(4)]), probs)
+    table = pa.Table.from_batches(list(t.to_batches()))  # the version's pred_probs table, batch by batch
+    assert table["id"].to_pylist() == ex["id"].to_pylist()
+    np.testing.assert_allclose(pred_probs_array(table), probs, atol=1e-6)
     order = [3, 1, 5, 0, 2, 4]  # Parquet keyed by id, in another order
     pq.write_table(pa.table({"id": [f"r{i}" for i in order], "pred_probs": probs[order].tolist()}), tmp_path / "p.parquet")
     np.testing.assert_allclose(pred_probs_array(load_pred_probs(tmp_path / "p.parquet", ex)), probs, atol=1e-6)
@@ -166,7 +181,7 @@ def test_user_pred_probs_bad_input(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         t = load_pred_probs(tmp_path / "near.npy", ex)
     assert "renormalized 6 rows" in caplog.text
-    np.testing.assert_allclose(pred_probs_array(t).sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([chunk for _, chunk in t.chunks(4)]).sum(1), 1, atol=1e-12)  # on every read
     pq.write_table(pa.table({"id": ["r0", "r1", "zz"], "pred_probs": good[:3].tolist()}), tmp_path / "ids.parquet")
     with pytest.raises(InputError, match="4 examples have no prediction.*1 predictions have no example"):
         load_pred_probs(tmp_path / "ids.parquet", ex)

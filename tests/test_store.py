@@ -7,6 +7,7 @@ import multiprocessing as mp
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from labelq import schema as S
@@ -125,3 +126,22 @@ def test_concurrent_writers_never_share_a_version(store_dir):
     writers = [json.loads((v.path / "manifest.json").read_text())["writer"] for v in store.versions("d")]
     assert sorted(writers) == [0, 0, 0, 1, 1, 1]
     assert run_query(store, "d", "SELECT count(*) AS n FROM versions")["n"].to_pylist() == [6]
+
+
+def test_a_store_with_versions_from_before_the_payload_split_reads_as_one(digits, store_dir):
+    """Versions published before inputs moved to payload.parquet hold them in their data: the rows view
+    and Version.read give one column either way."""
+    import dataclasses
+
+    store = Store(store_dir)
+    data = audited(digits.slice(0, 30))
+    old_layout = S.with_info(data, dataclasses.replace(S.info_of(data), inputs=[]))  # nothing marked as input: all in data/
+    v1 = store.publish("d", old_layout, {})
+    v2 = store.publish("d", data, {})
+    assert not (v1.path / "payload.parquet").exists() and (v2.path / "payload.parquet").exists()
+    assert "image" in pq.read_schema(v1.path / "data" / "part-00000.parquet").names
+    assert "image" not in pq.read_schema(v2.path / "data" / "part-00000.parquet").names
+    assert v1.read()["image"].equals(v2.read()["image"])
+    rows = run_query(store, "d", "SELECT version, count(image) AS n FROM rows GROUP BY version ORDER BY version").to_pylist()
+    assert rows == [{"version": 1, "n": 30}, {"version": 2, "n": 30}]
+    assert run_query(store, "d", "SELECT * FROM latest LIMIT 1").column_names.count("image") == 1

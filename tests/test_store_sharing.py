@@ -12,7 +12,7 @@ from labelq.history import read_history
 from labelq.pipeline import AuditConfig, audit
 from labelq.relabel import relabel
 from labelq.sql import run_query
-from labelq.store import PAYLOAD, Store
+from labelq.store import PAYLOAD, SOFT_LABELS, Store
 
 
 def _inode(path) -> tuple[int, int]:
@@ -35,6 +35,8 @@ def test_relabels_share_the_images_and_predictions_and_gc_keeps_the_rest_whole(t
         assert _inode(v.path / "pred_probs.parquet") == _inode(first.path / "pred_probs.parquet")
         assert v.verify() == []
         assert "image" not in v.read(["id", "label"]).column_names and v.read()["image"].equals(first.read()["image"])
+        if v.number > 2:  # re-labels with other coverage change the label sets, not the soft labels
+            assert _inode(v.path / SOFT_LABELS) == _inode(versions[1].path / SOFT_LABELS)
         own = sorted(str(p.relative_to(v.path)) for p in v.path.rglob("*") if p.is_file() and p.stat().st_nlink == 1)
         assert "manifest.json" in own and set(own) <= {"data/part-00000.parquet", "manifest.json"}  # its labels (unless equal to another's) and manifest
     assert _disk_bytes(*(v.path for v in versions)) < 2.5 * one_version  # four versions (each a full copy before)

@@ -166,3 +166,41 @@ def test_an_audit_of_a_npy_file_reads_it_by_chunks(tmp_path, monkeypatch):
     assert published["id"].to_pylist() == ids and published["model"][0].as_py() == "user:p.npy"
     np.testing.assert_array_equal(predict.pred_probs_view(published), fixed)
     assert by_npy.version.manifest().audit.num_label_issues_estimate == by_parquet.version.manifest().audit.num_label_issues_estimate
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both", "prune_by_class", "confident_learning", "low_normalized_margin"])
+def test_row_ranges_change_nothing(filter_by):
+    """The passes over several row ranges (as on a cluster), merged: the same flags and counts."""
+    from labelq.detect.dask_cl import row_ranges
+
+    rng = np.random.default_rng(21)
+    probs = np.round(softmax_probs(rng, 2000, 6, 1.5, np.float32), 2)  # ties across the ranges too
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 6, 2000)
+    whole = ConfidentLearning(filter_by).detect(labels, probs)
+    parted = ConfidentLearning(filter_by).detect(labels, probs, parts=row_ranges(2000, 7))
+    np.testing.assert_array_equal(parted.is_issue, whole.is_issue)
+    np.testing.assert_array_equal(parted.score, whole.score)
+    assert parted.extra["num_label_issues_estimate"] == whole.extra["num_label_issues_estimate"]
+    np.testing.assert_array_equal(parted.extra["joint"], whole.extra["joint"])
+
+
+def test_on_a_local_dask_cluster_the_flags_are_a_single_process_run(tmp_path):
+    """Two worker processes read their own row ranges of a .npy file; the flags equal one process's and cleanlab's."""
+    from cleanlab.filter import find_label_issues as cl_find
+    from distributed import Client, LocalCluster
+
+    from labelq.detect.dask_cl import detect_on_dask
+
+    rng = np.random.default_rng(8)
+    probs = softmax_probs(rng, 6000, 8, 2.0, np.float32)
+    labels = rng.integers(0, 8, 6000)
+    np.save(tmp_path / "p.npy", probs)
+    on_disk = NpyProbs(tmp_path / "p.npy")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        for filter_by in ("prune_by_noise_rate", "both"):
+            distributed = detect_on_dask(labels, on_disk, client, partitions=5, filter_by=filter_by)
+            local = ConfidentLearning(filter_by).detect(labels, probs)
+            np.testing.assert_array_equal(distributed.is_issue, local.is_issue)
+            np.testing.assert_array_equal(distributed.is_issue, cl_find(labels, probs, filter_by=filter_by))
+            np.testing.assert_array_equal(distributed.score, local.score)

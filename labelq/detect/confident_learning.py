@@ -53,11 +53,14 @@ class ConfidentLearning:
         if self.score_method not in SCORE_METHODS:
             raise InputError(f"unknown score method {self.score_method!r}", f"use one of {list(SCORE_METHODS)}")
 
-    def detect(self, labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks) -> Detection:
+    def detect(
+        self, labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks, mapper: streaming_cl.Mapper = streaming_cl.in_process, parts: list | None = None
+    ) -> Detection:
         """Flags, scores and noise estimates equal to cleanlab's (``streaming_cl``), from an array or from
-        ``pred_probs`` read a chunk at a time."""
-        counts = streaming_cl.count(labels, pred_probs, self.score_method)
-        is_issue = streaming_cl.find_label_issues(counts, pred_probs, self.filter_by)
+        ``pred_probs`` read a chunk at a time; ``mapper`` runs the passes over the row ranges ``parts``
+        (``labelq.detect.dask_cl``: on a Dask cluster)."""
+        counts = streaming_cl.count(labels, pred_probs, self.score_method, mapper=mapper, parts=parts)
+        is_issue = streaming_cl.find_label_issues(counts, pred_probs, self.filter_by, mapper=mapper, parts=parts)
         calibrated = counts.calibrated_joint()
         joint = calibrated / np.clip(float(calibrated.sum()), a_min=streaming_cl.TINY_VALUE, a_max=None)  # cleanlab's estimate_joint
         row = joint.sum(axis=1)

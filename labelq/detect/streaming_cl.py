@@ -25,7 +25,7 @@ by chunks, never memory-mapped as a whole).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,18 +47,28 @@ class ProbsChunks(Protocol):
     shape: tuple[int, int]
     dtype: np.dtype
 
-    def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first row, (m, K) array)`` for consecutive chunks of at most ``rows`` rows."""
+    def chunks(self, rows: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, (m, K) array)`` for consecutive chunks of at most ``rows`` rows of ``[start, stop)``."""
 
 
-def iter_chunks(probs: np.ndarray | ProbsChunks, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_chunks(probs: np.ndarray | ProbsChunks, rows: int | None = None, part: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Chunks of ``probs`` (of its rows ``part = (start, stop)`` only), each with the index of its first row."""
     n, k = probs.shape
     rows = rows or max(1, CHUNK_BYTES // (max(k, 1) * np.dtype(probs.dtype).itemsize))
+    start, stop = part or (0, n)
     if isinstance(probs, np.ndarray):
-        for start in range(0, n, rows):
-            yield start, probs[start : start + rows]
+        for first in range(start, stop, rows):
+            yield first, probs[first : min(first + rows, stop)]
     else:
-        yield from probs.chunks(rows)
+        yield from probs.chunks(rows, start, stop)
+
+
+Mapper = Callable[..., list]  # mapper(fn, parts, **shared) -> [fn(part, **shared) for part in parts], anywhere
+
+
+def in_process(fn: Callable, parts: list, **shared) -> list:
+    """The ``Mapper`` that runs every part here, one after the other (``labelq.detect.dask_cl`` has Dask's)."""
+    return [fn(part, **shared) for part in parts]
 
 
 def argmax_of(probs: np.ndarray | ProbsChunks) -> np.ndarray:
@@ -105,38 +115,63 @@ class CLCounts:
         return int(np.count_nonzero(self.off_diagonal & ~self.reduced))
 
 
-def count(labels: np.ndarray, probs: np.ndarray | ProbsChunks, score_method: str = "self_confidence", rows: int | None = None) -> CLCounts:
-    """Passes 1 and 2 over ``probs``; ``labels`` ``(N,)`` integers in ``[0, K)``, already validated."""
+def count(
+    labels: np.ndarray,
+    probs: np.ndarray | ProbsChunks,
+    score_method: str = "self_confidence",
+    rows: int | None = None,
+    mapper: Mapper = in_process,
+    parts: list[tuple[int, int]] | None = None,
+) -> CLCounts:
+    """Passes 1 and 2 over ``probs``; ``labels`` ``(N,)`` integers in ``[0, K)``, already validated.
+    ``parts``: row ranges that ``mapper`` runs each pass over (one range by default); the per-row results
+    come back in row order and the counts are summed, so the result does not depend on them."""
     n, k = probs.shape
     labels = np.asarray(labels, dtype=np.int64)
-    self_conf = np.empty(n, dtype=probs.dtype)
-    for start, chunk in iter_chunks(probs, rows):
-        self_conf[start : start + len(chunk)] = chunk[np.arange(len(chunk)), labels[start : start + len(chunk)]]
+    parts = parts or [(0, n)]
+    shared = {"labels": labels, "probs": probs, "rows": rows}
+    self_conf = _concat(mapper(_self_confidence_part, parts, **shared), probs.dtype)
     thresholds = _thresholds(labels, self_conf, k)
     cut = _same_comparison(np.asarray(thresholds) - 1e-6, probs.dtype)  # cleanlab: pred_probs >= thresholds - 1e-6
+    done = mapper(_count_part, parts, cut=cut, score_method=score_method, **shared)
+    joint = sum((d[0] for d in done), np.zeros(k * k, dtype=np.int64)).reshape(k, k)
+    np.fill_diagonal(joint, joint.diagonal().clip(min=1))
+    off, reduced, argmax = (np.concatenate([d[i] for d in done]) for i in (1, 2, 3))
+    return CLCounts(labels, self_conf, thresholds, joint, off, reduced, argmax, _concat([d[4] for d in done], probs.dtype), score_method)
+
+
+def _concat(arrays: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.empty(0, dtype)
+
+
+def _self_confidence_part(part: tuple[int, int], labels: np.ndarray, probs, rows: int | None) -> np.ndarray:
+    """Pass 1 over rows ``part``: ``p[i, label_i]``."""
+    return _concat([chunk[np.arange(len(chunk)), labels[s : s + len(chunk)]] for s, chunk in iter_chunks(probs, rows, part)], probs.dtype)
+
+
+def _count_part(part: tuple[int, int], labels: np.ndarray, probs, rows: int | None, cut: np.ndarray, score_method: str) -> tuple:
+    """Pass 2 over rows ``part``: confident-joint counts, and per row: off the diagonal, reduced, argmax, score."""
+    k = probs.shape[1]
     joint = np.zeros(k * k, dtype=np.int64)
-    off, reduced = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    argmax, scores = np.empty(n, dtype=np.int64), []
-    for start, chunk in iter_chunks(probs, rows):
+    off, reduced, argmax, scores = [], [], [], []
+    for start, chunk in iter_chunks(probs, rows, part):
         m = len(chunk)
-        end, lab, rows_ = start + m, labels[start : start + m], np.arange(m)
+        lab, rows_ = labels[start : start + m], np.arange(m)
+        self_conf = chunk[rows_, lab]
         confident = chunk >= cut
         n_conf = confident.view(np.uint8).sum(axis=1, dtype=np.int32)
         top = chunk.argmax(axis=1)
         guess = np.where(n_conf > 1, top, confident.argmax(axis=1))
         sure = n_conf > 0
         joint += np.bincount(lab[sure] * k + guess[sure], minlength=k * k)
-        off[start:end] = sure & (guess != lab)
+        off.append(sure & (guess != lab))
         # _reduce_issues: argmax(p + 1e-6 at the label) == label, without the copy: the bumped label wins
         # outright, or ties the row's maximum and comes first
-        bumped, highest = self_conf[start:end] + FLOATING_POINT_COMPARISON, chunk[rows_, top]
-        reduced[start:end] = (bumped > highest) | ((bumped == highest) & (lab <= top))
-        argmax[start:end] = top
-        scores.append(_score(score_method, chunk, lab, self_conf[start:end]))
-    joint = joint.reshape(k, k)
-    np.fill_diagonal(joint, joint.diagonal().clip(min=1))
-    score = np.concatenate(scores) if scores else np.empty(0, probs.dtype)
-    return CLCounts(labels, self_conf, thresholds, joint, off, reduced, argmax, score, score_method)
+        bumped, highest = self_conf + FLOATING_POINT_COMPARISON, chunk[rows_, top]
+        reduced.append((bumped > highest) | ((bumped == highest) & (lab <= top)))
+        argmax.append(top)
+        scores.append(_score(score_method, chunk, lab, self_conf))
+    return joint, _concat(off, bool), _concat(reduced, bool), _concat(argmax, np.int64), _concat(scores, probs.dtype)
 
 
 def _same_comparison(cut: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -175,8 +210,16 @@ def _score(method: str, chunk: np.ndarray, labels: np.ndarray, self_conf: np.nda
     raise ValueError(f"unknown score method {method!r}")
 
 
-def find_label_issues(counts: CLCounts, probs: np.ndarray | ProbsChunks, filter_by: str = "prune_by_noise_rate", rows: int | None = None) -> np.ndarray:
-    """cleanlab's ``filter.find_label_issues(labels, pred_probs, filter_by=...)`` with its other defaults."""
+def find_label_issues(
+    counts: CLCounts,
+    probs: np.ndarray | ProbsChunks,
+    filter_by: str = "prune_by_noise_rate",
+    rows: int | None = None,
+    mapper: Mapper = in_process,
+    parts: list[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """cleanlab's ``filter.find_label_issues(labels, pred_probs, filter_by=...)`` with its other defaults
+    (``mapper`` and ``parts`` as in ``count``: they run the ``prune_by_noise_rate`` search)."""
     labels = counts.labels
     if filter_by in ("low_normalized_margin", "low_self_confidence"):
         method = filter_by[4:]
@@ -193,7 +236,7 @@ def find_label_issues(counts: CLCounts, probs: np.ndarray | ProbsChunks, filter_
         if filter_by in ("prune_by_class", "both"):
             mask = _prune_by_class(counts, prune)
         if filter_by in ("prune_by_noise_rate", "both"):
-            by_rate = _prune_by_noise_rate(counts, probs, prune, rows)
+            by_rate = _prune_by_noise_rate(counts, probs, prune, rows, mapper, parts or [(0, len(counts.labels))])
             mask = by_rate if filter_by == "prune_by_noise_rate" else mask & by_rate
     mask &= ~counts.reduced
     return mask
@@ -224,7 +267,7 @@ def _prune_by_class(counts: CLCounts, prune: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prune: np.ndarray, rows: int | None) -> np.ndarray:
+def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prune: np.ndarray, rows: int | None, mapper: Mapper, parts: list) -> np.ndarray:
     """cleanlab's ``_prune_by_count``: for given class ``k`` and each other class ``j``, the ``prune[j, k]``
     rows of class ``k`` with the largest ``p[:, j] - p[:, k]`` (see the module's note on ties).
 
@@ -237,10 +280,11 @@ def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prun
     need[sizes <= 1] = 0  # cleanlab prunes nothing in a class of at most min_examples_per_class (1) rows
     need = np.minimum(need, sizes[:, None])
     columns = [np.flatnonzero(need[c]) for c in range(k)]
-    leaders = _leaders(labels, probs, need, columns, counts.argmax != labels, rows)
+    shared = {"labels": labels, "probs": probs, "need": need, "columns": columns, "rows": rows}
+    leaders = _merge_leaders(mapper(_leaders, parts, search=counts.argmax != labels, **shared), need, columns)
     short = [c for c, (_, _, _, positive) in leaders.items() if (positive < need[c, columns[c]]).any()]
     if short:
-        leaders.update(_leaders(labels, probs, need, columns, np.isin(labels, short), rows))
+        leaders.update(_merge_leaders(mapper(_leaders, parts, search=np.isin(labels, short), **shared), need, columns))
     mask = np.zeros(len(labels), dtype=bool)
     straddling: list[tuple[int, int]] = []
     for c, (ids, held, cut, _) in leaders.items():
@@ -254,14 +298,28 @@ def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prun
     return mask
 
 
-def _leaders(labels: np.ndarray, probs, need: np.ndarray, columns: list[np.ndarray], search: np.ndarray, rows: int | None) -> dict:
-    """For each class with columns to prune, over the rows in ``search``: the pool (row ids, margins) of
-    rows among some column's ``need`` largest margins, each column's cut, and how many margins were
-    positive. New rows below every cut are dropped at once; the rest wait until they outnumber the pool,
-    then one partition (``_nth_largest``) renews the cuts, so each row is partitioned O(1) times."""
+def _merge_leaders(found: list[dict], need: np.ndarray, columns: list[np.ndarray]) -> dict:
+    """The leaders of all parts: a row among a column's leaders overall is among them in its own part."""
+    out = {}
+    for c in found[0] if found else {}:
+        pool = _Pool(len(columns[c]), found[0][c][1].dtype)
+        for part in found:
+            ids, held, _, positive = part[c]
+            pool.waiting.append((ids, held))
+            pool.positive += positive
+        out[c] = pool.finish(need[c, columns[c]])
+    return out
+
+
+def _leaders(part: tuple[int, int], labels: np.ndarray, probs, need: np.ndarray, columns: list[np.ndarray], search: np.ndarray, rows: int | None) -> dict:
+    """For each class with columns to prune, over the rows of ``part`` in ``search``: the pool (row ids,
+    margins) of rows among some column's ``need`` largest margins, each column's cut, and how many
+    margins were positive. New rows below every cut are dropped at once; the rest wait until they
+    outnumber the pool, then one partition (``_nth_largest``) renews the cuts, so each row is
+    partitioned O(1) times."""
     k = len(columns)
     state = {c: _Pool(len(js), probs.dtype) for c, js in enumerate(columns) if len(js)}
-    for start, chunk in iter_chunks(probs, rows):
+    for start, chunk in iter_chunks(probs, rows, part):
         lab = labels[start : start + len(chunk)]
         picked = np.flatnonzero(search[start : start + len(chunk)])
         order = picked[np.argsort(lab[picked], kind="stable")]

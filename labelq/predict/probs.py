@@ -40,15 +40,16 @@ class NpyProbs:
         self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
 
-    def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self, rows: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         n, k = self.shape
+        stop = n if stop is None else min(stop, n)
         with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            for start in range(0, n, rows):
-                chunk = np.empty((min(rows, n - start), k), dtype=self.dtype)
+            fh.seek(self.offset + start * k * self.dtype.itemsize)
+            for first in range(start, stop, rows):
+                chunk = np.empty((min(rows, stop - first), k), dtype=self.dtype)
                 if fh.readinto(memoryview(chunk).cast("B")) != chunk.nbytes:
                     raise InputError(f"{self.path} ends before its {n:,} rows", "the file is truncated: write it again")
-                yield start, chunk
+                yield first, chunk
 
 
 @dataclass
@@ -77,12 +78,12 @@ class GivenProbs:
     def dtype(self) -> np.dtype:
         return NpyProbs(self.path).dtype
 
-    def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        for start, chunk in NpyProbs(self.path).chunks(rows):
-            fix = self.renormalize[(self.renormalize >= start) & (self.renormalize < start + len(chunk))] - start
+    def chunks(self, rows: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        for first, chunk in NpyProbs(self.path).chunks(rows, start, stop):
+            fix = self.renormalize[(self.renormalize >= first) & (self.renormalize < first + len(chunk))] - first
             if len(fix):
                 chunk[fix] /= chunk[fix].sum(axis=1, keepdims=True)
-            yield start, chunk
+            yield first, chunk
 
     @property
     def schema(self) -> pa.Schema:

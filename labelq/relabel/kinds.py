@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from ..validation import check_fraction
 
@@ -77,12 +78,17 @@ def best_other(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return masked.argmax(axis=1)
 
 
-def audit_kinds(flagged: np.ndarray, no_class: np.ndarray | None = None) -> np.ndarray:
-    """The audit's kinds ``(N,)``: ``ok``, ``wrong_label`` (flagged), or ``out_of_distribution`` (flagged, and the judges say no class fits)."""
-    kind = np.where(flagged, "wrong_label", "ok").astype(object)
+AUDIT_KINDS = ("ok", "wrong_label", "out_of_distribution")
+
+
+def audit_kinds(flagged: np.ndarray, no_class: np.ndarray | None = None) -> pa.Array:
+    """The audit's kinds ``(N,)`` as an Arrow string array: ``ok``, ``wrong_label`` (flagged), or
+    ``out_of_distribution`` (flagged, and the judges say no class fits). Built by ``take`` from the three
+    names (at 10M rows a numpy string array would take 440 MB, a Python list 80 MB more)."""
+    code = flagged.astype(np.int8)
     if no_class is not None:
-        kind[flagged & no_class] = "out_of_distribution"
-    return kind
+        code[flagged & no_class] = 2
+    return pa.array(AUDIT_KINDS, pa.string()).take(pa.array(code))
 
 
 def review_kind(chosen: list[int], given: int) -> str:
