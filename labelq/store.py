@@ -58,6 +58,7 @@ def column_groups(data: pa.Table) -> dict[str, list[str]]:
     groups = {PAYLOAD: inputs, SOFT_LABELS: [c for c in (S.SOFT_LABEL,) if c in data.column_names]}
     return {f: cols for f, cols in groups.items() if cols}
 
+
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
