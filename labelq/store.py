@@ -3,16 +3,18 @@
 ``<root>/datasets/<name>/v<NNNN>/`` holds a published version: ``data/part-00000.parquet`` (the
 audited rows without their inputs, class names in the schema metadata), ``payload.parquet`` (``id``
 and the input columns: images, texts, features), ``soft_labels.parquet`` (after a re-label),
-``pred_probs.parquet``, ``issues.parquet`` and ``manifest.json``. A version is built in a ``.tmp-*`` folder and renamed into place while holding
-the dataset's lock, so readers never see half a version, two writers never get the same number,
-and a version is never modified or overwritten afterwards. ``<root>/cache/`` holds finished folds.
+``pred_probs.parquet``, ``issues.parquet`` and ``manifest.json``. A version is built in a
+``.tmp-*`` folder and renamed into place while holding the dataset's lock, so readers never see half
+a version, two writers never get the same number, and a version is never modified or overwritten
+afterwards. ``<root>/cache/`` holds finished folds.
 
 Versions share what did not change: a file whose bytes (sha256) equal a file of an earlier version
-is a hard link to it, so a re-label, which changes labels but not images, stores its small data file
-and links the payload and pred_probs. Every version folder still holds all its files (it stays
+is a hard link to it, and so is a group file (``GROUPS``) with the same values as its parent's; a
+re-label, which changes labels but not images, stores its small data file and links the payload,
+soft labels and pred_probs. Every version folder still holds all its files (it stays
 self-describing, and ``labelq verify`` checks each), and removing a version (``Store.gc``) never
 breaks another: a linked file lives while any version links it. An audit whose files all equal the
-latest version's publishes nothing; its run record goes to ``history/`` (``publish(unchanged_record=...)``).
+latest version's publishes nothing; its run record goes to ``history/`` (``publish(skip_unchanged=True)``).
 
 The root is ``--store``, else ``$LABELQ_STORE``, else ``./data/store``.
 """
@@ -324,7 +326,8 @@ class Store:
         """Write a new version atomically and return it.
 
         ``data`` is the audited rows; ``tables`` are extra contract tables (``pred_probs``, ``issues``)
-        written beside it (a ``Path``: a published file carried unchanged, linked); ``manifest`` holds the job's sections, and the store fills in the identity
+        written beside it (a ``Path``: a published file carried unchanged, linked); ``manifest`` holds
+        the job's sections, and the store fills in the identity
         (name, number, rows, classes, files, hashes). The version number is the next free one; ``parent``
         (default: the latest version) is recorded. With ``expect_latest``, publishing fails
         (``NotLatestError``, nothing written) unless that is still the latest version once the lock is
@@ -335,9 +338,9 @@ class Store:
         the versions (``labelq.sql.catalog_hook``); a failing hook is logged, and the version stands.
         The data's input columns (``inputs`` of its metadata) go to ``payload.parquet`` and its soft labels
         to ``soft_labels.parquet`` (``column_groups``); a file equal to one of an earlier version (the same
-        bytes, or for a group file the same content as the parent's or the latest's) is a hard link to it. ``skip_unchanged``: when every file equals the
-        latest version's, nothing is published, ``records`` go to ``history/<run_id>.json``, and the
-        latest version is returned.
+        bytes, or for a group file the same content as the parent's or the latest's) is a hard link to it.
+        ``skip_unchanged``: when every file equals the latest version's, nothing is published, ``records``
+        go to ``history/<run_id>.json``, and the latest version is returned.
         """
         d = self.dataset_dir(name)
         with self.lock(name):

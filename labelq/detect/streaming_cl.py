@@ -17,7 +17,11 @@ Ties: cleanlab takes the first ``n`` of ``np.argsort(-margin)``, whose order amo
 numpy's. When equal margins straddle the cut, the margins of that class and column are gathered in
 row order (one more pass for those pairs only) and cut with that same ``np.argsort``, so the rows
 chosen are cleanlab's. Everything else is integer counting, identical by construction; the K x K
-steps (calibration, ``_keep_at_least_n_per_class``, the noise matrix) are cleanlab's own functions.
+steps (calibration, ``_keep_at_least_n_per_class``, rounding) are cleanlab's arithmetic written out
+below, each compared with cleanlab's own in the tests.
+
+The passes can run over row ranges (``parts``) by any ``Mapper``: in this process (``in_process``) or
+on Dask workers (``labelq.detect.dask_cl``); the results do not depend on the ranges.
 
 ``probs`` is a ``(N, K)`` array or any ``ProbsChunks`` (``labelq.predict.probs``: ``.npy`` files read
 by chunks, never memory-mapped as a whole).
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -99,7 +104,7 @@ class CLCounts:
     def n_classes(self) -> int:
         return len(self.thresholds)
 
-    @property
+    @cached_property
     def label_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.n_classes)
 
