@@ -33,7 +33,8 @@ def test_a_derived_version_carries_the_audit_and_adds_its_section(versions):
     audited, relabeled = (v.manifest() for v in versions)
     assert relabeled.audit == audited.audit and relabeled.derived_from == "v0001" and relabeled.parent_version == 1
     assert relabeled.relabel.parent == "v0001" and relabeled.relabel.extra["coverage"] == 0.9 and audited.relabel is None
-    assert set(relabeled.files) == set(audited.files) - {"run.json"}  # the parent's tables are carried; the run record is the audit's
+    # the parent's tables are carried, the soft labels added; the run record is the audit's
+    assert set(relabeled.files) == (set(audited.files) - {"run.json"}) | {"soft_labels.parquet"}
 
 
 def test_every_audit_key_is_written_so_the_versions_view_binds():
