@@ -60,6 +60,15 @@ def make_data(folder: Path, n: int, k: int, seed: int = 0) -> tuple[Path, Path]:
     return probs_path, labels_path
 
 
+def make_data_apart(folder: Path, n: int, k: int) -> tuple[Path, Path]:
+    """``make_data`` in a child process. The peak resident memory a child reports (``ru_maxrss``) is kept
+    across ``exec`` from the moment it was forked, so a parent that had just built 10M ids would lend
+    the tools its own size: this process stays small, and each tool's figure is its own."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from pathlib import Path; from scale import make_data; make_data(Path(sys.argv[1]), {n}, {k})"
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True)
+    return folder / "pred_probs.npy", folder / "labels.parquet"
+
+
 CLEANLAB = """
 import resource, sys, time
 import numpy as np, pyarrow.parquet as pq
@@ -136,7 +145,7 @@ def main() -> None:
     for size, alone in [*((s, False) for s in args.sizes), *((s, True) for s in args.alone)]:
         n, k = (int(x) for x in size.lower().split("x"))
         with tempfile.TemporaryDirectory() as tmp:
-            probs_path, labels_path = make_data(Path(tmp), n, k)
+            probs_path, labels_path = make_data_apart(Path(tmp), n, k)
             mb = probs_path.stat().st_size / 1e6
             cl = None if alone else run_cleanlab(probs_path, labels_path)
             lq = run_labelq(probs_path, labels_path, args.profile)
