@@ -29,10 +29,9 @@ def main() -> None:
     ap.add_argument("--relabels", type=int, default=10)
     args = ap.parse_args()
 
-    from labelq.cli import _disk_bytes
     from labelq.pipeline import AuditConfig, audit
     from labelq.relabel import relabel
-    from labelq.store import Store
+    from labelq.store import Store, disk_bytes
 
     with tempfile.TemporaryDirectory() as root:
         cfg = AuditConfig.from_options(source=args.source, name="ds", store=root, model=args.model, n_folds=args.folds)
@@ -43,7 +42,7 @@ def main() -> None:
             """Run one step; record the bytes of all versions after it (hard links counted once)."""
             t0 = time.perf_counter()
             run()
-            after = _disk_bytes(*(v.path for v in store.versions("ds")))
+            after = disk_bytes(*(v.path for v in store.versions("ds")))
             added = after - (rows[-1]["_bytes"] if rows else 0)
             rows.append(
                 {

@@ -419,27 +419,15 @@ def history(name: str, store: str | None, limit: int) -> None:
 def gc(name: str, store: str | None, keep: int) -> None:
     """Remove all but the --keep latest versions of NAME. Kept versions never break (shared files are
     hard links); the removed versions' run records stay in the history."""
-    from .store import Store
+    from .store import Store, disk_bytes
 
     s = Store(store)
     s.version(name, check=False)  # a clear error when nothing is published
-    before = _disk_bytes(s.dataset_dir(name))
+    before = disk_bytes(s.dataset_dir(name))
     removed = s.gc(name, keep)
-    after = _disk_bytes(s.dataset_dir(name))
+    after = disk_bytes(s.dataset_dir(name))
     kept = [v.tag for v in s.versions(name)]
     click.echo(f"removed {len(removed)} versions of {name} ({', '.join(removed) or 'none'}); kept {', '.join(kept)}; {(before - after) / 2**20:,.1f} MiB freed")
-
-
-def _disk_bytes(*folders) -> int:
-    """Bytes that the files under ``folders`` take, each hard-linked file counted once."""
-    seen, total = set(), 0
-    for p in (p for folder in folders for p in folder.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
 
 
 @main.command()

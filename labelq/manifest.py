@@ -148,8 +148,7 @@ class Manifest(Section):
     source: str | None = None
     content_hash: str | None = None
     files: dict[str, str] = field(default_factory=dict)
-    columns: list[str] | None = None  # the rows' columns in order (data and payload together)
-    payload: list[str] | None = None  # the input columns kept in payload.parquet (joined to the data by row)
+    columns: list[str] | None = None  # the rows' columns in order (data/ and the group files together)
     # what the rows say
     n_label_issues: int | None = None
     n_corrected: int | None = None

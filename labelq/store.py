@@ -105,7 +105,7 @@ class Version:
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The rows (all columns, or ``columns``), the group files' columns joined back in row order."""
         groups = self.groups()
-        wanted = columns if columns is not None else self.column_names()
+        wanted = columns if columns is not None else self.column_names(groups)
         apart = {c: f for f, cols in groups.items() for c in cols}
         table = pq.ParquetDataset(str(self.path / "data")).read(columns=[c for c in wanted if c not in apart])
         if any(c in apart for c in wanted):
@@ -125,10 +125,10 @@ class Version:
         """The input columns stored in ``payload.parquet`` (none for versions without one)."""
         return self.groups().get(PAYLOAD, [])
 
-    def column_names(self) -> list[str]:
-        """The rows' column names in order (read from the Parquet schemas, no rows)."""
+    def column_names(self, groups: dict[str, list[str]] | None = None) -> list[str]:
+        """The rows' column names in order (read from the Parquet schemas, no rows); ``groups``: ``self.groups()``, when already read."""
         names = pq.ParquetDataset(str(self.path / "data")).schema.names
-        apart = [c for cols in self.groups().values() for c in cols]
+        apart = [c for cols in (self.groups() if groups is None else groups).values() for c in cols]
         if not apart:
             return names
         order = self.manifest_json().get("columns") or [*names, *apart]
@@ -390,7 +390,6 @@ class Store:
                     content_hash=table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
                     files=files,
                     columns=data.column_names,
-                    payload=groups.get(PAYLOAD),
                 )
                 full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
                 for fname, obj in (records(full) if records else {}).items():
@@ -489,6 +488,18 @@ class Store:
             expect_latest=parent.number if require_latest else None,
             hooks=hooks,
         )
+
+
+def disk_bytes(*folders: Path) -> int:
+    """Bytes that the files under ``folders`` take on disk, each hard-linked file counted once."""
+    seen, total = set(), 0
+    for p in (p for folder in folders for p in folder.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
 
 
 def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path], same_content: Sequence[Path] = ()) -> str:

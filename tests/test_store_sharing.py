@@ -7,12 +7,12 @@ import os
 
 from click.testing import CliRunner
 
-from labelq.cli import _disk_bytes, main
+from labelq.cli import main
 from labelq.history import read_history
 from labelq.pipeline import AuditConfig, audit
 from labelq.relabel import relabel
 from labelq.sql import run_query
-from labelq.store import PAYLOAD, SOFT_LABELS, Store
+from labelq.store import PAYLOAD, SOFT_LABELS, Store, disk_bytes
 
 
 def _inode(path) -> tuple[int, int]:
@@ -24,7 +24,7 @@ def test_relabels_share_the_images_and_predictions_and_gc_keeps_the_rest_whole(t
     root = tmp_path / "store"
     first = audit(AuditConfig.from_options(source="digits", store=str(root), model="logreg", n_folds=3)).version
     store = Store(root)
-    one_version = _disk_bytes(first.path)
+    one_version = disk_bytes(first.path)
     for coverage in (0.9, 0.95, 0.99):
         relabel(name="digits", store=str(root), coverage=coverage)
     versions = store.versions("digits")
@@ -39,7 +39,7 @@ def test_relabels_share_the_images_and_predictions_and_gc_keeps_the_rest_whole(t
             assert _inode(v.path / SOFT_LABELS) == _inode(versions[1].path / SOFT_LABELS)
         own = sorted(str(p.relative_to(v.path)) for p in v.path.rglob("*") if p.is_file() and p.stat().st_nlink == 1)
         assert "manifest.json" in own and set(own) <= {"data/part-00000.parquet", "manifest.json"}  # its labels (unless equal to another's) and manifest
-    assert _disk_bytes(*(v.path for v in versions)) < 2.5 * one_version  # four versions (each a full copy before)
+    assert disk_bytes(*(v.path for v in versions)) < 2.5 * one_version  # four versions (each a full copy before)
 
     images = {r["id"]: r["image"] for r in first.read(["id", "image"]).to_pylist()}
     r = CliRunner().invoke(main, ["gc", "digits", "--keep", "1", "--store", str(root)])
