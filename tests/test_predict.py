@@ -187,6 +187,11 @@ def test_user_pred_probs_bad_input(tmp_path, caplog):
         load_pred_probs(tmp_path / "ids.parquet", ex)
     with pytest.raises(SourceNotFoundError):
         load_pred_probs(tmp_path / "none.npy", ex)
+    np.save(tmp_path / "cut.npy", good)  # a copy cut short: its header still promises 6 rows
+    with open(tmp_path / "cut.npy", "r+b") as fh:
+        fh.truncate(fh.seek(0, 2) - 8)
+    with pytest.raises(InputError, match="cut.npy ends before its 6 rows"):
+        load_pred_probs(tmp_path / "cut.npy", ex)
 
 
 def test_model_spec_config_is_stable():

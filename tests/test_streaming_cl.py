@@ -171,7 +171,7 @@ def test_an_audit_of_a_npy_file_reads_it_by_chunks(tmp_path, monkeypatch):
 @pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both", "prune_by_class", "confident_learning", "low_normalized_margin"])
 def test_row_ranges_change_nothing(filter_by):
     """The passes over several row ranges (as on a cluster), merged: the same flags and counts."""
-    from labelq.detect.dask_cl import row_ranges
+    from labelq.detect.streaming_cl import row_ranges
 
     rng = np.random.default_rng(21)
     probs = np.round(softmax_probs(rng, 2000, 6, 1.5, np.float32), 2)  # ties across the ranges too

@@ -54,11 +54,12 @@ class ConfidentLearning:
             raise InputError(f"unknown score method {self.score_method!r}", f"use one of {list(SCORE_METHODS)}")
 
     def detect(
-        self, labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks, mapper: streaming_cl.Mapper = streaming_cl.in_process, parts: list | None = None
+        self, labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks, mapper: streaming_cl.Mapper = streaming_cl.in_threads, parts: list | None = None
     ) -> Detection:
         """Flags, scores and noise estimates equal to cleanlab's (``streaming_cl``), from an array or from
         ``pred_probs`` read a chunk at a time; ``mapper`` runs the passes over the row ranges ``parts``
-        (``labelq.detect.dask_cl``: on a Dask cluster)."""
+        (by default a thread a core; ``labelq.detect.dask_cl``: on a Dask cluster)."""
+        parts = parts or streaming_cl.default_parts(len(labels))
         counts = streaming_cl.count(labels, pred_probs, self.score_method, mapper=mapper, parts=parts)
         is_issue = streaming_cl.find_label_issues(counts, pred_probs, self.filter_by, mapper=mapper, parts=parts)
         calibrated = counts.calibrated_joint()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .confident_learning import ConfidentLearning, Detection
-from .streaming_cl import Mapper, ProbsChunks
+from .streaming_cl import Mapper, ProbsChunks, row_ranges
 
 
 def dask_mapper(client) -> Mapper:
@@ -35,12 +35,6 @@ def dask_mapper(client) -> Mapper:
         return client.gather(client.map(fn, parts, pure=False, **shipped))
 
     return run
-
-
-def row_ranges(n_rows: int, n_parts: int) -> list[tuple[int, int]]:
-    """``n_parts`` consecutive row ranges of about equal size covering ``[0, n_rows)``."""
-    edges = np.linspace(0, n_rows, max(1, min(n_parts, n_rows)) + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def detect_on_dask(

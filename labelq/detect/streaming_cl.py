@@ -29,7 +29,9 @@ by chunks, never memory-mapped as a whole).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -74,6 +76,25 @@ Mapper = Callable[..., list]  # mapper(fn, parts, **shared) -> [fn(part, **share
 def in_process(fn: Callable, parts: list, **shared) -> list:
     """The ``Mapper`` that runs every part here, one after the other (``labelq.detect.dask_cl`` has Dask's)."""
     return [fn(part, **shared) for part in parts]
+
+
+def in_threads(fn: Callable, parts: list, **shared) -> list:
+    """The ``Mapper`` that runs the parts on a thread each (numpy's loops release the GIL), at most one a core."""
+    if len(parts) < 2:
+        return in_process(fn, parts, **shared)
+    with ThreadPoolExecutor(min(len(parts), os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda part: fn(part, **shared), parts))
+
+
+def row_ranges(n_rows: int, n_parts: int) -> list[tuple[int, int]]:
+    """``n_parts`` consecutive row ranges of about equal size covering ``[0, n_rows)``."""
+    edges = np.linspace(0, n_rows, max(1, min(n_parts, n_rows)) + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def default_parts(n_rows: int) -> list[tuple[int, int]]:
+    """One row range a core, for ``in_threads`` (one range below 100k rows, where threads gain nothing)."""
+    return row_ranges(n_rows, (os.cpu_count() or 1) if n_rows >= 100_000 else 1)
 
 
 def argmax_of(probs: np.ndarray | ProbsChunks) -> np.ndarray:
@@ -191,9 +212,8 @@ def _same_comparison(cut: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def _thresholds(labels: np.ndarray, self_conf: np.ndarray, k: int) -> np.ndarray:
     """cleanlab's ``get_confident_thresholds``: the mean self-confidence per class, the same values summed
     in the same order (a stable sort by label keeps row order within a class), 2 for an absent class."""
-    order = np.argsort(labels, kind="stable")
+    order, ends = _class_slices(labels, k)
     grouped = self_conf[order]
-    ends = np.cumsum(np.bincount(labels, minlength=k))
     means = [np.mean(grouped[e - c : e]) if c else 2 for c, e in zip(np.diff(ends, prepend=0), ends, strict=True)]
     return np.clip(means, a_min=CONFIDENT_THRESHOLDS_LOWER_BOUND, a_max=None)
 
@@ -257,7 +277,14 @@ def _scores(counts: CLCounts, probs: np.ndarray | ProbsChunks, method: str, rows
 
 def _class_slices(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices grouped by label, in row order within a class, and each class's end in that order."""
-    return np.argsort(labels, kind="stable"), np.cumsum(np.bincount(labels, minlength=k))
+    return _stable_order(labels, k), np.cumsum(np.bincount(labels, minlength=k))
+
+
+def _stable_order(labels: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(labels, kind="stable")``, on the narrowest unsigned type that holds ``k`` classes
+    (numpy sorts 8- and 16-bit integers by radix: 6x faster at a million rows)."""
+    narrow = np.uint8 if k <= 2**8 else np.uint16 if k <= 2**16 else labels.dtype
+    return np.argsort(labels.astype(narrow, copy=False), kind="stable")
 
 
 def _prune_by_class(counts: CLCounts, prune: np.ndarray) -> np.ndarray:
@@ -327,7 +354,7 @@ def _leaders(part: tuple[int, int], labels: np.ndarray, probs, need: np.ndarray,
     for start, chunk in iter_chunks(probs, rows, part):
         lab = labels[start : start + len(chunk)]
         picked = np.flatnonzero(search[start : start + len(chunk)])
-        order = picked[np.argsort(lab[picked], kind="stable")]
+        order = picked[_stable_order(lab[picked], k)]
         ends = np.cumsum(np.bincount(lab[picked], minlength=k))
         for c, pool in state.items():
             local = order[ends[c - 1] if c else 0 : ends[c]]
