@@ -385,9 +385,12 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     version, record = runner.run(
         publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal
     )
+    n_flagged = int(decision.is_label_issue.sum())
+    # the report reads what was published: the in-memory rows and results go first (at 1M rows, ~50 MB less at the peak)
+    del examples, pred_probs, detection, votes, decision, detections
     html_path, json_path = runner.run(report_step, version)
     raise_alerts(record, cfg.name)  # a Prefect run ends Failed with the reasons; the CLI exits 3
-    return AuditResult(version, html_path, json_path, int(decision.is_label_issue.sum()), time.perf_counter() - t0, record)
+    return AuditResult(version, html_path, json_path, n_flagged, time.perf_counter() - t0, record)
 
 
 def audit(config: AuditConfig | None = None, **kwargs: Any) -> AuditResult:

@@ -91,6 +91,14 @@ class Version:
     def data_glob(self) -> str:
         return str(self.path / "data" / "*.parquet")
 
+    def data_files(self) -> list[Path]:
+        """The Parquet files of ``data/``, in order (read one by one: ``pq.ParquetDataset`` would import
+        ``pyarrow.dataset`` and pandas, ~58 MB, to read what is one file)."""
+        files = sorted(f for f in (self.path / "data").glob("*.parquet") if not f.name.startswith((".", "_")))
+        if not files:
+            raise DamagedVersionError(f"{self.name} {self.tag} has no data files", _repair_fix(self), [str(self.path / "data")])
+        return files
+
     def manifest(self) -> Manifest:
         """The typed manifest (``labelq.manifest.Manifest``)."""
         return Manifest.from_json(self.manifest_json())
@@ -107,7 +115,8 @@ class Version:
         groups = self.groups()
         wanted = columns if columns is not None else self.column_names(groups)
         apart = {c: f for f, cols in groups.items() for c in cols}
-        table = pq.ParquetDataset(str(self.path / "data")).read(columns=[c for c in wanted if c not in apart])
+        columns_here = [c for c in wanted if c not in apart]
+        table = pa.concat_tables([pq.ParquetFile(f).read(columns=columns_here) for f in self.data_files()])
         if any(c in apart for c in wanted):
             for f in groups:
                 part = [c for c in wanted if apart.get(c) == f]
@@ -127,7 +136,7 @@ class Version:
 
     def column_names(self, groups: dict[str, list[str]] | None = None) -> list[str]:
         """The rows' column names in order (read from the Parquet schemas, no rows); ``groups``: ``self.groups()``, when already read."""
-        names = pq.ParquetDataset(str(self.path / "data")).schema.names
+        names = pq.read_schema(self.data_files()[0]).names
         apart = [c for cols in (self.groups() if groups is None else groups).values() for c in cols]
         if not apart:
             return names

@@ -70,6 +70,24 @@ def test_published_rows_round_trip_through_duckdb_and_datasets(digits, store_dir
     assert ds.features["image"].__class__.__name__ == "Image" and ds[0]["image"].size == (8, 8)
 
 
+def test_hugging_face_features_are_those_datasets_would_write():
+    """labelq writes the features without importing datasets (70 MB); they equal datasets' own."""
+    import datasets
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    types = [pa.string(), pa.large_string(), pa.int8(), pa.int64(), pa.uint16(), pa.float16(), pa.float32(), pa.float64(), pa.bool_(), pa.binary()]
+    types += [pa.date32(), pa.date64(), pa.timestamp("us"), pa.timestamp("ms", tz="UTC"), pa.time64("ns"), pa.duration("s"), pa.decimal128(10, 2)]
+    types += [pa.dictionary(pa.int32(), pa.string()), pa.list_(pa.float32()), pa.list_(pa.float32(), 10), pa.large_list(pa.int32()), pa.null()]
+    types += [pa.struct([("a", pa.int32()), ("b", pa.list_(pa.string()))]), pa.list_(pa.struct([("x", pa.float64())])), pa.binary(4)]
+    fields = [(f"c{i}", t) for i, t in enumerate(types)]
+    schema = pa.schema([("id", pa.string()), ("label", pa.int64()), ("labels", pa.list_(pa.int64())), ("image", image), *fields])
+    theirs = datasets.Features.from_arrow_schema(schema)
+    names = ["cat", "dog"]
+    theirs["label"], theirs["labels"], theirs["image"] = datasets.ClassLabel(names=names), datasets.List(datasets.ClassLabel(names=names)), datasets.Image()
+    assert S.hf_features(schema, names) == theirs.to_dict()
+    assert datasets.Features.from_dict(S.hf_features(schema, names)) == theirs
+
+
 def test_failed_publish_leaves_the_store_as_it_was(digits, store_dir, monkeypatch):
     store = Store(store_dir)
     data = audited(digits.slice(0, 20))

@@ -95,7 +95,7 @@ class GivenProbs:
         """The contract's pred_probs table, a batch at a time (``labelq.io.write_parquet`` streams it)."""
         k = self.shape[1]
         ids = self.ids.cast(pa.string())
-        for start, chunk in self.chunks(_rows(self)):
+        for start, chunk in self.chunks(_rows(self, BATCH_BYTES)):
             m = len(chunk)
             flat = pa.array(np.ascontiguousarray(chunk, dtype=np.float32).reshape(-1))
             yield pa.record_batch(
@@ -109,7 +109,10 @@ class GivenProbs:
             )
 
 
-def _rows(source) -> int:
-    """Rows per chunk: about 64 MB of pred_probs."""
+BATCH_BYTES = 16 * 2**20  # a published batch (and row group): the Parquet writer holds about twice it while encoding
+
+
+def _rows(source, nbytes: int = 64 * 2**20) -> int:
+    """Rows per chunk: about ``nbytes`` of pred_probs."""
     n, k = source.shape
-    return max(1, 64 * 2**20 // (max(k, 1) * np.dtype(source.dtype).itemsize))
+    return max(1, nbytes // (max(k, 1) * np.dtype(source.dtype).itemsize))
