@@ -7,6 +7,7 @@ of one version.
 
     python bench/store_growth.py                      # logistic regression, 3 folds
     python bench/store_growth.py --model cnn --folds 5
+    python bench/store_growth.py --pred-probs P.npy   # given pred_probs (N x K .npy, the source's row order): minutes, not 13
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("--model", default="logreg")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--relabels", type=int, default=10)
+    ap.add_argument("--pred-probs", default=None, help="Audit with these pred_probs (.npy) instead of training --model.")
     args = ap.parse_args()
 
     from labelq.pipeline import AuditConfig, audit
@@ -34,7 +36,7 @@ def main() -> None:
     from labelq.store import Store, disk_bytes
 
     with tempfile.TemporaryDirectory() as root:
-        cfg = AuditConfig.from_options(source=args.source, name="ds", store=root, model=args.model, n_folds=args.folds)
+        cfg = AuditConfig.from_options(source=args.source, name="ds", store=root, model=args.model, n_folds=args.folds, pred_probs=args.pred_probs)
         store = Store(root)
         rows: list[dict] = []
 
@@ -68,7 +70,7 @@ def main() -> None:
             del r["_bytes"]
     print_table(
         rows,
-        f"{args.source}: versions on disk ({args.model}, {args.folds} folds); one version = {one / 1e6:.1f} MB; {args.relabels} re-labels added {total / 1e6:.2f} MB = {100 * total / one:.1f}% of one version",
+        f"{args.source}: versions on disk ({f'given {args.pred_probs}' if args.pred_probs else f'{args.model}, {args.folds} folds'}); one version = {one / 1e6:.1f} MB; {args.relabels} re-labels added {total / 1e6:.2f} MB = {100 * total / one:.1f}% of one version",
     )
 
 

@@ -2,7 +2,8 @@
 
 ``<root>/datasets/<name>/v<NNNN>/`` holds a published version: ``data/part-00000.parquet`` (the
 audited rows without their inputs, class names in the schema metadata), ``payload.parquet`` (``id``
-and the input columns: images, texts, features), ``soft_labels.parquet`` (after a re-label),
+and the input columns: images, texts, features), ``scores.parquet`` (``id``, ``label_score``,
+``suggested_label``, ``issue_rank``), ``soft_labels.parquet`` (after a re-label),
 ``pred_probs.parquet``, ``issues.parquet`` and ``manifest.json``. A version is built in a
 ``.tmp-*`` folder and renamed into place while holding the dataset's lock, so readers never see half
 a version, two writers never get the same number, and a version is never modified or overwritten
@@ -10,8 +11,8 @@ afterwards. ``<root>/cache/`` holds finished folds.
 
 Versions share what did not change: a file whose bytes (sha256) equal a file of an earlier version
 is a hard link to it, and so is a group file (``GROUPS``) with the same values as its parent's; a
-re-label, which changes labels but not images, stores its small data file and links the payload,
-soft labels and pred_probs. Every version folder still holds all its files (it stays
+re-label, which changes labels but not images or scores, stores its small data file and links the
+payload, scores, soft labels and pred_probs. Every version folder still holds all its files (it stays
 self-describing, and ``labelq verify`` checks each), and removing a version (``Store.gc``) never
 breaks another: a linked file lives while any version links it. An audit whose files all equal the
 latest version's publishes nothing; its run record goes to ``history/`` (``publish(skip_unchanged=True)``).
@@ -51,13 +52,18 @@ CHECKSUM_KEY = Manifest.CHECKSUM  # sha256 of the manifest's other keys: a hand-
 RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before manifest checksums carry it unlisted)
 PAYLOAD = "payload.parquet"  # id and the inputs (images, texts, features)
 SOFT_LABELS = "soft_labels.parquet"  # id and soft_label (K floats a row), which re-labels with other options leave unchanged
-GROUPS = (PAYLOAD, SOFT_LABELS)  # column groups kept apart from data/, each shared while it does not change
+SCORES = "scores.parquet"  # id and the audit's per-row results that re-labels leave unchanged: label_score, suggested_label, issue_rank
+GROUPS = (PAYLOAD, SOFT_LABELS, SCORES)  # column groups kept apart from data/, each shared while it does not change
 
 
 def column_groups(data: pa.Table) -> dict[str, list[str]]:
     """The columns of ``data`` that go to each group file (groups without columns left out)."""
     inputs = [c for c in S.info_of(data).inputs or [] if c in data.column_names and c not in (S.ID, S.LABEL, S.SPLIT)]
-    groups = {PAYLOAD: inputs, SOFT_LABELS: [c for c in (S.SOFT_LABEL,) if c in data.column_names]}
+    groups = {
+        PAYLOAD: inputs,
+        SOFT_LABELS: [c for c in (S.SOFT_LABEL,) if c in data.column_names],
+        SCORES: [c for c in (S.LABEL_SCORE, S.SUGGESTED_LABEL, S.ISSUE_RANK) if c in data.column_names],
+    }
     return {f: cols for f, cols in groups.items() if cols}
 
 

@@ -62,9 +62,11 @@ def test_published_rows_round_trip_through_duckdb_and_datasets(digits, store_dir
     assert rows.column("id").to_pylist() == sorted(data["id"].to_pylist())
     original = dict(zip(data["id"].to_pylist(), data["image"].to_pylist()))
     assert all(original[i] == img for i, img in zip(rows["id"].to_pylist(), rows["image"].to_pylist()))
-    rest = datasets.load_dataset("parquet", data_files=v.data_glob, split="train")
-    inputs = datasets.load_dataset("parquet", data_files=str(v.path / "payload.parquet"), split="train")  # as the README shows
-    ds = datasets.concatenate_datasets([rest, inputs.remove_columns("id")], axis=1)
+    ds = datasets.load_dataset("parquet", data_files=v.data_glob, split="train")
+    for group in ["payload", "scores"]:  # as the README shows
+        more = datasets.load_dataset("parquet", data_files=str(v.path / f"{group}.parquet"), split="train")
+        ds = datasets.concatenate_datasets([ds, more.remove_columns("id")], axis=1)
+    assert ds["label_score"] == data["label_score"].to_pylist() and ds["suggested_label"] == data["suggested_label"].to_pylist()
     assert ds.features["label"].names == [str(i) for i in range(10)]
     assert ds["id"] == data["id"].to_pylist() and ds["label"] == data["label"].to_pylist()
     assert ds.features["image"].__class__.__name__ == "Image" and ds[0]["image"].size == (8, 8)
