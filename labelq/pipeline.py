@@ -183,8 +183,8 @@ def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarra
 
 
 @step("load-pred-probs")
-def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> pa.Table | GivenProbs:
-    return load_pred_probs(cfg.predict.pred_probs, examples)
+def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> GivenProbs:
+    return load_pred_probs(cfg.predict.pred_probs, examples, cfg.open_store().cache_dir)
 
 
 PredProbs = pa.Table | GivenProbs  # the contract's table, or the user's .npy read by chunks

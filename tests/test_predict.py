@@ -157,11 +157,20 @@ def test_user_pred_probs_npy_and_parquet(tmp_path):
     table = pa.Table.from_batches(list(t.to_batches()))  # the version's pred_probs table, batch by batch
     assert table["id"].to_pylist() == ex["id"].to_pylist()
     np.testing.assert_allclose(pred_probs_array(table), probs, atol=1e-6)
-    order = [3, 1, 5, 0, 2, 4]  # Parquet keyed by id, in another order
-    pq.write_table(pa.table({"id": [f"r{i}" for i in order], "pred_probs": probs[order].tolist()}), tmp_path / "p.parquet")
-    np.testing.assert_allclose(pred_probs_array(load_pred_probs(tmp_path / "p.parquet", ex)), probs, atol=1e-6)
+    order = [3, 1, 5, 0, 2, 4]  # Parquet keyed by id, in another order, read in batches of 2 rows
+    pq.write_table(pa.table({"id": [f"r{i}" for i in order], "pred_probs": probs[order].tolist()}), tmp_path / "p.parquet", row_group_size=2)
+    cache = tmp_path / "cache"
+    given = load_pred_probs(tmp_path / "p.parquet", ex, cache)
+    assert isinstance(given, GivenProbs) and given.model == "user:p.parquet" and given.path.parent == cache / "pred_probs"
+    np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in given.chunks(4)]), probs)  # aligned by id, float64 kept
+    written = given.path.stat().st_mtime_ns
+    assert load_pred_probs(tmp_path / "p.parquet", ex, cache).path == given.path and given.path.stat().st_mtime_ns == written  # reused
     pq.write_table(pa.table({"id": [f"r{i}" for i in range(6)], **{c: probs[:, j] for j, c in enumerate("abc")}}), tmp_path / "cols.parquet")
-    np.testing.assert_allclose(pred_probs_array(load_pred_probs(tmp_path / "cols.parquet", ex)), probs, atol=1e-6)
+    by_class = load_pred_probs(tmp_path / "cols.parquet", ex, cache)
+    np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in by_class.chunks(4)]), probs)
+    f32 = pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(np.float32).ravel()), 3)
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(6)], "pred_probs": f32}), tmp_path / "f32.parquet")
+    assert load_pred_probs(tmp_path / "f32.parquet", ex, cache).dtype == np.float32
 
 
 def test_user_pred_probs_bad_input(tmp_path, caplog):
@@ -184,7 +193,12 @@ def test_user_pred_probs_bad_input(tmp_path, caplog):
     np.testing.assert_allclose(np.concatenate([chunk for _, chunk in t.chunks(4)]).sum(1), 1, atol=1e-12)  # on every read
     pq.write_table(pa.table({"id": ["r0", "r1", "zz"], "pred_probs": good[:3].tolist()}), tmp_path / "ids.parquet")
     with pytest.raises(InputError, match="4 examples have no prediction.*1 predictions have no example"):
-        load_pred_probs(tmp_path / "ids.parquet", ex)
+        load_pred_probs(tmp_path / "ids.parquet", ex, tmp_path / "cache")
+    bad = np.where(np.eye(6, 3) > 0, np.nan, good)  # a Parquet table is checked as a .npy is
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(6)], "pred_probs": bad.tolist()}), tmp_path / "nan.parquet")
+    with pytest.raises(InputError, match="NaN or infinite values in 3 rows"):
+        load_pred_probs(tmp_path / "nan.parquet", ex, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))
     with pytest.raises(SourceNotFoundError):
         load_pred_probs(tmp_path / "none.npy", ex)
     np.save(tmp_path / "cut.npy", good)  # a copy cut short: its header still promises 6 rows

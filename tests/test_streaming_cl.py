@@ -145,7 +145,7 @@ def test_an_audit_of_a_npy_file_reads_it_by_chunks(tmp_path, monkeypatch):
     from labelq.pipeline import AuditConfig, audit
 
     monkeypatch.setattr(streaming_cl, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(predict.probs, "_rows", lambda source: 37)
+    monkeypatch.setattr(predict.probs, "_rows", lambda source, nbytes=0: 37)
     rng = np.random.default_rng(4)
     probs = softmax_probs(rng, 1200, 5, 2.5, np.float32)
     probs[7] *= 1.004  # within tolerance of summing to 1: renormalized on every read
@@ -164,6 +164,7 @@ def test_an_audit_of_a_npy_file_reads_it_by_chunks(tmp_path, monkeypatch):
     np.testing.assert_array_equal(flags, by_parquet.version.read(["is_label_issue"])["is_label_issue"].to_numpy(zero_copy_only=False))
     published = by_npy.version.read_table("pred_probs")
     assert published["id"].to_pylist() == ids and published["model"][0].as_py() == "user:p.npy"
+    assert by_parquet.version.read_table("pred_probs")["model"][0].as_py() == "user:p.parquet"  # aligned by id into the cache, then read by chunks
     np.testing.assert_array_equal(predict.pred_probs_view(published), fixed)
     assert by_npy.version.manifest().audit.num_label_issues_estimate == by_parquet.version.manifest().audit.num_label_issues_estimate
 

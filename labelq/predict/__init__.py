@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,8 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
+from ..io import atomic_write
 from ..options import key_values, option
-from ..validation import check_pred_probs
 from .crossval import (
     FoldCache,
     FoldPlan,
@@ -84,54 +86,99 @@ class PredictOptions:
                 check_model_params(self.model, self.model_params)
 
 
-def load_pred_probs(path: str | Path, examples: pa.Table) -> pa.Table | GivenProbs:
+def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path | None = None) -> GivenProbs:
     """Read user-supplied out-of-sample probabilities and align them with ``examples``, validated (shape,
-    NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning).
+    NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning), as a
+    ``GivenProbs`` that reads them by chunks: they never have to fit in memory.
 
-    ``.npy``: an ``(N, K)`` array in the examples' row order, returned as a ``GivenProbs`` that reads it
-    by chunks (never whole in memory). Parquet: an ``id`` column plus either a list column ``pred_probs``
-    or one column per class name, aligned by id and returned as the contract's pred_probs table.
+    ``.npy``: an ``(N, K)`` array in the examples' row order, read where it is. Parquet: an ``id``
+    column plus either a list column ``pred_probs`` or one column per class name, in any row order; it
+    is read a batch at a time into an ``.npy`` in the examples' order under ``cache_dir`` (the store's
+    cache: ``<store>/cache/pred_probs/``), kept for the next run on the same file and ids.
     """
     path = Path(path)
-    info = S.info_of(examples)
-    n, k = examples.num_rows, len(info.class_names)
+    k = len(S.info_of(examples).class_names)
     if not path.exists():
         raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file")
     if path.suffix == ".npy":
         return GivenProbs.open(path, examples[S.ID], k)
-    elif path.suffix in (".parquet", ".pq"):
-        t = pq.read_table(path)
-        if S.ID not in t.column_names:
-            raise InputError(f"the pred_probs table {path} has no 'id' column (columns: {t.column_names})", "key each row by the example's id")
-        if S.PRED_PROBS in t.column_names:
-            probs = _list_column_array(t[S.PRED_PROBS], k, path)
-        elif all(c in t.column_names for c in info.class_names):
-            probs = np.column_stack([t[c].to_numpy(zero_copy_only=False) for c in info.class_names])
-        else:
-            raise InputError(f"the pred_probs table {path} has neither a 'pred_probs' column nor one column per class {info.class_names}")
-        given = t[S.ID].cast(pa.string()).combine_chunks()
-        if len(pc.unique(given)) != len(given):
-            raise InputError(f"the pred_probs table {path} has duplicate ids", "give one row per example")
-        want = examples[S.ID].combine_chunks()
-        pos = pc.index_in(want, value_set=given)
-        if pos.null_count or len(given) != len(want):
-            missing = want.filter(pos.is_null()).to_pylist()
-            extra = given.filter(pc.invert(pc.is_in(given, value_set=want))).to_pylist()
-            raise InputError(
-                f"the ids in {path} do not match the data: {len(missing)} examples have no prediction (e.g. {missing[:3]}), {len(extra)} predictions have no example (e.g. {sorted(extra)[:3]})",
-                "predict every example of this source (and split) exactly once, keyed by the same ids",
-            )
-        order = pos.to_numpy()
-        probs = probs if np.array_equal(order, np.arange(len(order))) else probs[order]
-    else:
+    if path.suffix not in (".parquet", ".pq"):
         raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order or a Parquet table keyed by id")
-    probs = check_pred_probs(probs, n, k)
-    return pred_probs_table(examples[S.ID], probs, None, f"user:{path.name}")
+    from ..store import Store
+
+    cache = Path(cache_dir) if cache_dir is not None else Store().cache_dir
+    aligned = parquet_to_npy(path, examples, cache / "pred_probs")
+    return dataclasses.replace(GivenProbs.open(aligned, examples[S.ID], k), model=f"user:{path.name}")
 
 
-def _list_column_array(col: pa.ChunkedArray, k: int, path: Path) -> np.ndarray:
+def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
+    """The pred_probs of the Parquet table ``path`` in ``examples``' row order, as ``folder/<key>.npy``
+    (float32 when the file's values are, else float64), written a batch at a time; the key is the
+    file's and the ids' content, so a later run on the same inputs reuses it."""
+    from ..io import file_sha256
+
+    info = S.info_of(examples)
+    k = len(info.class_names)
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise InputError(f"cannot read the pred_probs table {path}: {err}", "write it again with pyarrow or pandas (to_parquet)") from err
+    names = source.schema_arrow.names
+    if S.ID not in names:
+        raise InputError(f"the pred_probs table {path} has no 'id' column (columns: {names})", "key each row by the example's id")
+    if S.PRED_PROBS in names:
+        columns = [S.PRED_PROBS]
+        value_type = source.schema_arrow.field(S.PRED_PROBS).type
+        value_type = getattr(value_type, "value_type", value_type)
+    elif all(c in names for c in info.class_names):
+        columns = list(info.class_names)
+        value_type = pa.float64()
+    else:
+        raise InputError(f"the pred_probs table {path} has neither a 'pred_probs' column nor one column per class {info.class_names}")
+    given = source.read(columns=[S.ID])[S.ID].cast(pa.string()).combine_chunks()
+    if len(pc.unique(given)) != len(given):
+        raise InputError(f"the pred_probs table {path} has duplicate ids", "give one row per example")
+    want = examples[S.ID].cast(pa.string()).combine_chunks()
+    pos = pc.index_in(want, value_set=given)
+    if pos.null_count or len(given) != len(want):
+        missing = want.filter(pos.is_null()).to_pylist()
+        extra = given.filter(pc.invert(pc.is_in(given, value_set=want))).to_pylist()
+        raise InputError(
+            f"the ids in {path} do not match the data: {len(missing)} examples have no prediction (e.g. {missing[:3]}), {len(extra)} predictions have no example (e.g. {sorted(extra)[:3]})",
+            "predict every example of this source (and split) exactly once, keyed by the same ids",
+        )
+    dest = np.empty(len(want), np.int64)  # dest[file row] = the example's row
+    dest[pos.to_numpy()] = np.arange(len(want))
+    ids_digest = hashlib.sha256(b"".join(bytes(b) for b in want.buffers()[1:] if b is not None)).hexdigest()
+    key = hashlib.sha256(f"{file_sha256(path)}:{ids_digest}:{k}".encode()).hexdigest()[:32]
+    out = folder / f"{key}.npy"
+    if out.is_file():
+        return out
+    dtype = np.float32 if value_type == pa.float32() else np.float64
+    rows = max(1, 64 * 2**20 // (max(k, 1) * np.dtype(dtype).itemsize))
+
+    def write(tmp: str) -> None:
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(want), k)).flush()
+        first = 0
+        for batch in source.iter_batches(batch_size=rows, columns=columns):
+            values = (
+                _list_column_array(batch.column(0), k, path)
+                if columns == [S.PRED_PROBS]
+                else np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns])
+            )
+            target = np.lib.format.open_memmap(tmp, mode="r+")  # mapped a batch at a time: its written pages go with it
+            target[dest[first : first + len(values)]] = values
+            target.flush()
+            del target
+            first += len(values)
+
+    return atomic_write(out, write)
+
+
+def _list_column_array(col: pa.ChunkedArray | pa.Array, k: int, path: Path) -> np.ndarray:
     """``(N, K)`` from a list column, without a Python list per row; every row must hold ``k`` values."""
-    col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
         raise InputError(f"the pred_probs column of {path} must hold lists of {k} numbers, got {col.type}")
     lengths = pc.list_value_length(col).fill_null(-1).to_numpy(zero_copy_only=False)
