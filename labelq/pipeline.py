@@ -20,8 +20,8 @@ import pyarrow as pa
 
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
-from .detect import Detection, DetectOptions, streaming_cl
-from .detect.streaming_cl import iter_chunks
+from .detect import ConfidentLearning, Detection, DetectOptions, streaming_cl
+from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
@@ -198,10 +198,19 @@ def probs_of(pred_probs: PredProbs) -> np.ndarray | GivenProbs:
 @step("confident-learning")
 def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs) -> Detection:
     """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array."""
-    probs = probs_of(pred_probs)
+    probs, labels = probs_of(pred_probs), examples[S.LABEL].to_numpy()
     if not isinstance(probs, np.ndarray) and not getattr(cfg.detect.impl, "reads_chunks", False):
         probs = np.concatenate([chunk for _, chunk in iter_chunks(probs)])
-    return cfg.detect.impl.detect(examples[S.LABEL].to_numpy(), probs)
+    if isinstance(probs, GivenProbs) and isinstance(cfg.detect.impl, ConfidentLearning):
+        from .detect.dask_cl import dask_mapper, flow_dask_client
+
+        client = flow_dask_client()  # with --cluster: the passes run on the workers, each reading its own rows of the file
+        if client is not None:
+            workers = max(1, len(client.scheduler_info()["workers"]))
+            parts = row_ranges(len(labels), 2 * workers)
+            log.info("confident learning on %d Dask workers, over %d row ranges of %s", workers, len(parts), probs.path)
+            return cfg.detect.impl.detect(labels, probs, mapper=dask_mapper(client), parts=parts)
+    return cfg.detect.impl.detect(labels, probs)
 
 
 def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:

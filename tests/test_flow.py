@@ -72,6 +72,34 @@ def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_pa
     assert dask.history["folds_total"] == 5 and dask.history["flow_run_id"]
 
 
+def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_on_the_workers(tmp_path, prefect_harness, capfd):
+    """``--cluster`` with given pred_probs: the confident-learning passes run on two Dask worker processes,
+    each reading its row ranges of the .npy; the flags and ranks equal a one-process audit's."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labelq.flows.audit import run_audit_flow
+    from labelq.pipeline import audit
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0.0, 1.0, (3000, 4))
+    true = rng.integers(0, 4, 3000)
+    logits[np.arange(3000), true] += 2.0
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.where(rng.random(3000) < 0.1, (true + 1) % 4, true)
+    np.save(tmp_path / "p.npy", probs.astype(np.float32))
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(3000)], "label": labels}), tmp_path / "labels.parquet")
+    opts = dict(source=str(tmp_path / "labels.parquet"), name="syn", pred_probs=str(tmp_path / "p.npy"))
+    one = audit(AuditConfig.from_options(store=str(tmp_path / "a"), **opts))
+    capfd.readouterr()
+    dask = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    assert "confident learning on 2 Dask workers, over 4 row ranges" in capfd.readouterr().err  # the flow's log (Prefect's handler)
+    a, b = one.version.read(), dask.version.read()
+    assert a["is_label_issue"].to_pylist() == b["is_label_issue"].to_pylist() and sum(a["is_label_issue"].to_pylist()) > 100
+    assert a["issue_rank"].to_pylist() == b["issue_rank"].to_pylist() and a["label_score"].to_pylist() == b["label_score"].to_pylist()
+
+
 def test_step_tasks_retry_only_what_a_retry_can_help(prefect_harness, tmp_path):
     from prefect import flow
 

@@ -37,6 +37,20 @@ def dask_mapper(client) -> Mapper:
     return run
 
 
+def flow_dask_client():
+    """The Dask client of the running Prefect flow's task runner (``labelq audit --cluster``), or None
+    outside a flow or on another task runner."""
+    try:
+        from prefect.context import FlowRunContext
+    except ImportError:
+        return None
+    ctx = FlowRunContext.get()
+    task_runner = getattr(ctx, "task_runner", None)
+    if task_runner is None or type(task_runner).__name__ != "DaskTaskRunner":
+        return None
+    return task_runner.client
+
+
 def detect_on_dask(
     labels: np.ndarray,
     pred_probs: np.ndarray | ProbsChunks,
