@@ -184,7 +184,22 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     acc = float((probs.argmax(1) == plan.labels[test]).mean())
     log.info("fold %d/%d: done in %.1fs, accuracy on the held-out fold %.3f", fold + 1, plan.n_folds, time.perf_counter() - t0, acc)
     cache.put(key, probs)
+    del model
+    release_freed_memory()
     return probs
+
+
+def release_freed_memory() -> None:
+    """Give the heap memory freed by a fold back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+    glibc keeps it for reuse, and a CNN's freed activations fragment it: after one fit and prediction
+    (20k and 14k images) 180 MB came back, so the next fold starts from where the first did."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def assemble(plan: FoldPlan, fold_probs: list[np.ndarray]) -> np.ndarray:

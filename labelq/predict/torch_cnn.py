@@ -94,8 +94,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """Mean and (unbiased) standard deviation of every value of ``_floats(x)``, from float64 sums over
         chunks (no float copy of the whole set)."""
         total = squares = 0.0
-        for s in range(0, len(x), 4096):
-            chunk = self._floats(x[s : s + 4096]).double()
+        for s in range(0, len(x), 1024):
+            chunk = self._floats(x[s : s + 1024]).double()
             total, squares = total + float(chunk.sum()), squares + float((chunk * chunk).sum())
         count = max(x.numel(), 1)
         mean = total / count
@@ -139,7 +139,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = model.eval()
         return self
 
-    def _infer(self, X: np.ndarray, head, batch: int = 1024) -> list[np.ndarray]:
+    def _infer(self, X: np.ndarray, head, batch: int = 256) -> list[np.ndarray]:
         """``head(model, normalized batch)`` on ``X`` in batches, on the model's device; numpy results."""
         import torch
 
