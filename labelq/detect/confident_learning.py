@@ -59,8 +59,9 @@ class ConfidentLearning:
         """Flags, scores and noise estimates equal to cleanlab's (``streaming_cl``), from an array or from
         ``pred_probs`` read a chunk at a time; ``mapper`` runs the passes over the row ranges ``parts``
         (by default a thread a core; ``labelq.detect.dask_cl``: on a Dask cluster)."""
-        parts = parts or streaming_cl.default_parts(len(labels))
-        counts = streaming_cl.count(labels, pred_probs, self.score_method, mapper=mapper, parts=parts)
+        # passes 1 and 2 on a thread a core by default; the leaders' search over one range unless the caller
+        # splits it (each range keeps its own pools of candidate rows: at 10M x 100, two of them took +500 MB)
+        counts = streaming_cl.count(labels, pred_probs, self.score_method, mapper=mapper, parts=parts or streaming_cl.default_parts(len(labels)))
         is_issue = streaming_cl.find_label_issues(counts, pred_probs, self.filter_by, mapper=mapper, parts=parts)
         calibrated = counts.calibrated_joint()
         joint = calibrated / np.clip(float(calibrated.sum()), a_min=streaming_cl.TINY_VALUE, a_max=None)  # cleanlab's estimate_joint
