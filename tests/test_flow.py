@@ -73,7 +73,7 @@ def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_pa
     assert dask.history["folds_total"] == 5 and dask.history["flow_run_id"]
 
 
-def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_on_the_workers(tmp_path, prefect_harness, capfd):
+def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_on_the_workers(tmp_path, prefect_harness, capfd, caplog):
     """``--cluster`` with given pred_probs: the confident-learning passes run on two Dask worker processes,
     each reading its row ranges of the .npy; the flags and ranks equal a one-process audit's."""
     import numpy as np
@@ -94,9 +94,12 @@ def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_o
     opts = dict(source=str(tmp_path / "labels.parquet"), name="syn", pred_probs=str(tmp_path / "p.npy"))
     one = audit(AuditConfig.from_options(store=str(tmp_path / "a"), **opts))
     capfd.readouterr()
+    caplog.set_level("INFO", logger="labelq")
     dask = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
-    err = capfd.readouterr().err  # the flow's log (Prefect's handler); a worker still starting is not counted yet
-    assert re.search(r"confident learning on [12] Dask workers, over [24] row ranges", err), err[-3000:]
+    # the flow's log: on stderr through Prefect's handler, or in caplog once logging was set up by an earlier test;
+    # a worker still starting is not counted yet
+    logged = capfd.readouterr().err + caplog.text
+    assert re.search(r"confident learning on [12] Dask workers, over [24] row ranges", logged), logged[-3000:]
     a, b = one.version.read(), dask.version.read()
     assert a["is_label_issue"].to_pylist() == b["is_label_issue"].to_pylist() and sum(a["is_label_issue"].to_pylist()) > 100
     assert a["issue_rank"].to_pylist() == b["issue_rank"].to_pylist() and a["label_score"].to_pylist() == b["label_score"].to_pylist()
