@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
-from ..io import atomic_write
+from ..io import atomic_write, file_sha256
 from ..options import key_values, option
 from .crossval import (
     FoldCache,
@@ -30,7 +29,7 @@ from .crossval import (
     predict_fold,
 )
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, check_model_params, register_model, resolve_model
-from .probs import GivenProbs
+from .probs import GivenProbs, rows_per_chunk
 
 __all__ = [
     "GivenProbs",
@@ -108,15 +107,13 @@ def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path 
 
     cache = Path(cache_dir) if cache_dir is not None else Store().cache_dir
     aligned = parquet_to_npy(path, examples, cache / "pred_probs")
-    return dataclasses.replace(GivenProbs.open(aligned, examples[S.ID], k), model=f"user:{path.name}")
+    return GivenProbs.open(aligned, examples[S.ID], k, model=f"user:{path.name}")
 
 
 def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
     """The pred_probs of the Parquet table ``path`` in ``examples``' row order, as ``folder/<key>.npy``
     (float32 when the file's values are, else float64), written a batch at a time; the key is the
     file's and the ids' content, so a later run on the same inputs reuses it."""
-    from ..io import file_sha256
-
     info = S.info_of(examples)
     k = len(info.class_names)
     try:
@@ -155,7 +152,7 @@ def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
     if out.is_file():
         return out
     dtype = np.float32 if value_type == pa.float32() else np.float64
-    rows = max(1, 64 * 2**20 // (max(k, 1) * np.dtype(dtype).itemsize))
+    rows = rows_per_chunk(k, dtype)
 
     def write(tmp: str) -> None:
         np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(want), k)).flush()

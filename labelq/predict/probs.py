@@ -66,11 +66,12 @@ class GivenProbs:
     renormalize: np.ndarray
 
     @classmethod
-    def open(cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int) -> GivenProbs:
+    def open(cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int, model: str | None = None) -> GivenProbs:
+        """``model``: what the published table names as the predictions' model (default ``user:<file name>``)."""
         source = NpyProbs(path)
         check_pred_probs_shape(source.shape, len(ids), n_classes)
         near = scan_pred_probs(source.chunks(_rows(source)))
-        return cls(Path(path), ids, f"user:{Path(path).name}", near)
+        return cls(Path(path), ids, model or f"user:{Path(path).name}", near)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -113,6 +114,10 @@ BATCH_BYTES = 16 * 2**20  # a published batch (and row group): the Parquet write
 
 
 def _rows(source, nbytes: int = 64 * 2**20) -> int:
-    """Rows per chunk: about ``nbytes`` of pred_probs."""
-    n, k = source.shape
-    return max(1, nbytes // (max(k, 1) * np.dtype(source.dtype).itemsize))
+    """Rows per chunk of ``source``: about ``nbytes`` of pred_probs."""
+    return rows_per_chunk(source.shape[1], source.dtype, nbytes)
+
+
+def rows_per_chunk(n_classes: int, dtype, nbytes: int = 64 * 2**20) -> int:
+    """Rows of ``n_classes`` values of ``dtype`` in about ``nbytes`` (at least one)."""
+    return max(1, nbytes // (max(n_classes, 1) * np.dtype(dtype).itemsize))
