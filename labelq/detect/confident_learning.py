@@ -60,7 +60,8 @@ class ConfidentLearning:
         ``pred_probs`` read a chunk at a time; ``mapper`` runs the passes over the row ranges ``parts``
         (by default a thread a core; ``labelq.detect.dask_cl``: on a Dask cluster)."""
         # passes 1 and 2 on a thread a core by default; the leaders' search over one range unless the caller
-        # splits it (each range keeps its own pools of candidate rows: at 10M x 100, two of them took +500 MB)
+        # splits it (each range keeps its own pools of candidate rows: at 10M x 100, two of them took +500 MB),
+        # with its classes shared out among a thread a core
         counts = streaming_cl.count(labels, pred_probs, self.score_method, mapper=mapper, parts=parts or streaming_cl.default_parts(len(labels)))
         is_issue = streaming_cl.find_label_issues(counts, pred_probs, self.filter_by, mapper=mapper, parts=parts)
         calibrated = counts.calibrated_joint()
