@@ -47,8 +47,6 @@ class AuditSection(Section):
     auto_fix: dict | None = None
     num_label_issues_estimate: int | None = None
     out_of_sample_accuracy: float | None = None
-    joint: list | None = None
-    noise_matrix: list | None = None
     class_error_rate: list | None = None
     detectors: list[str] | None = None
     config: dict | None = None

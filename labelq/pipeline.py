@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
-from .detect import ConfidentLearning, Detection, DetectOptions, streaming_cl
+from .detect import ConfidentLearning, Detection, DetectOptions, noise_table, streaming_cl
 from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
@@ -317,8 +317,6 @@ def publish_step(
             auto_fix=cfg.auto_fix.describe() if cfg.auto_fix else None,
             num_label_issues_estimate=detection.extra.get("num_label_issues_estimate"),
             out_of_sample_accuracy=float((streaming_cl.argmax_of(probs) == labels).mean()) if len(labels) else None,
-            joint=detection.extra.get("joint"),
-            noise_matrix=detection.extra.get("noise_matrix"),
             class_error_rate=detection.extra.get("class_error_rate"),
             detectors=[d.detector for d in detections],
             config={k: v for k, v in asdict(cfg).items() if k not in ("store",)},
@@ -328,6 +326,8 @@ def publish_step(
         run=RunSection.from_json(run or {}),
     )
     tables = {"pred_probs": pred_probs, "issues": issues_table(audited, detections)}
+    if "joint" in detection.extra:
+        tables["noise"] = noise_table(detection.extra["joint"], detection.extra["noise_matrix"])
     if votes is not None:
         tables["judge_votes"] = votes
     store = cfg.open_store()

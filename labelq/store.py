@@ -53,6 +53,7 @@ RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before 
 PAYLOAD = "payload.parquet"  # id and the inputs (images, texts, features)
 SOFT_LABELS = "soft_labels.parquet"  # id and soft_label (K floats a row), which re-labels with other options leave unchanged
 SCORES = "scores.parquet"  # id and the audit's per-row results that re-labels leave unchanged: label_score, suggested_label, issue_rank
+NOISE = "noise.parquet"  # given_label, true_label, joint, noise_rate: confident learning's K x K estimates
 GROUPS = (PAYLOAD, SOFT_LABELS, SCORES)  # column groups kept apart from data/, each shared while it does not change
 
 
@@ -151,6 +152,20 @@ class Version:
 
     def read_table(self, name: str) -> pa.Table:
         return pq.read_table(self.path / f"{name}.parquet")
+
+    def noise(self) -> tuple[Any, Any] | None:
+        """Confident learning's K x K estimates ``(joint, noise_matrix)`` as numpy arrays, from
+        ``noise.parquet`` (from the manifest for versions published before it); None without them."""
+        import numpy as np
+
+        if (self.path / NOISE).is_file():
+            table = pq.read_table(self.path / NOISE)
+            k = len(self.manifest_json()["class_names"])
+            return tuple(table[c].to_numpy().reshape(k, k) for c in ("joint", "noise_rate"))  # type: ignore[return-value]
+        raw = self.manifest_json()
+        if raw.get("joint") is None or raw.get("noise_matrix") is None:
+            return None
+        return np.asarray(raw["joint"], dtype=np.float64), np.asarray(raw["noise_matrix"], dtype=np.float64)
 
     def verify(self) -> list[str]:
         """Every problem of this version, each naming its file; empty when the version is intact.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 
 from labelq.manifest import AuditSection, Manifest, RelabelSection, ReviewSection, RunSection
@@ -24,7 +26,7 @@ def test_the_on_disk_layout_round_trips_and_keeps_unknown_keys(versions):
     for v in versions:
         raw = v.manifest_json()
         m = v.manifest()
-        assert m.audit.model == raw["model"] and m.audit.joint == raw["joint"] and m.n_label_issues == raw["n_label_issues"]
+        assert m.audit.model == raw["model"] and m.audit.class_error_rate == raw["class_error_rate"] and m.n_label_issues == raw["n_label_issues"]
         body = {k: val for k, val in raw.items() if k != Manifest.CHECKSUM}
         assert json.loads(json.dumps(m.to_json())) == body  # nothing lost, nothing added
 
@@ -65,3 +67,25 @@ def test_derive_carries_every_section_but_the_review_and_the_run():
     child = parent.derive(n_corrected=5, derived_from="v0004")
     assert child.audit == parent.audit and child.relabel == parent.relabel and child.n_corrected == 5 and child.derived_from == "v0004"
     assert child.review is None and child.run == RunSection()
+
+
+def test_the_noise_estimates_live_in_noise_parquet_and_older_manifests_still_give_them(versions, tmp_path):
+    """K x K estimates are a file of the version (K^2 rows), not manifest JSON: at 1000 classes they were 23 MB
+    of JSON; a re-label carries the file over (linked), and a version from before it reads them from its manifest."""
+    audited, relabeled = versions
+    joint, noise = audited.noise()
+    k = len(audited.manifest().class_names)
+    assert joint.shape == noise.shape == (k, k) and abs(joint.sum() - 1) < 1e-9
+    np.testing.assert_allclose(noise.sum(axis=0), 1)  # P(given | true): each true label's column sums to one
+    raw = audited.manifest_json()
+    assert "noise.parquet" in raw["files"] and "joint" not in raw and "noise_matrix" not in raw and len(raw["class_error_rate"]) == k
+    assert (relabeled.path / "noise.parquet").stat().st_ino == (audited.path / "noise.parquet").stat().st_ino
+    assert audited.verify() == []
+
+    old = type(audited)(audited.name, audited.number, tmp_path / "v0001")
+    shutil.copytree(audited.path, old.path)
+    (old.path / "noise.parquet").unlink()
+    assert old.noise() is None
+    (old.path / "manifest.json").write_text(json.dumps({**raw, "joint": joint.tolist(), "noise_matrix": noise.tolist()}))
+    np.testing.assert_array_equal(old.noise()[0], joint)
+    np.testing.assert_array_equal(old.noise()[1], noise)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..options import option
-from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues
+from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues, noise_table
 
 # name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
 DETECTORS: dict[str, Callable[..., Any]] = {}
@@ -54,4 +54,14 @@ class DetectOptions:
         self.impl = make_detector(self.detector, filter_by=self.filter_by)
 
 
-__all__ = ["ConfidentLearning", "DETECTORS", "DetectOptions", "Detection", "detections_table", "find_label_issues", "make_detector", "register_detector"]
+__all__ = [
+    "ConfidentLearning",
+    "DETECTORS",
+    "DetectOptions",
+    "Detection",
+    "detections_table",
+    "find_label_issues",
+    "make_detector",
+    "noise_table",
+    "register_detector",
+]

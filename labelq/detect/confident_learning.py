@@ -106,3 +106,19 @@ def detections_table(ids: pa.ChunkedArray | list, det: Detection) -> pa.Table:
             "suggested_label": pa.array(det.suggested_label, pa.int64()),
         }
     )
+
+
+def noise_table(joint: np.ndarray, noise_matrix: np.ndarray) -> pa.Table:
+    """The version's ``noise.parquet``: one row per (given label, true label) with confident learning's
+    estimated joint ``P(given, true)`` and noise rate ``P(given | true)``. K x K values: in the manifest
+    they took 23 MB of JSON and 9 s to write at 1000 classes; here a table any Parquet reader (DuckDB) queries."""
+    k = len(joint)
+    given, true = np.divmod(np.arange(k * k), k)
+    return pa.table(
+        {
+            "given_label": pa.array(given, pa.int64()),
+            "true_label": pa.array(true, pa.int64()),
+            "joint": pa.array(np.asarray(joint, dtype=np.float64).ravel()),
+            "noise_rate": pa.array(np.asarray(noise_matrix, dtype=np.float64).ravel()),
+        }
+    )

@@ -142,10 +142,10 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
 
     evidence = probs
     if cfg.noise_aware:
-        nm = parent.manifest().audit.noise_matrix
-        if nm is None:
-            raise InputError(f"{parent.name} {parent.tag} has no noise matrix in its manifest", "leave --noise-aware out, or re-run the audit")
-        evidence = noise_aware(probs, labels, np.asarray(nm))
+        noise = parent.noise()
+        if noise is None:
+            raise InputError(f"{parent.name} {parent.tag} has no noise matrix (noise.parquet)", "leave --noise-aware out, or re-run the audit")
+        evidence = noise_aware(probs, labels, noise[1])
     judges = judge_evidence(parent, ids, k)
     kinds: Kinds = classify(
         evidence, labels, flagged, cfg.rule, **(dict(no_class=judges.no_class, judge_choice=judges.choice, judge_accepts=judges.accepts) if judges else {})

@@ -128,8 +128,9 @@ def _preview_cell(rows: pa.Table, manifest: Manifest) -> list[str]:
     return [html.escape(json.dumps({c: r[c] for c in inputs[:8]}, default=str)) for r in rows.select(inputs).to_pylist()]
 
 
-def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_rows: pa.Table | None = None) -> str:
-    """The report page. ``top_rows``: the top issues with their inputs, when ``rows`` was read without them."""
+def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_rows: pa.Table | None = None, joint: np.ndarray | None = None) -> str:
+    """The report page. ``top_rows``: the top issues with their inputs, when ``rows`` was read without them;
+    ``joint``: confident learning's estimated joint (``Version.noise``), for the noise heatmap."""
     names = manifest.class_names
     e = html.escape
     scores = rows[S.LABEL_SCORE].to_numpy()
@@ -137,8 +138,8 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     figures = [plots.score_histogram(scores, flagged)]
     per = summary["per_class"]
     figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
-    if manifest.audit.joint:
-        figures.insert(0, plots.noise_heatmap(np.asarray(manifest.audit.joint), names, rows.num_rows))
+    if joint is not None:
+        figures.insert(0, plots.noise_heatmap(joint, names, rows.num_rows))
     if len(summary.get("history") or []) > 1:
         figures.append(plots.history_trend(summary["history"]))
     if top_rows is None:
@@ -261,6 +262,7 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
         if r["version"] <= version.number
     ]
     out = version.path.parent / "reports"
-    html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows))
+    noise = version.noise()
+    html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None))
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))
     return html_path, json_path

@@ -27,43 +27,55 @@ def _to_uri(plt, fig) -> str:
 
 def noise_heatmap(joint: np.ndarray, class_names: list[str], n_rows: int) -> str:
     """Heatmap of the estimated joint distribution of given label (rows) and true label (columns), as counts.
-    Up to ``ANNOTATED_CLASSES`` classes each cell carries its count; with more, the colours alone, at a size that stays readable."""
-    k = len(class_names)
-    annotate = k <= ANNOTATED_CLASSES
-    size = min(k, ANNOTATED_CLASSES)
-    plt, fig = _figure(1.2 + 0.55 * size, 1.0 + 0.5 * size)
-    ax = fig.add_subplot(1, 1, 1)
+    With more than ``SHOWN_CLASSES`` classes, the ``SHOWN_CLASSES`` classes with the most estimated noise
+    (off-diagonal counts as given or as true label), so that every cell stays legible."""
     counts = np.asarray(joint) * n_rows
     off = counts.copy()
     np.fill_diagonal(off, np.nan)
+    shown = _most(np.nansum(off, axis=0) + np.nansum(off, axis=1))
+    counts, off = counts[np.ix_(shown, shown)], off[np.ix_(shown, shown)]
+    size = len(shown)
+    plt, fig = _figure(1.2 + 0.55 * size, 1.0 + 0.5 * size)
+    ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(off, cmap="Reds")
-    for i, j in zip(*np.nonzero(counts >= 0.5), strict=True) if annotate else ():
+    for i, j in zip(*np.nonzero(counts >= 0.5), strict=True):
         ax.text(j, i, f"{counts[i, j]:.0f}", ha="center", va="center", fontsize=7, color="grey" if i == j else "black")
-    ticks = range(k) if annotate else range(0, k, max(1, k // ANNOTATED_CLASSES))
-    ax.set_xticks(ticks, [class_names[t] for t in ticks], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(ticks, [class_names[t] for t in ticks], fontsize=8)
+    ax.set_xticks(range(size), [class_names[t] for t in shown], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(size), [class_names[t] for t in shown], fontsize=8)
     ax.set_xlabel("estimated true label")
     ax.set_ylabel("given label")
-    ax.set_title("Estimated label noise (off-diagonal counts)")
+    ax.set_title("Estimated label noise (off-diagonal counts)" + _of(size, len(class_names), "the most noise"))
     fig.colorbar(im, ax=ax, shrink=0.7)
     return _to_uri(plt, fig)
 
 
-ANNOTATED_CLASSES = 25
+SHOWN_CLASSES = 25
+
+
+def _most(values: np.ndarray) -> np.ndarray:
+    """All classes in order, or with more than ``SHOWN_CLASSES`` the ``SHOWN_CLASSES`` of largest ``values``, in class order."""
+    if len(values) <= SHOWN_CLASSES:
+        return np.arange(len(values))
+    return np.sort(np.argsort(-values, kind="stable")[:SHOWN_CLASSES])
+
+
+def _of(shown: int, k: int, what: str) -> str:
+    return f": the {shown} of {k} classes with {what}" if shown < k else ""
 
 
 def class_rates(class_names: list[str], flagged_rate: np.ndarray, estimated_rate: np.ndarray) -> str:
-    """Bars per class: share of rows flagged, and confident learning's estimated error rate."""
-    plt, fig = _figure(max(5.0, 0.6 * min(len(class_names), ANNOTATED_CLASSES) + 2), 3.2)
+    """Bars per class: share of rows flagged, and confident learning's estimated error rate (with more than
+    ``SHOWN_CLASSES`` classes, the ``SHOWN_CLASSES`` of highest estimated error rate)."""
+    shown = _most(estimated_rate)
+    plt, fig = _figure(max(5.0, 0.6 * len(shown) + 2), 3.2)
     ax = fig.add_subplot(1, 1, 1)
-    x = np.arange(len(class_names))
-    ax.bar(x - 0.2, 100 * flagged_rate, width=0.4, label="flagged", color="#d62728")
-    ax.bar(x + 0.2, 100 * estimated_rate, width=0.4, label="estimated error rate", color="#1f77b4")
-    ticks = x[:: max(1, len(x) // ANNOTATED_CLASSES)]
-    ax.set_xticks(ticks, [class_names[t] for t in ticks], rotation=45, ha="right", fontsize=8)
+    x = np.arange(len(shown))
+    ax.bar(x - 0.2, 100 * flagged_rate[shown], width=0.4, label="flagged", color="#d62728")
+    ax.bar(x + 0.2, 100 * estimated_rate[shown], width=0.4, label="estimated error rate", color="#1f77b4")
+    ax.set_xticks(x, [class_names[t] for t in shown], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("% of rows with this given label")
     ax.legend(fontsize=8)
-    ax.set_title("Label issues per class")
+    ax.set_title("Label issues per class" + _of(len(shown), len(class_names), "the highest estimated error rate"))
     return _to_uri(plt, fig)
 
 
