@@ -32,7 +32,9 @@ def dask_mapper(client) -> Mapper:
     shared by every task (labels, masks) are scattered to the workers once per pass."""
 
     def run(fn: Callable, parts: list, **shared) -> list:
-        shipped = {k: client.scatter(v, broadcast=True) if isinstance(v, np.ndarray) else v for k, v in shared.items()}
+        # hash=False: a key of its own each pass (the same array scattered again under its content's key could be
+        # forgotten by the scheduler as the previous pass's future is released: "lost dependencies")
+        shipped = {k: client.scatter(v, broadcast=True, hash=False) if isinstance(v, np.ndarray) else v for k, v in shared.items()}
         return client.gather(client.map(fn, parts, pure=False, **shipped))
 
     return run

@@ -335,23 +335,29 @@ def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prun
     need[sizes <= 1] = 0  # cleanlab prunes nothing in a class of at most min_examples_per_class (1) rows
     need = np.minimum(need, sizes[:, None])
     columns = [_searched_columns(need[c], c) for c in range(k)]
-    shared = {"labels": labels, "probs": probs, "need": need, "columns": columns, "rows": rows, "trim": len(parts) > 1}
+    shared = {"labels": labels, "probs": probs, "need": need, "columns": columns, "rows": rows, "whole": len(parts) == 1}
     leaders = _merge_leaders(mapper(_leaders, parts, search=counts.argmax != labels, **shared), need, columns)
     # the n-th largest margin over the rows searched is positive: no row left out (margin <= 0) can reach it
-    short = [c for c, (_, _, cut) in leaders.items() if (cut[need[c, columns[c]] > 0] <= 0).any()]
+    short = [c for c, (_, cut, _) in leaders.items() if (cut[need[c, columns[c]] > 0] <= 0).any()]
     if short:
         leaders.update(_merge_leaders(mapper(_leaders, parts, search=np.isin(labels, short), **shared), need, columns))
     mask = np.zeros(len(labels), dtype=bool)
     straddling: list[tuple[int, int]] = []
-    for c, (ids, held, cut) in leaders.items():
-        above = held >= cut[:, None]
-        exact = above.sum(axis=1) == need[c, columns[c]]
-        mask[ids[above[exact].any(axis=0)]] = True
-        straddling += [(c, int(j)) for j in columns[c][~exact]]  # equal margins straddle the cut: cleanlab's argsort decides
+    for c, (flagged, _, inexact) in leaders.items():
+        mask[flagged] = True
+        straddling += [(c, int(j)) for j in columns[c][inexact]]  # equal margins straddle the cut: cleanlab's argsort decides
     if straddling:
         for rows_k, margin, n in _gather_margins(counts, probs, straddling, prune, rows):
             mask[rows_k[np.argsort(-margin)[:n]]] = True
     return mask
+
+
+def _decide(ids: np.ndarray, held: np.ndarray, cut: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One class's pool decided: the rows among its columns' leaders (where exactly ``need`` margins reach
+    the cut), the cuts, and the columns whose equal margins straddle the cut."""
+    above = held >= cut[:, None]
+    exact = above.sum(axis=1) == need
+    return ids[above[exact].any(axis=0)], cut, ~exact
 
 
 def _searched_columns(need: np.ndarray, c: int) -> np.ndarray:
@@ -362,25 +368,27 @@ def _searched_columns(need: np.ndarray, c: int) -> np.ndarray:
 
 
 def _merge_leaders(found: list[dict], need: np.ndarray, columns: list[np.ndarray]) -> dict:
-    """The leaders of all parts: a row among a column's leaders overall is among them in its own part."""
+    """The leaders of all parts, decided (``_decide``): a row among a column's leaders overall is among
+    them in its own part. One part has decided its own."""
     if len(found) == 1:
         return found[0]
     out = {}
     for c in found[0] if found else {}:
         pool = _Pool(need[c, columns[c]], found[0][c][1].dtype)
         pool.waiting = [(ids, held.T) for ids, held, _ in (part[c] for part in found)]
-        out[c] = pool.finish()
+        out[c] = _decide(*pool.finish(), need[c, columns[c]])
     return out
 
 
 def _leaders(
-    part: tuple[int, int], labels: np.ndarray, probs, need: np.ndarray, columns: list[np.ndarray], search: np.ndarray, rows: int | None, trim: bool
+    part: tuple[int, int], labels: np.ndarray, probs, need: np.ndarray, columns: list[np.ndarray], search: np.ndarray, rows: int | None, whole: bool
 ) -> dict:
     """For each class with columns to prune, over the rows of ``part`` in ``search``: the pool (row ids,
     margins by column) of rows among some column's ``need`` largest margins, and each column's cut. Once
     a class's rows outnumber its pool, one partition (``_nth_largest``) renews the cuts and new rows below
     every cut are dropped at once, so each row is partitioned O(1) times. The classes are shared out
-    among a thread per core, each class's pool kept by one thread. ``trim``: as in ``_Pool.finish``."""
+    among a thread per core, each class's pool kept by one thread. ``whole``: ``part`` is every row, and
+    each class comes back decided (``_decide``), its pool dropped at once."""
     k = len(columns)
     state = {c: _Pool(need[c, js], probs.dtype) for c, js in enumerate(columns) if need[c, js].any()}
     n_threads = min(len(state), os.cpu_count() or 1) or 1
@@ -395,14 +403,32 @@ def _leaders(
                 margins -= chunk[local, c][:, None]
                 state[c].add(local + start, margins)
 
-    with ThreadPoolExecutor(n_threads) as threads:
+    # a thread per group of classes, each taking its chunks in order, while this thread reads and sorts
+    # the next chunk (at most two chunks in flight)
+    workers = [ThreadPoolExecutor(1) for _ in groups]
+    try:
+        in_flight: list[list] = []
         for start, chunk in iter_chunks(probs, rows, part):
             picked = np.flatnonzero(search[start : start + len(chunk)])
             lab = labels[start + picked]
             order, ends = picked[_stable_order(lab, k)], np.cumsum(np.bincount(lab, minlength=k))
-            list(threads.map(search_classes, groups, *([x] * n_threads for x in (chunk, order, ends, start))))
-        done = threads.map(lambda group: [(c, state[c].finish(trim)) for c in group], groups)
-        return dict(sorted(pair for group in done for pair in group))
+            in_flight.append([w.submit(search_classes, g, chunk, order, ends, start) for w, g in zip(workers, groups, strict=True)])
+            if len(in_flight) > 1:
+                [f.result() for f in in_flight.pop(0)]
+        [f.result() for fs in in_flight for f in fs]
+
+        def finish(group: list[int]) -> list[tuple[int, tuple]]:
+            out = []
+            for c in group:
+                pool = state.pop(c)  # dropped once decided
+                out.append((c, _decide(*pool.finish(trim=False), pool.need) if whole else pool.finish()))
+            return out
+
+        done = [w.submit(finish, g) for w, g in zip(workers, groups, strict=True)]
+        return dict(sorted(pair for f in done for pair in f.result()))
+    finally:
+        for w in workers:
+            w.shutdown(cancel_futures=True)
 
 
 class _Pool:
@@ -436,8 +462,8 @@ class _Pool:
         self.ids, self.held = ids, held
 
     def finish(self, trim: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row ids, margins and cuts; ``trim=False`` leaves in the rows below every cut (when nothing
-        merges these pools with others, the caller's own comparison with the cuts is enough)."""
+        """Row ids, margins and cuts; ``trim=False`` leaves in the rows below every cut (for ``_decide``,
+        which compares every row with the cuts itself)."""
         self._merge(trim)
         return self.ids, self.held, self.cut
 
