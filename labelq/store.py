@@ -158,11 +158,11 @@ class Version:
         ``noise.parquet`` (from the manifest for versions published before it); None without them."""
         import numpy as np
 
-        if (self.path / NOISE).is_file():
-            table = pq.read_table(self.path / NOISE)
-            k = len(self.manifest_json()["class_names"])
-            return tuple(table[c].to_numpy().reshape(k, k) for c in ("joint", "noise_rate"))  # type: ignore[return-value]
         raw = self.manifest_json()
+        if (self.path / NOISE).is_file():
+            table = pq.ParquetFile(self.path / NOISE).read(columns=["joint", "noise_rate"])  # as the rows are read: no pyarrow.dataset import
+            k = len(raw["class_names"])
+            return tuple(table[c].to_numpy().reshape(k, k) for c in ("joint", "noise_rate"))  # type: ignore[return-value]
         if raw.get("joint") is None or raw.get("noise_matrix") is None:
             return None
         return np.asarray(raw["joint"], dtype=np.float64), np.asarray(raw["noise_matrix"], dtype=np.float64)

@@ -334,7 +334,7 @@ def _prune_by_noise_rate(counts: CLCounts, probs: np.ndarray | ProbsChunks, prun
     np.fill_diagonal(need, 0)
     need[sizes <= 1] = 0  # cleanlab prunes nothing in a class of at most min_examples_per_class (1) rows
     need = np.minimum(need, sizes[:, None])
-    columns = [_searched_columns(need[c], c) for c in range(k)]
+    columns = [_searched_columns(need[c]) for c in range(k)]
     shared = {"labels": labels, "probs": probs, "need": need, "columns": columns, "rows": rows, "whole": len(parts) == 1}
     leaders = _merge_leaders(mapper(_leaders, parts, search=counts.argmax != labels, **shared), need, columns)
     # the n-th largest margin over the rows searched is positive: no row left out (margin <= 0) can reach it
@@ -360,8 +360,8 @@ def _decide(ids: np.ndarray, held: np.ndarray, cut: np.ndarray, need: np.ndarray
     return ids[above[exact].any(axis=0)], cut, ~exact
 
 
-def _searched_columns(need: np.ndarray, c: int) -> np.ndarray:
-    """The columns whose margins class ``c``'s search computes: those with rows to take, or all ``K`` when
+def _searched_columns(need: np.ndarray) -> np.ndarray:
+    """The columns whose margins a class's search computes (``need``: its row of rows to take): those with rows to take, or all ``K`` when
     that is most of them (``p - p[:, [c]]`` is one subtraction, with no copy of the columns first)."""
     wanted = np.flatnonzero(need)
     return np.arange(len(need)) if 2 * len(wanted) > len(need) else wanted
