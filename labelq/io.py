@@ -121,14 +121,56 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+HASH_ROWS = 65_536  # rows a column is hashed by: the same values give the same hash however they are chunked
+
+
+class TableHasher:
+    """SHA-256 of columns' names, types and values, fed a table or record batches at a time
+    (``update``), independent of chunking, metadata and column order. Each column is hashed apart
+    (``digests``), so columns read from different places (a table's, a streamed file's) combine into
+    the same ``hexdigest`` as one table holding them all."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, tuple[pa.DataType, hashlib._Hash, list[pa.Array]]] = {}
+
+    def update(self, data: pa.Table | pa.RecordBatch) -> TableHasher:
+        for name, col in zip(data.column_names, data.columns):
+            if name not in self._columns:
+                self._columns[name] = (col.type, hashlib.sha256(), [])
+            pending = self._columns[name][2]
+            pending.extend(col.chunks if isinstance(col, pa.ChunkedArray) else [col])
+            self._flush(name, final=False)
+        return self
+
+    def _flush(self, name: str, final: bool) -> None:
+        kind, h, pending = self._columns[name]
+        rows = sum(len(a) for a in pending)
+        if rows < HASH_ROWS and not (final and rows):
+            return
+        merged = pa.concat_arrays(pending) if len(pending) > 1 else pending[0]
+        cut = rows if final else rows - rows % HASH_ROWS
+        for start in range(0, cut, HASH_ROWS):
+            piece = pa.concat_arrays([merged.slice(start, min(HASH_ROWS, cut - start))])  # fresh buffers at offset 0
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, pa.schema([pa.field(name, kind)])) as writer:
+                writer.write_batch(pa.record_batch([piece], names=[name]))
+            h.update(sink.getvalue())
+        pending[:] = [merged.slice(cut)] if cut < rows else []
+
+    def digests(self) -> dict[str, str]:
+        """Each column's hash (``name: type`` first, then its values), by name."""
+        out = {}
+        for name, (kind, h, _) in self._columns.items():
+            self._flush(name, final=True)
+            out[name] = hashlib.sha256(f"{name}:{kind}\n".encode() + h.digest()).hexdigest()
+        return out
+
+    def hexdigest(self, extra: dict[str, str] | None = None) -> str:
+        """The hash of every column, with ``extra`` (other ``digests``) merged in, in name order."""
+        merged = {**self.digests(), **(extra or {})}
+        return hashlib.sha256("".join(f"{k}={merged[k]}\n" for k in sorted(merged)).encode()).hexdigest()
+
+
 def table_hash(table: pa.Table) -> str:
-    """SHA-256 of a table's column names, types and values (independent of chunking and metadata)."""
-    h = hashlib.sha256()
-    table = table.combine_chunks()
-    for name, col in zip(table.column_names, table.columns):
-        h.update(f"{name}:{col.type}\n".encode())
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, pa.schema([pa.field(name, col.type)])) as writer:
-            writer.write_table(pa.table({name: col}))
-        h.update(sink.getvalue())
-    return h.hexdigest()
+    """SHA-256 of a table's column names, types and values (independent of chunking, metadata and column order)."""
+    return TableHasher().update(table).hexdigest()

@@ -85,7 +85,8 @@ class AuditConfig:
         if self.name is None:
             self.name = derive_name(self.source, self.ingest.split)
         check_name(self.name)
-        self.ingest = replace(self.ingest, inputs_required=self.predict.pred_probs is None)  # no model reads given pred_probs' inputs
+        # no model reads given pred_probs' inputs (a Parquet source's stay on disk until publish), but judges read the text
+        self.ingest = replace(self.ingest, inputs_required=self.predict.pred_probs is None or bool(self.judging.configs))
         self.open_store().check_writable(self.name)
 
     @classmethod

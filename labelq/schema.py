@@ -59,6 +59,8 @@ class ExamplesInfo:
     ``modality`` is one of ``MODALITIES``; ``inputs`` names the payload columns a model reads
     (one image column, one text column, or the numeric feature columns).
     ``label_mapping`` maps each original label value (as a string) to its class index.
+    ``deferred``: inputs left in a Parquet source until publish (``labelq.deferred.DeferredInputs``, as
+    JSON); only an examples table read for an audit that trains no model has it, never a version.
     """
 
     class_names: list[str]
@@ -67,9 +69,13 @@ class ExamplesInfo:
     label_mapping: dict[str, int] = field(default_factory=dict)
     source: str = ""
     contract_version: int = CONTRACT_VERSION
+    deferred: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        obj = asdict(self)
+        if obj["deferred"] is None:  # what every published file says: its inputs are in the version
+            del obj["deferred"]
+        return json.dumps(obj, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ExamplesInfo:

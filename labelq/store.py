@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from . import schema as S
+from .deferred import DeferredInputs
 from .errors import DamagedVersionError, InputError, NotLatestError, StoreError, VersionConflictError
-from .io import atomic_write_text, file_sha256, table_hash, write_parquet
+from .io import BatchSource, TableHasher, atomic_write_text, file_sha256, write_parquet
 from .manifest import Manifest
 
 MANIFEST = "manifest.json"
@@ -392,11 +393,17 @@ class Store:
             try:
                 (tmp / "data").mkdir(parents=True)
                 info = S.info_of(data)
+                deferred = DeferredInputs.from_json(info.deferred)  # inputs still in a Parquet source: streamed into payload.parquet
+                info = dataclasses.replace(info, deferred=None)
                 groups = column_groups(data)
                 apart = [c for cols in groups.values() for c in cols]
-                writes = {"data/part-00000.parquet": S.with_info(data.drop_columns(apart), info) if apart else data}
+                writes: dict[str, pa.Table | Path | BatchSource] = {"data/part-00000.parquet": S.with_info(data.drop_columns(apart), info)}
                 for f, cols in groups.items():  # each file's Hugging Face features describe its own columns
                     writes[f] = S.with_info(data.select([S.ID, *cols]), info)
+                payload = None
+                if deferred is not None:
+                    meta = S.with_info(pa.schema([pa.field(S.ID, pa.string()), *deferred.schema()]).empty_table(), info).schema.metadata
+                    payload = writes[PAYLOAD] = deferred.payload(data[S.ID], meta)
                 writes.update({f"{tname}.parquet": table for tname, table in tables.items()})
                 near = [v for v in existing if v.number == parent or v is existing[-1]]  # where an unchanged group comes from
                 files = {rel: _write_shared(tmp / rel, table, shared, [v.path / rel for v in near] if rel in GROUPS else []) for rel, table in writes.items()}
@@ -417,9 +424,11 @@ class Store:
                     modality=info.modality,
                     inputs=info.inputs,
                     source=info.source,
-                    content_hash=table_hash(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS])),
+                    content_hash=TableHasher()
+                    .update(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS]))
+                    .hexdigest(payload.digests() if payload else None),
                     files=files,
-                    columns=data.column_names,
+                    columns=[*data.column_names[:3], *deferred.columns, *data.column_names[3:]] if deferred else data.column_names,
                 )
                 full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
                 for fname, obj in (records(full) if records else {}).items():
@@ -532,12 +541,13 @@ def disk_bytes(*folders: Path) -> int:
     return total
 
 
-def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path], same_content: Sequence[Path] = ()) -> str:
+def _write_shared(path: Path, table: pa.Table | Path | BatchSource, shared: dict[str, Path], same_content: Sequence[Path] = ()) -> str:
     """Write ``table`` to ``path`` and return its sha256. When an earlier version holds a file with the
     same bytes, ``path`` becomes a hard link to it (the copy is dropped). A ``Path`` is a published file
     carried unchanged (``derive``): linked, never rewritten. ``same_content``: published files to link
-    when they hold the same values (a table read back from Parquet can be written to other bytes).
-    Where the file system has no hard links, the bytes are copied."""
+    when they hold the same values (a table read back from Parquet can be written to other bytes; a
+    ``BatchSource``, streamed, is compared once written, a batch at a time). Where the file system has
+    no hard links, the bytes are copied."""
     for candidate in same_content:
         if isinstance(table, pa.Table) and candidate.is_file() and pq.read_table(candidate).equals(table):
             table = candidate
@@ -547,6 +557,10 @@ def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path], s
     else:
         digest = file_sha256(write_parquet(path, table))
         source = shared.get(digest)
+        if source is None and not isinstance(table, pa.Table):
+            written = _content_hash(path)
+            source = next((c for c in same_content if c.is_file() and _content_hash(c) == written), None)
+            digest = cached_sha256(source) if source is not None else digest
     if source is not None:
         link = path.with_name(f".link-{uuid.uuid4().hex}")
         try:
@@ -558,6 +572,14 @@ def _write_shared(path: Path, table: pa.Table | Path, shared: dict[str, Path], s
             if not path.exists():
                 shutil.copyfile(source, path)
     return digest
+
+
+def _content_hash(path: Path) -> str:
+    """``labelq.io.TableHasher``'s hash of a Parquet file's values, read a batch at a time."""
+    hasher = TableHasher()
+    for batch in pq.ParquetFile(path).iter_batches():
+        hasher.update(batch)
+    return hasher.hexdigest()
 
 
 def _json_default(obj):

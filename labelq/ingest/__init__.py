@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema as S
+from ..deferred import DeferredInputs
 from ..errors import InputError
 from ..options import csv, option
 from ..validation import check_ids, plural
 from .builtin import LOADERS, RawSource
-from .files import _class_names_from_hf_schema, read_path
+from .files import _class_names_from_hf_schema, read_parquet_columns, read_path
 from .images import IMAGE_TYPE, decode_images
 
 __all__ = ["IngestOptions", "load_examples", "examples_from_raw", "load_raw", "decode_images", "LOADERS", "RawSource"]
@@ -48,18 +49,19 @@ class IngestOptions:
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 
-def load_raw(source: str | Path, split: str | None = None, encoding: str | None = None) -> RawSource:
-    """Read a built-in dataset by name, or a file/folder by path (``encoding``: of a CSV file)."""
+def load_raw(source: str | Path, split: str | None = None, encoding: str | None = None, defer_inputs: bool = False) -> RawSource:
+    """Read a built-in dataset by name, or a file/folder by path (``encoding``: of a CSV file;
+    ``defer_inputs``: a Parquet source is read lazily, see ``examples_from_raw``)."""
     s = str(source)
     if s in LOADERS and not Path(s).exists():
         return LOADERS[s]()
-    return read_path(Path(s).expanduser(), split, encoding)
+    return read_path(Path(s).expanduser(), split, encoding, defer_inputs)
 
 
 def load_examples(source: str | Path = "digits", options: IngestOptions | None = None) -> pa.Table:
     """Read ``source`` and return its examples table (see module docstring)."""
     options = options or IngestOptions()
-    raw = load_raw(source, options.split, options.encoding)
+    raw = load_raw(source, options.split, options.encoding, defer_inputs=not options.inputs_required)
     table = examples_from_raw(raw, options)
     log.info(
         "ingested %s rows, %d classes, modality %s, from %s",
@@ -134,22 +136,24 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
     return lookup[encoded.indices.to_numpy(zero_copy_only=False)], names, dict(index)
 
 
-def derive_ids(table: pa.Table, columns: Sequence[str]) -> list[str]:
-    """Stable ids from the content of ``columns``: a hash of each row, with ``-k`` for the k-th duplicate."""
-    hashers = [hashlib.sha1() for _ in range(table.num_rows)]
-    for name in columns:
-        for h, v in zip(hashers, table.column(name).to_pylist()):
-            if isinstance(v, dict) and "bytes" in v:
-                v = v["bytes"]
-            h.update(v if isinstance(v, (bytes, bytearray)) else repr(v).encode())
-            h.update(b"\x1f")
+def derive_ids(rows: pa.Table | Iterable[pa.RecordBatch], columns: Sequence[str]) -> list[str]:
+    """Stable ids from the content of ``columns``: a hash of each row, with ``-k`` for the k-th duplicate.
+    ``rows``: a table, or record batches in row order (read a batch at a time)."""
     seen: dict[str, int] = {}
     ids = []
-    for h in hashers:
-        base = h.hexdigest()[:16]
-        k = seen.get(base, 0)
-        seen[base] = k + 1
-        ids.append(base if k == 0 else f"{base}-{k}")
+    for batch in rows.to_batches() if isinstance(rows, pa.Table) else rows:
+        hashers = [hashlib.sha1() for _ in range(batch.num_rows)]
+        for name in columns:
+            for h, v in zip(hashers, batch.column(name).to_pylist()):
+                if isinstance(v, dict) and "bytes" in v:
+                    v = v["bytes"]
+                h.update(v if isinstance(v, (bytes, bytearray)) else repr(v).encode())
+                h.update(b"\x1f")
+        for h in hashers:
+            base = h.hexdigest()[:16]
+            k = seen.get(base, 0)
+            seen[base] = k + 1
+            ids.append(base if k == 0 else f"{base}-{k}")
     return ids
 
 
@@ -190,30 +194,42 @@ def _infer_inputs(table: pa.Table, raw: RawSource, options: IngestOptions, skip:
 
 
 def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> pa.Table:
-    """Turn a ``RawSource`` into the examples table; validates labels, ids and splits."""
+    """Turn a ``RawSource`` into the examples table; validates labels, ids and splits.
+
+    From a source read lazily (``raw.deferred_from``, a Parquet source when no model trains) it reads
+    every column but the inputs, which stay in the source (``ExamplesInfo.deferred``) until publish
+    streams them into the version."""
     options = options or IngestOptions()
-    table = raw.table
+    table = raw.table  # a lazy source's: its schema, no rows yet
     stale = [c for c in S.DERIVED_COLUMNS if c in table.column_names]
     if stale:
         log.warning("dropping audit columns %s from the source (a published labelq version); they are recomputed", stale)
         table = table.drop_columns(stale)
-    if table.num_rows == 0:
+    if table.num_rows == 0 and raw.deferred_from is None:
         raise InputError("the source has no rows", "check the path, the split and any filters")
     label_col = _pick(options.label_column, raw.label_column or ("label" if "label" in table.column_names else None), table, "label", "--label-column")
     if label_col is None:
         raise InputError(f"no label column: the data has no column named 'label' (columns: {table.column_names})", "name it with --label-column")
     id_col = _pick(options.id_column, raw.id_column or ("id" if "id" in table.column_names else None), table, "id", "--id-column")
-
-    if options.split is not None:
-        if "split" not in table.column_names:
-            raise InputError(f"--split {options.split!r} was given but the data has no split column", "leave --split out, or add a 'split' column")
-        table = table.filter(pc.equal(table["split"].cast(pa.string()), options.split))
-        if table.num_rows == 0:
-            raise InputError(f"no rows have split {options.split!r}", f"use one of {sorted(set(raw.table['split'].to_pylist()))}")
-
+    if options.split is not None and "split" not in table.column_names:
+        raise InputError(f"--split {options.split!r} was given but the data has no split column", "leave --split out, or add a 'split' column")
     class_names = list(options.classes) if options.classes else (raw.class_names or _class_names_from_hf_schema(table.schema, label_col))
     skip = {label_col, "split"} | ({id_col} if id_col else set())
     modality, inputs = _infer_inputs(table, raw, options, skip)
+
+    deferred = None
+    if raw.deferred_from is not None:
+        table = read_parquet_columns(raw.deferred_from, [c for c in table.column_names if c not in inputs])
+        if table.num_rows == 0:
+            raise InputError("the source has no rows", "check the path, the split and any filters")
+    if options.split is not None:
+        whole = table
+        table = table.filter(pc.equal(table["split"].cast(pa.string()), options.split))
+        if table.num_rows == 0:
+            raise InputError(f"no rows have split {options.split!r}", f"use one of {sorted(set(whole['split'].cast(pa.string()).to_pylist()))}")
+    if raw.deferred_from is not None and inputs:
+        deferred = DeferredInputs.of(raw.deferred_from, inputs, options.split, id_col, table.num_rows)
+        log.info("the input columns %s stay in %s until publish: no model reads them", inputs, raw.deferred_from)
     if modality == "text" and options.inputs_required:
         text = table[inputs[0]].cast(pa.string())
         if pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text.fill_null(""))), 0)).as_py() in (None, 0):
@@ -225,7 +241,7 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     if id_col:
         ids = check_ids(table[id_col])
     elif inputs:
-        ids = pa.array(derive_ids(table, inputs), pa.string())
+        ids = pa.array(derive_ids(deferred.batches() if deferred else table, inputs), pa.string())
     else:  # no id column and no inputs (labels + pred_probs in row order): the row number
         ids = pc.cast(pa.array(np.arange(table.num_rows)), pa.string())
     labels, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
@@ -234,11 +250,19 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
 
     split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.repeat(pa.scalar("all", pa.string()), table.num_rows)
     out = {S.ID: ids, S.LABEL: pa.array(labels, pa.int64()), S.SPLIT: split}
-    for name in table.column_names:
+    rest = [c for c in table.column_names if c not in inputs]
+    for name in [*(c for c in inputs if c in table.column_names), *rest]:  # the inputs first, as a version's columns list them
         if name in (id_col, "split") or (name == label_col and name == S.LABEL):
             continue
         if name in S.RESERVED_COLUMNS:
             raise InputError(f"the source has a column named {name!r}, a name labelq reserves", "rename that column")
         out[name] = table[name]
-    info = S.ExamplesInfo(class_names=class_names, modality=modality, inputs=inputs, label_mapping=mapping, source=raw.description)
+    info = S.ExamplesInfo(
+        class_names=class_names,
+        modality=modality,
+        inputs=inputs,
+        label_mapping=mapping,
+        source=raw.description,
+        deferred=deferred.to_json() if deferred else None,
+    )
     return S.with_info(pa.table(out), info)

@@ -36,6 +36,7 @@ class RawSource:
     feature_columns: list[str] | None = None
     description: str = ""
     extra: dict = field(default_factory=dict)
+    deferred_from: Path | None = None  # a Parquet source of which ``table`` holds the schema only (``files.read_parquet``)
 
 
 LOADERS: dict[str, Callable[..., RawSource]] = {}

@@ -51,10 +51,19 @@ def read_hf_disk(path: Path, split: str | None) -> RawSource:
     return RawSource(table.replace_schema_metadata(meta), description=f"Hugging Face dataset saved at {path}")
 
 
-def read_parquet(path: Path) -> RawSource:
+def read_parquet(path: Path, defer: bool = False) -> RawSource:
+    """A Parquet file, or a folder of them. ``defer``: read only the schema now (``RawSource.deferred_from``);
+    ingest reads the columns it needs with ``read_parquet_columns``."""
+    if defer:
+        schema = pq.ParquetFile(path).schema_arrow if path.is_file() else pq.ParquetDataset(path).schema
+        return RawSource(schema.empty_table(), description=f"Parquet {path}", deferred_from=path)
+    return RawSource(read_parquet_columns(path), description=f"Parquet {path}")
+
+
+def read_parquet_columns(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """``columns`` (all when None) of a Parquet file or folder of them."""
     # a single file through ParquetFile: pq.read_table goes through pyarrow.dataset, whose import (with pandas) costs ~58 MB
-    table = pq.ParquetFile(path).read() if path.is_file() else pq.ParquetDataset(path).read()
-    return RawSource(table, description=f"Parquet {path}")
+    return pq.ParquetFile(path).read(columns=columns) if path.is_file() else pq.ParquetDataset(path).read(columns=columns)
 
 
 def read_csv(path: Path, encoding: str | None = None) -> RawSource:
@@ -145,8 +154,8 @@ def read_image_folder(path: Path) -> RawSource:
     return RawSource(table, "label", sorted(set(labels)), "id", image_column="image", description=f"image folder {path}")
 
 
-def read_path(path: Path, split: str | None = None, encoding: str | None = None) -> RawSource:
-    """Pick the reader from what is at ``path``."""
+def read_path(path: Path, split: str | None = None, encoding: str | None = None, defer_inputs: bool = False) -> RawSource:
+    """Pick the reader from what is at ``path``. ``defer_inputs``: a Parquet source is read lazily (``read_parquet``)."""
     if not path.exists():
         raise SourceNotFoundError(
             f"the source {str(path)!r} does not exist",
@@ -156,7 +165,7 @@ def read_path(path: Path, split: str | None = None, encoding: str | None = None)
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() or (path / "state.json").exists():
             return read_hf_disk(path, split)
         if any(path.rglob("*.parquet")):
-            return read_parquet(path)
+            return read_parquet(path, defer_inputs)
         return read_image_folder(path)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     readers = {
@@ -174,6 +183,8 @@ def read_path(path: Path, split: str | None = None, encoding: str | None = None)
             f"cannot read {path}: unknown file type {suffix!r}", "use Parquet, CSV, JSON lines, a Hugging Face save_to_disk folder or an image folder"
         )
     reader = readers[suffix]
+    if reader is read_parquet:
+        return read_parquet(path, defer_inputs)
     if reader is read_csv:
         return read_csv(path, encoding)
     if encoding is not None:
