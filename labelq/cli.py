@@ -45,16 +45,13 @@ def format_table(rows: list[dict], max_width: int = 60) -> str:
 
 def top_issues_rows(store, version, limit: int) -> list[dict]:
     """The top ``limit`` issues of ``version``; text datasets get a snippet of each example."""
-    import pyarrow.compute as pc
-
     from .sql import named_query
 
     rows = named_query(store, version.name, "top_issues", version=version.number, limit=limit).to_pylist()
     manifest = version.manifest()
     if rows and manifest.modality == "text":
         col = manifest.inputs[0]
-        data = version.read(columns=["id", col])
-        data = data.filter(pc.is_in(data["id"], pc.cast([r["id"] for r in rows], data["id"].type)))
+        data = version.payload_rows([r["id"] for r in rows])
         text = dict(zip(data["id"].to_pylist(), data[col].to_pylist()))
         for r in rows:
             r["text"] = text.get(r["id"])

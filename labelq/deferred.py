@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import InputError
-from .io import TableHasher
+from .io import TableHasher, parquet_batches
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _source_batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     """``columns`` of a Parquet file (``ParquetFile``: no ``pyarrow.dataset`` import) or folder, in row order:
     the order ``labelq.ingest.files.read_parquet`` reads them in."""
     if path.is_file():
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        yield from parquet_batches(pq.ParquetFile(path), columns, BATCH_ROWS)
         return
     import pyarrow.dataset as ds  # a folder: read as pq.ParquetDataset reads it (hive partitions), batches in order
 

@@ -45,7 +45,7 @@ from . import __version__
 from . import schema as S
 from .deferred import DeferredInputs
 from .errors import DamagedVersionError, InputError, NotLatestError, StoreError, VersionConflictError
-from .io import BatchSource, TableHasher, atomic_write_text, file_sha256, write_parquet
+from .io import BatchSource, TableHasher, atomic_write_text, file_sha256, parquet_batches, write_parquet
 from .manifest import Manifest
 
 MANIFEST = "manifest.json"
@@ -137,6 +137,22 @@ class Version:
     def groups(self) -> dict[str, list[str]]:
         """The column groups this version keeps apart from ``data/`` (``GROUPS``): file -> its columns but ``id``."""
         return {f: [c for c in pq.read_schema(self.path / f).names if c != S.ID] for f in GROUPS if (self.path / f).is_file()}
+
+    def payload_rows(self, ids: Sequence[str]) -> pa.Table:
+        """``id`` and the inputs of the rows ``ids`` (in row order), read from the row groups of
+        ``payload.parquet`` that hold them: a report's top rows without the other images and texts."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        source = pq.ParquetFile(self.path / PAYLOAD)
+        wanted = pa.array(list(ids), pa.string())
+        rows = np.flatnonzero(pc.is_in(source.read(columns=[S.ID])[S.ID], value_set=wanted).to_numpy(zero_copy_only=False))
+        ends = np.cumsum([source.metadata.row_group(g).num_rows for g in range(source.metadata.num_row_groups)])
+        parts = []
+        for group in np.unique(np.searchsorted(ends, rows, side="right")):  # one row group in memory at a time
+            table = source.read_row_group(int(group))
+            parts.append(table.filter(pc.is_in(table[S.ID], value_set=wanted)))
+        return pa.concat_tables(parts) if parts else source.schema_arrow.empty_table()
 
     def payload_columns(self) -> list[str]:
         """The input columns stored in ``payload.parquet`` (none for versions without one)."""
@@ -557,7 +573,7 @@ def _write_shared(path: Path, table: pa.Table | Path | BatchSource, shared: dict
     else:
         digest = file_sha256(write_parquet(path, table))
         source = shared.get(digest)
-        if source is None and not isinstance(table, pa.Table):
+        if source is None and same_content and not isinstance(table, pa.Table):
             written = _content_hash(path)
             source = next((c for c in same_content if c.is_file() and _content_hash(c) == written), None)
             digest = cached_sha256(source) if source is not None else digest
@@ -577,7 +593,7 @@ def _write_shared(path: Path, table: pa.Table | Path | BatchSource, shared: dict
 def _content_hash(path: Path) -> str:
     """``labelq.io.TableHasher``'s hash of a Parquet file's values, read a batch at a time."""
     hasher = TableHasher()
-    for batch in pq.ParquetFile(path).iter_batches():
+    for batch in parquet_batches(pq.ParquetFile(path)):
         hasher.update(batch)
     return hasher.hexdigest()
 

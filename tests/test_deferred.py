@@ -42,6 +42,8 @@ def test_given_pred_probs_leave_the_images_in_the_source_and_publish_the_same_ve
     assert lazy.read().select(eager.read().column_names).equals(eager.read())
     assert S.info_of(pq.read_schema(lazy.path / PAYLOAD)).deferred is None  # a version's metadata never points outside it
     assert lazy.manifest().n_label_issues == eager.manifest().n_label_issues
+    some = eager.read([S.ID])[S.ID].to_pylist()[::97]  # a report's top rows: only the row groups that hold them are read
+    assert lazy.payload_rows(some).equals(pq.read_table(lazy.path / PAYLOAD).take(np.arange(0, digits.num_rows, 97)))
 
     again = audit(cfg).version  # an unchanged scheduled re-audit: the streamed payload equals the version's, nothing is published
     assert again.number == lazy.number == 1 and len(Store(tmp_path / "b").versions("d")) == 1

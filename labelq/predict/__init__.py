@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
-from ..io import atomic_write, file_sha256
+from ..io import atomic_write, file_sha256, parquet_batches
 from ..options import key_values, option
 from .crossval import (
     FoldCache,
@@ -157,7 +157,7 @@ def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
     def write(tmp: str) -> None:
         np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(want), k)).flush()
         first = 0
-        for batch in source.iter_batches(batch_size=rows, columns=columns):
+        for batch in parquet_batches(source, columns, rows):
             values = (
                 _list_column_array(batch.column(0), k, path)
                 if columns == [S.PRED_PROBS]

@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..io import atomic_write_text
 from ..manifest import Manifest, RelabelSection
-from ..store import PAYLOAD
 from . import plots
 
 SNIPPET = 300
@@ -253,8 +251,7 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     payload = version.payload_columns()
     rows = version.read([c for c in version.column_names() if c not in payload])  # images and texts only for the top rows
     summary = audit_summary(rows, manifest, top)
-    top_ids = pa.array([t["id"] for t in summary["top_issues"]], pa.string())
-    top_rows = pq.read_table(version.path / PAYLOAD, filters=pc.is_in(pc.field(S.ID), top_ids)) if payload else None
+    top_rows = version.payload_rows([t["id"] for t in summary["top_issues"]]) if payload else None
     store = Store(version.path.parent.parent.parent)
     summary["history"] = [
         {k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
