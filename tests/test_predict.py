@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +68,23 @@ def test_cnn_default_on_digits_is_accurate(digits):
     assert spec.name == "cnn"
     probs = pred_probs_array(cross_val_pred_probs(digits, n_folds=3, seed=0))
     assert (probs.argmax(1) == digits["label"].to_numpy()).mean() > 0.95
+
+
+def test_folds_are_scikit_learns_stratified_folds_without_importing_it():
+    from sklearn.model_selection import StratifiedKFold
+
+    from labelq.predict.crossval import make_folds
+
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        k, n, n_folds = int(rng.integers(2, 30)), int(rng.integers(50, 3000)), int(rng.integers(2, 8))
+        labels = rng.permutation(np.concatenate([rng.integers(0, k, n), np.repeat(np.arange(k), n_folds)]))
+        expected = np.empty(len(labels), np.int32)
+        for f, (_, test) in enumerate(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)):
+            expected[test] = f
+        assert np.array_equal(make_folds(labels, n_folds, seed), expected)
+    code = "import sys; from labelq.predict.crossval import make_folds; from labelq.predict.torch_cnn import CNNClassifier; print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_cnn_follows_the_sklearn_contract(digits):
