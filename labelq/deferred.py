@@ -9,7 +9,6 @@ a row group at a time (``payload``), so they are never whole in memory.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,8 +20,6 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .io import TableHasher, parquet_batches
-
-log = logging.getLogger(__name__)
 
 BATCH_ROWS = 16_384
 
@@ -72,8 +69,9 @@ class DeferredInputs:
             if batch.num_rows:
                 yield batch.select(wanted)
 
-    def payload(self, ids: pa.ChunkedArray | pa.Array, info_meta: dict[bytes, bytes]) -> DeferredPayload:
-        return DeferredPayload(self, ids, info_meta)
+    def payload(self, ids: pa.ChunkedArray | pa.Array, metadata: dict[bytes, bytes]) -> DeferredPayload:
+        """``id`` (the examples' ids, in row order) and the deferred columns, to stream into a version."""
+        return DeferredPayload(self, ids, metadata)
 
 
 class DeferredPayload:
