@@ -19,8 +19,8 @@ def _figure(width: float, height: float):
 
 def _to_uri(plt, fig) -> str:
     buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
+    # the saved image grows to hold every label (tight_layout could not fit two long class names in a 2 x 2 heatmap, and warned)
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
