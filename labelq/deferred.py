@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import InputError
-from .io import TableHasher, parquet_batches
+from .io import TableHasher, parquet_batches, parquet_files, parquet_schema
 
 BATCH_ROWS = 16_384
 
@@ -28,21 +28,20 @@ BATCH_ROWS = 16_384
 class DeferredInputs:
     """``columns`` of the Parquet file or folder at ``path``: the rows whose ``split`` column equals ``split``
     (all rows when None), in file order. ``id_column``: the source's id column, checked against the
-    examples' ids as the rows are read. ``rows``, ``size`` and ``mtime_ns``: the source as ingest saw it;
+    examples' ids as the rows are read. ``size`` and ``mtime_ns``: the source's files as ingest saw them;
     publishing refuses a source that changed since."""
 
     path: str
     columns: list[str]
     split: str | None = None
     id_column: str | None = None
-    rows: int = 0
     size: int = 0
     mtime_ns: int = 0
 
     @classmethod
-    def of(cls, path: Path, columns: list[str], split: str | None, id_column: str | None, rows: int) -> DeferredInputs:
+    def of(cls, path: Path, columns: list[str], split: str | None, id_column: str | None) -> DeferredInputs:
         size, mtime = _fingerprint(path)
-        return cls(str(path.resolve()), list(columns), split, id_column, rows, size, mtime)
+        return cls(str(path.resolve()), list(columns), split, id_column, size, mtime)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any] | None) -> DeferredInputs | None:
@@ -53,7 +52,7 @@ class DeferredInputs:
 
     def schema(self) -> pa.Schema:
         """The deferred columns' fields, as the source declares them."""
-        full = _schema(Path(self.path))
+        full = parquet_schema(Path(self.path))
         return pa.schema([full.field(c) for c in self.columns])
 
     def batches(self, extra: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -106,19 +105,9 @@ class DeferredPayload:
         return self.hasher.digests()
 
 
-def _schema(path: Path) -> pa.Schema:
-    if path.is_file():
-        return pq.ParquetFile(path).schema_arrow
-    return pq.ParquetDataset(path).schema
-
-
-def _files(path: Path) -> list[Path]:
-    return [path] if path.is_file() else [Path(f) for f in pq.ParquetDataset(path).files]
-
-
 def _fingerprint(path: Path) -> tuple[int, int]:
     """Total size and latest modification time of the source's files."""
-    stats = [f.stat() for f in _files(path)]
+    stats = [f.stat() for f in parquet_files(path)]
     return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
 
 

@@ -6,6 +6,7 @@ so a reader never sees half a file and a killed process leaves only a ``.tmp-*``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -92,6 +93,74 @@ def parquet_batches(source: pq.ParquetFile, columns: list[str] | None = None, ba
     10 row groups, against 83 MB read a row group at a time."""
     for group in range(source.metadata.num_row_groups):
         yield from source.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns)
+
+
+def parquet_schema(path: Path) -> pa.Schema:
+    """The Arrow schema of a Parquet file, or of a folder of them (hive partitions as columns); reads no rows."""
+    return pq.ParquetFile(path).schema_arrow if path.is_file() else pq.ParquetDataset(path).schema
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The files of a Parquet file or folder, in the order a dataset over the folder reads them."""
+    return [path] if path.is_file() else [Path(f) for f in pq.ParquetDataset(path).files]
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed so far back to the system: Arrow's pool (``release_unused``) and the C heap
+    (``trim_heap``). Both keep freed memory for reuse, and what ingest and the image decoding free
+    fragments it: reading Fashion-MNIST left RSS at 215 MB with 37 MB in use (169 MB after this),
+    decoding it 297 (229 after), and one CNN fit and prediction 180 MB more, so each fold starts where
+    the first did."""
+    pa.default_memory_pool().release_unused()
+    trim_heap()
+
+
+@functools.cache
+def _libc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    return getattr(libc, "malloc_trim", None)
+
+
+def trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
+
+
+class HeapGuard:
+    """Keeps the resident memory of a loop that allocates and frees large blocks (a CNN's batches)
+    within ``slack`` bytes of its floor, trimming the C heap only when it grows past that. The floor is
+    where the loop started, raised to what a trim leaves (memory in use, and code pages the first
+    batches brought in), so a loop that needs more memory is not trimmed at every step.
+
+    glibc keeps what is freed for reuse, and its dynamic mmap threshold sends large blocks to the heap
+    once the first is freed, where the holes they leave stay resident: a fit and a prediction on
+    56,000 Fashion-MNIST images peaked 583-726 MB from run to run. Trimming every 8 batches held them
+    at 474-481 MB but cost the full audit 25-50% more time (each trim hands back pages that the next
+    batches fault in again); trimming only past the slack costs one read of ``/proc/self/statm`` a
+    batch. Where there is no ``/proc`` (not Linux), ``check`` does nothing."""
+
+    def __init__(self, slack: int = 96 * 2**20) -> None:
+        self.slack = slack
+        self.floor = _resident_bytes()
+
+    def check(self) -> None:
+        if self.floor is not None and (_resident_bytes() or 0) > self.floor + self.slack:
+            trim_heap()
+            self.floor = max(self.floor, _resident_bytes() or 0)
+
+
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class BatchSource(Protocol):

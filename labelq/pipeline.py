@@ -25,6 +25,7 @@ from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
+from .io import release_freed_memory
 from .judges.config import JudgeOptions
 from .manifest import AuditSection, JudgesSection, Manifest, RunSection
 from .options import changed, dest, option_fields, take
@@ -40,7 +41,6 @@ from .predict import (
     pred_probs_view,
     predict_fold,
 )
-from .predict.crossval import release_freed_memory
 from .reliability import check_signal, with_warning
 from .report import write_audit_report
 from .runner import InProcess, Runner, step

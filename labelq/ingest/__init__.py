@@ -228,7 +228,7 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         if table.num_rows == 0:
             raise InputError(f"no rows have split {options.split!r}", f"use one of {sorted(set(whole['split'].cast(pa.string()).to_pylist()))}")
     if raw.deferred_from is not None and inputs:
-        deferred = DeferredInputs.of(raw.deferred_from, inputs, options.split, id_col, table.num_rows)
+        deferred = DeferredInputs.of(raw.deferred_from, inputs, options.split, id_col)
         log.info("the input columns %s stay in %s until publish: no model reads them", inputs, raw.deferred_from)
     if modality == "text" and options.inputs_required:
         text = table[inputs[0]].cast(pa.string())

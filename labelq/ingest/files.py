@@ -11,6 +11,7 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from ..errors import InputError, MissingDependencyError, SourceNotFoundError
+from ..io import parquet_schema
 from .builtin import RawSource
 from .images import IMAGE_TYPE
 
@@ -55,8 +56,7 @@ def read_parquet(path: Path, defer: bool = False) -> RawSource:
     """A Parquet file, or a folder of them. ``defer``: read only the schema now (``RawSource.deferred_from``);
     ingest reads the columns it needs with ``read_parquet_columns``."""
     if defer:
-        schema = pq.ParquetFile(path).schema_arrow if path.is_file() else pq.ParquetDataset(path).schema
-        return RawSource(schema.empty_table(), description=f"Parquet {path}", deferred_from=path)
+        return RawSource(parquet_schema(path).empty_table(), description=f"Parquet {path}", deferred_from=path)
     return RawSource(read_parquet_columns(path), description=f"Parquet {path}")
 
 

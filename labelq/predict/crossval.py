@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
-from ..io import atomic_write_bytes, table_hash
+from ..io import atomic_write_bytes, release_freed_memory, table_hash
 from ..validation import check_classes_for_folds, check_labels, check_n_folds
 from .models import ModelSpec, resolve_model
 
@@ -190,6 +190,7 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     log.info("fold %d/%d: fitting %s on %s rows", fold + 1, plan.n_folds, plan.spec.name, f"{int(train.sum()):,}")
     model = plan.spec.build(seed=plan.seed + fold)
     model.fit(plan.X[train], plan.labels[train])
+    release_freed_memory()
     raw = np.asarray(model.predict_proba(plan.X[test]), dtype=np.float64)
     probs = np.zeros((int(test.sum()), plan.n_classes), dtype=np.float32)
     probs[:, np.asarray(model.classes_, dtype=np.int64)] = raw  # keep columns aligned if a fold lacked a class
@@ -199,22 +200,6 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     del model
     release_freed_memory()
     return probs
-
-
-def release_freed_memory() -> None:
-    """Give the memory freed so far back to the system: Arrow's pool (``release_unused``) and the C heap
-    (glibc's ``malloc_trim``; elsewhere nothing). Both keep freed memory for reuse, and what ingest and
-    the image decoding free fragments it: reading Fashion-MNIST left RSS at 215 MB with 37 MB in use
-    (169 MB after this), decoding it 297 (229 after), and one CNN fit and prediction 180 MB more, so each
-    fold starts where the first did."""
-    import ctypes
-    import ctypes.util
-
-    pa.default_memory_pool().release_unused()
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def assemble(plan: FoldPlan, fold_probs: list[np.ndarray]) -> np.ndarray:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..io import HeapGuard
+
 log = logging.getLogger(__name__)
 
 
@@ -138,6 +140,7 @@ class CNNClassifier:
         n = len(x)
         steps = self.epochs * max(1, -(-n // self.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.25)
+        guard = HeapGuard()
         for epoch in range(self.epochs):
             model.train()
             t0, total, seen = time.perf_counter(), 0.0, 0
@@ -153,6 +156,7 @@ class CNNClassifier:
                 sched.step()
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
+                guard.check()
             log.info("cnn epoch %d/%d: loss %.4f, %d images in %.1fs", epoch + 1, self.epochs, total / max(seen, 1), seen, time.perf_counter() - t0)
         self.model_ = model.eval()
         return self
@@ -163,10 +167,12 @@ class CNNClassifier:
 
         x = self._to_tensor(X)
         dev = next(self.model_.parameters()).device
+        out, guard = [], HeapGuard()
         with torch.inference_mode():
-            return [
-                head(self.model_, ((self._floats(x[s : s + batch]) - self.mean_) / self.std_).to(dev)).float().cpu().numpy() for s in range(0, len(x), batch)
-            ]
+            for s in range(0, len(x), batch):
+                out.append(head(self.model_, ((self._floats(x[s : s + batch]) - self.mean_) / self.std_).to(dev)).float().cpu().numpy())
+                guard.check()
+        return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         import torch
