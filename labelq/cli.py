@@ -116,7 +116,7 @@ def use_jemalloc() -> None:
 STORE = click.option("--store", type=click.Path(file_okay=False), default=None, help="Store folder (default: $LABELQ_STORE or ./data/store).")
 
 
-CLICK_TYPES = {"file": click.Path(dir_okay=False)}  # option(type="file") in the settings classes
+CLICK_TYPES = {"file": click.Path(dir_okay=False), "path": click.Path()}  # option(type=...) in the settings classes: a file; a file or folder
 
 
 def options_of(*classes: type) -> Callable:

@@ -75,7 +75,9 @@ def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_pa
 
 def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_on_the_workers(tmp_path, prefect_harness, capfd, caplog):
     """``--cluster`` with given pred_probs: the confident-learning passes run on two Dask worker processes,
-    each reading its row ranges of the .npy; the flags and ranks equal a one-process audit's."""
+    each reading its row ranges; the flags and ranks equal a one-process audit's. The cluster's run is
+    given them as a folder of Parquet parts keyed by id, in another row order (as a distributed
+    inference job writes them), the one-process run as a .npy in row order."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -91,11 +93,15 @@ def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_o
     labels = np.where(rng.random(3000) < 0.1, (true + 1) % 4, true)
     np.save(tmp_path / "p.npy", probs.astype(np.float32))
     pq.write_table(pa.table({"id": [f"r{i}" for i in range(3000)], "label": labels}), tmp_path / "labels.parquet")
-    opts = dict(source=str(tmp_path / "labels.parquet"), name="syn", pred_probs=str(tmp_path / "p.npy"))
-    one = audit(AuditConfig.from_options(store=str(tmp_path / "a"), **opts))
+    parts = tmp_path / "pred_probs"
+    parts.mkdir()
+    for i, rows in enumerate(np.array_split(rng.permutation(3000), 3)):
+        pq.write_table(pa.table({"id": [f"r{r}" for r in rows], "pred_probs": probs[rows].astype(np.float32).tolist()}), parts / f"part-{i}.parquet")
+    opts = dict(source=str(tmp_path / "labels.parquet"), name="syn")
+    one = audit(AuditConfig.from_options(store=str(tmp_path / "a"), pred_probs=str(tmp_path / "p.npy"), **opts))
     capfd.readouterr()
     caplog.set_level("INFO", logger="labelq")
-    dask = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), **opts), jobs=2, cluster="local")
+    dask = run_audit_flow(AuditConfig.from_options(store=str(tmp_path / "b"), pred_probs=str(parts), **opts), jobs=2, cluster="local")
     # the flow's log: on stderr through Prefect's handler, or in caplog once logging was set up by an earlier test;
     # a worker still starting is not counted yet
     logged = capfd.readouterr().err + caplog.text

@@ -192,6 +192,47 @@ def test_user_pred_probs_npy_and_parquet(tmp_path):
     assert load_pred_probs(tmp_path / "f32.parquet", ex, cache).dtype == np.float32
 
 
+def test_user_pred_probs_from_a_folder_of_parquet_parts(tmp_path):
+    """A folder of part files (a distributed job's output), rows in any order across the parts: aligned
+    by id as one table would be, and reused while no part changes."""
+    ex = _examples()
+    probs = np.random.default_rng(3).dirichlet(np.ones(3), 6).astype(np.float32)
+    parts = tmp_path / "preds.parquet"  # Spark names its output folders like files
+    parts.mkdir()
+    for name, rows in {"part-0.parquet": [4, 1], "part-1.parquet": [5, 0, 3], "part-2.parquet": [2]}.items():
+        pq.write_table(pa.table({"id": [f"r{i}" for i in rows], "pred_probs": probs[rows].tolist()}), parts / name)
+    cache = tmp_path / "cache"
+    given = load_pred_probs(parts, ex, cache)
+    np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in given.chunks(4)]), probs.astype(np.float64))
+    assert given.model == "user:preds.parquet" and load_pred_probs(parts, ex, cache).path == given.path
+    pq.write_table(pa.table({"id": ["r2"], "pred_probs": [[1.0, 0.0, 0.0]]}), parts / "part-2.parquet")  # a part changed: aligned again
+    again = load_pred_probs(parts, ex, cache)
+    assert again.path != given.path and next(again.chunks(6))[1][2].tolist() == [1.0, 0.0, 0.0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no Parquet files"):
+        load_pred_probs(tmp_path / "empty", ex, cache)
+
+
+def test_user_pred_probs_from_more_parts_than_open_files_allow(tmp_path):
+    """A distributed job may write thousands of parts: they are read one at a time, never all open at once."""
+    import resource
+
+    n = 120
+    ex = _examples(n)
+    probs = np.random.default_rng(4).dirichlet(np.ones(3), n)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(n):
+        pq.write_table(pa.table({"id": [f"r{i}"], "pred_probs": probs[i : i + 1].tolist()}), parts / f"part-{i:04d}.parquet")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))  # fewer than the parts
+    try:
+        given = load_pred_probs(parts, ex, tmp_path / "cache")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    np.testing.assert_array_equal(np.concatenate([chunk for _, chunk in given.chunks(50)]), probs)
+
+
 def test_user_pred_probs_bad_input(tmp_path, caplog):
     ex = _examples()
     good = np.full((6, 3), 1 / 3)
@@ -213,6 +254,9 @@ def test_user_pred_probs_bad_input(tmp_path, caplog):
     pq.write_table(pa.table({"id": ["r0", "r1", "zz"], "pred_probs": good[:3].tolist()}), tmp_path / "ids.parquet")
     with pytest.raises(InputError, match="4 examples have no prediction.*1 predictions have no example"):
         load_pred_probs(tmp_path / "ids.parquet", ex, tmp_path / "cache")
+    pq.write_table(pa.table({"key": [f"r{i}" for i in range(6)], "pred_probs": good.tolist()}), tmp_path / "noid.parquet")
+    with pytest.raises(InputError, match="has no 'id' column"):
+        load_pred_probs(tmp_path / "noid.parquet", ex, tmp_path / "cache")
     bad = np.where(np.eye(6, 3) > 0, np.nan, good)  # a Parquet table is checked as a .npy is
     pq.write_table(pa.table({"id": [f"r{i}" for i in range(6)], "pred_probs": bad.tolist()}), tmp_path / "nan.parquet")
     with pytest.raises(InputError, match="NaN or infinite values in 3 rows"):
@@ -249,3 +293,20 @@ def test_the_fold_cache_key_carries_threads_and_code_versions(digits):
     upgraded = {**plan.code_versions, "scikit-learn": "99.0"}
     assert replace(plan, code_versions=upgraded).key(0) != plan.key(0)  # a library upgrade retrains
     assert replace(plan, code_versions={**plan.code_versions, "labelq": "0.2.0"}).key(0) != plan.key(0)
+
+
+def test_heap_guard_trims_past_its_slack_and_raises_its_floor(monkeypatch):
+    """A loop's resident memory past the floor plus the slack triggers one trim; what the trim cannot
+    give back (memory still in use) becomes the floor, so the next steps do not trim again."""
+    import labelq.io as lio
+
+    trims = []
+    monkeypatch.setattr(lio, "trim_heap", lambda: trims.append(1))
+    guard = lio.HeapGuard(slack=16 * 2**20)
+    guard.check()
+    assert trims == []
+    floor = guard.floor
+    held = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MB touched and still in use
+    guard.check()
+    guard.check()
+    assert len(trims) == 1 and guard.floor >= floor + 48 * 2**20 and held[-1] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..errors import InputError, SourceNotFoundError
-from ..io import atomic_write, file_sha256, parquet_batches
+from ..io import atomic_write, file_sha256, parquet_batches, parquet_files, parquet_schema
 from ..options import key_values, option
 from .crossval import (
     FoldCache,
@@ -69,7 +70,9 @@ class PredictOptions:
         type=int,
         help="Compute threads per fold (default: every core; a local Dask cluster splits the cores). Same seed and same value: identical results anywhere.",
     )
-    pred_probs: str | None = option("--pred-probs", type="file", help="Out-of-sample probabilities (.npy in row order or Parquet keyed by id); skips training.")
+    pred_probs: str | None = option(
+        "--pred-probs", type="path", help="Out-of-sample probabilities (.npy in row order, or a Parquet file or folder of them keyed by id); skips training."
+    )
 
     def __post_init__(self) -> None:
         if self.fold_threads is not None and (not isinstance(self.fold_threads, int) or self.fold_threads < 1):
@@ -90,19 +93,20 @@ def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path 
     NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning), as a
     ``GivenProbs`` that reads them by chunks: they never have to fit in memory.
 
-    ``.npy``: an ``(N, K)`` array in the examples' row order, read where it is. Parquet: an ``id``
-    column plus either a list column ``pred_probs`` or one column per class name, in any row order; it
-    is read a batch at a time into an ``.npy`` in the examples' order under ``cache_dir`` (the store's
-    cache: ``<store>/cache/pred_probs/``), kept for the next run on the same file and ids.
+    ``.npy``: an ``(N, K)`` array in the examples' row order, read where it is. Parquet (a file, or a
+    folder of part files as a distributed job writes them): an ``id`` column plus either a list column
+    ``pred_probs`` or one column per class name, in any row order; it is read a batch at a time into
+    an ``.npy`` in the examples' order under ``cache_dir`` (the store's cache:
+    ``<store>/cache/pred_probs/``), kept for the next run on the same files and ids.
     """
     path = Path(path)
     k = len(S.info_of(examples).class_names)
     if not path.exists():
-        raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file")
-    if path.suffix == ".npy":
+        raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file, or a folder of Parquet files")
+    if path.suffix == ".npy" and path.is_file():
         return GivenProbs.open(path, examples[S.ID], k)
-    if path.suffix not in (".parquet", ".pq"):
-        raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order or a Parquet table keyed by id")
+    if path.suffix not in (".parquet", ".pq") and not path.is_dir():
+        raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order, or a Parquet table (a file or a folder of them) keyed by id")
     from ..store import Store
 
     cache = Path(cache_dir) if cache_dir is not None else Store().cache_dir
@@ -111,28 +115,36 @@ def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path 
 
 
 def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
-    """The pred_probs of the Parquet table ``path`` in ``examples``' row order, as ``folder/<key>.npy``
-    (float32 when the file's values are, else float64), written a batch at a time; the key is the
-    file's and the ids' content, so a later run on the same inputs reuses it."""
+    """The pred_probs of the Parquet table ``path`` (a file, or a folder of part files) in ``examples``'
+    row order, as ``folder/<key>.npy`` (float32 when the file's values are, else float64), written a
+    batch at a time; the key is the files' and the ids' content, so a later run on the same inputs reuses it."""
     info = S.info_of(examples)
     k = len(info.class_names)
     try:
-        source = pq.ParquetFile(path)
+        files = parquet_files(path)
+        schema = parquet_schema(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise InputError(f"cannot read the pred_probs table {path}: {err}", "write it again with pyarrow or pandas (to_parquet)") from err
-    names = source.schema_arrow.names
+    if not files:
+        raise InputError(f"the pred_probs folder {path} holds no Parquet files", "write the predictions there as .parquet files, or pass one file")
+    names = schema.names
     if S.ID not in names:
         raise InputError(f"the pred_probs table {path} has no 'id' column (columns: {names})", "key each row by the example's id")
     if S.PRED_PROBS in names:
         columns = [S.PRED_PROBS]
-        value_type = source.schema_arrow.field(S.PRED_PROBS).type
+        value_type = schema.field(S.PRED_PROBS).type
         value_type = getattr(value_type, "value_type", value_type)
     elif all(c in names for c in info.class_names):
         columns = list(info.class_names)
         value_type = pa.float64()
     else:
         raise InputError(f"the pred_probs table {path} has neither a 'pred_probs' column nor one column per class {info.class_names}")
-    given = source.read(columns=[S.ID])[S.ID].cast(pa.string()).combine_chunks()
+    try:  # the parts one at a time (a distributed job may write more of them than a process may hold open)
+        given = pa.chunked_array([_read_ids(f) for f in files], pa.string()).combine_chunks()
+    except (OSError, pa.ArrowInvalid, KeyError) as err:
+        raise InputError(
+            f"cannot read the ids of the pred_probs table {path}: {err}", "give every part an 'id' column, written with pyarrow or pandas"
+        ) from err
     if len(pc.unique(given)) != len(given):
         raise InputError(f"the pred_probs table {path} has duplicate ids", "give one row per example")
     want = examples[S.ID].cast(pa.string()).combine_chunks()
@@ -147,7 +159,8 @@ def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
     dest = np.empty(len(want), np.int64)  # dest[file row] = the example's row
     dest[pos.to_numpy()] = np.arange(len(want))
     ids_digest = hashlib.sha256(b"".join(bytes(b) for b in want.buffers()[1:] if b is not None)).hexdigest()
-    key = hashlib.sha256(f"{file_sha256(path)}:{ids_digest}:{k}".encode()).hexdigest()[:32]
+    files_digest = ":".join(file_sha256(f) for f in files)  # the parts' contents, in reading order
+    key = hashlib.sha256(f"{files_digest}:{ids_digest}:{k}".encode()).hexdigest()[:32]
     out = folder / f"{key}.npy"
     if out.is_file():
         return out
@@ -157,7 +170,7 @@ def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
     def write(tmp: str) -> None:
         np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(want), k)).flush()
         first = 0
-        for batch in parquet_batches(source, columns, rows):
+        for batch in (b for f in files for b in _batches(f, columns, rows)):
             values = (
                 _list_column_array(batch.column(0), k, path)
                 if columns == [S.PRED_PROBS]
@@ -170,6 +183,16 @@ def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
             first += len(values)
 
     return atomic_write(out, write)
+
+
+def _read_ids(file: Path) -> pa.ChunkedArray:
+    with pq.ParquetFile(file) as source:
+        return source.read(columns=[S.ID])[S.ID].cast(pa.string())
+
+
+def _batches(file: Path, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    with pq.ParquetFile(file) as source:
+        yield from parquet_batches(source, columns, rows)
 
 
 def _list_column_array(col: pa.ChunkedArray | pa.Array, k: int, path: Path) -> np.ndarray:
