@@ -44,21 +44,27 @@ class Server:
 
     def __init__(self, root: Path, name: str, *args: str, port: int | None = None) -> None:
         self.port = port or _port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labelq.cli", "review", "serve", name, "--store", str(root), "--port", str(self.port), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.banner = self.proc.stdout.readline()  # the URL line, printed before uvicorn starts
+        # the server's output goes to a file, not a pipe: a pipe nobody reads blocks the server once it is full
+        self.log = root.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "labelq.cli", "review", "serve", name, "--store", str(root), "--port", str(self.port), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         self.url = f"http://127.0.0.1:{self.port}/"
         for _ in range(300):
             try:
                 httpx.get(self.url + "api/state", timeout=2)
+                self.banner = self.output().splitlines()[0]  # the URL line, printed before uvicorn starts
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"the review app did not start: {self.banner}")
+        raise RuntimeError(f"the review app did not start: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text()
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -190,9 +196,12 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
         assert "1 disagreements" in page.text_content("#counts") and first in page.text_content("#disagree")
 
         page.click("#publish")
-        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published v0002')", timeout=120_000)
+        page.wait_for_function("() => /^(Published|Not published)/.test(document.querySelector('#status').textContent)", timeout=120_000)
+        page.wait_for_timeout(500)  # the message stays once the app has moved to the new version's rows
+        assert page.text_content("#status").startswith("Published v0002"), page.text_content("#status")
     finally:
         server.kill()
+        print(server.output())  # shown by pytest when the test fails
 
     final = [json.loads(x) for x in log_file.read_text().splitlines()]
     ann = {e["id"]: e["labels"] for e in final if e["action"] == "label" and e["reviewer"] == "ann"}  # the latest answer of each row
