@@ -58,6 +58,15 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
     return rows
 
 
+def near_duplicate_rows(store, version, limit: int) -> list[dict]:
+    """The first ``limit`` near-duplicate sets of ``version`` (``sql/top_near_duplicates.sql``), lists shown as text."""
+    from .sql import named_query
+
+    rows = named_query(store, version.name, "top_near_duplicates", version=version.number, limit=limit).to_pylist()
+    shown = lambda values, n=3: ", ".join(map(str, values[:n])) + (f", ... ({len(values)})" if len(values) > n else "")  # noqa: E731
+    return [{**r, "ids": shown(r["ids"]), "splits": shown(r["splits"]), "class_names": shown(r["class_names"])} for r in rows]
+
+
 def run_job(no_prefect: bool, local: Callable[[], Any], flow: Callable[[], Any], progress: bool = False, quiet: bool = False) -> Any:
     """The one place a command picks where its job runs: ``local()`` in this process (``--no-prefect``),
     or ``flow()``, a Prefect flow, on a temporary server when no ``PREFECT_API_URL`` is configured.
@@ -205,6 +214,13 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
     if h and m.audit.reliable:
         click.echo(f"  estimated label-error rate {h['estimated_error_rate']:.2%} [{h['estimated_error_rate_lo']:.2%}, {h['estimated_error_rate_hi']:.2%}]")
+    dup = m.audit.near_duplicates
+    if dup is not None:
+        click.echo(
+            f"  near duplicates: {dup['near_duplicate_rows']:,} rows in {dup['near_duplicate_sets']:,} sets "
+            f"({dup['exact_duplicate_rows']:,} rows with an exact copy), {dup['leaking_rows']:,} rows in sets across splits, "
+            f"{dup['conflicting_rows']:,} in sets with conflicting labels"
+        )
     if not m.audit.reliable:
         rel = m.audit.reliability
         click.secho(f"\nWarning: {rel['warning']}", fg="red", err=True)
@@ -232,6 +248,11 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if top > 0 and m.n_label_issues:
         click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
+    if top > 0 and dup and dup["near_duplicate_sets"]:
+        click.echo(
+            f"\nNear-duplicate sets (leaks across splits and conflicting labels first; {min(top, dup['near_duplicate_sets'])} of {dup['near_duplicate_sets']:,}):"
+        )
+        click.echo(format_table(near_duplicate_rows(cfg.open_store(), v, top)))
 
 
 @main.command()

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from . import schema as S
 from .detect import Detection
+from .detect.neighbors import NeighborChecks
 from .detect.streaming_cl import ProbsChunks, take_rows
 from .errors import InputError
 from .options import option
@@ -83,8 +84,9 @@ def decide(detections: list[Detection], pred_probs: np.ndarray | ProbsChunks, au
     return Decision(label_score, is_issue, suggested, rank, corrected, no_class)
 
 
-def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
-    """The examples table, untouched, with the audit columns appended (metadata kept)."""
+def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborChecks | None = None) -> pa.Table:
+    """The examples table, untouched, with the audit columns appended (metadata kept); the near-duplicate
+    columns are null without ``duplicates`` (not checked)."""
     n = examples.num_rows
     cols = {
         S.LABEL_SCORE: pa.array(decision.label_score, pa.float64()),
@@ -93,6 +95,8 @@ def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
         S.ISSUE_RANK: pa.array(decision.issue_rank, pa.int64(), mask=decision.issue_rank == 0),
         S.ISSUE_KIND: audit_kinds(decision.is_label_issue, decision.no_class),
         S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
+        S.IS_NEAR_DUPLICATE: pa.nulls(n, pa.bool_()) if duplicates is None else pa.array(duplicates.is_near_duplicate, pa.bool_()),
+        S.NEAR_DUPLICATE_SET: pa.nulls(n, pa.list_(pa.string())) if duplicates is None else duplicates.set_ids_column(examples[S.ID]),
     }
     out = examples
     for name, arr in cols.items():
@@ -101,8 +105,10 @@ def audited_table(examples: pa.Table, decision: Decision) -> pa.Table:
     return S.with_info(out, S.info_of(examples))
 
 
-def issues_table(audited: pa.Table, detections: list[Detection]) -> pa.Table:
-    """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence.
+def issues_table(audited: pa.Table, detections: list[Detection], duplicates: NeighborChecks | None = None) -> pa.Table:
+    """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence,
+    and with ``duplicates``, each row's near-duplicate set and whether the set holds an exact copy of the
+    row (``duplicate_exact``), spans splits (``duplicate_leak``) or carries several labels (``duplicate_conflict``).
 
     It holds what the audit decided and why; ``issue_kind``, which re-labeling and review refine, lives
     in the data only."""
@@ -116,4 +122,10 @@ def issues_table(audited: pa.Table, detections: list[Detection]) -> pa.Table:
     for d in detections:
         cols[f"score_{d.detector}"] = pa.array(d.score, pa.float64())
         cols[f"flag_{d.detector}"] = pa.array(d.is_issue, pa.bool_())
+    if duplicates is not None:
+        cols[S.IS_NEAR_DUPLICATE] = audited[S.IS_NEAR_DUPLICATE]
+        cols[S.NEAR_DUPLICATE_SET] = audited[S.NEAR_DUPLICATE_SET]
+        cols["duplicate_exact"] = pa.array(duplicates.exact, pa.bool_())
+        cols["duplicate_leak"] = pa.array(duplicates.leak, pa.bool_())
+        cols["duplicate_conflict"] = pa.array(duplicates.conflict, pa.bool_())
     return pa.table(cols)

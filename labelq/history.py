@@ -134,9 +134,11 @@ def prepare_record(
     rules: AlertRules | None = None,
     run: dict | None = None,
     reliable: bool = True,
+    duplicates: dict | None = None,
 ):
     """The history record of an audit about to publish, as ``Store.publish``'s ``records`` callback.
     ``reliable`` False: the model is no better than the class prior, and the record says its rates mean nothing.
+    ``duplicates``: the near-duplicate check's counts (``NeighborChecks.info``; None: not checked, the counts are null).
 
     The per-row parts (per-class rates) are computed now; the callback, called
     with the store's lock held, adds the version, content hash and models from the manifest and the
@@ -160,6 +162,10 @@ def prepare_record(
         "folds_total": folds_total,
         "flow_run_id": (run or {}).get("flow_run_id"),
         "reliable": reliable,
+        **{
+            key: (duplicates or {}).get(key)
+            for key in ("near_duplicate_rows", "near_duplicate_sets", "exact_duplicate_rows", "leaking_rows", "conflicting_rows")
+        },
     }
 
     def complete(manifest: Manifest) -> dict[str, dict]:

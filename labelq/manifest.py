@@ -51,6 +51,7 @@ class AuditSection(Section):
     detectors: list[str] | None = None
     config: dict | None = None
     reliability: dict | None = None  # does the model beat the class prior? (``labelq.reliability``)
+    near_duplicates: dict | None = None  # the near-duplicate check's settings and counts (``labelq.detect.neighbors``); None: not checked
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -21,6 +21,7 @@ import pyarrow as pa
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import ConfidentLearning, Detection, DetectOptions, noise_table, streaming_cl
+from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors
 from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
@@ -70,6 +71,7 @@ class AuditConfig:
     ingest: IngestOptions = field(default_factory=IngestOptions)
     predict: PredictOptions = field(default_factory=PredictOptions)
     detect: DetectOptions = field(default_factory=DetectOptions)
+    checks: NeighborOptions = field(default_factory=NeighborOptions)
     judging: JudgeOptions = field(default_factory=JudgeOptions)
     auto_fix: AutoFix | None = None
     alerts: AlertRules = field(default_factory=AlertRules)
@@ -78,6 +80,7 @@ class AuditConfig:
         "ingest": IngestOptions,
         "predict": PredictOptions,
         "detect": DetectOptions,
+        "checks": NeighborOptions,
         "judging": JudgeOptions,
         "alerts": AlertRules,
     }
@@ -134,6 +137,18 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
         )
     release_freed_memory()  # what reading the source freed (Fashion-MNIST: 46 MB)
     return examples
+
+
+@step("near-duplicates")
+def duplicates_step(cfg: AuditConfig, examples: pa.Table) -> NeighborChecks | None:
+    """Exact and near duplicates (``labelq.detect.neighbors``); None when not asked for or the inputs were not read."""
+    if not cfg.checks.data_checks:
+        return None
+    info = S.info_of(examples)
+    if info.modality == "none" or any(c not in examples.column_names for c in info.inputs):
+        log.info("no near-duplicate check: the inputs were not read (given pred_probs and inputs left in their Parquet source)")
+        return None
+    return check_neighbors(examples, cfg.checks, cfg.predict.seed)
 
 
 @step("plan-folds")
@@ -293,6 +308,7 @@ def publish_step(
     folds_cached: int | None = None,
     folds_total: int | None = None,
     signal: dict | None = None,
+    duplicates: NeighborChecks | None = None,
 ) -> tuple[Version, dict | None]:
     """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
 
@@ -301,7 +317,7 @@ def publish_step(
     and that record (None without ``started``).
     """
     detection = detections[0]
-    audited = audited_table(examples, decision)
+    audited = audited_table(examples, decision, duplicates)
     labels = examples[S.LABEL].to_numpy()
     probs = probs_of(pred_probs)
     if isinstance(pred_probs, GivenProbs):
@@ -324,11 +340,12 @@ def publish_step(
             detectors=[d.detector for d in detections],
             config={k: v for k, v in asdict(cfg).items() if k not in ("store",)},
             reliability=with_warning(signal, judge_info) if signal else None,
+            near_duplicates=duplicates.info if duplicates is not None else None,
         ),
         judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
         run=RunSection.from_json(run or {}),
     )
-    tables = {"pred_probs": pred_probs, "issues": issues_table(audited, detections)}
+    tables = {"pred_probs": pred_probs, "issues": issues_table(audited, detections, duplicates)}
     if "joint" in detection.extra:
         tables["noise"] = noise_table(detection.extra["joint"], detection.extra["noise_matrix"])
     if votes is not None:
@@ -355,6 +372,7 @@ def publish_step(
             cfg.alerts,
             run,
             (signal or {"reliable": True})["reliable"],
+            duplicates.info if duplicates is not None else None,
         )
 
         def records(full_manifest: Manifest) -> dict[str, dict]:
@@ -378,6 +396,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     """The audit, described once: ``runner`` decides where each step runs (``InProcess`` or Prefect tasks)."""
     t0 = time.perf_counter()
     examples = runner.run(ingest_step, cfg)
+    duplicates = runner.run(duplicates_step, cfg, examples)
     cached = total = None
     if cfg.predict.pred_probs:
         pred_probs = runner.run(user_pred_probs_step, cfg, examples)
@@ -396,11 +415,11 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     signal = runner.run(signal_step, examples, pred_probs)
     decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"])
     version, record = runner.run(
-        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal
+        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates
     )
     n_flagged = int(decision.is_label_issue.sum())
     # the report reads what was published: the in-memory rows and results go first (at 1M rows, ~50 MB less at the peak)
-    del examples, pred_probs, detection, votes, decision, detections
+    del examples, pred_probs, detection, votes, decision, detections, duplicates
     release_freed_memory()
     html_path, json_path = runner.run(report_step, version)
     raise_alerts(record, cfg.name)  # a Prefect run ends Failed with the reasons; the CLI exits 3

@@ -30,7 +30,9 @@ SUGGESTED_LABEL = "suggested_label"
 ISSUE_RANK = "issue_rank"
 ISSUE_KIND = "issue_kind"
 CORRECTED_LABEL = "corrected_label"
-AUDIT_COLUMNS = (LABEL_SCORE, IS_LABEL_ISSUE, SUGGESTED_LABEL, ISSUE_RANK, ISSUE_KIND, CORRECTED_LABEL)
+IS_NEAR_DUPLICATE = "is_near_duplicate"  # null: not checked (--no-data-checks, or inputs not read)
+NEAR_DUPLICATE_SET = "near_duplicate_set"  # the ids of the row's set of exact and near duplicates
+AUDIT_COLUMNS = (LABEL_SCORE, IS_LABEL_ISSUE, SUGGESTED_LABEL, ISSUE_RANK, ISSUE_KIND, CORRECTED_LABEL, IS_NEAR_DUPLICATE, NEAR_DUPLICATE_SET)
 
 # columns re-labeling adds (labelq.relabel): the label set, the soft label, and where a correction came from
 LABELS = "labels"

@@ -38,7 +38,9 @@ from .io import current_umask
 log = logging.getLogger(__name__)
 
 # in dependency order; names are ours, never built from user input
-VIEWS = ("versions", "classes", "rows", "latest", "issues", "class_noise", "version_changes")
+VIEWS = ("versions", "classes", "rows", "latest", "issues", "near_duplicates", "class_noise", "version_changes")
+# columns of the rows' contract that versions published before them lack: ``rows`` gives them as nulls
+LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[]"}
 
 
 def _sql_files():
@@ -69,8 +71,9 @@ def catalog_path(store, name: str) -> Path:
     return store.dataset_dir(name) / "catalog.duckdb"
 
 
-def _view_sql(view: str, folder: Path | None, groups: dict[str, tuple[list[str], list[str]]] | None = None) -> str:
+def _view_sql(view: str, folder: Path | None, groups: dict[str, tuple[list[str], list[str]]] | None = None, missing: dict[str, str] | None = None) -> str:
     """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
+    ``missing``: columns of ``LATER_COLUMNS`` that no version's data holds, added to ``rows`` as typed nulls.
     ``groups``: for each column-group file some version keeps apart from ``data/`` (``labelq.store.GROUPS``),
     its columns and those of them that some version's data also holds (versions published before the
     group was split off); ``rows`` joins each group back, and such a column is one column, from whichever
@@ -87,11 +90,14 @@ def _view_sql(view: str, folder: Path | None, groups: dict[str, tuple[list[str],
             group = load_sql("column_group").replace("column_group.parquet", file)
             joins += f"\nLEFT JOIN (\n{group}\n) g{i} ON g{i}.group_version = d.version AND g{i}.id = d.id"
         text = f"{select}\nFROM (\n{text}\n) d{joins}"
+    if view == "rows" and missing:
+        text = f"SELECT *, {', '.join(f'NULL::{t} AS {c}' for c, t in missing.items())}\nFROM (\n{text}\n)"
     return text if folder is None else text.replace("'v*/", _literal(str(folder.resolve()) + "/v*/")[:-1])
 
 
-def _column_groups(store, name: str) -> dict[str, tuple[list[str], list[str]]]:
-    """For each group file any version holds: its columns, and those of them that some version's data also holds."""
+def _column_groups(store, name: str) -> tuple[dict[str, tuple[list[str], list[str]]], set[str]]:
+    """For each group file any version holds: its columns, and those of them that some version's data also holds;
+    and the columns of every version's data."""
     from .store import GROUPS
 
     folder = store.dataset_dir(name)
@@ -102,14 +108,15 @@ def _column_groups(store, name: str) -> dict[str, tuple[list[str], list[str]]]:
         if found:
             cols = sorted({c for f in found for c in pq.read_schema(f).names} - {"id"})
             out[file] = (cols, [c for c in cols if c in data])
-    return out
+    return out, data
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path | None) -> None:
     """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
-    groups = _column_groups(store, name)
+    groups, data = _column_groups(store, name)
+    missing = {c: t for c, t in LATER_COLUMNS.items() if c not in data}
     for view in VIEWS:
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups)}")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing)}")
     from .history import read_history
 
     runs = read_history(store, name)

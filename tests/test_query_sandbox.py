@@ -101,7 +101,8 @@ def test_hostile_statements_are_refused_and_change_nothing(setup):
 def test_views_and_ordinary_queries_still_work(setup):
     store, _ = setup
     for view in VIEWS:
-        assert run_query(store, "dg", f"SELECT count(*) AS n FROM {view}")["n"][0].as_py() > 0
+        n = run_query(store, "dg", f"SELECT count(*) AS n FROM {view}")["n"][0].as_py()
+        assert n == 0 if view == "near_duplicates" else n > 0  # digits holds no duplicates
     t = run_query(store, "dg", "SELECT version, count(*) AS n, sum(is_label_issue::INT) AS flagged FROM rows GROUP BY ALL ORDER BY version")
     assert t["n"].to_pylist() == [1797, 1797]
     assert run_query(store, "dg", "SELECT count(*) AS n FROM history")["n"][0].as_py() == 2

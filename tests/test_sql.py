@@ -22,7 +22,8 @@ def published(tmp_path_factory):
 
 def test_every_view_answers(published):
     for view in VIEWS:
-        assert run_query(published, "dg", f"SELECT count(*) AS n FROM {view}")["n"][0].as_py() > 0
+        n = run_query(published, "dg", f"SELECT count(*) AS n FROM {view}")["n"][0].as_py()
+        assert n == 0 if view == "near_duplicates" else n > 0  # digits holds no duplicates (tests/test_duplicates.py plants some)
 
 
 def test_views_agree_with_the_published_rows(published):

@@ -19,6 +19,8 @@ from ..manifest import Manifest, RelabelSection
 from . import plots
 
 SNIPPET = 300
+SETS_SHOWN = 20  # near-duplicate sets in the report, leaks and conflicts first
+MEMBERS_SHOWN = 4  # rows of a set shown side by side
 
 
 def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
@@ -77,7 +79,40 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
             for r in top_rows.select([S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT, S.ISSUE_KIND, S.CORRECTED_LABEL]).to_pylist()
         ],
         "relabel": relabel_summary(rows, manifest),
+        "near_duplicates": near_duplicate_summary(rows, manifest),
     }
+
+
+def near_duplicate_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
+    """The near-duplicate check's counts and its first ``SETS_SHOWN`` sets (leaks across splits, then
+    conflicting labels, then the largest), each with its rows' ids, splits and classes; None when not checked."""
+    info = manifest.audit.near_duplicates
+    if info is None or S.IS_NEAR_DUPLICATE not in rows.column_names:
+        return None
+    names = manifest.class_names
+    members = rows.filter(pc.fill_null(rows[S.IS_NEAR_DUPLICATE], False)).select([S.ID, S.SPLIT, S.LABEL, S.NEAR_DUPLICATE_SET]).to_pylist()
+    sets: dict[tuple, list[dict]] = {}
+    for r in members:
+        sets.setdefault(tuple(r[S.NEAR_DUPLICATE_SET]), []).append(r)
+    shown = []
+    for rs in sets.values():
+        splits, labels = {r[S.SPLIT] for r in rs}, {r[S.LABEL] for r in rs}
+        shown.append(
+            {
+                "n_rows": len(rs),
+                "leak": len(splits) > 1,
+                "conflict": len(labels) > 1,
+                "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": names[r[S.LABEL]]} for r in sorted(rs, key=lambda r: r[S.ID])[:MEMBERS_SHOWN]],
+            }
+        )
+    shown.sort(key=lambda s: (not s["leak"], not s["conflict"], -s["n_rows"], s["rows"][0]["id"]))
+    return {**info, "sets": shown[:SETS_SHOWN]}
+
+
+def shown_ids(summary: dict) -> list[str]:
+    """The rows whose inputs the report shows: the top issues and the near-duplicate sets' shown rows."""
+    dup = summary.get("near_duplicates") or {}
+    return [t["id"] for t in summary["top_issues"]] + [r["id"] for s in dup.get("sets", []) for r in s["rows"]]
 
 
 def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
@@ -141,7 +176,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     if len(summary.get("history") or []) > 1:
         figures.append(plots.history_trend(summary["history"]))
     if top_rows is None:
-        top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array([t["id"] for t in summary["top_issues"]], pa.string())))
+        top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(shown_ids(summary), pa.string())))
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
     acc = summary["out_of_sample_accuracy"]
     rel = manifest.audit.reliability or {}
@@ -218,6 +253,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
             "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
             f"<table><tr>{head}</tr>{body}</table>"
         )
+    duplicates_html = _duplicates_html(summary.get("near_duplicates"), by_id)
     title = f"labelq audit: {manifest.name} v{manifest.version:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -238,8 +274,35 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 <h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
 <h2>Top {len(summary["top_issues"])} suspected label errors</h2>
 <table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
+{duplicates_html}
 </body></html>
 """
+
+
+def _duplicates_html(dup: dict | None, by_id: dict[str, str]) -> str:
+    """The near-duplicate section: the counts, then each shown set as one table row, its rows side by side."""
+    if dup is None:
+        return ""
+    e = html.escape
+    facts = (
+        f"{dup['near_duplicate_rows']:,} rows in {dup['near_duplicate_sets']:,} sets of exact or near duplicates "
+        f"({dup['exact_duplicate_rows']:,} rows with an exact copy); {dup['leaking_rows']:,} rows in sets that span splits (leaks), "
+        f"{dup['conflicting_rows']:,} in sets whose rows carry different labels. Feature space {e(str(dup['space']))} ({dup['dims']} dims); "
+        f"near: within {dup['near_duplicate_radius']} x the median nearest-neighbour distance ({dup['near_duplicate_distance']:.4f})."
+    )
+    body = "".join(
+        "<tr>"
+        + f"<td>{s['n_rows']}</td><td>{'leak' if s['leak'] else ''}{' ' if s['leak'] and s['conflict'] else ''}{'conflict' if s['conflict'] else ''}</td>"
+        + "".join(f"<td>{by_id.get(r['id'], '')}<br><code>{e(r['id'])}</code><br>{e(str(r['split']))} · <b>{e(r['label'])}</b></td>" for r in s["rows"])
+        + "</tr>"
+        for s in dup["sets"]
+    )
+    table = (
+        f'<table id="near-duplicates"><tr><th>rows</th><th>issue</th><th colspan="{MEMBERS_SHOWN}">the set, side by side</th></tr>{body}</table>'
+        if body
+        else ""
+    )
+    return f'<h2>Near duplicates</h2><p class="note">{facts}</p>{table}'
 
 
 def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
@@ -251,7 +314,7 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     payload = version.payload_columns()
     rows = version.read([c for c in version.column_names() if c not in payload])  # images and texts only for the top rows
     summary = audit_summary(rows, manifest, top)
-    top_rows = version.payload_rows([t["id"] for t in summary["top_issues"]]) if payload else None
+    top_rows = version.payload_rows(shown_ids(summary)) if payload else None
     store = Store(version.path.parent.parent.parent)
     summary["history"] = [
         {k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}

@@ -1,0 +1,274 @@
+"""Near-duplicates (exact and near, across splits, with conflicting labels), from each row's nearest
+neighbours in a feature space.
+
+**Feature space** (``embed``): one vector a row, at most ``DIMS`` dimensions, unit length (cosine
+geometry; Euclidean distance between unit vectors, in [0, 2]):
+
+- images: the decoded pixels, centred on the dataset's mean image, projected on their first ``DIMS``
+  principal components (fitted on a sample of ``PCA_SAMPLE`` rows);
+- texts: TF-IDF of word 1-2 grams (sublinear tf), reduced by truncated SVD;
+- tabular: the standardized features (projected like images when there are more than ``DIMS``).
+
+**Exact duplicates** have the same content hash (``content_keys``): the decoded pixels, the text
+with case and runs of whitespace folded, or the feature values. Only one row of each exact group
+goes to the neighbour search, so a group larger than k is still found whole.
+
+**Near duplicates**: two rows whose distance is at most ``near_duplicate_radius`` times the median
+nearest-neighbour distance of the dataset (default 0.2; cleanlab's Datalab uses the same relative
+rule with 0.13 on cosine distance). Pairs are joined into sets (connected components): a set whose
+rows carry more than one split **leaks** across splits, one whose rows carry more than one label
+**conflicts**.
+
+The k nearest neighbours come from scikit-learn's exact brute-force search in blocks
+(``bench/neighbors.py`` measures the alternatives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema as S
+from ..errors import InputError
+from ..options import option
+from ..validation import check_fraction
+
+log = logging.getLogger(__name__)
+
+DIMS = 128
+PCA_SAMPLE = 10_000
+K = 10  # neighbours searched a row: a set larger than K + 1 is still found whole, through chains of pairs
+MAX_SET_IDS = 100  # near_duplicate_set holds at most this many ids (the set's first, in id order)
+
+
+@dataclass
+class NeighborOptions:
+    """The near-duplicate checks (``labelq.detect.neighbors``)."""
+
+    data_checks: bool = option(
+        "--data-checks/--no-data-checks",
+        default=True,
+        show_default=True,
+        help="Look for exact and near duplicates of rows (across splits, with conflicting labels) in a feature space of the inputs.",
+    )
+    near_duplicate_radius: float = option(
+        "--near-duplicate-radius",
+        default=0.2,
+        show_default=True,
+        type=float,
+        help="Two rows are near duplicates within this fraction of the median nearest-neighbour distance.",
+    )
+
+    def __post_init__(self) -> None:
+        check_fraction(self.near_duplicate_radius, "--near-duplicate-radius")
+
+
+@dataclass
+class NeighborChecks:
+    """Per-row results (arrays of shape ``(N,)``) and a summary."""
+
+    set_id: np.ndarray  # int64, -1 where the row is in no set
+    exact: np.ndarray  # bool: the row has an exact duplicate
+    leak: np.ndarray  # bool: the row's set spans more than one split
+    conflict: np.ndarray  # bool: the row's set carries more than one label
+    info: dict = field(default_factory=dict)
+
+    @property
+    def is_near_duplicate(self) -> np.ndarray:
+        return self.set_id >= 0
+
+    def set_ids_column(self, ids: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """``near_duplicate_set``: the ids of each row's set (at most ``MAX_SET_IDS``, in id order), null outside sets."""
+        ids = np.asarray(ids.to_pylist(), dtype=object)
+        members: dict[int, list] = {}
+        for row in np.flatnonzero(self.set_id >= 0):
+            members.setdefault(int(self.set_id[row]), []).append(ids[row])
+        sets = {s: sorted(m)[:MAX_SET_IDS] for s, m in members.items()}
+        return pa.array([sets[int(s)] if s >= 0 else None for s in self.set_id], pa.list_(pa.string()))
+
+
+def content_keys(examples: pa.Table, decoded: np.ndarray | None = None) -> np.ndarray:
+    """A digest of each row's content (``(N,)`` 16-byte strings): decoded pixels, folded text, or feature values."""
+    info = S.info_of(examples)
+    if info.modality == "image":
+        rows = (decoded[i].tobytes() for i in range(len(decoded)))
+    elif info.modality == "text":
+        space = re.compile(r"\s+")
+        rows = (space.sub(" ", t or "").strip().casefold().encode() for t in examples[info.inputs[0]].to_pylist())
+    else:
+        feats = _tabular(examples)
+        rows = (feats[i].tobytes() for i in range(len(feats)))
+    return np.array([hashlib.blake2b(r, digest_size=16).digest() for r in rows], dtype="S16")
+
+
+def embed(examples: pa.Table, decoded: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """The rows' unit vectors in the feature space described above: ``(N, <= DIMS)`` float32."""
+    info = S.info_of(examples)
+    if info.modality == "image":
+        if decoded is None:
+            from ..ingest.images import decode_images
+
+            decoded = decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
+        X = _project(decoded.reshape(len(decoded), -1), seed)
+    elif info.modality == "text":
+        X = _text_vectors(examples[info.inputs[0]].fill_null("").to_pylist(), seed)
+    elif info.modality == "tabular":
+        feats = _tabular(examples)
+        std = feats.std(axis=0)
+        X = (feats - feats.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        X = _project(X, seed) if X.shape[1] > DIMS else X.astype(np.float32)
+    else:
+        raise InputError(f"no feature space for {info.modality!r} inputs", "pass --no-data-checks")
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _tabular(examples: pa.Table) -> np.ndarray:
+    from ..predict.models import ModelSpec
+
+    return ModelSpec("hgb").features(examples).astype(np.float64)
+
+
+def _project(flat: np.ndarray, seed: int) -> np.ndarray:
+    """Centre on the mean row and project on the first ``DIMS`` principal components, block by block (float32)."""
+    from sklearn.decomposition import PCA
+
+    n, d = flat.shape
+    mean = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if d <= DIMS:
+        return np.concatenate([flat[s : s + 8192].astype(np.float32) - mean for s in range(0, n, 8192)])
+    rng = np.random.default_rng(seed)
+    sample = flat[np.sort(rng.choice(n, min(n, PCA_SAMPLE), replace=False))].astype(np.float32) - mean
+    pca = PCA(n_components=min(DIMS, len(sample)), svd_solver="randomized", random_state=seed).fit(sample)
+    basis = pca.components_.T.astype(np.float32)
+    return np.concatenate([(flat[s : s + 8192].astype(np.float32) - mean) @ basis for s in range(0, n, 8192)])
+
+
+def _text_vectors(texts: list[str], seed: int) -> np.ndarray:
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000, dtype=np.float32).fit_transform(texts)
+    dims = min(DIMS, tfidf.shape[1] - 1, len(texts) - 1)
+    if dims < 2:
+        return tfidf.toarray()
+    return TruncatedSVD(n_components=dims, algorithm="randomized", random_state=seed).fit_transform(tfidf)
+
+
+def knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest other rows: distances and indices, ``(N, k)``, nearest first (exact)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, len(X) - 1)
+    dist, idx = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(X).kneighbors(X)
+    # a row is its own nearest neighbour, except when another row is at distance 0 too: drop the row itself, wherever it is
+    own = idx == np.arange(len(X))[:, None]
+    keep = ~own
+    keep[~own.any(axis=1), -1] = False  # the row itself was not among the k + 1: drop the farthest instead
+    return dist[keep].reshape(len(X), k), idx[keep].reshape(len(X), k)
+
+
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected components of ``n`` nodes joined by ``pairs`` ``(P, 2)``: a component label per node."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def check_neighbors(examples: pa.Table, options: NeighborOptions | None = None, seed: int = 0) -> NeighborChecks:
+    """Exact and near duplicates of ``examples``' rows, their leaks across splits and conflicting labels."""
+    options = options or NeighborOptions()
+    info = S.info_of(examples)
+    if info.modality == "none" or not info.inputs or any(c not in examples.column_names for c in info.inputs):
+        raise InputError("near-duplicate checks need the rows' inputs", "pass --no-data-checks for a table of labels only")
+    decoded = None
+    if info.modality == "image":
+        from ..ingest.images import decode_images
+
+        decoded = decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
+    keys = content_keys(examples, decoded)
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)  # rows with equal content share a group
+    reps = np.sort(first)
+    group_of_rep = np.empty(len(first), dtype=np.int64)  # renumber groups in row order of their first row
+    group_of_rep[group[reps]] = np.arange(len(reps))
+    rep_of_row = group_of_rep[group]
+    exact = np.bincount(rep_of_row, minlength=len(reps))[rep_of_row] > 1
+
+    X = embed(examples.take(pa.array(reps)), None if decoded is None else decoded[reps], seed)
+    del decoded
+    u = len(reps)
+    pairs = np.empty((0, 2), dtype=np.int64)
+    radius = median_nn = 0.0
+    if u > 2:
+        dist, idx = knn(X, K)
+        median_nn = float(np.median(dist[:, 0]))
+        radius = options.near_duplicate_radius * median_nn
+        close = dist <= radius
+        pairs = np.column_stack([np.repeat(np.arange(u), close.sum(axis=1)), idx[close]])
+    # sets: near pairs among distinct contents, then every row of an exact group joins its content's set
+    comp = _components(u, pairs)
+    rep_set = np.where(np.bincount(comp, minlength=u)[comp] > 1, comp, -1)
+    row_set = rep_set[rep_of_row]
+    alone = (row_set < 0) & exact  # an exact group near no other content is a set of its own
+    row_set[alone] = u + rep_of_row[alone]
+    _, dense = np.unique(row_set, return_inverse=True)
+    set_id = np.where(row_set >= 0, dense - (row_set < 0).any(), -1).astype(np.int64)
+
+    leak, conflict = _set_flags(set_id, examples)
+    checks = NeighborChecks(set_id, exact, leak, conflict)
+    checks.info = {
+        "space": {"image": "pixels-pca", "text": "tfidf-svd", "tabular": "standardized"}[info.modality],
+        "dims": int(X.shape[1]),
+        "distinct_contents": int(u),
+        "median_nn_distance": median_nn,
+        "near_duplicate_radius": options.near_duplicate_radius,
+        "near_duplicate_distance": radius,
+        "near_duplicate_rows": int((set_id >= 0).sum()),
+        "near_duplicate_sets": int(len(np.unique(set_id[set_id >= 0]))),
+        "exact_duplicate_rows": int(exact.sum()),
+        "leaking_rows": int(leak.sum()),
+        "conflicting_rows": int(conflict.sum()),
+    }
+    log.info(
+        "near duplicates (%s, %d dims): %d rows in %d sets (%d rows with an exact copy, %d in sets across splits, %d in sets with conflicting labels)",
+        checks.info["space"],
+        checks.info["dims"],
+        checks.info["near_duplicate_rows"],
+        checks.info["near_duplicate_sets"],
+        checks.info["exact_duplicate_rows"],
+        checks.info["leaking_rows"],
+        checks.info["conflicting_rows"],
+    )
+    return checks
+
+
+def _set_flags(set_id: np.ndarray, examples: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: its set holds more than one split (leak); more than one label (conflict)."""
+    n = len(set_id)
+    leak, conflict = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    member = np.flatnonzero(set_id >= 0)
+    if not len(member):
+        return leak, conflict
+    labels = examples[S.LABEL].to_numpy()
+    for values, out in ((labels, conflict), (_split_codes(examples), leak)):
+        if values is None:
+            continue
+        lo = np.full(set_id.max() + 1, np.iinfo(np.int64).max)
+        hi = np.full(set_id.max() + 1, np.iinfo(np.int64).min)
+        np.minimum.at(lo, set_id[member], values[member])
+        np.maximum.at(hi, set_id[member], values[member])
+        out[member] = lo[set_id[member]] != hi[set_id[member]]
+    return leak, conflict
+
+
+def _split_codes(examples: pa.Table) -> np.ndarray | None:
+    if S.SPLIT not in examples.column_names:
+        return None
+    return np.unique(np.asarray(examples[S.SPLIT].cast(pa.string()).fill_null("").to_pylist(), dtype=object), return_inverse=True)[1].astype(np.int64)

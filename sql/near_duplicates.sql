@@ -1,0 +1,17 @@
+-- Sets of exact and near duplicate rows (labelq.detect.neighbors), one row per version and set: its ids,
+-- size, splits, labels and class names. leak: the set spans more than one split (a row of the test set
+-- has a copy in training); conflict: its rows carry more than one label.
+SELECT
+    r.version,
+    r.near_duplicate_set AS ids,
+    count(*) AS n_rows,
+    list(DISTINCT r.split ORDER BY r.split) AS splits,
+    list(DISTINCT r.label ORDER BY r.label) AS labels,
+    list(DISTINCT c.class_name ORDER BY c.class_name) AS class_names,
+    count(DISTINCT r.split) > 1 AS leak,
+    count(DISTINCT r.label) > 1 AS conflict
+FROM rows AS r
+LEFT JOIN classes AS c ON c.version = r.version AND c.label = r.label
+WHERE r.is_near_duplicate
+GROUP BY r.version, r.near_duplicate_set
+ORDER BY r.version, leak DESC, conflict DESC, n_rows DESC, ids
