@@ -148,7 +148,9 @@ def duplicates_step(cfg: AuditConfig, examples: pa.Table) -> NeighborChecks | No
     if info.modality == "none" or any(c not in examples.column_names for c in info.inputs):
         log.info("no near-duplicate check: the inputs were not read (given pred_probs and inputs left in their Parquet source)")
         return None
-    return check_neighbors(examples, cfg.checks, cfg.predict.seed)
+    checks = check_neighbors(examples, cfg.checks, cfg.predict.seed)
+    release_freed_memory()  # the decoded images and vectors go before a model claims memory
+    return checks
 
 
 @step("plan-folds")
@@ -396,7 +398,6 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     """The audit, described once: ``runner`` decides where each step runs (``InProcess`` or Prefect tasks)."""
     t0 = time.perf_counter()
     examples = runner.run(ingest_step, cfg)
-    duplicates = runner.run(duplicates_step, cfg, examples)
     cached = total = None
     if cfg.predict.pred_probs:
         pred_probs = runner.run(user_pred_probs_step, cfg, examples)
@@ -406,6 +407,8 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
         fold_probs = runner.map(fold_step, [(cfg, plan, f) for f in range(plan.n_folds)])
         pred_probs = runner.run(assemble_step, examples, plan, fold_probs)
         del plan, fold_probs  # the models' inputs (70k decoded images: 55 MB) go before detect, publish and report
+    # after the folds: what the check leaves resident (imports, BLAS buffers: Fashion-MNIST ~100 MB) does not add to training's peak
+    duplicates = runner.run(duplicates_step, cfg, examples)
     detection = runner.run(detect_step, cfg, examples, pred_probs)
     votes = stats = None
     if cfg.judging.configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer

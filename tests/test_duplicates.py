@@ -193,3 +193,14 @@ def test_versions_from_before_the_check_still_answer(tmp_path, digits_store):
     got = run_query(old, "dc", "SELECT count(*) AS n, count(is_near_duplicate) AS checked FROM rows").to_pylist()
     assert got == [{"n": data.num_rows, "checked": 0}]
     assert named_query(old, "dc", "top_near_duplicates", version=1, limit=5).num_rows == 0
+
+
+def test_the_approximate_search_above_exact_max_finds_the_same_sets(monkeypatch):
+    """Above ``EXACT_MAX`` rows the neighbours come from FAISS's HNSW graph: the same planted sets."""
+    import labelq.detect.neighbors as nb
+
+    table, _ = planted_digits()
+    exact = check_neighbors(table)
+    monkeypatch.setattr(nb, "EXACT_MAX", 100)
+    approx = check_neighbors(table)
+    assert np.array_equal(exact.set_id, approx.set_id) and approx.info["near_duplicate_sets"] == 30
