@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema as S
+from ..detect.class_health import class_health
 from ..io import atomic_write_text
 from ..manifest import Manifest, RelabelSection
 from . import plots
@@ -23,8 +24,9 @@ SETS_SHOWN = 20  # near-duplicate sets in the report, leaks and conflicts first
 MEMBERS_SHOWN = 4  # rows of a set shown side by side
 
 
-def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
-    """Numbers of the report: counts, rates per class, noise estimates and the top ``top`` issues."""
+def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.ndarray | None = None) -> dict:
+    """Numbers of the report: counts, rates per class, noise estimates, the top ``top`` issues, and the
+    class health (``labelq.detect.class_health``; from ``joint``, confident learning's estimate, when the model is reliable)."""
     names = manifest.class_names
     labels = rows[S.LABEL].to_numpy()
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
@@ -80,6 +82,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50) -> dict:
         ],
         "relabel": relabel_summary(rows, manifest),
         "near_duplicates": near_duplicate_summary(rows, manifest),
+        "class_health": class_health(labels, joint if manifest.audit.reliable else None, names),
     }
 
 
@@ -202,11 +205,15 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     def pct(v: float | None) -> str:
         return "" if v is None else f"{100 * v:.2f}%"
 
+    health = summary.get("class_health") or {"per_class": [{} for _ in per]}
     class_rows = "".join(
-        f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{p['flagged']:,}</td>"
-        f"<td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td></tr>"
-        for p in per
+        f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{pct(h.get('share'))}{' <b>imbalanced</b>' if h.get('imbalanced') else ''}</td>"
+        f"<td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td>"
+        f"<td>{'' if h.get('label_quality') is None else format(h['label_quality'], '.3f')}</td>"
+        f"<td>{'' if h.get('inverse_label_issues') is None else format(h['inverse_label_issues'], ',')}</td></tr>"
+        for p, h in zip(per, health["per_class"], strict=True)
     )
+    health_html = _class_health_html(summary.get("class_health"))
     show_inputs = bool(manifest.inputs)  # labels + given pred_probs: there is no example to show
     issue_rows = "".join(
         f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>"
@@ -271,12 +278,37 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 {judges_html}
 {relabel_html}
 <h2>Figures</h2>{imgs}
-<h2>Per class</h2><table><tr><th>class</th><th>rows</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th></tr>{class_rows}</table>
+<h2>Per class</h2><table id="per-class"><tr><th>class</th><th>rows</th><th>share</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th><th>label quality</th><th>estimated rows of it given another class</th></tr>{class_rows}</table>
+{health_html}
 <h2>Top {len(summary["top_issues"])} suspected label errors</h2>
 <table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 {duplicates_html}
 </body></html>
 """
+
+
+def _class_health_html(health: dict | None) -> str:
+    """Imbalance and overlapping classes under the per-class table (``labelq.detect.class_health``)."""
+    if not health:
+        return ""
+    e = html.escape
+    notes = [f"A class is imbalanced below {100 * health['imbalance_threshold']:.2f}% of the rows (0.1 / number of classes, cleanlab Datalab's rule)"]
+    notes.append("imbalanced: " + (", ".join(e(c) for c in health["imbalanced_classes"]) or "none"))
+    if "overall_label_health" in health:
+        notes.append(f"overall label health {health['overall_label_health']:.3f} (cleanlab: 1 - the estimated share of wrong labels)")
+    text = f'<p class="note">{"; ".join(notes)}.</p>'
+    pairs = health.get("overlapping_classes") or []
+    if pairs:
+        body = "".join(
+            f"<tr><td>{e(str(p['class_a']))}</td><td>{e(str(p['class_b']))}</td><td>{p['overlapping_rows']:,}</td><td>{p['joint_probability']:.4f}</td></tr>"
+            for p in pairs
+        )
+        text += (
+            '<h3>Overlapping classes</h3><p class="note">Pairs whose rows are most often given one label when the other is true, both ways '
+            "(confident learning's joint): candidates to merge, or to describe better to annotators.</p>"
+            f'<table id="overlapping-classes"><tr><th>class</th><th>class</th><th>estimated rows mixed up</th><th>joint probability</th></tr>{body}</table>'
+        )
+    return text
 
 
 def _duplicates_html(dup: dict | None, by_id: dict[str, str]) -> str:
@@ -313,7 +345,8 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     manifest = version.manifest()
     payload = version.payload_columns()
     rows = version.read([c for c in version.column_names() if c not in payload])  # images and texts only for the top rows
-    summary = audit_summary(rows, manifest, top)
+    noise = version.noise()
+    summary = audit_summary(rows, manifest, top, noise[0] if noise else None)
     top_rows = version.payload_rows(shown_ids(summary)) if payload else None
     store = Store(version.path.parent.parent.parent)
     summary["history"] = [
@@ -322,7 +355,6 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
         if r["version"] <= version.number
     ]
     out = version.path.parent / "reports"
-    noise = version.noise()
     html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None))
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))
     return html_path, json_path
