@@ -204,3 +204,24 @@ def test_the_approximate_search_above_exact_max_finds_the_same_sets(monkeypatch)
     monkeypatch.setattr(nb, "EXACT_MAX", 100)
     approx = check_neighbors(table)
     assert np.array_equal(exact.set_id, approx.set_id) and approx.info["near_duplicate_sets"] == 30
+
+
+def test_tabular_copies_in_wine(tmp_path):
+    """scikit-learn's wine measurements with 5 exact copies and 5 copies moved by 0.1% of each feature's spread."""
+    from sklearn.datasets import load_wine
+
+    from labelq.ingest import load_examples
+
+    wine = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
+    rng = np.random.default_rng(0)
+    sources = rng.choice(len(wine), 10, replace=False)
+    copies = wine.iloc[sources].copy()
+    features = [c for c in wine.columns if c != "label"]
+    copies.iloc[5:, :-1] = copies.iloc[5:, :-1] + 0.001 * wine[features].std().to_numpy() * rng.standard_normal((5, len(features)))
+    table = pa.concat_tables([pa.Table.from_pandas(wine, preserve_index=False), pa.Table.from_pandas(copies, preserve_index=False)])
+    pq.write_table(table, tmp_path / "wine.parquet")
+    checks = check_neighbors(load_examples(tmp_path / "wine.parquet"))
+    n = len(wine)
+    assert all(checks.set_id[n + j] >= 0 and checks.set_id[n + j] == checks.set_id[i] for j, i in enumerate(sources))  # recall 1.0
+    assert set(np.flatnonzero(checks.set_id >= 0)) == set(sources) | set(range(n, n + 10))  # precision 1.0
+    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info["space"] == "standardized"
