@@ -42,10 +42,10 @@ CANDIDATES = {
 
 def make_vectors(spec: str, path: Path) -> np.ndarray:
     if spec == "fashion-mnist":
-        from labelq.detect.neighbors import embed
+        from labelq.detect.neighbors import embed, read_inputs
         from labelq.ingest import load_examples
 
-        X = embed(load_examples("fashion-mnist"))
+        X = embed("image", read_inputs(load_examples("fashion-mnist")))
     else:
         n, d = (int(x) for x in spec.removeprefix("clusters-").split("x"))
         rng = np.random.default_rng(0)

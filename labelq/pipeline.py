@@ -21,7 +21,7 @@ import pyarrow as pa
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, decide, issues_table
 from .detect import ConfidentLearning, Detection, DetectOptions, noise_table, streaming_cl
-from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors
+from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, has_inputs
 from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
 from .history import RECORD, AlertRules, prepare_record, raise_alerts
@@ -144,8 +144,7 @@ def duplicates_step(cfg: AuditConfig, examples: pa.Table) -> NeighborChecks | No
     """Exact and near duplicates (``labelq.detect.neighbors``); None when not asked for or the inputs were not read."""
     if not cfg.checks.data_checks:
         return None
-    info = S.info_of(examples)
-    if info.modality == "none" or any(c not in examples.column_names for c in info.inputs):
+    if not has_inputs(examples):
         log.info("no near-duplicate check: the inputs were not read (given pred_probs and inputs left in their Parquet source)")
         return None
     checks = check_neighbors(examples, cfg.checks, cfg.predict.seed)

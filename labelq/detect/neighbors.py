@@ -101,49 +101,52 @@ class NeighborChecks:
         return pa.array([sets[int(s)] if s >= 0 else None for s in self.set_id], pa.list_(pa.string()))
 
 
-def content_keys(examples: pa.Table, decoded: np.ndarray | None = None) -> np.ndarray:
-    """A digest of each row's content (``(N,)`` 16-byte strings): decoded pixels, folded text, or feature values."""
+def has_inputs(examples: pa.Table) -> bool:
+    """Whether the rows' inputs were read (not a table of labels only, nor inputs left in their Parquet source)."""
+    info = S.info_of(examples)
+    return info.modality in ("image", "text", "tabular") and bool(info.inputs) and all(c in examples.column_names for c in info.inputs)
+
+
+def read_inputs(examples: pa.Table) -> np.ndarray:
+    """The rows' inputs, read once for both the content hash and the feature space: decoded images
+    ``(N, H, W, C)`` uint8, texts ``(N,)`` object, or features ``(N, F)`` float64."""
     info = S.info_of(examples)
     if info.modality == "image":
-        rows = (decoded[i].tobytes() for i in range(len(decoded)))
-    elif info.modality == "text":
+        from ..ingest.images import decode_images
+
+        return decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
+    if info.modality == "text":
+        return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
+    from ..predict.models import ModelSpec
+
+    return ModelSpec("hgb").features(examples).astype(np.float64)
+
+
+def content_keys(modality: str, inputs: np.ndarray) -> np.ndarray:
+    """A digest of each row's content (``(N,)`` 16-byte strings): decoded pixels, folded text, or feature values."""
+    if modality == "text":
         space = re.compile(r"\s+")
-        rows = (space.sub(" ", t or "").strip().casefold().encode() for t in examples[info.inputs[0]].to_pylist())
+        rows = (space.sub(" ", t).strip().casefold().encode() for t in inputs)
     else:
-        feats = _tabular(examples)
-        rows = (feats[i].tobytes() for i in range(len(feats)))
+        rows = (inputs[i].tobytes() for i in range(len(inputs)))
     return np.array([hashlib.blake2b(r, digest_size=16).digest() for r in rows], dtype="S16")
 
 
-def embed(examples: pa.Table, decoded: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """The rows' unit vectors in the feature space described above: ``(N, <= DIMS)`` float32."""
-    info = S.info_of(examples)
-    if info.modality == "image":
-        if decoded is None:
-            from ..ingest.images import decode_images
-
-            decoded = decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
-        small = _thumbnails(decoded)
+def embed(modality: str, inputs: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The rows' unit vectors in the feature space described above (``inputs`` from ``read_inputs``): ``(N, <= DIMS)`` float32."""
+    if modality == "image":
+        small = _thumbnails(inputs)
         X = _project(small.reshape(len(small), -1), seed)
-    elif info.modality == "text":
-        X = _text_vectors(examples[info.inputs[0]].fill_null("").to_pylist(), seed)
-    elif info.modality == "tabular":
-        feats = _tabular(examples)
-        std = feats.std(axis=0)
-        X = (feats - feats.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        X = _project(X, seed) if X.shape[1] > DIMS else X.astype(np.float32)
+    elif modality == "text":
+        X = _text_vectors(inputs.tolist(), seed)
     else:
-        raise InputError(f"no feature space for {info.modality!r} inputs", "pass --no-data-checks")
+        std = inputs.std(axis=0)
+        X = (inputs - inputs.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        X = _project(X, seed) if X.shape[1] > DIMS else X
     X = np.asarray(X, dtype=np.float32)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     X /= np.where(norms > 0, norms, 1.0)
     return X
-
-
-def _tabular(examples: pa.Table) -> np.ndarray:
-    from ..predict.models import ModelSpec
-
-    return ModelSpec("hgb").features(examples).astype(np.float64)
 
 
 def _thumbnails(images: np.ndarray) -> np.ndarray:
@@ -236,15 +239,11 @@ def check_neighbors(examples: pa.Table, options: NeighborOptions | None = None, 
     """Exact and near duplicates of ``examples``' rows, their leaks across splits and conflicting labels."""
     t0 = time.perf_counter()
     options = options or NeighborOptions()
-    info = S.info_of(examples)
-    if info.modality == "none" or not info.inputs or any(c not in examples.column_names for c in info.inputs):
+    if not has_inputs(examples):
         raise InputError("near-duplicate checks need the rows' inputs", "pass --no-data-checks for a table of labels only")
-    decoded = None
-    if info.modality == "image":
-        from ..ingest.images import decode_images
-
-        decoded = decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
-    keys = content_keys(examples, decoded)
+    modality = S.info_of(examples).modality
+    inputs = read_inputs(examples)
+    keys = content_keys(modality, inputs)
     _, first, group = np.unique(keys, return_index=True, return_inverse=True)  # rows with equal content share a group
     reps = np.sort(first)
     group_of_rep = np.empty(len(first), dtype=np.int64)  # renumber groups in row order of their first row
@@ -252,10 +251,8 @@ def check_neighbors(examples: pa.Table, options: NeighborOptions | None = None, 
     rep_of_row = group_of_rep[group]
     exact = np.bincount(rep_of_row, minlength=len(reps))[rep_of_row] > 1
 
-    every = len(reps) == examples.num_rows  # no exact duplicates: no copy of the rows
-    needed = examples.select([S.ID] if decoded is not None else [S.ID, *info.inputs])  # images come decoded
-    X = embed(needed if every else needed.take(pa.array(reps)), None if decoded is None else (decoded if every else decoded[reps]), seed)
-    del decoded, needed
+    X = embed(modality, inputs if len(reps) == len(inputs) else inputs[reps], seed)  # no exact duplicates: no copy of the rows
+    del inputs
     u = len(reps)
     pairs = np.empty((0, 2), dtype=np.int64)
     radius = median_nn = 0.0
@@ -277,7 +274,7 @@ def check_neighbors(examples: pa.Table, options: NeighborOptions | None = None, 
     leak, conflict = _set_flags(set_id, examples)
     checks = NeighborChecks(set_id, exact, leak, conflict)
     checks.info = {
-        "space": {"image": "pixels-pca", "text": "tfidf-svd", "tabular": "standardized"}[info.modality],
+        "space": {"image": "pixels-pca", "text": "tfidf-svd", "tabular": "standardized"}[modality],
         "dims": int(X.shape[1]),
         "distinct_contents": int(u),
         "median_nn_distance": median_nn,
