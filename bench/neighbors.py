@@ -42,8 +42,9 @@ CANDIDATES = {
 
 def make_vectors(spec: str, path: Path) -> np.ndarray:
     if spec == "fashion-mnist":
-        from labelq.detect.neighbors import embed, read_inputs
+        from labelq.detect.neighbors import embed
         from labelq.ingest import load_examples
+        from labelq.predict.models import read_inputs
 
         X = embed("image", read_inputs(load_examples("fashion-mnist")))
     else:

@@ -154,7 +154,9 @@ def duplicates_step(cfg: AuditConfig, examples: pa.Table) -> NeighborChecks | No
 
 @step("plan-folds")
 def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
-    return plan_folds(examples, cfg.predict.model, cfg.predict.n_folds, cfg.predict.seed, cfg.predict.model_params, cfg.predict.fold_threads)
+    return plan_folds(
+        examples, cfg.predict.model, cfg.predict.n_folds, cfg.predict.seed, cfg.predict.model_params, cfg.predict.fold_threads, cfg.open_store().cache_dir
+    )
 
 
 @step("cached-folds")

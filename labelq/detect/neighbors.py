@@ -40,6 +40,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..options import option
+from ..predict.models import read_inputs
 from ..validation import check_fraction
 
 log = logging.getLogger(__name__)
@@ -105,21 +106,6 @@ def has_inputs(examples: pa.Table) -> bool:
     """Whether the rows' inputs were read (not a table of labels only, nor inputs left in their Parquet source)."""
     info = S.info_of(examples)
     return info.modality in ("image", "text", "tabular") and bool(info.inputs) and all(c in examples.column_names for c in info.inputs)
-
-
-def read_inputs(examples: pa.Table) -> np.ndarray:
-    """The rows' inputs, read once for both the content hash and the feature space: decoded images
-    ``(N, H, W, C)`` uint8, texts ``(N,)`` object, or features ``(N, F)`` float64."""
-    info = S.info_of(examples)
-    if info.modality == "image":
-        from ..ingest.images import decode_images
-
-        return decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
-    if info.modality == "text":
-        return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
-    from ..predict.models import ModelSpec
-
-    return ModelSpec("hgb").features(examples).astype(np.float64)
 
 
 def content_keys(modality: str, inputs: np.ndarray) -> np.ndarray:

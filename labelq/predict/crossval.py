@@ -162,15 +162,17 @@ def plan_folds(
     seed: int = 0,
     model_params: dict | None = None,
     fold_threads: int | None = None,
+    cache_dir: Path | None = None,
 ) -> FoldPlan:
-    """Validate the examples for K-fold cross-validation and prepare the folds' shared inputs (``fold_threads``: see ``FoldPlan``)."""
+    """Validate the examples for K-fold cross-validation and prepare the folds' shared inputs (``fold_threads``: see ``FoldPlan``;
+    ``cache_dir``: where an embedding model's vectors are cached)."""
     info = S.info_of(examples)
     n_folds = check_n_folds(n_folds)
     labels = check_labels(examples[S.LABEL].to_numpy(), info.class_names)
     check_classes_for_folds(labels, info.class_names, n_folds)
     spec = resolve_model(model, info.modality, model_params)
     t0 = time.perf_counter()
-    X = spec.features(examples)
+    X = spec.features(examples, cache_dir)
     log.info("prepared %s inputs for model %s in %.1fs", f"{len(X):,}", spec.name, time.perf_counter() - t0)
     data_hash = table_hash(examples.select([S.ID, S.LABEL, *info.inputs]))
     release_freed_memory()  # the decoding's garbage goes before a model claims memory
@@ -217,7 +219,7 @@ def cross_val_pred_probs(
 
     Returns the pred_probs table of the data contract (``id``, ``fold``, ``pred_probs``, ``model``).
     """
-    plan = plan_folds(examples, model, n_folds, seed, model_params)
+    plan = plan_folds(examples, model, n_folds, seed, model_params, cache_dir=cache_dir)
     cache = FoldCache(cache_dir)
     probs = assemble(plan, [predict_fold(plan, f, cache) for f in range(plan.n_folds)])
     return pred_probs_table(examples[S.ID], probs, plan.folds, plan.spec.name)

@@ -10,6 +10,7 @@ turns an examples table into that model's input. ``spec.config()`` is what the f
 | tfidf-logreg | text   | TF-IDF (word 1-2 grams, sublinear tf) + logistic regression |
 | hgb        | tabular  | histogram gradient boosting |
 | logreg     | tabular or image | standardized features + logistic regression |
+| embed-logreg | text or image | pretrained embeddings (``labelq.predict.embeddings``: MiniLM, EfficientNet-Lite0) + logistic regression |
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,6 +86,16 @@ def _logreg(seed: int, C: float):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
 
+@register_model("embed-logreg", ("text", "image"), {"C": 1.0})
+def _embed_logreg(seed: int, C: float):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=2000, random_state=seed)
+
+
+EMBEDDING_MODELS = {"embed-logreg"}  # models whose input is the rows' pretrained embeddings
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model name and its parameters (defaults filled in)."""
@@ -100,23 +112,34 @@ class ModelSpec:
     def build(self, seed: int):
         return MODELS[self.name].factory(seed=seed, **self.params)
 
-    def features(self, examples: pa.Table) -> np.ndarray:
-        """The model's input for every row: images ``(N, H, W, C)`` uint8, texts ``(N,)``, or features ``(N, F)``."""
+    def features(self, examples: pa.Table, cache_dir: Path | None = None) -> np.ndarray:
+        """The model's input for every row: images ``(N, H, W, C)`` uint8, texts ``(N,)``, features ``(N, F)``,
+        or for an embedding model the rows' embeddings ``(N, D)`` (cached under ``cache_dir``)."""
         info = S.info_of(examples)
-        if info.modality == "image":
-            from ..ingest.images import decode_images
+        if self.name in EMBEDDING_MODELS:
+            from .embeddings import embed_inputs, encoder_for
 
-            X = decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
-            return X.reshape(len(X), -1).astype(np.float32) if self.name == "logreg" else X
-        if info.modality == "text":
-            return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
-        cols = []
-        for name in info.inputs:
-            col = examples[name]
-            if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
-                raise InputError(f"feature column {name!r} has type {col.type}, not numeric", "encode it as numbers or leave it out of --feature-columns")
-            cols.append(col.cast(pa.float64()).to_numpy(zero_copy_only=False))
-        return np.column_stack(cols)
+            return embed_inputs(read_inputs(examples), encoder_for(info.modality), cache_dir)
+        X = read_inputs(examples)
+        return X.reshape(len(X), -1).astype(np.float32) if info.modality == "image" and self.name == "logreg" else X
+
+
+def read_inputs(examples: pa.Table) -> np.ndarray:
+    """The rows' inputs: decoded images ``(N, H, W, C)`` uint8, texts ``(N,)`` object, or numeric features ``(N, F)`` float64."""
+    info = S.info_of(examples)
+    if info.modality == "image":
+        from ..ingest.images import decode_images
+
+        return decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
+    if info.modality == "text":
+        return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
+    cols = []
+    for name in info.inputs:
+        col = examples[name]
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
+            raise InputError(f"feature column {name!r} has type {col.type}, not numeric", "encode it as numbers or leave it out of --feature-columns")
+        cols.append(col.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    return np.column_stack(cols)
 
 
 def resolve_model(model: str | ModelSpec | None, modality: str, params: dict[str, Any] | None = None) -> ModelSpec:
