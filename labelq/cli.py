@@ -221,6 +221,8 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
             f"({dup['exact_duplicate_rows']:,} rows with an exact copy), {dup['leaking_rows']:,} rows in sets across splits, "
             f"{dup['conflicting_rows']:,} in sets with conflicting labels"
         )
+        if "outlier_rows" in dup:
+            click.echo(f"  outliers: {dup['outlier_rows']:,} rows (outlier score above Q3 + {dup['outlier_iqr']} x IQR), space {dup['space']}")
     if not m.audit.reliable:
         rel = m.audit.reliability
         click.secho(f"\nWarning: {rel['warning']}", fg="red", err=True)
@@ -253,6 +255,11 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
             f"\nNear-duplicate sets (leaks across splits and conflicting labels first; {min(top, dup['near_duplicate_sets'])} of {dup['near_duplicate_sets']:,}):"
         )
         click.echo(format_table(near_duplicate_rows(cfg.open_store(), v, top)))
+    if top > 0 and dup and dup.get("outlier_rows"):
+        from .sql import named_query
+
+        click.echo(f"\nOutliers (highest outlier score first; {min(top, dup['outlier_rows'])} of {dup['outlier_rows']:,}):")
+        click.echo(format_table(named_query(cfg.open_store(), v.name, "top_outliers", version=v.number, limit=top).to_pylist()))
 
 
 @main.command()

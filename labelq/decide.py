@@ -86,7 +86,7 @@ def decide(detections: list[Detection], pred_probs: np.ndarray | ProbsChunks, au
 
 def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborChecks | None = None) -> pa.Table:
     """The examples table, untouched, with the audit columns appended (metadata kept); the near-duplicate
-    columns are null without ``duplicates`` (not checked)."""
+    and outlier columns are null without ``duplicates`` (not checked)."""
     n = examples.num_rows
     cols = {
         S.LABEL_SCORE: pa.array(decision.label_score, pa.float64()),
@@ -97,6 +97,8 @@ def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborCh
         S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
         S.IS_NEAR_DUPLICATE: pa.nulls(n, pa.bool_()) if duplicates is None else pa.array(duplicates.is_near_duplicate, pa.bool_()),
         S.NEAR_DUPLICATE_SET: pa.nulls(n, pa.list_(pa.string())) if duplicates is None else duplicates.set_ids_column(examples[S.ID]),
+        S.IS_OUTLIER: pa.nulls(n, pa.bool_()) if duplicates is None else pa.array(duplicates.is_outlier, pa.bool_()),
+        S.OUTLIER_SCORE: pa.nulls(n, pa.float64()) if duplicates is None else pa.array(duplicates.outlier_score, pa.float64()),
     }
     out = examples
     for name, arr in cols.items():
@@ -108,7 +110,8 @@ def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborCh
 def issues_table(audited: pa.Table, detections: list[Detection], duplicates: NeighborChecks | None = None) -> pa.Table:
     """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence,
     and with ``duplicates``, each row's near-duplicate set and whether the set holds an exact copy of the
-    row (``duplicate_exact``), spans splits (``duplicate_leak``) or carries several labels (``duplicate_conflict``).
+    row (``duplicate_exact``), spans splits (``duplicate_leak``) or carries several labels (``duplicate_conflict``),
+    and whether the row is an outlier, with its score.
 
     It holds what the audit decided and why; ``issue_kind``, which re-labeling and review refine, lives
     in the data only."""
@@ -128,4 +131,6 @@ def issues_table(audited: pa.Table, detections: list[Detection], duplicates: Nei
         cols["duplicate_exact"] = pa.array(duplicates.exact, pa.bool_())
         cols["duplicate_leak"] = pa.array(duplicates.leak, pa.bool_())
         cols["duplicate_conflict"] = pa.array(duplicates.conflict, pa.bool_())
+        cols[S.IS_OUTLIER] = audited[S.IS_OUTLIER]
+        cols[S.OUTLIER_SCORE] = audited[S.OUTLIER_SCORE]
     return pa.table(cols)

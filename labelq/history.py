@@ -164,7 +164,7 @@ def prepare_record(
         "reliable": reliable,
         **{
             key: (duplicates or {}).get(key)
-            for key in ("near_duplicate_rows", "near_duplicate_sets", "exact_duplicate_rows", "leaking_rows", "conflicting_rows")
+            for key in ("near_duplicate_rows", "near_duplicate_sets", "exact_duplicate_rows", "leaking_rows", "conflicting_rows", "outlier_rows")
         },
     }
 

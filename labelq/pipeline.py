@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -42,6 +43,8 @@ from .predict import (
     pred_probs_view,
     predict_fold,
 )
+from .predict.embeddings import embed_inputs, encoder_for
+from .predict.models import EMBEDDING_MODELS, resolve_model
 from .reliability import check_signal, with_warning
 from .report import write_audit_report
 from .runner import InProcess, Runner, step
@@ -147,9 +150,25 @@ def duplicates_step(cfg: AuditConfig, examples: pa.Table) -> NeighborChecks | No
     if not has_inputs(examples):
         log.info("no near-duplicate check: the inputs were not read (given pred_probs and inputs left in their Parquet source)")
         return None
-    checks = check_neighbors(examples, cfg.checks, cfg.predict.seed)
+    checks = check_neighbors(examples, cfg.checks, cfg.predict.seed, neighbor_embedder(cfg, examples))
     release_freed_memory()  # the decoded images and vectors go before a model claims memory
     return checks
+
+
+def neighbor_embedder(cfg: AuditConfig, examples: pa.Table) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What turns the rows' inputs into the pretrained embeddings the checks run in (``--neighbor-space``),
+    or None for the inputs' own space. ``auto`` takes the embeddings when the audit's model computes them
+    (then they are read back from the cache)."""
+    space = cfg.checks.neighbor_space
+    modality = S.info_of(examples).modality
+    if space == "auto":
+        uses_embeddings = not cfg.predict.pred_probs and resolve_model(cfg.predict.model, modality, cfg.predict.model_params).name in EMBEDDING_MODELS
+        space = "embeddings" if uses_embeddings else "inputs"
+    if space == "inputs":
+        return None
+    encoder = encoder_for(modality)  # fails now when the encoder's packages are missing
+    cache_dir = cfg.open_store().cache_dir
+    return lambda inputs: embed_inputs(inputs, encoder, cache_dir)
 
 
 @step("plan-folds")

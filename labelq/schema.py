@@ -32,7 +32,20 @@ ISSUE_KIND = "issue_kind"
 CORRECTED_LABEL = "corrected_label"
 IS_NEAR_DUPLICATE = "is_near_duplicate"  # null: not checked (--no-data-checks, or inputs not read)
 NEAR_DUPLICATE_SET = "near_duplicate_set"  # the ids of the row's set of exact and near duplicates
-AUDIT_COLUMNS = (LABEL_SCORE, IS_LABEL_ISSUE, SUGGESTED_LABEL, ISSUE_RANK, ISSUE_KIND, CORRECTED_LABEL, IS_NEAR_DUPLICATE, NEAR_DUPLICATE_SET)
+IS_OUTLIER = "is_outlier"  # null: not checked, like is_near_duplicate
+OUTLIER_SCORE = "outlier_score"  # distance to the 10th nearest neighbour over the dataset's median of it (1.0: typical)
+AUDIT_COLUMNS = (
+    LABEL_SCORE,
+    IS_LABEL_ISSUE,
+    SUGGESTED_LABEL,
+    ISSUE_RANK,
+    ISSUE_KIND,
+    CORRECTED_LABEL,
+    IS_NEAR_DUPLICATE,
+    NEAR_DUPLICATE_SET,
+    IS_OUTLIER,
+    OUTLIER_SCORE,
+)
 
 # columns re-labeling adds (labelq.relabel): the label set, the soft label, and where a correction came from
 LABELS = "labels"

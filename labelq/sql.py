@@ -38,9 +38,9 @@ from .io import current_umask
 log = logging.getLogger(__name__)
 
 # in dependency order; names are ours, never built from user input
-VIEWS = ("versions", "classes", "rows", "latest", "issues", "near_duplicates", "class_noise", "version_changes")
+VIEWS = ("versions", "classes", "rows", "latest", "issues", "near_duplicates", "outliers", "class_noise", "version_changes")
 # columns of the rows' contract that versions published before them lack: ``rows`` gives them as nulls
-LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[]"}
+LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[]", "is_outlier": "BOOLEAN", "outlier_score": "DOUBLE"}
 
 
 def _sql_files():

@@ -121,7 +121,7 @@ def test_the_report_shows_each_set_side_by_side(digits_store):
     store, planted, _ = digits_store
     v = store.version("dc")
     page = (v.path.parent / "reports" / "v0001.html").read_text()
-    section = page[page.index("<h2>Near duplicates</h2>") :]
+    section = page[page.index("<h2>Near duplicates</h2>") : page.index("<h2>Outliers</h2>")]  # the outliers come next
     assert "60 rows in 30 sets" in section and section.count("<tr>") == 1 + 20  # the header, then the first 20 sets
     assert section.count('<img src="data:image/png;base64,') == 40  # both rows of each set, as thumbnails
     summary = json.loads((v.path.parent / "reports" / "v0001.json").read_text())["near_duplicates"]
@@ -171,8 +171,8 @@ def test_checks_can_be_left_out_and_need_the_inputs(tmp_path, digits):
     out = CliRunner().invoke(main, ["audit", "digits", "--store", str(root), "--model", "logreg", "--folds", "3", "--no-prefect", "-q", "--no-data-checks"])
     assert out.exit_code == 0, out.output
     v = Store(root).version("digits")
-    rows = v.read([S.IS_NEAR_DUPLICATE, S.NEAR_DUPLICATE_SET])
-    assert rows[S.IS_NEAR_DUPLICATE].null_count == rows.num_rows == rows[S.NEAR_DUPLICATE_SET].null_count  # null: not checked
+    rows = v.read([S.IS_NEAR_DUPLICATE, S.NEAR_DUPLICATE_SET, S.IS_OUTLIER, S.OUTLIER_SCORE])
+    assert all(rows[c].null_count == rows.num_rows for c in rows.column_names)  # null: not checked
     assert v.manifest().audit.near_duplicates is None and "near duplicates:" not in out.output
     assert run_query(Store(root), "digits", "SELECT count(*) AS n FROM near_duplicates")["n"][0].as_py() == 0
     assert "near_duplicate_rows" in read_history(Store(root), "digits")[0]
@@ -188,11 +188,12 @@ def test_versions_from_before_the_check_still_answer(tmp_path, digits_store):
     store, _, _ = digits_store
     old = Store(tmp_path / "old")
     v = store.version("dc")
-    data = v.read().drop_columns([S.IS_NEAR_DUPLICATE, S.NEAR_DUPLICATE_SET])
+    data = v.read().drop_columns([S.IS_NEAR_DUPLICATE, S.NEAR_DUPLICATE_SET, S.IS_OUTLIER, S.OUTLIER_SCORE])
     old.publish("dc", data, {}, None)
-    got = run_query(old, "dc", "SELECT count(*) AS n, count(is_near_duplicate) AS checked FROM rows").to_pylist()
-    assert got == [{"n": data.num_rows, "checked": 0}]
+    got = run_query(old, "dc", "SELECT count(*) AS n, count(is_near_duplicate) AS checked, count(outlier_score) AS scored FROM rows").to_pylist()
+    assert got == [{"n": data.num_rows, "checked": 0, "scored": 0}]
     assert named_query(old, "dc", "top_near_duplicates", version=1, limit=5).num_rows == 0
+    assert run_query(old, "dc", "SELECT count(*) AS n FROM outliers").to_pylist() == [{"n": 0}]
 
 
 def test_the_approximate_search_above_exact_max_finds_the_same_sets(monkeypatch):
@@ -224,4 +225,4 @@ def test_tabular_copies_in_wine(tmp_path):
     n = len(wine)
     assert all(checks.set_id[n + j] >= 0 and checks.set_id[n + j] == checks.set_id[i] for j, i in enumerate(sources))  # recall 1.0
     assert set(np.flatnonzero(checks.set_id >= 0)) == set(sources) | set(range(n, n + 10))  # precision 1.0
-    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info["space"] == "standardized"
+    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info["space"] == "robust-standardized"

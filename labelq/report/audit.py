@@ -22,6 +22,7 @@ from . import plots
 SNIPPET = 300
 SETS_SHOWN = 20  # near-duplicate sets in the report, leaks and conflicts first
 MEMBERS_SHOWN = 4  # rows of a set shown side by side
+OUTLIERS_SHOWN = 20  # outliers in the report, highest score first
 
 
 def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.ndarray | None = None) -> dict:
@@ -82,6 +83,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
         ],
         "relabel": relabel_summary(rows, manifest),
         "near_duplicates": near_duplicate_summary(rows, manifest),
+        "outliers": outlier_summary(rows, manifest),
         "class_health": class_health(labels, joint if manifest.audit.reliable else None, names),
     }
 
@@ -112,10 +114,28 @@ def near_duplicate_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     return {**info, "sets": shown[:SETS_SHOWN]}
 
 
+def outlier_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
+    """The outlier rule, its count, and the ``OUTLIERS_SHOWN`` rows of highest ``outlier_score``; None when not checked."""
+    info = manifest.audit.near_duplicates
+    if info is None or S.OUTLIER_SCORE not in rows.column_names or pc.all(pc.is_null(rows[S.OUTLIER_SCORE])).as_py():
+        return None
+    names = manifest.class_names
+    top = rows.filter(pc.fill_null(rows[S.IS_OUTLIER], False)).select([S.ID, S.SPLIT, S.LABEL, S.OUTLIER_SCORE])
+    top = top.take(pc.sort_indices(top, [(S.OUTLIER_SCORE, "descending"), (S.ID, "ascending")])[:OUTLIERS_SHOWN])
+    return {
+        "outlier_rows": info.get("outlier_rows", 0),
+        "outlier_iqr": info.get("outlier_iqr"),
+        "outlier_threshold": info.get("outlier_threshold"),
+        "space": info.get("space"),
+        "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": names[r[S.LABEL]], "score": r[S.OUTLIER_SCORE]} for r in top.to_pylist()],
+    }
+
+
 def shown_ids(summary: dict) -> list[str]:
-    """The rows whose inputs the report shows: the top issues and the near-duplicate sets' shown rows."""
+    """The rows whose inputs the report shows: the top issues, the near-duplicate sets' shown rows and the top outliers."""
     dup = summary.get("near_duplicates") or {}
-    return [t["id"] for t in summary["top_issues"]] + [r["id"] for s in dup.get("sets", []) for r in s["rows"]]
+    outliers = summary.get("outliers") or {}
+    return [t["id"] for t in summary["top_issues"]] + [r["id"] for s in dup.get("sets", []) for r in s["rows"]] + [r["id"] for r in outliers.get("rows", [])]
 
 
 def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
@@ -260,7 +280,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
             "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
             f"<table><tr>{head}</tr>{body}</table>"
         )
-    duplicates_html = _duplicates_html(summary.get("near_duplicates"), by_id)
+    duplicates_html = _duplicates_html(summary.get("near_duplicates"), by_id) + _outliers_html(summary.get("outliers"), by_id)
     title = f"labelq audit: {manifest.name} v{manifest.version:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -335,6 +355,24 @@ def _duplicates_html(dup: dict | None, by_id: dict[str, str]) -> str:
         else ""
     )
     return f'<h2>Near duplicates</h2><p class="note">{facts}</p>{table}'
+
+
+def _outliers_html(out: dict | None, by_id: dict[str, str]) -> str:
+    """The outlier section: the rule and count, then the rows farthest from their neighbours."""
+    if out is None:
+        return ""
+    e = html.escape
+    threshold = f"{out['outlier_threshold']:.3f}" if out["outlier_threshold"] is not None else "none (too few rows)"
+    facts = (
+        f"{out['outlier_rows']:,} outliers: rows whose distance to their 10th nearest neighbour, over the dataset's median of it (the outlier score), "
+        f"exceeds the third quartile by {out['outlier_iqr']} interquartile ranges ({threshold}). Feature space {e(str(out['space']))}."
+    )
+    body = "".join(
+        f"<tr><td>{r['score']:.3f}</td><td><code>{e(r['id'])}</code></td><td>{by_id.get(r['id'], '')}</td><td>{e(str(r['split']))}</td><td>{e(r['label'])}</td></tr>"
+        for r in out["rows"]
+    )
+    table = f'<table id="outliers"><tr><th>outlier score</th><th>id</th><th>example</th><th>split</th><th>label</th></tr>{body}</table>' if body else ""
+    return f'<h2>Outliers</h2><p class="note">{facts}</p>{table}'
 
 
 def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:

@@ -1,0 +1,14 @@
+-- Outliers (labelq.detect.neighbors) of every version, farthest from their neighbours first: the row,
+-- its split, label and class name, and its outlier score (distance to its 10th nearest neighbour over
+-- the dataset's median of it; 1.0 is a typical row).
+SELECT
+    r.version,
+    r.id,
+    r.split,
+    r.label,
+    c.class_name,
+    r.outlier_score
+FROM rows AS r
+LEFT JOIN classes AS c ON c.version = r.version AND c.label = r.label
+WHERE r.is_outlier
+ORDER BY r.version, r.outlier_score DESC, r.id
