@@ -138,6 +138,8 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
             f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
             "leave --judges out, or name a text column with --text-column",
         )
+    if cfg.checks.data_checks and cfg.checks.neighbor_space == "embeddings" and has_inputs(examples):
+        encoder_for(S.info_of(examples).modality)  # fail now, not after training: no encoder for the modality, or its packages missing
     release_freed_memory()  # what reading the source freed (Fashion-MNIST: 46 MB)
     return examples
 

@@ -39,7 +39,7 @@ def test_given_pred_probs_leave_the_images_in_the_source_and_publish_the_same_ve
     assert lazy.manifest().content_hash == eager.manifest().content_hash
     assert lazy.manifest().columns == eager.manifest().columns and lazy.manifest().inputs == ["image"]
     assert pq.read_table(lazy.path / PAYLOAD).equals(pq.read_table(eager.path / PAYLOAD))
-    checked = [S.IS_NEAR_DUPLICATE, S.NEAR_DUPLICATE_SET]  # the near-duplicate check reads the inputs: not run when they stay on disk
+    checked = [S.IS_NEAR_DUPLICATE, S.NEAR_DUPLICATE_SET, S.IS_OUTLIER, S.OUTLIER_SCORE]  # the checks read the inputs: not run when they stay on disk
     same = [c for c in eager.read().column_names if c not in checked]
     assert lazy.read().select(same).equals(eager.read().select(same))
     assert lazy.read(checked)[S.IS_NEAR_DUPLICATE].null_count == digits.num_rows and eager.read(checked)[S.IS_NEAR_DUPLICATE].null_count == 0

@@ -149,7 +149,18 @@ def test_wines_moved_far_out_are_outliers():
     assert set(np.argsort(-checks.outlier_score)[:6]) == set(np.flatnonzero(planted))
 
 
-def test_bad_outlier_options_are_refused():
+def test_bad_outlier_options_are_refused(tmp_path):
+    from sklearn.datasets import load_wine
+
+    from labelq.pipeline import AuditConfig, audit
+
+    wine = load_wine(as_frame=True).frame.rename(columns={"target": "label"})
+    pq.write_table(pa.Table.from_pandas(wine, preserve_index=False), tmp_path / "wine.parquet")
+    cfg = AuditConfig.from_options(source=str(tmp_path / "wine.parquet"), store=str(tmp_path / "s"), neighbor_space="embeddings")
+    with pytest.raises(InputError, match="no pretrained encoder takes tabular inputs"):
+        audit(cfg)  # refused after reading the source, before any model trains
+    assert not (tmp_path / "s" / "cache" / "folds").exists() or not any((tmp_path / "s" / "cache" / "folds").iterdir())
+    assert Store(tmp_path / "s").datasets() == []
     with pytest.raises(InputError, match="--outlier-iqr"):
         NeighborOptions(outlier_iqr=-1)
     with pytest.raises(InputError, match="--neighbor-space"):

@@ -61,8 +61,9 @@ def test_report_shows_figures_thumbnails_and_top_issues(noisy_digits_parquet, st
     result = audit(source=str(path), store=str(store_dir), model="logreg", n_folds=3)
     html = result.report_html.read_text()
     summary = json.loads(result.report_json.read_text())
-    assert html.count("data:image/png;base64,") >= 3 + len(summary["top_issues"])  # figures + one thumbnail per issue
-    assert 'alt="figure"' in html and html.count('alt="image"') == len(summary["top_issues"])
+    assert html.count("data:image/png;base64,") >= 3 + len(summary["top_issues"])  # figures + thumbnails
+    shown = len(summary["top_issues"]) + len(summary["outliers"]["rows"])  # one thumbnail per issue and per outlier
+    assert 'alt="figure"' in html and html.count('alt="image"') == shown
     assert summary["n_label_issues"] == result.n_label_issues and summary["rows"] == 1797
     assert summary["top_issues"][0]["rank"] == 1 and summary["top_issues"][0]["id"] in html
     assert sum(p["flagged"] for p in summary["per_class"]) == summary["n_label_issues"]

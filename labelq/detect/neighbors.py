@@ -347,9 +347,10 @@ def outlier_scores(dist: np.ndarray, iqr_factor: float) -> tuple[np.ndarray, flo
     typical row). The k-th distance, not the mean of the k (Datalab's): a handful of similar foreign
     rows are each other's nearest neighbours, which pulls their mean distance down to a typical row's,
     while the k-th neighbour of each is still a host row. A group of more than k alike rows is a
-    cluster, not outliers, by this rule. The threshold is Tukey's fence on the scores: the third quartile plus ``iqr_factor``
-    interquartile ranges (1.5 by default, Tukey's; on the planted outliers of ``bench/outliers.py``,
-    3.0 flagged none in the unit-length spaces, and Datalab's 1.7 missed more)."""
+    cluster, not outliers, by this rule. The threshold is Tukey's fence on the scores: the third
+    quartile plus ``iqr_factor`` interquartile ranges (1.5 by default, Tukey's; on the planted
+    outliers of ``bench/outliers.py``, 3.0 flagged none in the unit-length spaces, and Datalab's 1.7
+    missed more)."""
     kth = dist[:, -1]
     kth = np.where(np.isfinite(kth), kth, np.nanmax(np.where(np.isfinite(kth), kth, np.nan)))
     median = float(np.median(kth))
