@@ -46,6 +46,7 @@ def audit(source: str, extra: list[str]) -> dict:
         "oos_accuracy": manifest["out_of_sample_accuracy"],
         "flagged": manifest["n_label_issues"],
         "near_duplicate_rows": (manifest.get("near_duplicates") or {}).get("near_duplicate_rows"),
+        "outlier_rows": (manifest.get("near_duplicates") or {}).get("outlier_rows"),
         "near_duplicate_check_s": (manifest.get("near_duplicates") or {}).get("seconds"),
         "wall_s": round(wall, 1),
         "peak_rss_mib": round(peak / 1024),
