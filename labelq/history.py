@@ -149,7 +149,7 @@ def prepare_record(
     counts = np.bincount(labels, minlength=k)
     base = {
         "run_id": uuid.uuid4().hex,
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": started.isoformat(timespec="milliseconds"),
         "rows": int(len(labels)),
         "flagged": int(flagged.sum()),
         "flagged_rate": float(flagged.mean()) if len(flagged) else 0.0,
@@ -172,7 +172,9 @@ def prepare_record(
         finished = dt.datetime.now(dt.UTC)
         record = {
             **base,
-            "finished_at": finished.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(
+                timespec="milliseconds"
+            ),  # milliseconds: two quick runs can finish in the same second, and the history is ordered by this
             "duration_s": round((finished - started).total_seconds(), 2),
             "version": manifest.version,
             "content_hash": manifest.content_hash,

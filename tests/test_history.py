@@ -29,6 +29,7 @@ def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
     runs = read_history(store, "digits")
     assert [x["version"] for x in runs] == [1, 1] and [x["unchanged_source"] for x in runs] == [False, True]
     assert [x["published"] for x in runs] == [True, False]
+    assert runs[0]["finished_at"] < runs[1]["finished_at"]  # milliseconds: the cached re-run can finish within the first run's second
     first = runs[0]
     assert first["rows"] == 1797 and first["flagged"] == store.version("digits", 1).manifest_json()["n_label_issues"]
     assert first["estimated_error_rate_lo"] <= first["estimated_error_rate"] <= first["estimated_error_rate_hi"]
