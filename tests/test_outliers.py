@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import load_builtin, require
+from conftest import load_builtin, require_embeddings
 
 from labelq import schema as S
 from labelq.cli import main
@@ -20,14 +20,6 @@ from labelq.errors import InputError
 from labelq.history import read_history
 from labelq.sql import run_query
 from labelq.store import Store
-
-
-def _embeddings_installed() -> bool:
-    from importlib.util import find_spec
-
-    from labelq.predict.embeddings import ENCODERS
-
-    return all(find_spec(p.replace("-", "_")) is not None for enc in ENCODERS.values() for p in enc.packages)
 
 
 def _precision_recall(flagged: np.ndarray, planted: np.ndarray) -> tuple[float, float]:
@@ -42,7 +34,7 @@ PLANTED = 8
 def fashion_with_photos(tmp_path_factory):
     """3,000 Fashion-MNIST test images and 8 grey 28 x 28 crops of scikit-learn's two sample photos
     (a palace, a flower), audited through the CLI with the checks in the pretrained embedding space."""
-    require(_embeddings_installed(), "the embedding models (pip install 'labelq[embed]')")
+    require_embeddings()
     import io
 
     from PIL import Image

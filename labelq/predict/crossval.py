@@ -103,12 +103,13 @@ class FoldCache:
         atomic_write_bytes(path, buf.getvalue())
 
 
-def code_versions() -> dict[str, str | None]:
-    """Versions of labelq and of the libraries that compute folds: an upgrade of any of them invalidates cached folds."""
+def code_versions(packages: tuple[str, ...] | None = None) -> dict[str, str | None]:
+    """Installed versions of ``packages`` (None where not installed); by default labelq and the libraries
+    that compute folds: an upgrade of any of them invalidates cached folds."""
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {}
-    for package in CODE_PACKAGES:
+    for package in CODE_PACKAGES if packages is None else packages:
         try:
             out[package] = version(package)
         except PackageNotFoundError:

@@ -123,24 +123,24 @@ def encoder_for(modality: str, name: str | None = None) -> Encoder:
     encoder = ENCODERS[name]
     if encoder.modality != modality:
         raise InputError(f"encoder {name!r} takes {encoder.modality} inputs, not {modality}", f"use {DEFAULT_ENCODER.get(modality, 'another model')}")
-    from importlib.util import find_spec
-
-    missing = [p for p in encoder.packages if find_spec(p.replace("-", "_")) is None]
+    missing = missing_packages(encoder)
     if missing:
         raise InputError(f"encoder {name!r} needs the packages {missing}, which are not installed", "pip install 'labelq[embed]'")
     return encoder
 
 
+def missing_packages(encoder: Encoder) -> list[str]:
+    """The packages ``encoder`` needs that are not installed."""
+    from importlib.util import find_spec
+
+    return [p for p in encoder.packages if find_spec(p.replace("-", "_")) is None]
+
+
 def encoder_key(encoder: Encoder) -> str:
     """What the vectors depend on besides the content: encoder, settings, and the versions of the packages that compute them."""
-    from importlib.metadata import PackageNotFoundError, version
+    from .crossval import code_versions
 
-    versions = {}
-    for package in (*encoder.packages, "torch", "labelq"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
+    versions = code_versions((*encoder.packages, "torch", "labelq"))
     return json.dumps({"encoder": encoder.name, "settings": encoder.settings, "versions": versions}, sort_keys=True)
 
 
