@@ -274,7 +274,9 @@ def cached_sha256(path: Path) -> str:
 class Store:
     """A folder of versioned datasets. ``Store(root).publish(name, tables, manifest)`` adds a version."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | Store | None = None) -> None:
+        if isinstance(root, Store):  # labelq.audit(store=Store(...)): the same store, not a folder named after the object
+            root = root.root
         self.root = Path(root) if root is not None else default_root()
 
     @property

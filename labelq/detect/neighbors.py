@@ -229,6 +229,7 @@ def knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     FAISS: exact (``IndexFlatL2``) up to ``EXACT_MAX`` rows, HNSW graphs above (recall@10 0.995-1.0 in
     ``bench/neighbors.py``); queries in blocks of ``QUERY_BLOCK`` rows. A missing neighbour (HNSW can
     return fewer than asked) is at distance infinity."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its search for CPU builds is not the audit's news
     import faiss
 
     X = np.ascontiguousarray(X, dtype=np.float32)
