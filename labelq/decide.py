@@ -20,6 +20,7 @@ from .detect import Detection
 from .detect.neighbors import NeighborChecks
 from .detect.streaming_cl import ProbsChunks, take_rows
 from .errors import InputError
+from .multilabel import tag_lists
 from .options import option
 from .relabel.kinds import audit_kinds
 from .validation import check_fraction
@@ -53,7 +54,10 @@ def _min_confidence(policy: str, value: float) -> float:
 
 @dataclass
 class Decision:
-    """Arrays of shape ``(N,)``; ``issue_rank`` is 0 where a row is not flagged."""
+    """Arrays of shape ``(N,)``; ``issue_rank`` is 0 where a row is not flagged. For a multi-label dataset
+    ``suggested_label`` is the ``(N, K)`` suggested tags, ``corrected_label`` ``(N, K)`` int8 (a corrected
+    row's tags as 0/1, -1 in every column of a row not corrected), and ``missing``/``extra`` ``(N, K)`` the
+    flagged tags a row lacks or holds wrongly."""
 
     label_score: np.ndarray
     is_label_issue: np.ndarray
@@ -61,6 +65,14 @@ class Decision:
     issue_rank: np.ndarray
     corrected_label: np.ndarray  # -1 where not corrected
     no_class: np.ndarray | None = None  # flagged rows that fit no class (issue_kind out_of_distribution)
+    missing: np.ndarray | None = None
+    extra: np.ndarray | None = None
+
+    @property
+    def corrected_rows(self) -> np.ndarray:
+        """``(N,)`` bool: the rows an auto-fix corrected."""
+        fixed = self.corrected_label >= 0
+        return fixed.any(axis=1) if fixed.ndim == 2 else fixed
 
 
 def decide(detections: list[Detection], pred_probs: np.ndarray | ProbsChunks, auto_fix: AutoFix | None = None, no_class: np.ndarray | None = None) -> Decision:
@@ -84,22 +96,46 @@ def decide(detections: list[Detection], pred_probs: np.ndarray | ProbsChunks, au
     return Decision(label_score, is_issue, suggested, rank, corrected, no_class)
 
 
+def decide_tags(detection: Detection, pred_probs: np.ndarray, auto_fix: AutoFix | None = None) -> Decision:
+    """The decision on a multi-label dataset (``labelq.detect.multilabel``): flags and ranks as ``decide``;
+    an auto-fix turns over each flagged tag the model holds with at least ``min_confidence`` (a missing tag's
+    probability, or an extra tag's 1 - probability), and a row with any such tag is corrected."""
+    decision = decide([detection], pred_probs)
+    missing, extra = detection.extra["missing"], detection.extra["extra"]
+    tags = detection.suggested_label ^ (missing | extra)  # the given tags
+    corrected = np.full(tags.shape, -1, dtype=np.int8)
+    if auto_fix is not None:
+        probs = np.asarray(pred_probs)
+        sure = (missing & (probs >= auto_fix.min_confidence)) | (extra & (1 - probs >= auto_fix.min_confidence))
+        rows = sure.any(axis=1)
+        corrected[rows] = (tags[rows] ^ sure[rows]).astype(np.int8)
+    decision.corrected_label, decision.missing, decision.extra = corrected, missing, extra
+    return decision
+
+
 def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborChecks | None = None) -> pa.Table:
     """The examples table, untouched, with the audit columns appended (metadata kept); the near-duplicate
     and outlier columns are null without ``duplicates`` (not checked)."""
     n = examples.num_rows
+    if decision.suggested_label.ndim == 2:  # multi-label: tag lists
+        suggested, corrected = tag_lists(decision.suggested_label), tag_lists(decision.corrected_label > 0, decision.corrected_rows)
+    else:
+        suggested = pa.array(decision.suggested_label, pa.int64())
+        corrected = pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0)
     cols = {
         S.LABEL_SCORE: pa.array(decision.label_score, pa.float64()),
         S.IS_LABEL_ISSUE: pa.array(decision.is_label_issue, pa.bool_()),
-        S.SUGGESTED_LABEL: pa.array(decision.suggested_label, pa.int64()),
+        S.SUGGESTED_LABEL: suggested,
         S.ISSUE_RANK: pa.array(decision.issue_rank, pa.int64(), mask=decision.issue_rank == 0),
         S.ISSUE_KIND: audit_kinds(decision.is_label_issue, decision.no_class),
-        S.CORRECTED_LABEL: pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0),
+        S.CORRECTED_LABEL: corrected,
         S.IS_NEAR_DUPLICATE: pa.nulls(n, pa.bool_()) if duplicates is None else pa.array(duplicates.is_near_duplicate, pa.bool_()),
         S.NEAR_DUPLICATE_SET: pa.nulls(n, pa.list_(pa.string())) if duplicates is None else duplicates.set_ids_column(examples[S.ID]),
         S.IS_OUTLIER: pa.nulls(n, pa.bool_()) if duplicates is None else pa.array(duplicates.is_outlier, pa.bool_()),
         S.OUTLIER_SCORE: pa.nulls(n, pa.float64()) if duplicates is None else pa.array(duplicates.outlier_score, pa.float64()),
     }
+    if decision.missing is not None:
+        cols[S.MISSING_TAGS], cols[S.EXTRA_TAGS] = tag_lists(decision.missing), tag_lists(decision.extra)
     out = examples
     for name, arr in cols.items():
         assert len(arr) == n
@@ -122,6 +158,9 @@ def issues_table(audited: pa.Table, detections: list[Detection], duplicates: Nei
         S.LABEL_SCORE: audited[S.LABEL_SCORE],
         S.IS_LABEL_ISSUE: audited[S.IS_LABEL_ISSUE],
     }
+    for name in S.MULTI_LABEL_COLUMNS:
+        if name in audited.column_names:
+            cols[name] = audited[name]
     for d in detections:
         cols[f"score_{d.detector}"] = pa.array(d.score, pa.float64())
         cols[f"flag_{d.detector}"] = pa.array(d.is_issue, pa.bool_())

@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import LabelqError
 from .manifest import Manifest
+from .multilabel import class_counts
 from .options import option
 from .store import RUN_RECORD
 from .validation import check_fraction
@@ -146,7 +147,7 @@ def prepare_record(
     """
     k = n_classes
     est, lo, hi = error_rate_interval(n_issues_estimate, len(labels))
-    counts = np.bincount(labels, minlength=k)
+    counts = class_counts(labels, k)
     base = {
         "run_id": uuid.uuid4().hex,
         "started_at": started.isoformat(timespec="milliseconds"),
@@ -157,7 +158,7 @@ def prepare_record(
         "estimated_error_rate_lo": lo,
         "estimated_error_rate_hi": hi,
         "class_share": (counts / max(len(labels), 1)).tolist(),
-        "class_flagged_rate": (np.bincount(labels[flagged], minlength=k) / np.maximum(counts, 1)).tolist(),
+        "class_flagged_rate": (class_counts(labels, k, flagged) / np.maximum(counts, 1)).tolist(),
         "folds_cached": folds_cached,
         "folds_total": folds_total,
         "flow_run_id": (run or {}).get("flow_run_id"),

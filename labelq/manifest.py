@@ -52,6 +52,7 @@ class AuditSection(Section):
     config: dict | None = None
     reliability: dict | None = None  # does the model beat the class prior? (``labelq.reliability``)
     near_duplicates: dict | None = None  # the near-duplicate check's settings and counts (``labelq.detect.neighbors``); None: not checked
+    tags_flagged: dict | None = None  # multi-label: the flagged tags, {"missing": n, "extra": n} (``labelq.detect.multilabel``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,6 +146,7 @@ class Manifest(Section):
     modality: str | None = None
     inputs: list[str] | None = None
     source: str | None = None
+    multi_label: bool | None = None  # True: each row's label is a list of tags (absent: one class a row)
     content_hash: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     columns: list[str] | None = None  # the rows' columns in order (data/ and the group files together)

@@ -20,8 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from . import schema as S
-from .decide import AutoFix, Decision, audited_table, decide, issues_table
+from .decide import AutoFix, Decision, audited_table, decide, decide_tags, issues_table
 from .detect import ConfidentLearning, Detection, DetectOptions, noise_table, streaming_cl
+from .detect.multilabel import detect_tags
 from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, has_inputs
 from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
@@ -30,6 +31,7 @@ from .ingest import IngestOptions, load_examples
 from .io import release_freed_memory
 from .judges.config import JudgeOptions
 from .manifest import AuditSection, JudgesSection, Manifest, RunSection
+from .multilabel import tag_matrix
 from .options import changed, dest, option_fields, take
 from .predict import (
     FoldCache,
@@ -45,7 +47,7 @@ from .predict import (
 )
 from .predict.embeddings import embed_inputs, encoder_for
 from .predict.models import EMBEDDING_MODELS, resolve_model
-from .reliability import check_signal, with_warning
+from .reliability import check_signal, check_tag_signal, with_warning
 from .report import write_audit_report
 from .runner import InProcess, Runner, step
 from .sql import catalog_hook
@@ -133,6 +135,12 @@ class AuditResult:
 def ingest_step(cfg: AuditConfig) -> pa.Table:
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest)
+    cfg.open_store().check_label_kind(cfg.name, S.info_of(examples).multi_label)  # fail now, not after training
+    if S.info_of(examples).multi_label:
+        if cfg.judging.configs:
+            raise InputError("LLM judges vote on one label a row, and this dataset's rows carry several tags", "leave --judges out")
+        if cfg.detect.detector != "confident_learning":
+            raise InputError(f"detector {cfg.detect.detector!r} flags one label a row; this dataset's rows carry several tags", "leave --detector out")
     if cfg.judging.configs and S.info_of(examples).modality != "text":  # fail now, not after training
         raise InputError(
             f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
@@ -164,7 +172,8 @@ def neighbor_embedder(cfg: AuditConfig, examples: pa.Table) -> Callable[[np.ndar
     space = cfg.checks.neighbor_space
     modality = S.info_of(examples).modality
     if space == "auto":
-        uses_embeddings = not cfg.predict.pred_probs and resolve_model(cfg.predict.model, modality, cfg.predict.model_params).name in EMBEDDING_MODELS
+        spec = resolve_model(cfg.predict.model, modality, cfg.predict.model_params, S.info_of(examples).multi_label)
+        uses_embeddings = not cfg.predict.pred_probs and spec.name in EMBEDDING_MODELS
         space = "embeddings" if uses_embeddings else "inputs"
     if space == "inputs":
         return None
@@ -184,7 +193,7 @@ def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
 def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
     """How many of the plan's folds are already in the fold cache (an unchanged source: all of them)."""
     cache = FoldCache(cfg.open_store().cache_dir / "folds")
-    n = sum(cache.has(plan.key(f), plan.fold_shape(f)) for f in range(plan.n_folds))
+    n = sum(cache.has(plan.key(f), plan.fold_shape(f), plan.multi_label) for f in range(plan.n_folds))
     log.info("%d of %d folds are in the cache%s", n, plan.n_folds, " (unchanged data and settings: no model is trained)" if n == plan.n_folds else "")
     return n
 
@@ -237,12 +246,35 @@ def probs_of(pred_probs: PredProbs) -> np.ndarray | GivenProbs:
     return pred_probs if isinstance(pred_probs, GivenProbs) else pred_probs_view(pred_probs)
 
 
+def whole(probs: np.ndarray | GivenProbs) -> np.ndarray:
+    """The pred_probs as one array (a given ``.npy`` read by chunks is loaded whole)."""
+    return probs if isinstance(probs, np.ndarray) else np.concatenate([chunk for _, chunk in iter_chunks(probs)])
+
+
+def given_labels(examples: pa.Table) -> np.ndarray:
+    """The rows' labels as the detectors take them: ``(N,)`` class indices, or a multi-label dataset's ``(N, K)`` tags."""
+    info = S.info_of(examples)
+    return tag_matrix(examples[S.LABEL], len(info.class_names)) if info.multi_label else examples[S.LABEL].to_numpy()
+
+
+def out_of_sample_accuracy(labels: np.ndarray, probs: np.ndarray | GivenProbs) -> float | None:
+    """Accuracy against the given labels: the top class's, or for tags (``(N, K)`` labels) the tag accuracy over rows x tags."""
+    if not len(labels):
+        return None
+    if labels.ndim == 2:
+        return float(((whole(probs) >= 0.5) == labels).mean())
+    return float((streaming_cl.argmax_of(probs) == labels).mean())
+
+
 @step("confident-learning")
 def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs) -> Detection:
-    """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array."""
+    """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array.
+    A multi-label dataset's tags go to cleanlab's multi-label filter (``labelq.detect.multilabel``)."""
+    if S.info_of(examples).multi_label:
+        return detect_tags(given_labels(examples), whole(probs_of(pred_probs)), cfg.detect.filter_by)
     probs, labels = probs_of(pred_probs), examples[S.LABEL].to_numpy()
-    if not isinstance(probs, np.ndarray) and not getattr(cfg.detect.impl, "reads_chunks", False):
-        probs = np.concatenate([chunk for _, chunk in iter_chunks(probs)])
+    if not getattr(cfg.detect.impl, "reads_chunks", False):
+        probs = whole(probs)
     if isinstance(probs, GivenProbs) and isinstance(cfg.detect.impl, ConfidentLearning):
         from .detect.dask_cl import dask_mapper, flow_dask_client
 
@@ -285,7 +317,8 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submi
 @step("check-signal")
 def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
     """Whether the model beats the class prior (``labelq.reliability``): if not, the flags mean nothing."""
-    signal = check_signal(examples[S.LABEL].to_numpy(), probs_of(pred_probs))
+    labels = given_labels(examples)
+    signal = check_tag_signal(labels, whole(probs_of(pred_probs))) if labels.ndim == 2 else check_signal(labels, probs_of(pred_probs))
     if not signal["reliable"]:
         log.warning(
             "the out-of-sample model is no better than the class prior (accuracy %.3f, majority class %.3f)", signal["accuracy"], signal["majority_share"]
@@ -301,6 +334,8 @@ def decide_step(
     No automatic correction when the model is not ``reliable`` (no better than the class prior)."""
     probs = probs_of(pred_probs)
     auto_fix = cfg.auto_fix if reliable else None
+    if "missing" in detection.extra:  # multi-label (no judges)
+        return decide_tags(detection, whole(probs), auto_fix), [detection], {}
     if votes is None or votes.num_rows == 0:
         return decide([detection], probs, auto_fix), [detection], {}
     from .judges.ensemble import combine, judge_evidence
@@ -342,7 +377,7 @@ def publish_step(
     """
     detection = detections[0]
     audited = audited_table(examples, decision, duplicates)
-    labels = examples[S.LABEL].to_numpy()
+    labels = given_labels(examples)
     probs = probs_of(pred_probs)
     if isinstance(pred_probs, GivenProbs):
         model = pred_probs.model
@@ -350,7 +385,7 @@ def publish_step(
         model = pred_probs[S.MODEL][0].as_py() if pred_probs.num_rows else None
     manifest = Manifest(
         n_label_issues=int(decision.is_label_issue.sum()),
-        n_corrected=int((decision.corrected_label >= 0).sum()),
+        n_corrected=int(decision.corrected_rows.sum()),
         audit=AuditSection(
             seed=cfg.predict.seed,
             n_folds=None if cfg.predict.pred_probs else cfg.predict.n_folds,
@@ -359,12 +394,13 @@ def publish_step(
             filter_by=cfg.detect.filter_by,
             auto_fix=cfg.auto_fix.describe() if cfg.auto_fix else None,
             num_label_issues_estimate=detection.extra.get("num_label_issues_estimate"),
-            out_of_sample_accuracy=float((streaming_cl.argmax_of(probs) == labels).mean()) if len(labels) else None,
+            out_of_sample_accuracy=out_of_sample_accuracy(labels, probs),
             class_error_rate=detection.extra.get("class_error_rate"),
             detectors=[d.detector for d in detections],
             config={k: v for k, v in asdict(cfg).items() if k not in ("store",)},
             reliability=with_warning(signal, judge_info) if signal else None,
             near_duplicates=duplicates.info if duplicates is not None else None,
+            tags_flagged={k: int(detection.extra[k].sum()) for k in ("missing", "extra")} if "missing" in detection.extra else None,
         ),
         judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
         run=RunSection.from_json(run or {}),
@@ -382,7 +418,7 @@ def publish_step(
 
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
         estimate = detection.extra.get("num_label_issues_estimate")
-        if estimate is None:  # a registered detector that estimates nothing: confident learning's count
+        if estimate is None and labels.ndim == 1:  # a registered detector that estimates nothing: confident learning's count
             estimate = streaming_cl.count(labels, probs).num_label_issues()
         complete = prepare_record(
             store,

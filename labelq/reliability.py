@@ -50,6 +50,30 @@ def check_signal(labels: np.ndarray, pred_probs: np.ndarray | ProbsChunks) -> di
     }
 
 
+def check_tag_signal(tags: np.ndarray, pred_probs: np.ndarray) -> dict:
+    """``check_signal`` for a multi-label dataset: over every (row, tag) pair, whether the model's tag
+    accuracy (probability at least 0.5 = the tag is there) beats always answering each tag's more common
+    value (the prior); ``majority_share`` is that prior's tag accuracy, ``class_recall`` each tag's recall."""
+    tags = np.asarray(tags, dtype=bool)
+    pred = np.asarray(pred_probs) >= 0.5
+    n = tags.size
+    hits = int((pred == tags).sum())
+    share = tags.mean(axis=0) if len(tags) else np.zeros(tags.shape[1])
+    majority = float(np.maximum(share, 1 - share).mean()) if len(tags) else 0.0
+    lo = lower_bound(hits, n, LEVEL)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = (pred & tags).sum(axis=0) / tags.sum(axis=0)
+    return {
+        "reliable": bool(lo > majority),
+        "accuracy": hits / max(n, 1),
+        "accuracy_lo": lo,
+        "majority_share": majority,
+        "class_recall": [None if not np.isfinite(r) else float(r) for r in recall],
+        "class_share": share.tolist(),
+        "test": f"one-sided {100 * (1 - LEVEL):.0f}% Clopper-Pearson lower bound of the out-of-sample tag accuracy (over rows x tags) above that of always answering each tag's more common value",
+    }
+
+
 def with_warning(signal: dict, judges: dict | None = None) -> dict:
     """``signal`` with, when it is unreliable, the warning and what would help; ``judges``: the manifest's
     judge section, whose Dawid-Skene information goes into the same warning."""

@@ -34,6 +34,10 @@ IS_NEAR_DUPLICATE = "is_near_duplicate"  # null: not checked (--no-data-checks, 
 NEAR_DUPLICATE_SET = "near_duplicate_set"  # the ids of the row's set of exact and near duplicates
 IS_OUTLIER = "is_outlier"  # null: not checked, like is_near_duplicate
 OUTLIER_SCORE = "outlier_score"  # distance to the 10th nearest neighbour over the dataset's median of it (1.0: typical)
+# multi-label versions only: per row, the tags a wrong label lacks and the tags it should not hold (labelq.multilabel)
+MISSING_TAGS = "missing_tags"
+EXTRA_TAGS = "extra_tags"
+MULTI_LABEL_COLUMNS = (MISSING_TAGS, EXTRA_TAGS)
 AUDIT_COLUMNS = (
     LABEL_SCORE,
     IS_LABEL_ISSUE,
@@ -55,7 +59,7 @@ REVIEWER = "reviewer"
 REVIEWED_AT = "reviewed_at"
 ORIGINAL_LABEL = "original_label"  # the given label, beside the training label, in training exports
 RELABEL_COLUMNS = (LABELS, SOFT_LABEL, LABEL_SOURCE, REVIEWER, REVIEWED_AT)
-DERIVED_COLUMNS = (*AUDIT_COLUMNS, *RELABEL_COLUMNS)  # recomputed by labelq; never part of the content hash
+DERIVED_COLUMNS = (*AUDIT_COLUMNS, *MULTI_LABEL_COLUMNS, *RELABEL_COLUMNS)  # recomputed by labelq; never part of the content hash
 RESERVED_COLUMNS = (ID, LABEL, SPLIT, *DERIVED_COLUMNS)
 
 # issue kinds (``issue_kind``): what labelq thinks is going on with a row
@@ -76,6 +80,7 @@ class ExamplesInfo:
     ``label_mapping`` maps each original label value (as a string) to its class index.
     ``deferred``: inputs left in a Parquet source until publish (``labelq.deferred.DeferredInputs``, as
     JSON); only an examples table read for an audit that trains no model has it, never a version.
+    ``multi_label``: each row's ``label`` is a list of tag indices (``labelq.multilabel``), not one class index.
     """
 
     class_names: list[str]
@@ -85,11 +90,14 @@ class ExamplesInfo:
     source: str = ""
     contract_version: int = CONTRACT_VERSION
     deferred: dict[str, Any] | None = None
+    multi_label: bool = False
 
     def to_json(self) -> str:
         obj = asdict(self)
         if obj["deferred"] is None:  # what every published file says: its inputs are in the version
             del obj["deferred"]
+        if not obj["multi_label"]:  # single-label tables read as they did before multi-label existed
+            del obj["multi_label"]
         return json.dumps(obj, sort_keys=True)
 
     @classmethod
@@ -99,17 +107,16 @@ class ExamplesInfo:
 
 def hf_features(schema: pa.Schema, class_names: list[str]) -> dict[str, Any]:
     """Hugging Face ``Features`` (as the dict ``datasets`` writes in a schema's metadata) for ``schema``:
-    label columns become ``ClassLabel``, image structs ``Image``, the rest as ``Features.from_arrow_schema``
-    makes them. Written out rather than built with ``datasets``, whose import costs about 70 MB and 1.5 s
+    label columns become ``ClassLabel`` (a list of labels, a multi-label row's tags: ``Sequence(ClassLabel)``),
+    image structs ``Image``, the rest as ``Features.from_arrow_schema`` makes them. Written out rather than built with ``datasets``, whose import costs about 70 MB and 1.5 s
     for a few dicts; a test compares the two."""
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     class_label = {"names": list(class_names), "_type": "ClassLabel"}
     features = {f.name: {"_type": "Image"} if f.type == image_type else _hf_type(f.type) for f in schema}
-    for name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL, ORIGINAL_LABEL):
-        if name in features:
-            features[name] = dict(class_label)
-    if LABELS in features:
-        features[LABELS] = {"feature": dict(class_label), "_type": "List"}
+    for f in schema:
+        if f.name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL, ORIGINAL_LABEL, LABELS, MISSING_TAGS, EXTRA_TAGS):
+            is_list = pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
+            features[f.name] = {"feature": dict(class_label), "_type": "List"} if is_list else dict(class_label)
     return features
 
 

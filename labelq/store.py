@@ -330,6 +330,17 @@ class Store:
         for v in self.versions(name):
             v.check()
 
+    def check_label_kind(self, name: str, multi_label: bool) -> None:
+        """Refuse rows of the other kind than the dataset's versions (tag lists against one class a row): its
+        versions are read as one table, whose label column has one type."""
+        existing = self.versions(name)
+        if existing and bool(existing[-1].manifest().multi_label) != multi_label:
+            kinds = ("one class a row", "lists of tags (multi-label)")
+            raise InputError(
+                f"{name}'s versions carry {kinds[not multi_label]}, and these rows carry {kinds[multi_label]}",
+                "publish them under another name (--name)",
+            )
+
     def check_writable(self, name: str | None = None) -> None:
         """Refuse, before any work, a store that cannot take a new version: a path that is a file, or no write permission."""
         folders = [self.root, self.root / "datasets", self.cache_dir, self.cache_dir / "folds"] + ([self.dataset_dir(name)] if name else [])
@@ -403,6 +414,7 @@ class Store:
                 )
             for v in existing:  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
                 v.check()
+            self.check_label_kind(name, S.info_of(data).multi_label)
             number = existing[-1].number + 1 if existing else 1
             if parent is None and existing:
                 parent = existing[-1].number
@@ -442,6 +454,7 @@ class Store:
                     modality=info.modality,
                     inputs=info.inputs,
                     source=info.source,
+                    multi_label=info.multi_label or None,
                     content_hash=TableHasher()
                     .update(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS]))
                     .hexdigest(payload.digests() if payload else None),

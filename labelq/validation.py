@@ -68,10 +68,11 @@ def check_labels(labels: np.ndarray, class_names: Sequence[str], ids: Sequence[s
 
 
 def check_classes_for_folds(labels: np.ndarray, class_names: Sequence[str], n_folds: int) -> None:
-    """Cross-validation needs at least two classes and at least ``n_folds`` examples per class."""
+    """Cross-validation needs at least two classes and at least ``n_folds`` examples per class (``labels``:
+    ``(N,)`` class indices, or an ``(N, K)`` tag matrix: rows per tag)."""
     if len(labels) == 0:
         raise InputError("the dataset is empty: there are no rows to audit", "check the source path, split and filters")
-    counts = np.bincount(labels, minlength=len(class_names))
+    counts = labels.sum(axis=0).astype(np.int64) if labels.ndim == 2 else np.bincount(labels, minlength=len(class_names))
     present = np.flatnonzero(counts)
     if len(present) < 2:
         only = class_names[present[0]] if len(present) else "none"
@@ -140,18 +141,27 @@ def check_pred_probs_shape(shape: tuple[int, ...], n_rows: int, n_classes: int) 
         )
 
 
-def scan_pred_probs(chunks) -> np.ndarray:
-    """Check ``(first row, chunk)`` pairs of pred_probs (see ``check_pred_probs``); returns the rows to renormalize."""
-    bad, neg, far, sums_far, near = [], [], [], [], []
+def scan_pred_probs(chunks, multi_label: bool = False) -> np.ndarray:
+    """Check ``(first row, chunk)`` pairs of pred_probs (see ``check_pred_probs``); returns the rows to renormalize.
+    ``multi_label``: a probability per tag, each in [0, 1] (rows need not sum to 1; none is renormalized)."""
+    bad, neg, far, sums_far, near, above = [], [], [], [], [], []
     for start, chunk in chunks:
         bad.append(np.flatnonzero(~np.isfinite(chunk).all(axis=1)) + start)
         neg.append(np.flatnonzero((chunk < 0).any(axis=1)) + start)
+        if multi_label:
+            above.append(np.flatnonzero((chunk > 1).any(axis=1)) + start)
+            continue
         sums = chunk.sum(axis=1, dtype=np.float64)
         off = np.abs(sums - 1.0)
         far.append(np.flatnonzero(off > SUM_TOLERANCE) + start)
         sums_far.append(sums[off > SUM_TOLERANCE])
         near.append(np.flatnonzero((off > 1e-4) & (off <= SUM_TOLERANCE)) + start)  # float32 rounding is not worth a warning
-    bad, neg, far, near = (np.concatenate(x) if x else np.empty(0, np.int64) for x in (bad, neg, far, near))
+    bad, neg, far, near, above = (np.concatenate(x) if x else np.empty(0, np.int64) for x in (bad, neg, far, near, above))
+    if len(above):
+        raise InputError(
+            f"multi-label pred_probs hold values above 1 in {len(above)} rows (rows {_preview(above.tolist())})",
+            "pass each tag's probability (apply a sigmoid to logits), one column per tag",
+        )
     if len(bad):
         raise InputError(f"pred_probs hold NaN or infinite values in {len(bad)} rows (rows {_preview(bad.tolist())})", "recompute those predictions")
     if len(neg):

@@ -52,6 +52,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..multilabel import label_codes
 from ..options import option
 from ..predict.models import read_inputs
 from ..validation import check_fraction
@@ -376,7 +377,7 @@ def _set_flags(set_id: np.ndarray, examples: pa.Table) -> tuple[np.ndarray, np.n
     member = np.flatnonzero(set_id >= 0)
     if not len(member):
         return leak, conflict
-    labels = examples[S.LABEL].to_numpy()
+    labels = label_codes(examples)  # a multi-label row's tag set is its label
     for values, out in ((labels, conflict), (_split_codes(examples), leak)):
         if values is None:
             continue

@@ -46,6 +46,9 @@ class IngestOptions:
     split: str | None = option("--split", help="Audit only rows of this split (e.g. train, test).")
     classes: Sequence[str] | None = option("--classes", help="Comma-separated class names, in class-index order.", from_cli=csv)
     encoding: str | None = option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8).")
+    label_separator: str | None = option(
+        "--label-separator", help="Labels are tags joined by this separator, e.g. '|' for 'a|b' (a multi-label dataset)."
+    )
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 
@@ -80,15 +83,77 @@ def _pick(name: str | None, default: str | None, table: pa.Table, what: str, fla
     return col
 
 
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _tag_lists(col: pa.ChunkedArray, separator: str | None, ids: pa.Array) -> pa.ListArray | None:
+    """The label column as lists of tags when it holds several labels a row: an Arrow list (Parquet list,
+    Hugging Face ``Sequence``), strings split by ``separator``, or JSON lists (``'["a", "b"]'`` in every
+    row); None for one label a row."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_struct(col.type):
+        raise InputError(f"the label column holds structs ({col.type})", "give a class name or index a row, or a list of tags a row")
+    is_string = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+    if separator is not None:
+        if not is_string:
+            raise InputError(f"--label-separator {separator!r} splits text, but the label column holds {col.type}", "leave --label-separator out")
+        lists = pc.split_pattern(col.cast(pa.string()), separator)
+    elif _is_list(col.type):
+        lists = col.cast(pa.list_(col.type.value_type)) if pa.types.is_fixed_size_list(col.type) else col
+    elif is_string and col.null_count < len(col) and _all_json_lists(col):
+        import json
+
+        lists = pa.array([None if v is None else json.loads(v) for v in col.to_pylist()])
+        if not _is_list(lists.type):
+            raise InputError("the label column's JSON lists hold mixed or nested values", "give each row a JSON list of tag names or indices")
+    else:
+        return None
+    missing = np.flatnonzero(lists.is_null().to_numpy(zero_copy_only=False))
+    if len(missing):
+        shown = ", ".join(repr(ids[int(i)].as_py()) for i in missing[:5])
+        raise InputError(
+            f"{plural(len(missing), 'row has', 'rows have')} no tag list (null), e.g. ids {shown}", "give those rows a list (an empty list: no tags)"
+        )
+    values = lists.flatten()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):  # 'a | b': no blanks around tags, no empty tags
+        values = pc.utf8_trim_whitespace(values)
+        keep = pc.greater(pc.utf8_length(values), 0)
+        lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+        rows = np.repeat(np.arange(len(lists)), lengths)
+        kept = keep.to_numpy(zero_copy_only=False)
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows[kept], minlength=len(lists)))]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), values.filter(keep))
+    if values.null_count:
+        raise InputError("some tag lists hold nulls", "drop the nulls from the lists")
+    return lists
+
+
+def _all_json_lists(col: pa.Array) -> bool:
+    text = pc.utf8_trim_whitespace(col.drop_null())
+    return bool(pc.all(pc.and_(pc.starts_with(text, "["), pc.ends_with(text, "]"))).as_py())
+
+
+def _tags_to_indices(lists: pa.ListArray, class_names: Sequence[str] | None, ids: pa.Array) -> tuple[pa.Array, list[str], dict[str, int]]:
+    """Map each row's tags to tag indices: (sorted lists of indices, tag names, mapping original->index), as
+    ``_labels_to_indices`` maps single labels (names, or integer indices)."""
+    from ..multilabel import tag_lists, tag_matrix
+
+    values = lists.flatten()
+    rows = np.repeat(np.arange(len(lists)), pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False))
+    if len(values) == 0:
+        raise InputError("no row has a tag: every tag list is empty", "check the label column (--label-column) and --label-separator")
+    indices, names, mapping = _labels_to_indices(pa.chunked_array([values]), class_names, pa.array(ids.to_numpy(zero_copy_only=False)[rows]))
+    flat = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(lists)))]).astype(np.int32)), pa.array(indices))
+    return tag_lists(tag_matrix(flat, len(names))), names, mapping  # each row's tags once, in index order
+
+
 def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, ids: pa.Array) -> tuple[np.ndarray, list[str], dict[str, int]]:
     """Map a label column to class indices; returns (labels, class_names, mapping original->index)."""
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
-    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_struct(col.type):
-        raise InputError(
-            f"the label column holds lists ({col.type}): several labels per row (a multi-label dataset), which labelq does not audit yet",
-            "give one label per row, e.g. a column with each row's main label (--label-column); multi-label audits are planned",
-        )
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     missing_mask = col.is_null()
     if pa.types.is_floating(col.type):
@@ -244,15 +309,20 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         ids = pa.array(derive_ids(deferred.batches() if deferred else table, inputs), pa.string())
     else:  # no id column and no inputs (labels + pred_probs in row order): the row number
         ids = pc.cast(pa.array(np.arange(table.num_rows)), pa.string())
-    labels, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
+    tags = _tag_lists(table[label_col], options.label_separator, ids)
+    if tags is None:
+        indices, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
+        labels = pa.array(indices, pa.int64())
+    else:
+        labels, class_names, mapping = _tags_to_indices(tags, class_names, ids)
     if len(set(class_names)) != len(class_names):
         raise InputError(f"class names must be unique, got {class_names}", "fix --classes")
 
     split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.repeat(pa.scalar("all", pa.string()), table.num_rows)
-    out = {S.ID: ids, S.LABEL: pa.array(labels, pa.int64()), S.SPLIT: split}
+    out = {S.ID: ids, S.LABEL: labels, S.SPLIT: split}
     rest = [c for c in table.column_names if c not in inputs]
     for name in [*(c for c in inputs if c in table.column_names), *rest]:  # the inputs first, as a version's columns list them
-        if name in (id_col, "split") or (name == label_col and name == S.LABEL):
+        if name in (id_col, "split") or (name == label_col and name in S.RESERVED_COLUMNS):  # a 'labels' column of tags is the label
             continue
         if name in S.RESERVED_COLUMNS:
             raise InputError(f"the source has a column named {name!r}, a name labelq reserves", "rename that column")
@@ -264,5 +334,6 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         label_mapping=mapping,
         source=raw.description,
         deferred=deferred.to_json() if deferred else None,
+        multi_label=tags is not None,
     )
     return S.with_info(pa.table(out), info)

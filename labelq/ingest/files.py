@@ -24,6 +24,8 @@ def _class_names_from_hf_schema(schema: pa.Schema, column: str) -> list[str] | N
         return None
     feats = json.loads(raw).get("info", {}).get("features", {})
     feat = feats.get(column) or {}
+    if feat.get("_type") in ("Sequence", "List", "LargeList") and isinstance(feat.get("feature"), dict):  # Sequence(ClassLabel): tags
+        feat = feat["feature"]
     if feat.get("_type") == "ClassLabel":
         return list(feat["names"])
     return None

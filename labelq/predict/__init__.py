@@ -91,7 +91,8 @@ class PredictOptions:
 def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path | None = None) -> GivenProbs:
     """Read user-supplied out-of-sample probabilities and align them with ``examples``, validated (shape,
     NaN, negatives; rows summing to within 1e-2 of 1 are renormalized with a warning), as a
-    ``GivenProbs`` that reads them by chunks: they never have to fit in memory.
+    ``GivenProbs`` that reads them by chunks: they never have to fit in memory. A multi-label dataset's
+    pred_probs are a probability per tag, each in [0, 1], whatever their sums.
 
     ``.npy``: an ``(N, K)`` array in the examples' row order, read where it is. Parquet (a file, or a
     folder of part files as a distributed job writes them): an ``id`` column plus either a list column
@@ -101,17 +102,18 @@ def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path 
     """
     path = Path(path)
     k = len(S.info_of(examples).class_names)
+    multi = S.info_of(examples).multi_label  # a probability per tag, each in [0, 1]: rows need not sum to 1
     if not path.exists():
         raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file, or a folder of Parquet files")
     if path.suffix == ".npy" and path.is_file():
-        return GivenProbs.open(path, examples[S.ID], k)
+        return GivenProbs.open(path, examples[S.ID], k, multi_label=multi)
     if path.suffix not in (".parquet", ".pq") and not path.is_dir():
         raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order, or a Parquet table (a file or a folder of them) keyed by id")
     from ..store import Store
 
     cache = Path(cache_dir) if cache_dir is not None else Store().cache_dir
     aligned = parquet_to_npy(path, examples, cache / "pred_probs")
-    return GivenProbs.open(aligned, examples[S.ID], k, model=f"user:{path.name}")
+    return GivenProbs.open(aligned, examples[S.ID], k, model=f"user:{path.name}", multi_label=multi)
 
 
 def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:
