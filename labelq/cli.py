@@ -63,8 +63,9 @@ def near_duplicate_rows(store, version, limit: int) -> list[dict]:
     from .sql import named_query
 
     rows = named_query(store, version.name, "top_near_duplicates", version=version.number, limit=limit).to_pylist()
-    shown = lambda values, n=3: ", ".join(map(str, values[:n])) + (f", ... ({len(values)})" if len(values) > n else "")  # noqa: E731
-    return [{**r, "ids": shown(r["ids"]), "splits": shown(r["splits"]), "class_names": shown(r["class_names"])} for r in rows]
+    shown = lambda values, n=3, sep=", ": sep.join(map(str, values[:n])) + (f"{sep}... ({len(values)})" if len(values) > n else "")  # noqa: E731
+    sep = " | " if version.manifest().multi_label else ", "  # a multi-label row's class name is its tags, "a, b"
+    return [{**r, "ids": shown(r["ids"]), "splits": shown(r["splits"]), "class_names": shown(r["class_names"], sep=sep)} for r in rows]
 
 
 def run_job(no_prefect: bool, local: Callable[[], Any], flow: Callable[[], Any], progress: bool = False, quiet: bool = False) -> Any:
@@ -207,8 +208,12 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     head = f"Unchanged since {v.name} {v.tag} (nothing published; the run is in the history)" if h.get("published") is False else f"Published {v.name} {v.tag}"
     click.echo(
         f"\n{head}: {m.rows:,} rows, {m.n_label_issues:,} suspected label errors "
-        f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample accuracy {m.audit.out_of_sample_accuracy:.4f}, in {result.seconds:.1f}s"
+        f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample {'tag accuracy' if m.multi_label else 'accuracy'} {m.audit.out_of_sample_accuracy:.4f}, "
+        f"in {result.seconds:.1f}s"
     )
+    if m.audit.tags_flagged is not None:
+        t = m.audit.tags_flagged
+        click.echo(f"  multi-label: {len(m.class_names)} tags; {t['missing'] + t['extra']:,} tags flagged, {t['missing']:,} missing and {t['extra']:,} extra")
     if h.get("folds_total"):
         same = " (unchanged source: no model was trained)" if h["folds_cached"] == h["folds_total"] else ""
         click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
@@ -248,7 +253,7 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
             )
         )
     if top > 0 and m.n_label_issues:
-        click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors:")
+        click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors{' (tags missing and extra)' if m.multi_label else ''}:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
     if top > 0 and dup and dup["near_duplicate_sets"]:
         click.echo(
@@ -606,11 +611,24 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
         f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected "
         f"({sources.get('relabel', 0):,} by re-labeling, {sources.get('review', 0):,} reviewed); kinds {result.kinds}"
     )
-    click.echo(
-        f"  label sets: target coverage {r.coverage_target:.2f}, measured {cov} on {r.n_coverage_rows:,} held-out rows, mean size {r.mean_set_size:.2f} ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
-    )
+    multi = bool(result.version.manifest().multi_label)
+    if multi:
+        click.echo(
+            f"  tags: {r.extra.get('tags_turned_over', 0):,} turned over (model at least {cfg.fix_confidence} sure of the other value); "
+            f"{r.mean_set_size:.2f} tags a row ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
+        )
+    else:
+        click.echo(
+            f"  label sets: target coverage {r.coverage_target:.2f}, measured {cov} on {r.n_coverage_rows:,} held-out rows, mean size {r.mean_set_size:.2f} ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
+        )
     if r.guarantee:
         click.echo(f"  corrections: {fix_rule_summary(r.guarantee)}")
+    elif sources.get("relabel") and multi:
+        click.secho(
+            f"  warning: {sources['relabel']:,} tag sets corrected without a precision guarantee (--target-precision is for single labels); "
+            f"check them before training on them (`labelq issues {name}`, the report)",
+            fg="yellow",
+        )
     elif sources.get("relabel"):
         click.secho(
             f"  warning: {sources['relabel']:,} corrections without a precision guarantee (on crowd-verified test sets such corrections were 7-33% right); "

@@ -43,6 +43,22 @@ VIEWS = ("versions", "classes", "rows", "latest", "issues", "near_duplicates", "
 LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[]", "is_outlier": "BOOLEAN", "outlier_score": "DOUBLE"}
 
 
+MULTI_LABEL_TWINS = ("issues", "top_issues", "class_noise")  # for a multi-label dataset: sql/<name>_multilabel.sql
+# label_name(names, label): a label's class name, or a tag list's names joined ("a, b"); the views call it
+LABEL_NAME = {False: "names[label + 1]", True: "array_to_string(list_transform(label, lambda t: names[t + 1]), ', ')"}
+
+
+def is_multi_label(store, name: str) -> bool:
+    """Whether the dataset's versions carry tag lists (every version is of one kind: ``Store.check_label_kind``)."""
+    versions = store.versions(name)
+    return bool(versions and versions[-1].manifest().multi_label)
+
+
+def sql_name(name: str, multi_label: bool) -> str:
+    """The SQL file of view or query ``name`` for a dataset of this kind."""
+    return f"{name}_multilabel" if multi_label and name in MULTI_LABEL_TWINS else name
+
+
 def _sql_files():
     """The folder of SQL files: the installed package data (``labelq._sql``), else ``sql/`` of a checkout."""
     try:
@@ -71,14 +87,16 @@ def catalog_path(store, name: str) -> Path:
     return store.dataset_dir(name) / "catalog.duckdb"
 
 
-def _view_sql(view: str, folder: Path | None, groups: dict[str, tuple[list[str], list[str]]] | None = None, missing: dict[str, str] | None = None) -> str:
+def _view_sql(
+    view: str, folder: Path | None, groups: dict[str, tuple[list[str], list[str]]] | None = None, missing: dict[str, str] | None = None, multi_label: bool = False
+) -> str:
     """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
     ``missing``: columns of ``LATER_COLUMNS`` that no version's data holds, added to ``rows`` as typed nulls.
     ``groups``: for each column-group file some version keeps apart from ``data/`` (``labelq.store.GROUPS``),
     its columns and those of them that some version's data also holds (versions published before the
     group was split off); ``rows`` joins each group back, and such a column is one column, from whichever
     file has it."""
-    text = load_sql(view)
+    text = load_sql(sql_name(view, multi_label))
     if view == "rows" and groups:
         quote = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
         both = [c for _, shared in groups.values() for c in shared]
@@ -115,8 +133,10 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
     """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
     groups, data = _column_groups(store, name)
     missing = {c: t for c, t in LATER_COLUMNS.items() if c not in data}
+    multi_label = is_multi_label(store, name)
+    con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {LABEL_NAME[multi_label]}")
     for view in VIEWS:
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing)}")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, multi_label)}")
     from .history import read_history
 
     runs = read_history(store, name)
@@ -268,6 +288,6 @@ def named_query(store, name: str, query: str, **params: Any) -> pa.Table:
     """Run the query file ``sql/<query>.sql`` with named parameters bound (``$name``)."""
     with connect(store, name) as con:
         try:
-            return con.sql(load_sql(query), params=params).to_arrow_table()
+            return con.sql(load_sql(sql_name(query, is_multi_label(store, name))), params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"the catalog query {query} failed on {name!r}: {exc}") from exc

@@ -7,11 +7,11 @@ SELECT
     count(*) AS n_rows,
     list(DISTINCT r.split ORDER BY r.split) AS splits,
     list(DISTINCT r.label ORDER BY r.label) AS labels,
-    list(DISTINCT c.class_name ORDER BY c.class_name) AS class_names,
+    list(DISTINCT label_name(v.class_names, r.label) ORDER BY label_name(v.class_names, r.label)) AS class_names,  -- multi-label: "a, b" a tag set
     count(DISTINCT r.split) > 1 AS leak,
     count(DISTINCT r.label) > 1 AS conflict
 FROM rows AS r
-LEFT JOIN classes AS c ON c.version = r.version AND c.label = r.label
+JOIN versions AS v ON v.version = r.version
 WHERE r.is_near_duplicate
 GROUP BY r.version, r.near_duplicate_set
 ORDER BY r.version, leak DESC, conflict DESC, n_rows DESC, ids

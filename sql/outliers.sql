@@ -6,9 +6,9 @@ SELECT
     r.id,
     r.split,
     r.label,
-    c.class_name,
+    label_name(v.class_names, r.label) AS class_name,  -- a multi-label row's tag names, "a, b"
     r.outlier_score
 FROM rows AS r
-LEFT JOIN classes AS c ON c.version = r.version AND c.label = r.label
+JOIN versions AS v ON v.version = r.version
 WHERE r.is_outlier
 ORDER BY r.version, r.outlier_score DESC, r.id

@@ -17,23 +17,45 @@ from .. import schema as S
 from ..detect.class_health import class_health
 from ..io import atomic_write_text
 from ..manifest import Manifest, RelabelSection
+from ..multilabel import class_counts, tag_matrix
+from ..multilabel import names as tag_names
 from . import plots
 
+LEGEND = (
+    "Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.",
+    "Multi-label: each tag is its own yes/no question. Low label scores mean some of a row's tags are likely wrong; a missing tag is one "
+    "the model is confident the row has, an extra tag one it is confident the row lacks; the suggested tags are the given ones with those turned over.",
+)
 SNIPPET = 300
 SETS_SHOWN = 20  # near-duplicate sets in the report, leaks and conflicts first
 MEMBERS_SHOWN = 4  # rows of a set shown side by side
 OUTLIERS_SHOWN = 20  # outliers in the report, highest score first
 
 
+def label_namer(manifest: Manifest):
+    """``name(label)``: a class's name, or for a multi-label version's tag list its names, ``"a, b"`` (None stays None)."""
+    names = manifest.class_names
+    if manifest.multi_label:
+        return lambda v: None if v is None else tag_names(v, names)
+    return lambda v: None if v is None else names[v]
+
+
 def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.ndarray | None = None) -> dict:
     """Numbers of the report: counts, rates per class, noise estimates, the top ``top`` issues, and the
-    class health (``labelq.detect.class_health``; from ``joint``, confident learning's estimate, when the model is reliable)."""
+    class health (``labelq.detect.class_health``; from ``joint``, confident learning's estimate, when the model is reliable).
+    A multi-label version's per-class rows are per tag, with the tags flagged missing and extra, and its
+    top issues name the missing and extra tags; class health is for one class a row, and left out."""
     names = manifest.class_names
-    labels = rows[S.LABEL].to_numpy()
+    name = label_namer(manifest)
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     k = len(names)
-    n_per = np.bincount(labels, minlength=k)
-    f_per = np.bincount(labels[flagged], minlength=k)
+    if manifest.multi_label:
+        labels = tag_matrix(rows[S.LABEL], k)
+        per_tag = {c: tag_matrix(rows[c], k).sum(axis=0) for c in S.MULTI_LABEL_COLUMNS}
+    else:
+        labels = rows[S.LABEL].to_numpy()
+    n_per = class_counts(labels, k)
+    f_per = class_counts(labels, k, flagged)
     est = np.asarray(manifest.audit.class_error_rate or np.zeros(k))
     order = pc.sort_indices(rows.filter(rows[S.IS_LABEL_ISSUE]), sort_keys=[(S.ISSUE_RANK, "ascending")])
     top_rows = rows.filter(rows[S.IS_LABEL_ISSUE]).take(order).slice(0, top)
@@ -65,26 +87,31 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
                 "flagged": int(f_per[i]),
                 "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0,
                 "estimated_error_rate": float(est[i]) if len(est) == k and manifest.audit.reliable else None,
+                **({"missing": int(per_tag[S.MISSING_TAGS][i]), "extra": int(per_tag[S.EXTRA_TAGS][i])} if manifest.multi_label else {}),
             }
             for i in range(k)
         ],
+        "multi_label": bool(manifest.multi_label),
         "top_issues": [
             {
                 "rank": r[S.ISSUE_RANK],
                 "id": r[S.ID],
-                "given_label": names[r[S.LABEL]],
-                "suggested_label": names[r[S.SUGGESTED_LABEL]],
+                "given_label": name(r[S.LABEL]),
+                "suggested_label": name(r[S.SUGGESTED_LABEL]),
                 "label_score": round(r[S.LABEL_SCORE], 6),
                 "split": r[S.SPLIT],
                 "issue_kind": r[S.ISSUE_KIND],
-                "corrected_label": None if r[S.CORRECTED_LABEL] is None else names[r[S.CORRECTED_LABEL]],
+                "corrected_label": name(r[S.CORRECTED_LABEL]),
+                **({c: name(r[c]) for c in S.MULTI_LABEL_COLUMNS} if manifest.multi_label else {}),
             }
-            for r in top_rows.select([S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT, S.ISSUE_KIND, S.CORRECTED_LABEL]).to_pylist()
+            for r in top_rows.select(
+                [S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT, S.ISSUE_KIND, S.CORRECTED_LABEL, *(S.MULTI_LABEL_COLUMNS if manifest.multi_label else ())]
+            ).to_pylist()
         ],
         "relabel": relabel_summary(rows, manifest),
         "near_duplicates": near_duplicate_summary(rows, manifest),
         "outliers": outlier_summary(rows, manifest),
-        "class_health": class_health(labels, joint if manifest.audit.reliable else None, names),
+        "class_health": None if manifest.multi_label else class_health(labels, joint if manifest.audit.reliable else None, names),
     }
 
 
@@ -94,20 +121,20 @@ def near_duplicate_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     info = manifest.audit.near_duplicates
     if info is None or S.IS_NEAR_DUPLICATE not in rows.column_names:
         return None
-    names = manifest.class_names
+    name = label_namer(manifest)
     members = rows.filter(pc.fill_null(rows[S.IS_NEAR_DUPLICATE], False)).select([S.ID, S.SPLIT, S.LABEL, S.NEAR_DUPLICATE_SET]).to_pylist()
     sets: dict[tuple, list[dict]] = {}
     for r in members:
         sets.setdefault(tuple(r[S.NEAR_DUPLICATE_SET]), []).append(r)
     shown = []
     for rs in sets.values():
-        splits, labels = {r[S.SPLIT] for r in rs}, {r[S.LABEL] for r in rs}
+        splits, labels = {r[S.SPLIT] for r in rs}, {name(r[S.LABEL]) for r in rs}
         shown.append(
             {
                 "n_rows": len(rs),
                 "leak": len(splits) > 1,
                 "conflict": len(labels) > 1,
-                "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": names[r[S.LABEL]]} for r in sorted(rs, key=lambda r: r[S.ID])[:MEMBERS_SHOWN]],
+                "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": name(r[S.LABEL])} for r in sorted(rs, key=lambda r: r[S.ID])[:MEMBERS_SHOWN]],
             }
         )
     shown.sort(key=lambda s: (not s["leak"], not s["conflict"], -s["n_rows"], s["rows"][0]["id"]))
@@ -119,7 +146,7 @@ def outlier_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     info = manifest.audit.near_duplicates
     if info is None or S.OUTLIER_SCORE not in rows.column_names or pc.all(pc.is_null(rows[S.OUTLIER_SCORE])).as_py():
         return None
-    names = manifest.class_names
+    name = label_namer(manifest)
     top = rows.filter(pc.fill_null(rows[S.IS_OUTLIER], False)).select([S.ID, S.SPLIT, S.LABEL, S.OUTLIER_SCORE])
     top = top.take(pc.sort_indices(top, [(S.OUTLIER_SCORE, "descending"), (S.ID, "ascending")])[:OUTLIERS_SHOWN])
     return {
@@ -127,7 +154,7 @@ def outlier_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
         "outlier_iqr": info.get("outlier_iqr"),
         "outlier_threshold": info.get("outlier_threshold"),
         "space": info.get("space"),
-        "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": names[r[S.LABEL]], "score": r[S.OUTLIER_SCORE]} for r in top.to_pylist()],
+        "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": name(r[S.LABEL]), "score": r[S.OUTLIER_SCORE]} for r in top.to_pylist()],
     }
 
 
@@ -204,15 +231,20 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     acc = summary["out_of_sample_accuracy"]
     rel = manifest.audit.reliability or {}
     noise = "" if manifest.audit.reliable else " (not meaningful: see the warning)"
+    multi = bool(summary.get("multi_label"))
     facts = [
         ("rows", f"{summary['rows']:,}"),
-        ("classes", summary["classes"]),
+        ("tags (multi-label)" if multi else "classes", summary["classes"]),
         ("flagged label issues", f"{summary['n_label_issues']:,} ({100 * summary['issue_rate']:.2f}%)"),
         ("estimated label issues (confident learning)", f"{summary['num_label_issues_estimate']}{noise}"),
         ("auto-corrected", summary["n_corrected"]),
         ("model", f"{summary['model']} ({summary['n_folds']} folds, seed {summary['seed']})" if summary["n_folds"] else summary["model"]),
-        ("out-of-sample accuracy vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
-        *([("majority class's share (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
+        ("out-of-sample " + ("tag accuracy (rows x tags)" if multi else "accuracy") + " vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
+        *(
+            [(("each tag's more common value's" if multi else "majority class's") + " share (a model that learned nothing)", f"{rel['majority_share']:.4f}")]
+            if "majority_share" in rel
+            else []
+        ),
         ("filter", summary["filter_by"]),
         ("source", summary["source"]),
     ]
@@ -226,20 +258,34 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
         return "" if v is None else f"{100 * v:.2f}%"
 
     health = summary.get("class_health") or {"per_class": [{} for _ in per]}
-    class_rows = "".join(
-        f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{pct(h.get('share'))}{' <b>imbalanced</b>' if h.get('imbalanced') else ''}</td>"
-        f"<td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td>"
-        f"<td>{'' if h.get('label_quality') is None else format(h['label_quality'], '.3f')}</td>"
-        f"<td>{'' if h.get('inverse_label_issues') is None else format(h['inverse_label_issues'], ',')}</td></tr>"
-        for p, h in zip(per, health["per_class"], strict=True)
-    )
+    if summary.get("multi_label"):
+        class_head = "<th>tag</th><th>rows with it</th><th>flagged rows with it</th><th>flagged %</th><th>flagged missing it</th><th>flagged holding it wrongly</th>"
+        class_rows = "".join(
+            f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td>"
+            f"<td>{p['missing']:,}</td><td>{p['extra']:,}</td></tr>"
+            for p in per
+        )
+    else:
+        class_head = (
+            "<th>class</th><th>rows</th><th>share</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th><th>label quality</th>"
+            "<th>estimated rows of it given another class</th>"
+        )
+        class_rows = "".join(
+            f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{pct(h.get('share'))}{' <b>imbalanced</b>' if h.get('imbalanced') else ''}</td>"
+            f"<td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td>"
+            f"<td>{'' if h.get('label_quality') is None else format(h['label_quality'], '.3f')}</td>"
+            f"<td>{'' if h.get('inverse_label_issues') is None else format(h['inverse_label_issues'], ',')}</td></tr>"
+            for p, h in zip(per, health["per_class"], strict=True)
+        )
     health_html = _class_health_html(summary.get("class_health"))
     show_inputs = bool(manifest.inputs)  # labels + given pred_probs: there is no example to show
+    tag_cols = S.MULTI_LABEL_COLUMNS if summary.get("multi_label") else ()
     issue_rows = "".join(
         f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>"
         + (f"<td>{by_id.get(t['id'], '')}</td>" if show_inputs else "")
         + f"<td>{e(t['given_label'])}</td>"
-        f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td><td>{e(t['issue_kind'])}</td><td>{e(t['corrected_label'] or '')}</td></tr>"
+        + "".join(f"<td><b>{e(t[c])}</b></td>" for c in tag_cols)
+        + f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td><td>{e(t['issue_kind'])}</td><td>{e(t['corrected_label'] or '')}</td></tr>"
         for t in summary["top_issues"]
     )
     relabel_html = ""
@@ -293,15 +339,15 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 </style></head><body>
 <h1>{e(title)}</h1>
 {warning_html}
-<p class="note">Created {e(summary["created_at"])}. Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.</p>
+<p class="note">Created {e(summary["created_at"])}. {LEGEND[bool(summary.get("multi_label"))]}</p>
 <h2>Summary</h2><table>{fact_rows}</table>
 {judges_html}
 {relabel_html}
 <h2>Figures</h2>{imgs}
-<h2>Per class</h2><table id="per-class"><tr><th>class</th><th>rows</th><th>share</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th><th>label quality</th><th>estimated rows of it given another class</th></tr>{class_rows}</table>
+<h2>{"Per tag" if summary.get("multi_label") else "Per class"}</h2><table id="per-class"><tr>{class_head}</tr>{class_rows}</table>
 {health_html}
 <h2>Top {len(summary["top_issues"])} suspected label errors</h2>
-<table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th><th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
+<table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th>{"<th>missing tags</th><th>extra tags</th>" if tag_cols else ""}<th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 {duplicates_html}
 </body></html>
 """
