@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import schema as S
 from ..errors import InputError, LabelqError
+from ..multilabel import check_single_label
 from ..store import Store, Version
 from .review import NONE_OF_THESE, _suggestion, sampled_ids
 from .reviewlog import ReviewLog, answers, settle
@@ -183,6 +184,7 @@ class ReviewSession:
 
 def create_app(store: Store, name: str, token: str | None = None) -> FastAPI:
     """The FastAPI application of the review app (``labelq review serve``)."""
+    check_single_label(store.version(name), "the review app")
     session = ReviewSession(store, name)
     app = FastAPI(title=f"labelq review: {name}", docs_url=None, redoc_url=None, openapi_url=None)
     page = files("labelq.relabel").joinpath("review_app.html").read_text()

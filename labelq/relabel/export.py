@@ -3,7 +3,8 @@
 ``export_training(version, out, policy)`` writes ``<out>/<split>.parquet`` (one file per split, so
 ``datasets.load_dataset(out)`` or ``load_dataset("parquet", data_dir=out)`` finds them) and
 ``<out>/export.json`` (what changed). Every file keeps ``id``, ``split``, the payload columns,
-``label`` (the training label, a ``ClassLabel``) and ``original_label`` (the given one). Policies:
+``label`` (the training label, a ``ClassLabel``; a multi-label dataset's tags, a ``Sequence(ClassLabel)``)
+and ``original_label`` (the given one). Policies:
 
 - ``keep``: every row, the given label;
 - ``auto-fix``: every row; the corrected label where there is one (re-labeling or review);
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256, write_parquet
+from ..multilabel import class_counts, tag_matrix
 from ..store import Version
 from ..validation import plural
 
@@ -39,11 +41,16 @@ POLICIES = ("keep", "auto-fix", "drop-issues", "soft", "multi")
 def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     """(the training rows, which source rows were kept)."""
     n = rows.num_rows
-    given = rows[S.LABEL].to_numpy()
-    corrected = S.corrections(rows)
     kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
-    label = given if policy == "keep" else S.effective_label(given, corrected)
+    if S.info_of(rows).multi_label:  # tag lists: a row's corrected tags where it has them
+        has = ~rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False)
+        corrected = np.where(has, 0, -1)
+        label = rows[S.LABEL] if policy == "keep" else pc.if_else(pa.array(has), rows[S.CORRECTED_LABEL].combine_chunks(), rows[S.LABEL].combine_chunks())
+    else:
+        corrected = S.corrections(rows)
+        given = rows[S.LABEL].to_numpy()
+        label = pa.array(given if policy == "keep" else S.effective_label(given, corrected), pa.int64())
     keep = np.ones(n, bool)
     extra: dict[str, pa.ChunkedArray] = {}
     if policy == "drop-issues":
@@ -62,7 +69,7 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
             keep &= pc.list_value_length(rows[col]).to_numpy(zero_copy_only=False) > 0
     payload = [c for c in rows.column_names if c not in S.DERIVED_COLUMNS and c not in (S.LABEL,)]
     out = rows.select(payload)
-    out = out.append_column(S.LABEL, pa.array(label, pa.int64())).append_column(S.ORIGINAL_LABEL, rows[S.LABEL])
+    out = out.append_column(S.LABEL, label).append_column(S.ORIGINAL_LABEL, rows[S.LABEL])
     for name, arr in extra.items():
         out = out.append_column(name, arr)
     return out.filter(pa.array(keep)), keep
@@ -97,10 +104,16 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
     rows = version.read()
     info = S.info_of(rows)
     table, keep = _policy_table(rows, policy)
-    meta_info = S.ExamplesInfo(info.class_names, info.modality, info.inputs, info.label_mapping, f"{version.name} {version.tag} ({policy})")
-    given = rows[S.LABEL].to_numpy()
-    label = table[S.LABEL].to_numpy()
+    meta_info = S.ExamplesInfo(
+        info.class_names, info.modality, info.inputs, info.label_mapping, f"{version.name} {version.tag} ({policy})", multi_label=info.multi_label
+    )
     k = len(info.class_names)
+    if info.multi_label:  # per row: its tags; counts: rows per tag
+        given, label = tag_matrix(rows[S.LABEL], k), tag_matrix(table[S.LABEL], k)
+        relabeled = int((label != given[keep]).any(axis=1).sum())
+    else:
+        given, label = rows[S.LABEL].to_numpy(), table[S.LABEL].to_numpy()
+        relabeled = int((label != given[keep]).sum())
     tmp = out.parent / f".tmp-export-{uuid.uuid4().hex}"
     try:
         tmp.mkdir(parents=True)
@@ -117,10 +130,11 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
             "rows_in": rows.num_rows,
             "rows_out": table.num_rows,
             "dropped": int((~keep).sum()),
-            "relabeled": int((label != given[keep]).sum()),
+            "relabeled": relabeled,
             "class_names": info.class_names,
-            "class_counts_given": np.bincount(given, minlength=k).tolist(),
-            "class_counts_out": np.bincount(label, minlength=k).tolist(),
+            "multi_label": info.multi_label,
+            "class_counts_given": class_counts(given, k).tolist(),
+            "class_counts_out": class_counts(label, k).tolist(),
             "files": files,
         }
         atomic_write_text(tmp / "export.json", json.dumps(manifest, indent=2))

@@ -38,6 +38,7 @@ from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
 from ..manifest import ReviewSection
+from ..multilabel import check_single_label
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
 from ..store import Store, Version
@@ -112,6 +113,7 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
     earlier sample of the same flagged set holds. ``save_sample`` records it (once its export is written)."""
     import uuid
 
+    check_single_label(version, "the review loop")
     if size < 1:
         raise InputError(f"the sample size must be at least 1, got {size}", "pass --sample 100 (for example)")
     rows = version.read(columns=[c for c in (S.ID, S.IS_LABEL_ISSUE, S.LABEL_SOURCE) if c in version.column_names()])
@@ -193,6 +195,7 @@ def export_review(
     (``draw_sample``) in their random order; returns (path, rows written)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown review format {fmt!r}", f"use one of {list(FORMATS)}")
+    check_single_label(version, "the review loop")
     path = Path(path)
     rows = version.read()
     info = S.info_of(rows)
@@ -406,6 +409,7 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
     if not entries:
         raise InputError(f"{path} holds no answered reviews ({skipped} rows without an answer)", "review some rows first; nothing was changed")
     latest = store.version(name)
+    check_single_label(latest, "the review loop")
     datasets = {e["dataset"] for e in entries}
     if datasets != {name}:
         raise InputError(f"{path} reviews dataset {sorted(map(str, datasets))}, not {name!r}", "import it into the dataset it was exported from")

@@ -26,10 +26,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema as S
 from ..errors import InputError
 from ..manifest import RelabelSection, RunSection
+from ..multilabel import TAGS_TYPE, tag_lists, tag_matrix
 from ..options import option
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
@@ -135,6 +137,8 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     if pp[S.ID].to_pylist() != rows[S.ID].to_pylist():
         raise InputError(f"{parent.name} {parent.tag}: pred_probs.parquet does not match the rows", "re-run the audit; the version folder was changed by hand")
     probs = pred_probs_array(pp).astype(np.float64)
+    if info.multi_label:
+        return relabel_tags(cfg, parent, rows, probs)
     labels = rows[S.LABEL].to_numpy()
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     n = len(labels)
@@ -222,6 +226,66 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
         ),
         "n_label_issues": int(flagged.sum()),
         "n_corrected": int((corrected >= 0).sum()),
+    }
+    return out, changes
+
+
+def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
+    """Re-label a multi-label version: each flagged row's tags flagged missing or extra are turned over when
+    the model holds the other value with at least ``fix_confidence`` (a missing tag's probability, an extra
+    tag's 1 - probability); a row with any such tag gets the corrected tag set (``label_source`` = ``relabel``,
+    ``issue_kind`` = ``wrong_label``), a flagged row with none stays ``ambiguous``. ``labels`` is every row's
+    tag set after re-labeling and ``soft_label`` each tag's probability, ``weight_label`` on the current tags
+    and the rest from the model. Reviewed rows keep their review."""
+    if cfg.target_precision is not None:
+        raise InputError(
+            "--target-precision certifies corrections by a reviewed sample of single labels; this dataset's rows carry tag sets",
+            "leave --target-precision out (corrections then come from --fix-confidence), or review the flagged rows' tags yourself",
+        )
+    k = probs.shape[1]
+    n = rows.num_rows
+    tags = tag_matrix(rows[S.LABEL], k)
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    doubt = tag_matrix(rows[S.MISSING_TAGS], k) | tag_matrix(rows[S.EXTRA_TAGS], k)
+    source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
+    reviewed = source == "review"
+    sure = doubt & (np.where(tags, 1 - probs, probs) >= cfg.fix_confidence)
+    if not parent.manifest().audit.reliable:
+        log.warning("%s %s: the model is no better than the class prior; no correction is made", parent.name, parent.tag)
+        sure[:] = False
+    fixed = sure.any(axis=1) & flagged & ~reviewed
+    old = rows[S.CORRECTED_LABEL].combine_chunks()
+    corrected = pa.array([old[i].as_py() if reviewed[i] else None for i in range(n)], TAGS_TYPE)
+    corrected = pc.if_else(pa.array(fixed), tag_lists(tags ^ sure), corrected)
+    has_correction = ~corrected.is_null().to_numpy(zero_copy_only=False)
+    current = np.where(has_correction[:, None], tag_matrix(corrected, k), tags)
+    kind = np.where(fixed, "wrong_label", np.where(flagged, "ambiguous", "ok"))
+    kind = np.where(reviewed, np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object), kind)
+    source = np.where(reviewed, "review", np.where(fixed, "relabel", None))
+    soft = cfg.weight_label * current + (1 - cfg.weight_label) * probs
+    replace = {
+        S.ISSUE_KIND: pa.array(kind.tolist(), pa.string()),
+        S.CORRECTED_LABEL: corrected,
+        S.LABELS: tag_lists(current),
+        S.SOFT_LABEL: pa.array(list(soft.astype(np.float32)), pa.list_(pa.float32(), k)),
+        S.LABEL_SOURCE: pa.array(source.tolist(), pa.string()),
+        S.REVIEWER: _column(rows, S.REVIEWER, pa.nulls(n, pa.string())),
+        S.REVIEWED_AT: _column(rows, S.REVIEWED_AT, pa.nulls(n, pa.timestamp("us", tz="UTC"))),
+    }
+    out = S.with_info(S.replace_columns(rows, replace), S.info_of(rows))
+    names, counts = np.unique(kind.astype(str), return_counts=True)
+    sizes = current.sum(axis=1)
+    log.info("%s %s: %d of %d flagged rows corrected (%d tags turned over)", parent.name, parent.tag, int(fixed.sum()), int(flagged.sum()), int(sure[fixed].sum()))
+    changes = {
+        "relabel": RelabelSection(
+            parent=parent.tag,
+            kinds={str(a): int(b) for a, b in zip(names, counts)},
+            mean_set_size=float(sizes.mean()) if n else 0.0,
+            mean_set_size_flagged=float(sizes[flagged].mean()) if flagged.any() else None,
+            extra={**cfg.settings(), "tags_turned_over": int(sure[fixed].sum())},
+        ),
+        "n_label_issues": int(flagged.sum()),
+        "n_corrected": int(has_correction.sum()),
     }
     return out, changes
 
