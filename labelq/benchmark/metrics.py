@@ -29,7 +29,8 @@ LABELINGS = ("original", "corrected", "label_sets")
 
 @dataclass
 class CorrectedLabels:
-    """The test set's labels: ``given`` and ``corrected`` ``(N,)`` ints, ``sets`` ``(N, K)`` bool or None."""
+    """The test set's labels: ``given`` and ``corrected`` ``(N,)`` ints, ``sets`` ``(N, K)`` bool or None.
+    A multi-label test set's ``given`` and ``corrected`` are ``(N, K)`` bool tag matrices (and no sets)."""
 
     given: np.ndarray
     corrected: np.ndarray
@@ -42,16 +43,35 @@ class CorrectedLabels:
             raise InputError(f"{len(self.sets)} label sets for {len(self.given)} rows")
 
     @property
+    def multi_label(self) -> bool:
+        return self.given.ndim == 2
+
+    @property
     def mislabeled(self) -> np.ndarray:
-        return self.given != self.corrected
+        differ = self.given != self.corrected
+        return differ.any(axis=1) if self.multi_label else differ
 
 
 def _correct(pred: np.ndarray, labels: CorrectedLabels) -> dict[str, np.ndarray]:
-    """Per-row 0/1 correctness under each labeling."""
+    """Per-row 0/1 correctness under each labeling (tags: the whole predicted set right, exact-set accuracy)."""
+    if labels.multi_label:
+        return {"original": (pred == labels.given).all(axis=1), "corrected": (pred == labels.corrected).all(axis=1)}
     out = {"original": pred == labels.given, "corrected": pred == labels.corrected}
     if labels.sets is not None:
         out["label_sets"] = labels.sets[np.arange(len(pred)), pred]
     return out
+
+
+TAG_METRICS = ("hamming", "f1")  # multi-label: per-row tag accuracy (1 - Hamming loss) and F1 of the predicted tags
+
+
+def tag_scores(pred: np.ndarray, tags: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row of a multi-label test set: the share of tags predicted right (``hamming``, 1 - Hamming loss)
+    and the F1 of the predicted tags against the true ones (``f1``; 1 when both are empty), scikit-learn's
+    ``average="samples"`` when averaged over rows."""
+    hits = (pred & tags).sum(axis=1)
+    size = pred.sum(axis=1) + tags.sum(axis=1)
+    return {"hamming": (pred == tags).mean(axis=1), "f1": np.where(size > 0, 2 * hits / np.maximum(size, 1), 1.0)}
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -86,12 +106,17 @@ def accuracy_table(predictions: dict[str, np.ndarray], labels: CorrectedLabels, 
     rows = []
     for model, pred in predictions.items():
         pred = np.asarray(pred)
-        if pred.shape != (n,):
+        if pred.shape != labels.given.shape:
             raise InputError(f"model {model!r} has {pred.shape} predictions for {n} rows")
         right = _correct(pred, labels)
         row: dict = {"model": model}
         for name, r in right.items():
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _mean_ci(r, boots)
+        if labels.multi_label:
+            for labeling, tags in (("original", labels.given), ("corrected", labels.corrected)):
+                for metric, per_row in tag_scores(pred, tags).items():
+                    key = f"{metric}_{labeling}"
+                    row[key], row[f"{key}_lo"], row[f"{key}_hi"] = _mean_ci(per_row, boots)
         for name, mask in (("mislabeled_subset", mis), ("correct_subset", ~mis)):
             # on originally mislabeled rows the right answer is the corrected label; on the rest both agree
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _mean_ci(right["corrected"], boots, mask)

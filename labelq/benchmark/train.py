@@ -2,6 +2,7 @@
 
     train = "fashion-mnist"        # a source, as for `labelq audit` (built-in name or path)
     split = "train"                # optional: the rows of that split
+    label_column = "tags"          # optional, as --label-column; label_separator = "|" as --label-separator
     seed = 0
 
     [[model]]
@@ -11,7 +12,8 @@
 
 Each model is fitted on the training source and predicts every row of the test-set version; the
 result is the predictions table (``id``, ``model``, ``pred_probs``) the report reads. The class names
-of the training source must be those of the test set.
+of the training source must be those of the test set. For a multi-label test set the training source
+carries tags too, and each model is trained one-vs-rest (a probability per tag).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..multilabel import tag_matrix
 from ..store import Version
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,10 @@ def load_models_config(path: str | Path) -> dict:
 def train_predictions(cfg: dict, version: Version) -> pa.Table:
     """Fit every configured model on the training source; their probabilities on the version's rows."""
     from ..ingest import IngestOptions, load_examples
+    from ..predict.crossval import one_vs_rest
     from ..predict.models import resolve_model
 
-    train = load_examples(cfg["train"], IngestOptions(split=cfg.get("split")))
+    train = load_examples(cfg["train"], IngestOptions(split=cfg.get("split"), label_column=cfg.get("label_column"), label_separator=cfg.get("label_separator")))
     test = version.read()
     info, tinfo = S.info_of(test), S.info_of(train)
     if tinfo.class_names != info.class_names:
@@ -65,18 +69,23 @@ def train_predictions(cfg: dict, version: Version) -> pa.Table:
         )
     if tinfo.modality != info.modality:
         raise InputError(f"the training source holds {tinfo.modality} rows, the test set {info.modality}")
+    if tinfo.multi_label != info.multi_label:
+        raise InputError("the training source and the test set differ in kind: one carries tag lists, the other one class a row", "train on data of the same kind")
     seed = int(cfg.get("seed", 0))
-    y = train[S.LABEL].to_numpy()
+    y = tag_matrix(train[S.LABEL], len(tinfo.class_names)).astype(np.uint8) if info.multi_label else train[S.LABEL].to_numpy()
     ids = test[S.ID].to_pylist()
     k = len(info.class_names)
     parts = []
     for m in cfg["model"]:
         name = m.get("name") or m["model"]
-        spec = resolve_model(m["model"], info.modality, m.get("params"))
+        spec = resolve_model(m["model"], info.modality, m.get("params"), info.multi_label)
         t0 = time.perf_counter()
-        model = spec.build(seed).fit(spec.features(train), y)
+        model = (one_vs_rest(spec.build(seed)) if info.multi_label else spec.build(seed)).fit(spec.features(train), y)
         probs = np.zeros((len(ids), k), dtype=np.float32)
-        probs[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(spec.features(test))
+        if info.multi_label:  # a probability per tag
+            probs[:] = model.predict_proba(spec.features(test))
+        else:
+            probs[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(spec.features(test))
         log.info("benchmark model %s (%s) trained on %d rows in %.1fs", name, spec.name, len(y), time.perf_counter() - t0)
         parts.append(pa.table({"id": ids, "model": [name] * len(ids), "pred_probs": pa.array(list(probs), pa.list_(pa.float32(), k))}))
     return pa.concat_tables(parts)
