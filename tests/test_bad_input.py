@@ -119,10 +119,21 @@ def test_a_read_only_store(tmp_path):
             (root / "datasets").chmod(0o755)
 
 
-def test_a_list_typed_label_column_is_refused(tmp_path):
-    table = pa.table({"text": [t for t, _ in _mail_rows()], "label": [[y] for _, y in _mail_rows()]})
-    pq.write_table(table, tmp_path / "multi.parquet")
-    assert_clear(run("audit", str(tmp_path / "multi.parquet"), "--store", str(tmp_path / "s"), *QUICK), "the label column holds lists", "one label per row")
+def test_bad_tag_lists_are_refused_before_training(tmp_path):
+    """A multi-label source whose lists are broken: a row without a list, tags split out of numbers,
+    the CNN (one class a row) asked for tags, and every list empty."""
+    rows = _mail_rows()
+    table = pa.table({"text": [t for t, _ in rows], "label": [None if i == 3 else [y] for i, (_, y) in enumerate(rows)]})
+    pq.write_table(table, tmp_path / "null.parquet")
+    assert_clear(run("audit", str(tmp_path / "null.parquet"), "--store", str(tmp_path / "s"), *QUICK), "no tag list (null)", "an empty list")
+    pq.write_table(pa.table({"text": [t for t, _ in rows], "label": list(range(len(rows)))}), tmp_path / "ints.parquet")
+    assert_clear(
+        run("audit", str(tmp_path / "ints.parquet"), "--label-separator", "|", "--store", str(tmp_path / "s"), *QUICK),
+        "splits text",
+        "leave --label-separator out",
+    )
+    pq.write_table(pa.table({"text": [t for t, _ in rows], "label": [[] for _ in rows]}), tmp_path / "empty.parquet")
+    assert_clear(run("audit", str(tmp_path / "empty.parquet"), "--store", str(tmp_path / "s"), *QUICK), "every tag list is empty", "--label-column")
 
 
 def test_a_corrupt_image_is_named_by_its_path(tmp_path):
