@@ -88,7 +88,11 @@ def catalog_path(store, name: str) -> Path:
 
 
 def _view_sql(
-    view: str, folder: Path | None, groups: dict[str, tuple[list[str], list[str]]] | None = None, missing: dict[str, str] | None = None, multi_label: bool = False
+    view: str,
+    folder: Path | None,
+    groups: dict[str, tuple[list[str], list[str]]] | None = None,
+    missing: dict[str, str] | None = None,
+    multi_label: bool = False,
 ) -> str:
     """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
     ``missing``: columns of ``LATER_COLUMNS`` that no version's data holds, added to ``rows`` as typed nulls.

@@ -164,7 +164,9 @@ def test_the_version_is_a_sequence_of_class_labels_with_views_by_tag(planted):
     ds = datasets.load_dataset("parquet", data_files=str(version.path / "data" / "*.parquet"), split="train")
     assert ds.features[S.LABEL].feature.names == names and ds.features[S.MISSING_TAGS].feature.names == names
     store = Store(planted["store"])
-    issues = run_query(store, "debtags", "SELECT given_label, given_name, missing_names, extra_names FROM issues WHERE version = 1 ORDER BY issue_rank").to_pylist()
+    issues = run_query(
+        store, "debtags", "SELECT given_label, given_name, missing_names, extra_names FROM issues WHERE version = 1 ORDER BY issue_rank"
+    ).to_pylist()
     assert len(issues) == version.manifest().n_label_issues
     for r in issues[:20]:
         assert r["given_name"] == ", ".join(names[t] for t in r["given_label"])

@@ -70,7 +70,9 @@ def train_predictions(cfg: dict, version: Version) -> pa.Table:
     if tinfo.modality != info.modality:
         raise InputError(f"the training source holds {tinfo.modality} rows, the test set {info.modality}")
     if tinfo.multi_label != info.multi_label:
-        raise InputError("the training source and the test set differ in kind: one carries tag lists, the other one class a row", "train on data of the same kind")
+        raise InputError(
+            "the training source and the test set differ in kind: one carries tag lists, the other one class a row", "train on data of the same kind"
+        )
     seed = int(cfg.get("seed", 0))
     y = tag_matrix(train[S.LABEL], len(tinfo.class_names)).astype(np.uint8) if info.multi_label else train[S.LABEL].to_numpy()
     ids = test[S.ID].to_pylist()

@@ -46,11 +46,14 @@ def detect_tags(tags: np.ndarray, pred_probs: np.ndarray, filter_by: str = "prun
     score = get_label_quality_scores([np.flatnonzero(row).tolist() for row in tags], probs)
     is_issue = per_tag.any(axis=1)
     missing, extra = per_tag & ~tags, per_tag & tags
-    tag_issues = [
-        {"tag": t, "rows": int(tags[:, t].sum()), "missing": int(missing[:, t].sum()), "extra": int(extra[:, t].sum())} for t in range(k)
-    ]
+    tag_issues = [{"tag": t, "rows": int(tags[:, t].sum()), "missing": int(missing[:, t].sum()), "extra": int(extra[:, t].sum())} for t in range(k)]
     log.info(
-        "confident learning on %d tags (%s): %d rows flagged, %d tags missing, %d extra", k, filter_by, int(is_issue.sum()), int(missing.sum()), int(extra.sum())
+        "confident learning on %d tags (%s): %d rows flagged, %d tags missing, %d extra",
+        k,
+        filter_by,
+        int(is_issue.sum()),
+        int(missing.sum()),
+        int(extra.sum()),
     )
     return Detection(
         "confident_learning",

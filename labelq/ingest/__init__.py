@@ -46,9 +46,7 @@ class IngestOptions:
     split: str | None = option("--split", help="Audit only rows of this split (e.g. train, test).")
     classes: Sequence[str] | None = option("--classes", help="Comma-separated class names, in class-index order.", from_cli=csv)
     encoding: str | None = option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8).")
-    label_separator: str | None = option(
-        "--label-separator", help="Labels are tags joined by this separator, e.g. '|' for 'a|b' (a multi-label dataset)."
-    )
+    label_separator: str | None = option("--label-separator", help="Labels are tags joined by this separator, e.g. '|' for 'a|b' (a multi-label dataset).")
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 

@@ -275,7 +275,9 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
     out = S.with_info(S.replace_columns(rows, replace), S.info_of(rows))
     names, counts = np.unique(kind.astype(str), return_counts=True)
     sizes = current.sum(axis=1)
-    log.info("%s %s: %d of %d flagged rows corrected (%d tags turned over)", parent.name, parent.tag, int(fixed.sum()), int(flagged.sum()), int(sure[fixed].sum()))
+    log.info(
+        "%s %s: %d of %d flagged rows corrected (%d tags turned over)", parent.name, parent.tag, int(fixed.sum()), int(flagged.sum()), int(sure[fixed].sum())
+    )
     changes = {
         "relabel": RelabelSection(
             parent=parent.tag,

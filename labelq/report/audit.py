@@ -105,7 +105,17 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
                 **({c: name(r[c]) for c in S.MULTI_LABEL_COLUMNS} if manifest.multi_label else {}),
             }
             for r in top_rows.select(
-                [S.ISSUE_RANK, S.ID, S.LABEL, S.SUGGESTED_LABEL, S.LABEL_SCORE, S.SPLIT, S.ISSUE_KIND, S.CORRECTED_LABEL, *(S.MULTI_LABEL_COLUMNS if manifest.multi_label else ())]
+                [
+                    S.ISSUE_RANK,
+                    S.ID,
+                    S.LABEL,
+                    S.SUGGESTED_LABEL,
+                    S.LABEL_SCORE,
+                    S.SPLIT,
+                    S.ISSUE_KIND,
+                    S.CORRECTED_LABEL,
+                    *(S.MULTI_LABEL_COLUMNS if manifest.multi_label else ()),
+                ]
             ).to_pylist()
         ],
         "relabel": relabel_summary(rows, manifest),
@@ -259,7 +269,9 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
 
     health = summary.get("class_health") or {"per_class": [{} for _ in per]}
     if summary.get("multi_label"):
-        class_head = "<th>tag</th><th>rows with it</th><th>flagged rows with it</th><th>flagged %</th><th>flagged missing it</th><th>flagged holding it wrongly</th>"
+        class_head = (
+            "<th>tag</th><th>rows with it</th><th>flagged rows with it</th><th>flagged %</th><th>flagged missing it</th><th>flagged holding it wrongly</th>"
+        )
         class_rows = "".join(
             f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td>"
             f"<td>{p['missing']:,}</td><td>{p['extra']:,}</td></tr>"
