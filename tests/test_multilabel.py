@@ -286,6 +286,19 @@ def test_given_tag_probabilities_audit_like_the_trained_ones(planted, tmp_path):
     source = str(planted["dir"] / "planted.parquet")
     given = labelq.audit(source=source, name="given", store=str(tmp_path / "s"), label_column="tags", pred_probs=str(tmp_path / "pp.npy"))
     assert given.version.read(columns=[S.IS_LABEL_ISSUE]).equals(version.read(columns=[S.IS_LABEL_ISSUE]))
+
+    # --auto-fix min-confidence 0.9: a flagged tag the model holds the other way with p >= 0.9 is turned over
+    fixed = labelq.audit(
+        source=source, name="fixed", store=str(tmp_path / "s"), label_column="tags", pred_probs=str(tmp_path / "pp.npy"), auto_fix_min_confidence=0.9
+    ).version
+    rows = fixed.read()
+    k = probs.shape[1]
+    tags = tag_matrix(rows[S.LABEL], k)
+    doubt = tag_matrix(rows[S.MISSING_TAGS], k) | tag_matrix(rows[S.EXTRA_TAGS], k)
+    sure = doubt & (np.where(tags, 1 - probs, probs) >= 0.9)
+    has = ~rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False)
+    assert has.sum() > 0 and np.array_equal(has, sure.any(axis=1)) and fixed.manifest().n_corrected == has.sum()
+    assert np.array_equal(tag_matrix(rows[S.CORRECTED_LABEL], k)[has], (tags ^ sure)[has])
     probs[3, 2] = 1.5
     np.save(tmp_path / "bad.npy", probs)
     with pytest.raises(InputError, match="above 1"):

@@ -65,9 +65,10 @@ def load_examples(source: str | Path = "digits", options: IngestOptions | None =
     raw = load_raw(source, options.split, options.encoding, defer_inputs=not options.inputs_required)
     table = examples_from_raw(raw, options)
     log.info(
-        "ingested %s rows, %d classes, modality %s, from %s",
+        "ingested %s rows, %d %s, modality %s, from %s",
         f"{table.num_rows:,}",
         len(S.info_of(table).class_names),
+        "tags (multi-label)" if S.info_of(table).multi_label else "classes",
         S.info_of(table).modality,
         raw.description,
     )
