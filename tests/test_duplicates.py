@@ -207,6 +207,28 @@ def test_the_approximate_search_above_exact_max_finds_the_same_sets(monkeypatch)
     assert np.array_equal(exact.set_id, approx.set_id) and approx.info["near_duplicate_sets"] == 30
 
 
+def test_images_past_the_decode_budget_are_read_a_block_at_a_time_with_the_same_results(monkeypatch):
+    """Past ``DECODE_BUDGET`` the image column is never decoded whole: hashed, then embedded (the mean, the
+    PCA sample, the projection), a block of images at a time. The planted digits' sets, and Fashion-MNIST's
+    outliers in its PCA space (784 pixels), come out as with the column decoded at once."""
+    import labelq.detect.neighbors as nb
+
+    table, _ = planted_digits()
+    fashion = load_builtin("fashion-mnist").slice(0, 3000)
+    whole = [check_neighbors(t) for t in (table, fashion)]
+    decoded = []
+    real_decode = nb.read_inputs
+    monkeypatch.setattr(nb, "read_inputs", lambda examples: decoded.append(1) or real_decode(examples))
+    monkeypatch.setattr(nb, "DECODE_BUDGET", 0)
+    monkeypatch.setattr(nb, "BLOCK", 512)  # several blocks, the last one short
+    blocks = [check_neighbors(t) for t in (table, fashion)]
+    assert not decoded  # never the whole column
+    for a, b in zip(whole, blocks, strict=True):
+        assert np.array_equal(a.set_id, b.set_id) and np.array_equal(a.is_outlier, b.is_outlier)
+        np.testing.assert_allclose(a.outlier_score, b.outlier_score, atol=1e-5)
+    assert blocks[0].info["near_duplicate_sets"] == 30
+
+
 def test_tabular_copies_in_wine(tmp_path):
     """scikit-learn's wine measurements with 5 exact copies and 5 copies moved by 0.1% of each feature's spread."""
     from sklearn.datasets import load_wine

@@ -44,7 +44,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +63,8 @@ DIMS = 128
 PCA_SAMPLE = 10_000
 EXACT_MAX = 100_000  # rows searched exactly; HNSW above
 QUERY_BLOCK = 16_384
-BLOCK = 4096  # rows projected at a time
+BLOCK = 4096  # rows projected (and, past DECODE_BUDGET, decoded) at a time
+DECODE_BUDGET = 256 * 2**20  # an image column larger than this decoded is read a block at a time
 THUMB = 32  # images are compared as thumbnails of at most THUMB x THUMB pixels
 TEXT_FEATURES = 2**16
 K = 10  # neighbours searched a row: a set larger than K + 1 is still found whole, through chains of pairs; the outlier score is the K-th's distance
@@ -139,6 +140,22 @@ class NeighborChecks:
         return pa.array([sets[int(s)] if s >= 0 else None for s in self.set_id], pa.list_(pa.string()))
 
 
+def image_blocks(examples: pa.Table, budget: int | None = None) -> Callable[[], Iterator[tuple[int, np.ndarray]]] | None:
+    """A reader of the image column a block of ``BLOCK`` images at a time (``decode_blocks``), when decoding
+    it whole would take more than ``budget`` (``DECODE_BUDGET``) bytes, judged by its first image; else None."""
+    from ..ingest.images import decode_blocks, decode_images, image_layout
+
+    column = examples[S.info_of(examples).inputs[0]]
+    if len(column) == 0:
+        return None
+    first = decode_images(column.slice(0, 1))
+    if first.nbytes * len(column) <= (DECODE_BUDGET if budget is None else budget):
+        return None
+    ids = examples[S.ID].to_pylist()
+    layout = image_layout(column, BLOCK, ids)
+    return lambda: decode_blocks(column, BLOCK, ids, layout)
+
+
 def has_inputs(examples: pa.Table) -> bool:
     """Whether the rows' inputs were read (not a table of labels only, nor inputs left in their Parquet source)."""
     info = S.info_of(examples)
@@ -158,15 +175,35 @@ def content_keys(modality: str, inputs: np.ndarray) -> np.ndarray:
 def embed(modality: str, inputs: np.ndarray, seed: int = 0) -> np.ndarray:
     """The rows' unit vectors in the feature space described above (``inputs`` from ``read_inputs``): ``(N, <= DIMS)`` float32."""
     if modality == "image":
-        small = _thumbnails(inputs)
-        X = _project(small.reshape(len(small), -1), seed)
+        small = _thumbnails(inputs).reshape(len(inputs), -1)
+        X = _project(lambda: (small[s : s + BLOCK] for s in range(0, len(small), BLOCK)), len(small), seed)
     elif modality == "text":
         X = _text_vectors(inputs.tolist(), seed)
     else:  # robust scale (an outlier doesn't shrink the others), and no unit length: a row's distance from the bulk is what makes it an outlier
         q1, median, q3 = np.percentile(inputs, [25, 50, 75], axis=0)
         spread = np.where(q3 > q1, (q3 - q1) / 1.349, inputs.std(axis=0))
         X = (inputs - median) / np.where(spread > 0, spread, 1.0)
-        return np.asarray(_project(X, seed) if X.shape[1] > DIMS else X, dtype=np.float32)
+        return np.asarray(_project(lambda: (X[s : s + BLOCK] for s in range(0, len(X), BLOCK)), len(X), seed) if X.shape[1] > DIMS else X, dtype=np.float32)
+    return _unit(X)
+
+
+def embed_image_blocks(blocks: Callable[[], Iterator[tuple[int, np.ndarray]]], rows: np.ndarray, n_rows: int, seed: int = 0) -> np.ndarray:
+    """``embed`` of the images ``rows`` (sorted indices among ``n_rows``) of a column read a block at a time
+    (``blocks()``: ``labelq.ingest.images.decode_blocks``, read twice), never decoded whole: the same vectors
+    as ``embed`` of those rows decoded at once, up to float rounding."""
+    keep = np.zeros(n_rows, dtype=bool)
+    keep[rows] = True
+
+    def thumbs():
+        for start, block in blocks():
+            mine = keep[start : start + len(block)]
+            if mine.any():
+                yield _thumbnails(block[mine]).reshape(int(mine.sum()), -1)
+
+    return _unit(_project(thumbs, len(rows), seed))
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     X /= np.where(norms > 0, norms, 1.0)
@@ -186,29 +223,43 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _project(flat: np.ndarray, seed: int) -> np.ndarray:
-    """Centre on the mean row and project on the first ``DIMS`` principal components, block by block (float32).
+def _project(blocks: Callable[[], Iterable[np.ndarray]], n: int, seed: int) -> np.ndarray:
+    """Centre on the mean row and project on the first ``DIMS`` principal components (float32); ``blocks()``
+    gives the ``n`` rows' flat vectors in order, a block at a time, and is read twice (the mean and the
+    sample, then the projection), so the rows need not be in memory at once.
 
     The components are the covariance's top eigenvectors over a sample of ``PCA_SAMPLE`` rows (numpy's
     ``eigh``; at most ``THUMB`` x ``THUMB`` x 3 dimensions): no scikit-learn import, which alone costs
     135 MB, in an image audit that otherwise never loads it."""
     from ..io import release_freed_memory
 
-    n, d = flat.shape
-    blocks = range(0, n, BLOCK)
-    mean = (sum(flat[s : s + BLOCK].sum(axis=0, dtype=np.float64) for s in blocks) / max(n, 1)).astype(np.float32)
+    total, picked, taken, first = None, None, [], 0
+    for block in blocks():
+        if total is None:
+            total = np.zeros(block.shape[1], dtype=np.float64)
+            if block.shape[1] > DIMS:
+                picked = np.sort(np.random.default_rng(seed).choice(n, min(n, PCA_SAMPLE), replace=False))
+        total += block.sum(axis=0, dtype=np.float64)
+        if picked is not None:
+            taken.append(block[picked[(picked >= first) & (picked < first + len(block))] - first].astype(np.float64))
+        first += len(block)
+    if total is None:
+        return np.zeros((0, DIMS), dtype=np.float32)
+    mean = (total / max(n, 1)).astype(np.float32)
     basis = None
-    if d > DIMS:
-        rng = np.random.default_rng(seed)
-        sample = flat[np.sort(rng.choice(n, min(n, PCA_SAMPLE), replace=False))].astype(np.float64) - mean
+    if picked is not None:
+        sample = np.concatenate(taken) - mean
+        del taken
         _, vectors = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
         basis = np.ascontiguousarray(vectors[:, ::-1][:, : min(DIMS, len(sample))], dtype=np.float32)
         del sample, vectors
         release_freed_memory()
-    out = np.empty((n, d if basis is None else basis.shape[1]), dtype=np.float32)
-    for s in blocks:
-        block = flat[s : s + BLOCK].astype(np.float32) - mean
-        out[s : s + BLOCK] = block if basis is None else block @ basis
+    out = np.empty((n, len(mean) if basis is None else basis.shape[1]), dtype=np.float32)
+    first = 0
+    for block in blocks():
+        centred = block.astype(np.float32) - mean
+        out[first : first + len(block)] = centred if basis is None else centred @ basis
+        first += len(block)
     return out
 
 
@@ -271,8 +322,13 @@ def check_neighbors(
     if not has_inputs(examples):
         raise InputError("near-duplicate checks need the rows' inputs", "pass --no-data-checks for a table of labels only")
     modality = S.info_of(examples).modality
-    inputs = read_inputs(examples)
-    keys = content_keys(modality, inputs)
+    blocks = image_blocks(examples) if embedder is None and modality == "image" else None
+    if blocks is None:
+        inputs = read_inputs(examples)
+        keys = content_keys(modality, inputs)
+    else:  # more decoded pixels than DECODE_BUDGET: hashed, then embedded, a block of images at a time
+        inputs = None
+        keys = np.concatenate([content_keys(modality, block) for _, block in blocks()])
     _, first, group = np.unique(keys, return_index=True, return_inverse=True)  # rows with equal content share a group
     reps = np.sort(first)
     group_of_rep = np.empty(len(first), dtype=np.int64)  # renumber groups in row order of their first row
@@ -282,6 +338,8 @@ def check_neighbors(
 
     if embedder is not None:
         X = np.ascontiguousarray(embedder(inputs)[reps], dtype=np.float32)  # all rows: the cache is keyed by the whole content
+    elif blocks is not None:
+        X = embed_image_blocks(blocks, reps, len(keys), seed)
     else:
         X = embed(modality, inputs if len(reps) == len(inputs) else inputs[reps], seed)  # no exact duplicates: no copy of the rows
     del inputs
