@@ -4,7 +4,7 @@ of images at a time.
 The data: N Fashion-MNIST images scaled up to S x S pixels in RGB (PNG-encoded, like an image folder's
 files), so that the decoded column is large (20,000 x 128 x 128 x 3: 983 MB). ``check_neighbors`` runs
 twice, each in its own process (wall time, peak resident memory): with the whole column decoded at once
-(the path below ``DECODE_BUDGET``), and read a block of 4,096 images at a time (above it: three passes,
+(the path below ``DECODE_BUDGET``), and read a block of about 32 MiB decoded at a time (above it: three passes,
 for the content hashes, the mean and PCA sample, and the projection). The two must give the same sets,
 outliers and scores.
 
@@ -66,7 +66,7 @@ def main() -> None:
             [
                 {"decoding": "whole column", "s": whole["wall_s"], "peak MiB": whole["peak_rss_mib"], "sets": whole["sets"], "outliers": whole["outliers"]},
                 {
-                    "decoding": "4,096 images at a time",
+                    "decoding": "32 MiB of images at a time",
                     "s": blocks["wall_s"],
                     "peak MiB": blocks["peak_rss_mib"],
                     "sets": blocks["sets"],

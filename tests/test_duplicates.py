@@ -220,7 +220,7 @@ def test_images_past_the_decode_budget_are_read_a_block_at_a_time_with_the_same_
     real_decode = nb.read_inputs
     monkeypatch.setattr(nb, "read_inputs", lambda examples: decoded.append(1) or real_decode(examples))
     monkeypatch.setattr(nb, "DECODE_BUDGET", 0)
-    monkeypatch.setattr(nb, "BLOCK", 512)  # several blocks, the last one short
+    monkeypatch.setattr(nb, "DECODED_BLOCK_BYTES", 40_000)  # several blocks (625 digits, 51 Fashion-MNIST images), the last one short
     blocks = [check_neighbors(t) for t in (table, fashion)]
     assert not decoded  # never the whole column
     for a, b in zip(whole, blocks, strict=True):

@@ -63,8 +63,9 @@ DIMS = 128
 PCA_SAMPLE = 10_000
 EXACT_MAX = 100_000  # rows searched exactly; HNSW above
 QUERY_BLOCK = 16_384
-BLOCK = 4096  # rows projected (and, past DECODE_BUDGET, decoded) at a time
+BLOCK = 4096  # rows projected at a time
 DECODE_BUDGET = 256 * 2**20  # an image column larger than this decoded is read a block at a time
+DECODED_BLOCK_BYTES = 32 * 2**20  # such a block: images decoded (or made float32 for their thumbnails) at a time
 THUMB = 32  # images are compared as thumbnails of at most THUMB x THUMB pixels
 TEXT_FEATURES = 2**16
 K = 10  # neighbours searched a row: a set larger than K + 1 is still found whole, through chains of pairs; the outlier score is the K-th's distance
@@ -141,8 +142,8 @@ class NeighborChecks:
 
 
 def image_blocks(examples: pa.Table, budget: int | None = None) -> Callable[[], Iterator[tuple[int, np.ndarray]]] | None:
-    """A reader of the image column a block of ``BLOCK`` images at a time (``decode_blocks``), when decoding
-    it whole would take more than ``budget`` (``DECODE_BUDGET``) bytes, judged by its first image; else None."""
+    """A reader of the image column a block of about ``DECODED_BLOCK_BYTES`` decoded at a time (``decode_blocks``),
+    when decoding it whole would take more than ``budget`` (``DECODE_BUDGET``) bytes, judged by its first image; else None."""
     from ..ingest.images import decode_blocks, decode_images, image_layout
 
     column = examples[S.info_of(examples).inputs[0]]
@@ -152,8 +153,9 @@ def image_blocks(examples: pa.Table, budget: int | None = None) -> Callable[[], 
     if first.nbytes * len(column) <= (DECODE_BUDGET if budget is None else budget):
         return None
     ids = examples[S.ID].to_pylist()
-    layout = image_layout(column, BLOCK, ids)
-    return lambda: decode_blocks(column, BLOCK, ids, layout)
+    rows = max(1, DECODED_BLOCK_BYTES // first.nbytes)
+    layout = image_layout(column, rows, ids)
+    return lambda: decode_blocks(column, rows, ids, layout)
 
 
 def has_inputs(examples: pa.Table) -> bool:
@@ -217,9 +219,10 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
     if f <= 1:
         return images
     out = np.empty((n, h // f, w // f, c), dtype=np.float32)
-    for s in range(0, n, BLOCK):
-        block = images[s : s + BLOCK, : h // f * f, : w // f * f].astype(np.float32)
-        out[s : s + BLOCK] = block.reshape(len(block), h // f, f, w // f, f, c).mean(axis=(2, 4))
+    step = max(1, DECODED_BLOCK_BYTES // (h * w * c * 4))  # images made float32 at a time
+    for s in range(0, n, step):
+        block = images[s : s + step, : h // f * f, : w // f * f].astype(np.float32)
+        out[s : s + step] = block.reshape(len(block), h // f, f, w // f, f, c).mean(axis=(2, 4))
     return out
 
 
@@ -233,23 +236,24 @@ def _project(blocks: Callable[[], Iterable[np.ndarray]], n: int, seed: int) -> n
     135 MB, in an image audit that otherwise never loads it."""
     from ..io import release_freed_memory
 
-    total, picked, taken, first = None, None, [], 0
+    total, picked, sample, first = None, None, None, 0
     for block in blocks():
         if total is None:
             total = np.zeros(block.shape[1], dtype=np.float64)
             if block.shape[1] > DIMS:
                 picked = np.sort(np.random.default_rng(seed).choice(n, min(n, PCA_SAMPLE), replace=False))
+                sample = np.empty((len(picked), block.shape[1]), dtype=np.float64)  # filled in place: one copy of the sample
         total += block.sum(axis=0, dtype=np.float64)
         if picked is not None:
-            taken.append(block[picked[(picked >= first) & (picked < first + len(block))] - first].astype(np.float64))
+            here = (picked >= first) & (picked < first + len(block))
+            sample[here] = block[picked[here] - first]
         first += len(block)
     if total is None:
         return np.zeros((0, DIMS), dtype=np.float32)
     mean = (total / max(n, 1)).astype(np.float32)
     basis = None
     if picked is not None:
-        sample = np.concatenate(taken) - mean
-        del taken
+        sample -= mean
         _, vectors = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
         basis = np.ascontiguousarray(vectors[:, ::-1][:, : min(DIMS, len(sample))], dtype=np.float32)
         del sample, vectors

@@ -76,8 +76,6 @@ def decode_blocks(column: pa.ChunkedArray | pa.Array, rows: int, ids=None, layou
     """``(first row, uint8 (n, H, W, C))`` blocks of ``rows`` images, decoded one block at a time in the size
     and mode ``decode_images`` gives the whole column (``layout``, from ``image_layout`` when not given), so
     the blocks stack to its array: for passes over more images than fit in memory decoded."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
     layout = layout or image_layout(column, rows, ids)
     for start in range(0, len(column), rows):
         values = column.slice(start, rows).to_pylist()
@@ -86,8 +84,6 @@ def decode_blocks(column: pa.ChunkedArray | pa.Array, rows: int, ids=None, layou
 
 def image_layout(column: pa.ChunkedArray | pa.Array, rows: int = 4096, ids=None) -> tuple[tuple[int, int], bool]:
     """(the most common size, whether every image is grayscale) of a non-empty image column, from its headers, ``rows`` at a time."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
     sizes, gray = Counter(), True
     for start in range(0, len(column), rows):
         values = column.slice(start, rows).to_pylist()
