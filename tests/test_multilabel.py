@@ -180,6 +180,8 @@ def test_the_version_is_a_sequence_of_class_labels_with_views_by_tag(planted):
     assert [r["n_extra"] for r in per_tag] == tag_matrix(rows[S.EXTRA_TAGS], k).sum(axis=0).tolist()
     report = json.loads((version.path.parent / "reports" / f"{version.tag}.json").read_text())
     assert report["multi_label"] and report["per_class"][0]["class_name"] == names[0] and "missing_tags" in report["top_issues"][0]
+    page = (version.path.parent / "reports" / f"{version.tag}.html").read_text()
+    assert "<h2>Per tag</h2>" in page and "<th>missing tags</th><th>extra tags</th>" in page and "tags (multi-label)" in page
 
 
 def test_the_command_line_shows_tags_missing_and_extra(planted):

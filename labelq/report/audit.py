@@ -230,7 +230,14 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     figures = [plots.score_histogram(scores, flagged)]
     per = summary["per_class"]
-    figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
+    if summary.get("multi_label"):  # per tag: rows flagged missing it among those without it, holding it wrongly among those with it
+        n = summary["rows"]
+        missing = np.array([p["missing"] / max(n - p["rows"], 1) for p in per])
+        extra = np.array([p["extra"] / max(p["rows"], 1) for p in per])
+        labels = ("flagged missing it (% of rows without it)", "flagged holding it wrongly (% of rows with it)")
+        figures.insert(0, plots.class_rates(names, missing, extra, labels, "% of rows", "Tags in doubt", "tags"))
+    else:
+        figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
     if joint is not None:
         figures.insert(0, plots.noise_heatmap(joint, names, rows.num_rows))
     if len(summary.get("history") or []) > 1:

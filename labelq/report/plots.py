@@ -59,23 +59,32 @@ def _most(values: np.ndarray) -> np.ndarray:
     return np.sort(np.argsort(-values, kind="stable")[:SHOWN_CLASSES])
 
 
-def _of(shown: int, k: int, what: str) -> str:
-    return f": the {shown} of {k} classes with {what}" if shown < k else ""
+def _of(shown: int, k: int, what: str, kind: str = "classes") -> str:
+    return f": the {shown} of {k} {kind} with {what}" if shown < k else ""
 
 
-def class_rates(class_names: list[str], flagged_rate: np.ndarray, estimated_rate: np.ndarray) -> str:
+def class_rates(
+    class_names: list[str],
+    flagged_rate: np.ndarray,
+    estimated_rate: np.ndarray,
+    labels: tuple[str, str] = ("flagged", "estimated error rate"),
+    ylabel: str = "% of rows with this given label",
+    title: str = "Label issues per class",
+    kind: str = "classes",
+) -> str:
     """Bars per class: share of rows flagged, and confident learning's estimated error rate (with more than
-    ``SHOWN_CLASSES`` classes, the ``SHOWN_CLASSES`` of highest estimated error rate)."""
+    ``SHOWN_CLASSES`` classes, the ``SHOWN_CLASSES`` of highest second rate). ``labels``, ``ylabel``,
+    ``title`` and ``kind`` name other pairs of rates (a multi-label version's tags flagged missing and extra)."""
     shown = _most(estimated_rate)
     plt, fig = _figure(max(5.0, 0.6 * len(shown) + 2), 3.2)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(shown))
-    ax.bar(x - 0.2, 100 * flagged_rate[shown], width=0.4, label="flagged", color="#d62728")
-    ax.bar(x + 0.2, 100 * estimated_rate[shown], width=0.4, label="estimated error rate", color="#1f77b4")
+    ax.bar(x - 0.2, 100 * flagged_rate[shown], width=0.4, label=labels[0], color="#d62728")
+    ax.bar(x + 0.2, 100 * estimated_rate[shown], width=0.4, label=labels[1], color="#1f77b4")
     ax.set_xticks(x, [class_names[t] for t in shown], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("% of rows with this given label")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    ax.set_title("Label issues per class" + _of(len(shown), len(class_names), "the highest estimated error rate"))
+    ax.set_title(title + _of(len(shown), len(class_names), f"the highest {labels[1]}", kind))
     return _to_uri(plt, fig)
 
 
