@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import require
 
+from labelq import schema as S
 from labelq.cli import main
 from labelq.errors import InputError
 from labelq.pipeline import AuditConfig
@@ -134,6 +135,18 @@ def test_bad_tag_lists_are_refused_before_training(tmp_path):
     )
     pq.write_table(pa.table({"text": [t for t, _ in rows], "label": [[] for _ in rows]}), tmp_path / "empty.parquet")
     assert_clear(run("audit", str(tmp_path / "empty.parquet"), "--store", str(tmp_path / "s"), *QUICK), "every tag list is empty", "--label-column")
+    mixed = ['["spam", 1]' if i % 2 else '["ham"]' for i in range(len(rows))]
+    pq.write_table(pa.table({"text": [t for t, _ in rows], "label": mixed}), tmp_path / "mixed.parquet")
+    assert_clear(run("audit", str(tmp_path / "mixed.parquet"), "--store", str(tmp_path / "s"), *QUICK), "mix kinds of values", "tag names, or of tag indices")
+
+
+def test_bracketed_class_names_are_one_label_a_row():
+    """Labels like '[spam]' look like JSON lists but are not JSON: one class a row, as given."""
+    from labelq.ingest import RawSource, examples_from_raw
+
+    rows = _mail_rows()
+    examples = examples_from_raw(RawSource(pa.table({"text": [t for t, _ in rows], "label": [f"[{y}]" for _, y in rows]})))
+    assert not S.info_of(examples).multi_label and S.info_of(examples).class_names == sorted({f"[{y}]" for _, y in rows})
 
 
 def test_a_corrupt_image_is_named_by_its_path(tmp_path):

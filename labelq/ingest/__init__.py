@@ -105,9 +105,16 @@ def _tag_lists(col: pa.ChunkedArray, separator: str | None, ids: pa.Array) -> pa
     elif is_string and col.null_count < len(col) and _all_json_lists(col):
         import json
 
-        lists = pa.array([None if v is None else json.loads(v) for v in col.to_pylist()])
-        if not _is_list(lists.type):
-            raise InputError("the label column's JSON lists hold mixed or nested values", "give each row a JSON list of tag names or indices")
+        try:
+            parsed = [None if v is None else json.loads(v) for v in col.to_pylist()]
+        except json.JSONDecodeError:  # class names that happen to be bracketed, '[spam]': one label a row
+            return None
+        try:
+            lists = pa.array(parsed)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(f"the label column's JSON lists mix kinds of values ({exc})", "give each row a JSON list of tag names, or of tag indices") from exc
+        if not _is_list(lists.type) or pa.types.is_nested(lists.type.value_type):
+            raise InputError("the label column's JSON lists hold nested values", "give each row a flat JSON list of tag names or indices")
     else:
         return None
     missing = np.flatnonzero(lists.is_null().to_numpy(zero_copy_only=False))
