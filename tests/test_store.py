@@ -165,3 +165,19 @@ def test_a_store_with_versions_from_before_the_payload_split_reads_as_one(digits
     rows = run_query(store, "d", "SELECT version, count(image) AS n FROM rows GROUP BY version ORDER BY version").to_pylist()
     assert rows == [{"version": 1, "n": 30}, {"version": 2, "n": 30}]
     assert run_query(store, "d", "SELECT * FROM latest LIMIT 1").column_names.count("image") == 1
+
+
+def test_a_store_given_for_a_store_is_the_same_store(tmp_path):
+    """``labelq.audit(store=Store(p))`` once wrote into a folder named after the object."""
+    assert Store(Store(tmp_path)).root == Store(tmp_path).root == tmp_path
+
+
+def test_labelq_relabel_is_callable_after_the_audit_imported_the_relabel_package():
+    """``labelq.relabel(name=...)`` is the documented call; importing the pipeline (which imports
+    ``labelq.relabel.kinds``) binds ``labelq.relabel`` to the package, which must still run the function."""
+    import labelq
+    import labelq.pipeline  # noqa: F401
+
+    assert callable(labelq.relabel)
+    with pytest.raises((InputError, StoreError)):
+        labelq.relabel(name="no-such-dataset", store="/nonexistent-store-for-test")
