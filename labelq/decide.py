@@ -20,7 +20,7 @@ from .detect import Detection
 from .detect.neighbors import NeighborChecks
 from .detect.streaming_cl import ProbsChunks, take_rows
 from .errors import InputError
-from .multilabel import tag_lists
+from .multilabel import sure_tags, tag_lists
 from .options import option
 from .relabel.kinds import audit_kinds
 from .validation import check_fraction
@@ -105,8 +105,7 @@ def decide_tags(detection: Detection, pred_probs: np.ndarray, auto_fix: AutoFix 
     tags = detection.suggested_label ^ (missing | extra)  # the given tags
     corrected = np.full(tags.shape, -1, dtype=np.int8)
     if auto_fix is not None:
-        probs = np.asarray(pred_probs)
-        sure = (missing & (probs >= auto_fix.min_confidence)) | (extra & (1 - probs >= auto_fix.min_confidence))
+        sure = sure_tags(tags, missing | extra, np.asarray(pred_probs), auto_fix.min_confidence)
         rows = sure.any(axis=1)
         corrected[rows] = (tags[rows] ^ sure[rows]).astype(np.int8)
     decision.corrected_label, decision.missing, decision.extra = corrected, missing, extra

@@ -18,11 +18,6 @@ from .errors import InputError
 TAGS_TYPE = pa.list_(pa.int64())
 
 
-def is_multi_label(table: pa.Table | pa.Schema) -> bool:
-    """Whether ``table``'s rows carry tag lists (its labelq metadata says ``multi_label``)."""
-    return S.info_of(table).multi_label
-
-
 def tag_matrix(tags: pa.Array | pa.ChunkedArray, n_tags: int) -> np.ndarray:
     """``(N, K)`` bool: ``out[i, t]`` is True when row ``i``'s list holds tag ``t`` (a null list: no tags)."""
     if isinstance(tags, pa.ChunkedArray):
@@ -46,9 +41,22 @@ def tag_lists(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(cols.astype(np.int64)), type=TAGS_TYPE, mask=mask)
 
 
+def effective_tags(tags: np.ndarray, corrected: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``(N, K)``: each row's corrected tags (``corrected_label``) where it has a correction, else its given
+    ``tags``; the twin of ``schema.effective_label`` (SQL's ``rows.effective_label``) for tag lists."""
+    has = ~corrected.is_null().to_numpy(zero_copy_only=False)
+    return np.where(has[:, None], tag_matrix(corrected, tags.shape[1]), tags)
+
+
+def sure_tags(tags: np.ndarray, flagged: np.ndarray, pred_probs: np.ndarray, confidence: float) -> np.ndarray:
+    """``(N, K)``: the ``flagged`` tags the model holds the other way with at least ``confidence`` (a missing
+    tag's probability, an extra tag's 1 - probability): what an auto-fix or a re-label turns over."""
+    return flagged & (np.where(tags, 1 - pred_probs, pred_probs) >= confidence)
+
+
 def label_codes(examples: pa.Table) -> np.ndarray:
     """``(N,)`` int64 codes, equal where two rows carry the same label (one class, or the same tag set)."""
-    if not is_multi_label(examples):
+    if not S.info_of(examples).multi_label:
         return examples[S.LABEL].to_numpy()
     matrix = tag_matrix(examples[S.LABEL], len(S.info_of(examples).class_names))
     return np.unique(np.packbits(matrix, axis=1), axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)

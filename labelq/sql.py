@@ -48,12 +48,6 @@ MULTI_LABEL_TWINS = ("issues", "top_issues", "class_noise")  # for a multi-label
 LABEL_NAME = {False: "names[label + 1]", True: "array_to_string(list_transform(label, lambda t: names[t + 1]), ', ')"}
 
 
-def is_multi_label(store, name: str) -> bool:
-    """Whether the dataset's versions carry tag lists (every version is of one kind: ``Store.check_label_kind``)."""
-    versions = store.versions(name)
-    return bool(versions and versions[-1].manifest().multi_label)
-
-
 def sql_name(name: str, multi_label: bool) -> str:
     """The SQL file of view or query ``name`` for a dataset of this kind."""
     return f"{name}_multilabel" if multi_label and name in MULTI_LABEL_TWINS else name
@@ -137,7 +131,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
     """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
     groups, data = _column_groups(store, name)
     missing = {c: t for c, t in LATER_COLUMNS.items() if c not in data}
-    multi_label = is_multi_label(store, name)
+    multi_label = bool(store.multi_label(name))
     con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {LABEL_NAME[multi_label]}")
     for view in VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, multi_label)}")
@@ -292,6 +286,6 @@ def named_query(store, name: str, query: str, **params: Any) -> pa.Table:
     """Run the query file ``sql/<query>.sql`` with named parameters bound (``$name``)."""
     with connect(store, name) as con:
         try:
-            return con.sql(load_sql(sql_name(query, is_multi_label(store, name))), params=params).to_arrow_table()
+            return con.sql(load_sql(sql_name(query, bool(store.multi_label(name)))), params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"the catalog query {query} failed on {name!r}: {exc}") from exc

@@ -330,11 +330,15 @@ class Store:
         for v in self.versions(name):
             v.check()
 
+    def multi_label(self, name: str) -> bool | None:
+        """Whether ``name``'s versions carry tag lists (all of them do, or none: ``check_label_kind``); None before any version."""
+        existing = self.versions(name)
+        return bool(existing[-1].manifest().multi_label) if existing else None
+
     def check_label_kind(self, name: str, multi_label: bool) -> None:
         """Refuse rows of the other kind than the dataset's versions (tag lists against one class a row): its
         versions are read as one table, whose label column has one type."""
-        existing = self.versions(name)
-        if existing and bool(existing[-1].manifest().multi_label) != multi_label:
+        if self.multi_label(name) not in (None, multi_label):
             kinds = ("one class a row", "lists of tags (multi-label)")
             raise InputError(
                 f"{name}'s versions carry {kinds[not multi_label]}, and these rows carry {kinds[multi_label]}",

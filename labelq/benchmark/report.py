@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text
-from ..multilabel import TAGS_TYPE, tag_matrix
+from ..multilabel import TAGS_TYPE, effective_tags, tag_matrix
 from ..runner import step
 from ..store import Version
 from .error_rate import estimate_error_rate, rows_needed
@@ -40,8 +40,7 @@ def corrected_labels(version: Version) -> tuple[pa.Table, CorrectedLabels]:
     if info.multi_label:
         k = len(info.class_names)
         given = tag_matrix(rows[S.LABEL], k)
-        has = ~rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False)
-        return rows, CorrectedLabels(given, np.where(has[:, None], tag_matrix(rows[S.CORRECTED_LABEL], k), given))
+        return rows, CorrectedLabels(given, effective_tags(given, rows[S.CORRECTED_LABEL]))
     given = rows[S.LABEL].to_numpy()
     corrected = S.effective_labels(rows)
     sets = None

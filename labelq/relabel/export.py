@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256, write_parquet
-from ..multilabel import class_counts, tag_matrix
+from ..multilabel import class_counts, effective_tags, tag_lists, tag_matrix
 from ..store import Version
 from ..validation import plural
 
@@ -44,9 +44,9 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     if S.info_of(rows).multi_label:  # tag lists: a row's corrected tags where it has them
-        has = ~rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False)
-        corrected = np.where(has, 0, -1)
-        label = rows[S.LABEL] if policy == "keep" else pc.if_else(pa.array(has), rows[S.CORRECTED_LABEL].combine_chunks(), rows[S.LABEL].combine_chunks())
+        corrected = np.where(rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False), -1, 0)
+        given = tag_matrix(rows[S.LABEL], len(S.info_of(rows).class_names))
+        label = rows[S.LABEL] if policy == "keep" else tag_lists(effective_tags(given, rows[S.CORRECTED_LABEL]))
     else:
         corrected = S.corrections(rows)
         given = rows[S.LABEL].to_numpy()

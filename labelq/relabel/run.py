@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..manifest import RelabelSection, RunSection
-from ..multilabel import TAGS_TYPE, tag_lists, tag_matrix
+from ..multilabel import TAGS_TYPE, effective_tags, sure_tags, tag_lists, tag_matrix
 from ..options import option
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
@@ -249,7 +249,7 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
     doubt = tag_matrix(rows[S.MISSING_TAGS], k) | tag_matrix(rows[S.EXTRA_TAGS], k)
     source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
     reviewed = source == "review"
-    sure = doubt & (np.where(tags, 1 - probs, probs) >= cfg.fix_confidence)
+    sure = sure_tags(tags, doubt, probs, cfg.fix_confidence)
     if not parent.manifest().audit.reliable:
         log.warning("%s %s: the model is no better than the class prior; no correction is made", parent.name, parent.tag)
         sure[:] = False
@@ -257,8 +257,7 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
     old = rows[S.CORRECTED_LABEL].combine_chunks()
     corrected = pa.array([old[i].as_py() if reviewed[i] else None for i in range(n)], TAGS_TYPE)
     corrected = pc.if_else(pa.array(fixed), tag_lists(tags ^ sure), corrected)
-    has_correction = ~corrected.is_null().to_numpy(zero_copy_only=False)
-    current = np.where(has_correction[:, None], tag_matrix(corrected, k), tags)
+    current = effective_tags(tags, corrected)
     kind = np.where(fixed, "wrong_label", np.where(flagged, "ambiguous", "ok"))
     kind = np.where(reviewed, np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object), kind)
     source = np.where(reviewed, "review", np.where(fixed, "relabel", None))
@@ -287,7 +286,7 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
             extra={**cfg.settings(), "tags_turned_over": int(sure[fixed].sum())},
         ),
         "n_label_issues": int(flagged.sum()),
-        "n_corrected": int(has_correction.sum()),
+        "n_corrected": int(len(corrected) - corrected.null_count),
     }
     return out, changes
 
