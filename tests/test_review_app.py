@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -54,14 +55,20 @@ class Server:
                 text=True,
             )
         self.url = f"http://127.0.0.1:{self.port}/"
+        token = args[args.index("--token") + 1] if "--token" in args else None
         for _ in range(300):
             try:
-                httpx.get(self.url + "api/state", timeout=2)
+                page = httpx.get(self.url, params={"token": token} if token else None, timeout=2)
                 self.banner = self.output().splitlines()[0]  # the URL line, printed before uvicorn starts
-                return
+                break
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"the review app did not start: {self.output()}")
+        else:
+            raise RuntimeError(f"the review app did not start: {self.output()}")
+        # the token a script needs: given, or read from the page as the app's own script does
+        found = re.search(r'name="labelq-token" content="([^"]+)"', page.text) or re.search(r"\?token=(\S+)", self.banner)
+        self.token = token or found.group(1)
+        self.headers = {"X-Labelq-Token": self.token}
 
     def output(self) -> str:
         return self.log.read_text()
@@ -121,7 +128,9 @@ def _press(page, key: str) -> str:
 
 
 def _log_lines(page) -> int:
-    return page.evaluate("async () => (await (await fetch('/api/state?reviewer=ann')).json()).log_lines")
+    return page.evaluate(
+        "async () => (await (await fetch('/api/state?reviewer=ann', {headers: {'X-Labelq-Token': document.querySelector('meta[name=labelq-token]').content}})).json()).log_lines"
+    )
 
 
 def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, browser, tmp_path):
@@ -134,7 +143,7 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
         page.fill("#reviewer", "ann")
         page.dispatch_event("#reviewer", "change")
         page.wait_for_selector("#example")
-        state = httpx.get(server.url + "api/state", params={"reviewer": "ann"}).json()
+        state = httpx.get(server.url + "api/state", params={"reviewer": "ann"}, headers=server.headers).json()
         assert state["queue"][:8] == sample["ids"] and state["sample"] == sample["ids"]  # the calibration sample comes first, in its order
         assert _current(page) == sample["ids"][0]
 
@@ -162,7 +171,7 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
         # a reload resumes at the first row this reviewer has not answered
         page.reload()
         page.wait_for_selector("#example")
-        nxt = httpx.get(server.url + "api/state", params={"reviewer": "ann"}).json()["next"]
+        nxt = httpx.get(server.url + "api/state", params={"reviewer": "ann"}, headers=server.headers).json()["next"]
         assert _current(page) == nxt and nxt not in seen
 
         # the server is killed mid-way: nothing is lost, and a new one resumes
@@ -190,7 +199,7 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
         first = sample["ids"][0]
         ann_first = next(e["labels"] for e in entries if e["id"] == first and e["action"] == "label")
         other = next(c for c in "0123456789" if [c] != ann_first)
-        httpx.post(server.url + "api/action", json={"reviewer": "bob", "action": "label", "id": first, "labels": [other]}).raise_for_status()
+        httpx.post(server.url + "api/action", json={"reviewer": "bob", "action": "label", "id": first, "labels": [other]}, headers=server.headers).raise_for_status()
         page.reload()
         page.wait_for_selector("#example")
         assert "1 disagreements" in page.text_content("#counts") and first in page.text_content("#disagree")
@@ -223,7 +232,7 @@ def test_the_app_is_safe(store_root, tmp_path):
         for path in ("api/image/..%2F..%2Fmanifest.json", "api/image/../../etc/passwd", "api/image/%2Fetc%2Fpasswd", "api/row/..%2Fv0001"):
             assert httpx.get(server.url + path, params={"token": "s3cret"}).status_code == 404
         row = ok.json()["queue"][0]
-        bad = httpx.post(server.url + "api/action", params={"token": "s3cret"}, json={"reviewer": "ann", "action": "label", "id": row, "labels": ["<b>x</b>"]})
+        bad = httpx.post(server.url + "api/action", headers=server.headers, json={"reviewer": "ann", "action": "label", "id": row, "labels": ["<b>x</b>"]})
         assert bad.status_code == 400 and "not classes" in bad.json()["error"]
     finally:
         server.kill()
@@ -262,3 +271,150 @@ def test_every_value_is_text_never_html(tmp_path, browser):
         assert page.evaluate("window.__pwned") is None
     finally:
         server.kill()
+
+
+class Hostile:
+    """A web page of another origin (another port on 127.0.0.1), as any site open in the reviewer's browser."""
+
+    def __init__(self, html: str) -> None:
+        import http.server
+        import threading
+
+        body = html.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_other_web_pages_can_neither_post_publish_nor_frame(store_root, browser):
+    """Cross-site request forgery, DNS rebinding and clickjacking: a page on another port posts answers
+    (no-cors fetches, a form), publishes, reads the state, and frames the app; nothing is posted or published."""
+    store = Store(store_root)
+    server = Server(store_root, "dg")
+    row = httpx.get(server.url + "api/state", params={"reviewer": "x"}, headers=server.headers).json()["queue"][0]
+    action = json.dumps({"reviewer": "csrf-bot", "action": "label", "id": row, "labels": ["1"]})
+    app = server.url.rstrip("/")
+    hostile = Hostile(
+        f"""<!doctype html><html><body>
+<iframe id="framed" src="{app}/" width="800" height="600"></iframe>
+<iframe name="sink" hidden></iframe>
+<form id="f" method="POST" action="{app}/api/publish" target="sink" enctype="text/plain"><input name='{{"a":"' value='"}}'></form>
+<script>
+window.results = [];
+const body = {json.dumps(action)};
+Promise.allSettled([
+  fetch("{app}/api/action", {{method: "POST", mode: "no-cors", body, headers: {{"Content-Type": "text/plain"}}}}),
+  fetch("{app}/api/action", {{method: "POST", mode: "no-cors", body}}),
+  fetch("{app}/api/publish", {{method: "POST", mode: "no-cors", body: "{{}}"}}),
+  fetch("{app}/api/action", {{method: "POST", body, headers: {{"Content-Type": "application/json", "X-Labelq-Token": "guess"}}}}),
+  fetch("{app}/api/state?reviewer=x").then((r) => r.text()),
+]).then((r) => {{ window.results = r.map((x) => x.status + ":" + (x.value === undefined ? "" : typeof x.value === "string" ? x.value : x.value.type)); document.getElementById("f").submit(); setTimeout(() => {{ window.done = true; }}, 1500); }});
+</script></body></html>"""
+    )
+    try:
+        page = browser.new_page()
+        page.goto(hostile.url)
+        page.wait_for_function("() => window.done === true", timeout=30_000)
+        # the state could not be read across origins; the no-cors posts got opaque answers, and the app refused them
+        assert not any("queue" in r for r in page.evaluate("window.results"))
+        # the framed app did not load: chromium shows its own error page for a refused frame
+        framed = page.frame_locator("#framed")
+        assert framed.locator("#publish").count() == 0
+        assert not (store.dataset_dir("dg") / "reviews" / "v0001.jsonl").exists()
+        assert [v.tag for v in store.versions("dg")] == ["v0001"]
+
+        # the same by hand (curl): a simple request from another origin, DNS rebinding, a frame-able page
+        evil = {"Content-Type": "text/plain", "Origin": "http://evil.example"}
+        assert httpx.post(server.url + "api/action", content=action, headers=evil).status_code == 401  # no token
+        assert httpx.post(server.url + "api/action", content=action, headers={**evil, **server.headers}).status_code == 403  # the wrong origin
+        plain = httpx.post(server.url + "api/action", content=action, headers={"Content-Type": "text/plain", **server.headers})
+        assert plain.status_code == 415
+        assert httpx.post(server.url + "api/publish", headers={"Origin": "http://127.0.0.1:1", **server.headers}, json={}).status_code == 403
+        cross = {"Sec-Fetch-Site": "cross-site", **server.headers}
+        assert httpx.post(server.url + "api/publish", headers=cross, json={}).status_code == 403
+        rebound = {"Host": f"attacker.example:{server.port}"}
+        assert httpx.get(server.url + f"api/row/{row}", params={"reviewer": "x"}, headers={**rebound, **server.headers}).status_code == 421
+        assert httpx.get(server.url, headers=rebound).status_code == 421 and server.token not in httpx.get(server.url, headers=rebound).text
+        index = httpx.get(server.url)
+        assert "frame-ancestors 'none'" in index.headers["Content-Security-Policy"] and index.headers["X-Frame-Options"] == "DENY"
+        assert not (store.dataset_dir("dg") / "reviews" / "v0001.jsonl").exists()
+
+        # the app's own page, from its own origin, still works: the same action is accepted
+        ok = httpx.post(server.url + "api/action", content=action, headers={"Content-Type": "application/json", "Origin": app, **server.headers})
+        assert ok.status_code == 200 and ok.json()["reviewer"] == "csrf-bot"
+    finally:
+        hostile.close()
+        server.kill()
+
+
+def test_malformed_bodies_get_a_4xx_and_are_never_stored(store_root):
+    server = Server(store_root, "dg")
+    url, headers = server.url + "api/action", {"Content-Type": "application/json", **server.headers}
+    row = httpx.get(server.url + "api/state", headers=server.headers).json()["queue"][0]
+    bodies = {
+        "bad JSON": b'{"reviewer": "m",',
+        "a JSON list": b"[1, 2]",
+        "a JSON string": b'"label"',
+        "an empty body": b"",
+        "invalid UTF-8": b'{"reviewer": "\xff\xfe"}',
+        "deep nesting": b"[" * 20_000 + b"]" * 20_000,
+        "labels as a number": json.dumps({"reviewer": "m", "action": "label", "id": row, "labels": 3}).encode(),
+        "an id as a list": json.dumps({"reviewer": "m", "action": "label", "id": [row], "labels": ["1"]}).encode(),
+        "labels as a string": json.dumps({"reviewer": "m", "action": "label", "id": row, "labels": "01"}).encode(),
+        "labels as an object": json.dumps({"reviewer": "m", "action": "label", "id": row, "labels": {"0": 1}}).encode(),
+        "a 1 MB reviewer name": json.dumps({"reviewer": "m" * 2**20, "action": "label", "id": row, "labels": ["1"]}).encode(),
+        "an unknown field": json.dumps({"reviewer": "m", "action": "label", "id": row, "labels": ["1"], "admin": True}).encode(),
+        "an unknown action": json.dumps({"reviewer": "m", "action": "delete", "id": row}).encode(),
+    }
+    try:
+        for what, body in bodies.items():
+            r = httpx.post(url, content=body, headers=headers)
+            assert 400 <= r.status_code < 500 and r.json()["error"], (what, r.status_code, r.text)
+        # a body larger than the cap, announced or streamed without a length, is cut off: the server does not grow by it
+        big = httpx.post(url, content=b"x" * (8 * 2**20), headers=headers)
+        assert big.status_code == 413
+        streamed = httpx.post(url, content=(b"x" * 2**16 for _ in range(128)), headers=headers)
+        assert streamed.status_code == 413
+        assert httpx.get(server.url + "api/state", params={"reviewer": "m" * 1000}, headers=server.headers).status_code == 400
+        assert not (Store(store_root).dataset_dir("dg") / "reviews" / "v0001.jsonl").exists()
+        assert "Traceback" not in server.output()
+    finally:
+        server.kill()
+
+
+def test_a_torn_last_line_is_cut_off_by_the_next_answer(store_root):
+    """A crash mid-write leaves half a line: the next answer repairs the log (logged), and the state and publishing still work."""
+    store = Store(store_root)
+    log_file = store.dataset_dir("dg") / "reviews" / "v0001.jsonl"
+    server = Server(store_root, "dg")
+    try:
+        ids = httpx.get(server.url + "api/state", headers=server.headers).json()["queue"]
+        post = lambda i: httpx.post(server.url + "api/action", json={"reviewer": "ann", "action": "label", "id": ids[i], "labels": ["1"]}, headers=server.headers)  # noqa: E731
+        assert post(0).status_code == 200
+        with open(log_file, "ab") as fh:
+            fh.write(b'{"at":"2026-12-04T00:00:00.000+00:00","reviewer":"ann","action":"lab')  # torn: never acknowledged
+        assert post(1).status_code == 200
+        state = httpx.get(server.url + "api/state", params={"reviewer": "ann"}, headers=server.headers)
+        assert state.status_code == 200 and state.json()["log_lines"] == 2 and state.json()["done_by_me"] == 2
+        lines = log_file.read_bytes().splitlines()
+        assert [json.loads(x)["id"] for x in lines] == ids[:2]
+        assert "cut off an incomplete last line" in server.output()
+    finally:
+        server.kill()
+    out = CliRunner().invoke(main, ["review", "publish", "dg", "--store", str(store_root), "--no-prefect"])
+    assert out.exit_code == 0, out.output
+    assert store.version("dg").tag == "v0002" and store.version("dg").manifest().review.n_reviews == 2

@@ -6,16 +6,33 @@ then every other flagged row that nobody has reviewed, most likely wrong first. 
 review log (``reviewlog``) before the app answers, and "publish" (or ``labelq review publish NAME``)
 applies the settled rows of that log exactly as ``labelq review import`` applies a file.
 
-Safety: the app binds to 127.0.0.1 unless told otherwise; any other address needs a token, which every
-request must carry (``?token=`` on the page, the ``X-Labelq-Token`` header on API calls). Images are
-served by row id from the version's own rows, so no URL names a file. The page builds every value into
-the document as text, never as HTML.
+Safety (other web pages in the reviewer's browser are the attackers; ``tests/test_review_app.py`` plays them
+in chromium):
+
+- **A secret per server.** Every ``/api/`` request must carry the server's token: a POST in the
+  ``X-Labelq-Token`` header, a GET (which changes nothing) there or as ``?token=`` (images, which ``<img>`` loads). On the loopback the token is made
+  at start and written into the page, which only a page of the app's own origin can read; on any other
+  address the page itself needs ``?token=`` too. A custom header also means another origin's ``fetch``
+  cannot send it without a CORS preflight, which the app never grants.
+- **Requests from the app's own origin only.** The ``Host`` header must name the served address (a
+  loopback server answers ``127.0.0.1``, ``localhost`` and ``[::1]`` at its port), which defeats DNS
+  rebinding; a POST must be ``application/json`` and, when the browser sends them, its ``Origin`` must be
+  the served origin and its ``Sec-Fetch-Site`` ``same-origin``.
+- **No framing**: ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` (clickjacking of Publish).
+- **Bodies are checked against a schema** (``parse_action``): at most ``MAX_BODY`` bytes, a JSON object
+  with known keys and typed, bounded fields, ids that are rows of the version, labels that are classes;
+  anything else is a 4xx with a message, never a 500.
+
+Images are served by row id from the version's own rows, so no URL names a file. The page builds every
+value into the document as text, never as HTML.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
+import json
 import secrets
 import threading
 from importlib.resources import files
@@ -30,9 +47,13 @@ from ..errors import InputError, LabelqError
 from ..multilabel import check_single_label
 from ..store import Store, Version
 from .review import NONE_OF_THESE, _suggestion, sampled_ids
-from .reviewlog import ReviewLog, answers, settle
+from .reviewlog import ACTIONS, ReviewLog, answers, settle
 
 LOGS = "reviews"  # <store>/datasets/<name>/reviews/<version>.jsonl
+MAX_BODY = 64 * 1024  # bytes of a POST body: an action is about 200
+MAX_REVIEWER = 100  # characters of a reviewer's name
+MAX_ID = 1000  # characters of a row id in a request
+TOKEN_HEADER = "x-labelq-token"
 
 
 def log_path(store: Store, version: Version) -> Path:
@@ -44,6 +65,64 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def allowed_hosts(host: str, port: int) -> set[str] | None:
+    """The ``Host`` header values a server bound to ``host:port`` answers (lower case); None: any (a wildcard
+    address such as ``0.0.0.0``, whose names are unknown; its token guards it)."""
+    loopback = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+    if host.lower() == "localhost":
+        return loopback
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return {f"{host.lower()}:{port}"}
+    if address.is_unspecified:
+        return None
+    if address.is_loopback:
+        return loopback | {f"{host}:{port}" if address.version == 4 else f"[{host}]:{port}"}
+    return {f"{host}:{port}" if address.version == 4 else f"[{host}]:{port}"}
+
+
+class BadRequest(Exception):
+    """A request the app refuses: ``status`` and a message for the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def parse_action(body: bytes) -> dict:
+    """A review action's body (``POST /api/action``) checked against its schema; ``BadRequest`` (400) names what is wrong.
+
+    ``{"reviewer": str (1..MAX_REVIEWER characters), "action": "label" | "skip" | "undo", "id": str (not for undo),
+    "labels": list of str (``label`` only; ``[]``: none of these)}``. Unknown keys are refused."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the body is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise BadRequest(400, "the body is not valid JSON (send one JSON object)") from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, f"the body must be a JSON object, got a JSON {type(data).__name__}")
+    unknown = sorted(set(data) - {"reviewer", "action", "id", "labels"})
+    if unknown:
+        raise BadRequest(400, f"unknown fields {unknown}: send reviewer, action, id and labels")
+    reviewer, action, row_id, labels = (data.get(k) for k in ("reviewer", "action", "id", "labels"))
+    if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > MAX_REVIEWER:
+        raise BadRequest(400, f"reviewer must be your name, a non-empty string of at most {MAX_REVIEWER} characters")
+    if action not in ACTIONS:
+        raise BadRequest(400, f"action must be one of {list(ACTIONS)}")
+    if action != "undo" and (not isinstance(row_id, str) or not row_id or len(row_id) > MAX_ID):
+        raise BadRequest(400, f"id must be a row id (a string of at most {MAX_ID} characters)")
+    if action == "undo":
+        row_id = None
+    if action == "label":
+        if not isinstance(labels, list) or not all(isinstance(c, str) for c in labels) or len(labels) != len(set(labels)):
+            raise BadRequest(400, "labels must be a list of distinct class names ([] for none of these)")
+    elif labels is not None:
+        raise BadRequest(400, f"a {action} takes no labels")
+    return {"reviewer": reviewer.strip(), "action": action, "id": row_id, "labels": labels}
 
 
 class ReviewSession:
@@ -182,29 +261,87 @@ class ReviewSession:
         return {"version": result.version.tag, "reviews": result.n_reviews, "changed": result.changed}
 
 
-def create_app(store: Store, name: str, token: str | None = None) -> FastAPI:
-    """The FastAPI application of the review app (``labelq review serve``)."""
+def create_app(store: Store, name: str, token: str | None = None, hosts: set[str] | None = None, page_needs_token: bool = False) -> FastAPI:
+    """The FastAPI application of the review app (``labelq review serve``).
+
+    ``token``: the secret every ``/api/`` request carries (one is made when None); ``hosts``: the ``Host``
+    values served (``allowed_hosts``; None: any); ``page_needs_token``: the page itself needs ``?token=``
+    (any address but the loopback), else it is served with the token written into it."""
     check_single_label(store.version(name), "the review app")
     session = ReviewSession(store, name)
+    token = token or secrets.token_urlsafe(24)
     app = FastAPI(title=f"labelq review: {name}", docs_url=None, redoc_url=None, openapi_url=None)
-    page = files("labelq.relabel").joinpath("review_app.html").read_text()
+    page = files("labelq.relabel").joinpath("review_app.html").read_text().replace("__LABELQ_TOKEN__", "" if page_needs_token else html.escape(token))
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def has_token(request: Request, query_too: bool) -> bool:
+        given = request.headers.get(TOKEN_HEADER) or (request.query_params.get("token") if query_too else None) or ""
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def check(request: Request) -> JSONResponse | None:
+        """Why ``request`` is refused, or None."""
+        host = request.headers.get("host", "").lower()
+        if hosts is not None and host not in hosts:
+            return refuse(421, f"this server answers for {sorted(hosts)}, not Host {host!r}")
+        path = request.url.path
+        if path == "/":
+            return None if not page_needs_token or has_token(request, True) else refuse(401, "a valid token is needed (?token=... on the page)")
+        if not path.startswith("/api/"):
+            return None
+        if not has_token(request, query_too=request.method == "GET"):  # a GET changes nothing, and another origin cannot read its answer
+            return refuse(401, "a valid token is needed (the X-Labelq-Token header): use the app's page")
+        if request.method == "POST":
+            origin = request.headers.get("origin")
+            if origin is not None and origin.lower() != f"{request.url.scheme}://{host}":
+                return refuse(403, f"cross-origin request from {origin!r} refused")
+            if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+                return refuse(403, "cross-site request refused")
+            if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+                return refuse(415, "send the body as application/json")
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                return refuse(413, f"the body is larger than {MAX_BODY} bytes")
+        return None
 
     @app.middleware("http")
-    async def check_token(request: Request, call_next):
-        if token is not None:
-            given = request.headers.get("x-labelq-token") or request.query_params.get("token") or ""
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return JSONResponse({"error": "a valid token is needed (?token=... on the page)"}, status_code=401)
-        response = await call_next(request)
+    async def guard(request: Request, call_next):
+        response = check(request) or await call_next(request)
         response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+            "frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
         )
+        response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        if request.url.path.startswith("/api/") and "cache-control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
         return response
+
+    async def read_body(request: Request) -> bytes:
+        """The body, refused (413) past ``MAX_BODY`` bytes even when no Content-Length announced it."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BadRequest(413, f"the body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @app.exception_handler(LabelqError)
     async def labelq_error(request: Request, exc: LabelqError):
         return JSONResponse({"error": exc.problem, "fix": exc.fix}, status_code=400)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest):
+        return refuse(exc.status, exc.message)
+
+    def reviewer_param(reviewer: str) -> str:
+        if len(reviewer) > MAX_REVIEWER:
+            raise BadRequest(400, f"reviewer must be at most {MAX_REVIEWER} characters")
+        return reviewer
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -212,44 +349,53 @@ def create_app(store: Store, name: str, token: str | None = None) -> FastAPI:
 
     @app.get("/api/state")
     def state(reviewer: str = "", cls: str | None = None, kind: str | None = None) -> dict:
-        return session.state(reviewer, cls or None, kind or None)
+        return session.state(reviewer_param(reviewer), cls or None, kind or None)
 
     @app.get("/api/row/{row_id}")
     def row(row_id: str, reviewer: str = "") -> dict:
         try:
-            return session.row(row_id, reviewer)
+            return session.row(row_id, reviewer_param(reviewer))
         except KeyError:
-            raise HTTPException(404, f"no row {row_id!r} in {name} {session.version.tag}") from None
+            raise HTTPException(404, f"no row {row_id[:MAX_ID]!r} in {name} {session.version.tag}") from None
 
     @app.get("/api/image/{row_id}")
     def image(row_id: str) -> Response:
         try:
-            return Response(session.image_png(row_id), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+            return Response(session.image_png(row_id), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
         except KeyError:
             raise HTTPException(404, "no such image") from None
 
     @app.post("/api/action")
     async def action(request: Request) -> dict:
-        body = await request.json()
+        body = parse_action(await read_body(request))
         try:
-            return session.act(str(body.get("reviewer", "")), str(body.get("action", "")), body.get("id"), body.get("labels"))
+            return session.act(body["reviewer"], body["action"], body["id"], body["labels"])
         except KeyError:
-            raise HTTPException(404, f"no row {body.get('id')!r}") from None
+            raise HTTPException(404, f"no row {body['id']!r} in {name} {session.version.tag}") from None
 
     @app.post("/api/publish")
-    def publish() -> dict:
+    async def publish(request: Request) -> dict:
+        body = await read_body(request)
+        try:
+            data = json.loads(body.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise BadRequest(400, "the body is not valid JSON (send {})") from None
+        if data != {}:
+            raise BadRequest(400, "publish takes an empty JSON object, {}")
         return session.publish()
 
     return app
 
 
 def serve(store: Store, name: str, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
-    """Run the review app until interrupted. Another address than the loopback needs a token (one is made)."""
+    """Run the review app until interrupted. A token is made unless given; any other address than the
+    loopback needs it on the page's URL too."""
     import uvicorn
 
-    if not is_loopback(host) and not token:
-        token = secrets.token_urlsafe(24)
-    app = create_app(store, name, token)
-    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    token = token or secrets.token_urlsafe(24)
+    remote = not is_loopback(host)
+    app = create_app(store, name, token, allowed_hosts(host, port), page_needs_token=remote)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if remote else "")
     print(f"labelq review app for {name}: {url}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -3,7 +3,9 @@
 ``<store>/datasets/<name>/reviews/<version>.jsonl`` holds the actions on that version, in order. A line is
 written, flushed and fsynced (under an ``flock``, so two reviewers' servers or requests never interleave)
 before the app answers the request: a killed server loses nothing, and a reload resumes where each
-reviewer was. Lines are never changed or removed; ``undo`` is itself a line.
+reviewer was. Lines are never changed or removed; ``undo`` is itself a line. The one exception is a last
+line cut short by a crash mid-write, which was never acknowledged: the next append cuts it off (under the
+lock, before writing) and logs what it removed, so the log never holds a broken line in its middle.
 
 Actions: ``label`` (``labels``: the reviewer's class names; ``[]`` = none of these), ``skip`` and
 ``undo`` (cancels the same reviewer's latest action that is not cancelled yet).
@@ -52,14 +54,32 @@ class ReviewLog:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._cut_torn_line(fd)
             os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock
         return entry
+
+    def _cut_torn_line(self, fd: int) -> None:
+        """Cut off a last line without its newline (a write cut short by a crash); call with the lock held."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        start = max(0, size - 2**16)
+        tail = os.pread(fd, size - start, start)
+        keep = start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+        while keep == 0 and start > 0:  # a torn line longer than 64 KiB: look further back
+            start = max(0, start - 2**16)
+            chunk = os.pread(fd, 2**16, start)
+            keep = start + chunk.rfind(b"\n") + 1 if b"\n" in chunk else 0
+        torn = os.pread(fd, min(size - keep, 200), keep)
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        log.warning("%s: cut off an incomplete last line of %d bytes (a write cut short, never acknowledged): %r", self.path, size - keep, torn)
 
     def entries(self) -> list[dict]:
         """Every complete line; a last line cut short by a crash is ignored."""
