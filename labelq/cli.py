@@ -287,24 +287,39 @@ def issues(name: str, store: str | None, version: str | None, limit: int) -> Non
 @click.argument("sql")
 @STORE
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def query(name: str, sql: str, store: str | None, fmt: str) -> None:
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds before the query is stopped (0: no limit).")
+@click.option("--max-rows", type=int, default=10_000, show_default=True, help="Rows printed at most (0: all; csv and json stream them).")
+@click.option("--memory-limit", default="2GB", show_default=True, help="DuckDB's memory limit for the query (it spills to disk beyond, up to 4GB).")
+def query(name: str, sql: str, store: str | None, fmt: str, timeout: float, max_rows: int, memory_limit: str) -> None:
     """Run a read-only SQL query over NAME's views: versions, classes, rows, latest, issues, class_noise."""
-    from .sql import run_query
+    from .errors import InputError
+    from .sql import QueryLimits, stream_query
     from .store import Store
 
-    table = run_query(Store(store), name, sql)
-    if fmt == "json":
-        click.echo(json.dumps(table.to_pylist(), default=str, indent=1))
-    elif fmt == "csv":
-        import io
+    if max_rows < 0 or timeout < 0:
+        raise InputError("--max-rows and --timeout take 0 (no limit) or more", "e.g. --max-rows 1000 --timeout 60")
+    limits = QueryLimits(timeout=timeout or None, max_rows=max_rows or None, memory=memory_limit)
+    out = click.get_text_stream("stdout")
+    with stream_query(Store(store), name, sql, limits=limits) as rows:
+        if fmt == "table":  # aligned columns need every row first: at most --max-rows of them
+            click.echo(format_table(rows.table().to_pylist()))
+        elif fmt == "csv":
+            import pyarrow.csv as pcsv
 
-        import pyarrow.csv as pcsv
-
-        buf = io.BytesIO()
-        pcsv.write_csv(table, buf)
-        click.echo(buf.getvalue().decode(), nl=False)
-    else:
-        click.echo(format_table(table.to_pylist()))
+            with pcsv.CSVWriter(click.get_binary_stream("stdout"), rows.schema) as writer:
+                for batch in rows:
+                    writer.write_batch(batch)
+        else:
+            first = True
+            out.write("[")
+            for batch in rows:
+                for r in batch.to_pylist():
+                    out.write(("\n" if first else ",\n") + json.dumps(r, default=str))
+                    first = False
+            out.write("\n]\n" if not first else "]\n")
+        out.flush()
+        if rows.truncated:
+            click.echo(f"(stopped after {rows.rows:,} rows: --max-rows {max_rows}; add LIMIT, or --max-rows 0 for all)", err=True)
 
 
 @main.command()
@@ -467,6 +482,7 @@ def gc(name: str, store: str | None, keep: int) -> None:
 def verify(name: str | None, store: str | None, all_: bool) -> None:
     """Check every file of every version of NAME (or --all) against the sha256 in its manifest; exit 1 if any is damaged."""
     from .errors import InputError
+    from .sql import catalog_problems
     from .store import Store
 
     s = Store(store)
@@ -475,8 +491,14 @@ def verify(name: str | None, store: str | None, all_: bool) -> None:
     names = s.datasets() if all_ else [name]
     if name:
         s.version(name, check=False)  # a clear error when nothing is published
-    damaged = 0
+    damaged = catalogs = 0
     for n in names:
+        before = damaged
+        try:
+            s.check_links(n)
+        except LabelqError as exc:
+            damaged += 1
+            click.echo(f"{n}: DAMAGED ({exc.problem})")
         for v in s.versions(n):
             problems = v.verify()
             damaged += bool(problems)
@@ -485,6 +507,17 @@ def verify(name: str | None, store: str | None, all_: bool) -> None:
                 click.echo(f"  {p}")
             if not problems and not (v.path.parent / "reports" / f"{v.tag}.html").exists():
                 click.echo(f"  note: no report; rebuild it with `labelq report {n} --version {v.number}`")
+        forged = catalog_problems(s, n) if damaged == before else []  # the catalog is built over intact versions only
+        catalogs += bool(forged)
+        click.echo(f"{n} catalog: " + (f"DIFFERS FROM LABELQ'S ({len(forged)} problems)" if forged else "ok"))
+        for p in forged:
+            click.echo(f"  {p}")
+    if catalogs:
+        click.secho(
+            f"{catalogs} catalog{'s differ' if catalogs > 1 else ' differs'} from what labelq builds: delete the catalog.duckdb file; the next labelq command rebuilds it",
+            fg="red",
+            err=True,
+        )
     if damaged:
         v = "version is" if damaged == 1 else "versions are"
         click.secho(
@@ -492,6 +525,7 @@ def verify(name: str | None, store: str | None, all_: bool) -> None:
             fg="red",
             err=True,
         )
+    if damaged or catalogs:
         raise SystemExit(1)
 
 
