@@ -201,7 +201,20 @@ def test_queries_have_limits(setup, tmp_path):
 def test_a_killed_query_leaves_no_spill_folder(setup):
     store, _ = setup
     proc = subprocess.Popen(
-        [sys.executable, "-m", "labelq.cli", "query", "dg", "SELECT * FROM range(1000000000000)", "--store", str(store.root), "--max-rows", "0", "--format", "csv"],
+        [
+            sys.executable,
+            "-m",
+            "labelq.cli",
+            "query",
+            "dg",
+            "SELECT * FROM range(1000000000000)",
+            "--store",
+            str(store.root),
+            "--max-rows",
+            "0",
+            "--format",
+            "csv",
+        ],
         stdout=subprocess.DEVNULL,
     )
     mine = lambda: list(Path(tempfile.gettempdir()).glob(f"{SPILL_PREFIX}{proc.pid}-*"))  # noqa: E731

@@ -199,7 +199,9 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
         first = sample["ids"][0]
         ann_first = next(e["labels"] for e in entries if e["id"] == first and e["action"] == "label")
         other = next(c for c in "0123456789" if [c] != ann_first)
-        httpx.post(server.url + "api/action", json={"reviewer": "bob", "action": "label", "id": first, "labels": [other]}, headers=server.headers).raise_for_status()
+        httpx.post(
+            server.url + "api/action", json={"reviewer": "bob", "action": "label", "id": first, "labels": [other]}, headers=server.headers
+        ).raise_for_status()
         page.reload()
         page.wait_for_selector("#example")
         assert "1 disagreements" in page.text_content("#counts") and first in page.text_content("#disagree")
@@ -403,7 +405,9 @@ def test_a_torn_last_line_is_cut_off_by_the_next_answer(store_root):
     server = Server(store_root, "dg")
     try:
         ids = httpx.get(server.url + "api/state", headers=server.headers).json()["queue"]
-        post = lambda i: httpx.post(server.url + "api/action", json={"reviewer": "ann", "action": "label", "id": ids[i], "labels": ["1"]}, headers=server.headers)  # noqa: E731
+        post = lambda i: httpx.post(
+            server.url + "api/action", json={"reviewer": "ann", "action": "label", "id": ids[i], "labels": ["1"]}, headers=server.headers
+        )  # noqa: E731
         assert post(0).status_code == 200
         with open(log_file, "ab") as fh:
             fh.write(b'{"at":"2026-12-04T00:00:00.000+00:00","reviewer":"ann","action":"lab')  # torn: never acknowledged
