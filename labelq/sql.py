@@ -196,18 +196,24 @@ def catalog_is_current(store, name: str) -> bool:
         return False
 
 
+_EXCLUDE = re.compile(r"EXCLUDE \(([^()]*)\)")
+
+
 def _catalog_contents(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """What a catalog holds that a tool opening it is served: its views' and macros' definitions, and its tables' rows."""
     out: dict[str, Any] = {}
     for view, text in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall():
-        out[f"view {view}"] = text
+        out[f"view {view}"] = _EXCLUDE.sub(lambda m: "EXCLUDE (" + ", ".join(sorted(m.group(1).split(", "))) + ")", text)  # DuckDB keeps a set: any order
     for fn, text in con.execute("SELECT function_name, macro_definition FROM duckdb_functions() WHERE function_type LIKE '%macro' AND NOT internal").fetchall():
         out[f"macro {fn}"] = text
     for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall():
-        out[f"table {table}"] = con.execute(f'SELECT * FROM "{table}"').to_arrow_table()
-    for kind, fn in (("sequence", "duckdb_sequences"), ("type", "duckdb_types"), ("index", "duckdb_indexes")):
-        where = "NOT internal" if kind != "type" else "NOT internal AND database_name <> 'system'"
-        for (obj,) in con.execute(f"SELECT {kind if kind != 'type' else 'type'}_name FROM {fn}() WHERE {where}").fetchall():
+        out[f"table {table}"] = con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
+    for kind, query in (
+        ("sequence", "SELECT sequence_name FROM duckdb_sequences()"),
+        ("type", "SELECT type_name FROM duckdb_types() WHERE NOT internal"),
+        ("index", "SELECT index_name FROM duckdb_indexes()"),
+    ):
+        for (obj,) in con.execute(query).fetchall():
             out[f"{kind} {obj}"] = obj
     return out
 

@@ -17,6 +17,11 @@ self-describing, and ``labelq verify`` checks each), and removing a version (``S
 breaks another: a linked file lives while any version links it. An audit whose files all equal the
 latest version's publishes nothing; its run record goes to ``history/`` (``publish(skip_unchanged=True)``).
 
+**No symbolic links inside a dataset.** A version is what its own folder holds: a version folder, a
+file or a folder inside one that is a symbolic link (even to an identical copy) makes the version
+damaged, and every command that reads or writes the dataset refuses it, naming the link (``links_in``).
+The store's root and a dataset's own folder may be links (a store on another disk).
+
 The root is ``--store``, else ``$LABELQ_STORE``, else ``./data/store``.
 """
 
@@ -187,10 +192,16 @@ class Version:
     def verify(self) -> list[str]:
         """Every problem of this version, each naming its file; empty when the version is intact.
 
-        Checks: the manifest reads and matches its checksum; every file it lists exists and has the
-        listed sha256; every Parquet file's footer reads; the data's row count and class names agree
-        with the manifest; no file was added that the manifest does not list.
+        Checks: no symbolic link is the version's folder or lies inside it; the manifest reads and
+        matches its checksum; every file it lists exists and has the listed sha256; every Parquet file's
+        footer reads; the data's row count and class names agree with the manifest; no file was added
+        that the manifest does not list.
         """
+        links = links_in(self.path)
+        if links:
+            return [
+                f"{link}: a symbolic link (to {os.readlink(link)}); a version holds its own files: replace it with the real file or folder" for link in links
+            ]
         mpath = self.path / MANIFEST
         try:
             m = json.loads(mpath.read_text())
@@ -243,6 +254,16 @@ class Version:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise DamagedVersionError(f"{self.name} {self.tag} is damaged: {problems[0]}{more}", _repair_fix(self), problems)
         return self
+
+
+def links_in(path: Path) -> list[Path]:
+    """``path`` if it is a symbolic link, else every symbolic link below it (never followed)."""
+    if path.is_symlink():
+        return [path]
+    found = []
+    for folder, dirs, names in os.walk(path):
+        found += [Path(folder) / n for n in [*dirs, *names] if (Path(folder) / n).is_symlink()]
+    return sorted(found)
 
 
 def _repair_fix(version: Version) -> str:
@@ -326,9 +347,24 @@ class Store:
         return {v.tag: v.verify() for v in self.versions(name)}
 
     def check_dataset(self, name: str) -> None:
-        """Raise ``DamagedVersionError`` for the first damaged version of ``name`` (the catalog reads them all)."""
+        """Raise ``DamagedVersionError`` for a symbolic link inside ``name``'s folder (``check_links``), or for the
+        first damaged version of ``name`` (the catalog reads them all)."""
+        self.check_links(name)
         for v in self.versions(name):
             v.check()
+
+    def check_links(self, name: str) -> None:
+        """Raise ``DamagedVersionError`` naming the symbolic links inside ``name``'s folder (its versions, review
+        logs, samples, catalog): labelq never follows one to read, write or remove what lies outside the store."""
+        d = self.dataset_dir(name)
+        links = [p for child in (sorted(d.iterdir()) if d.is_dir() else []) for p in links_in(child)]
+        if links:
+            shown = ", ".join(f"{p} -> {os.readlink(p)}" for p in links[:5]) + (f" and {len(links) - 5} more" if len(links) > 5 else "")
+            raise DamagedVersionError(
+                f"{name} holds symbolic links: {shown}",
+                "a store holds its own files: replace each link with the real file or folder (cp -a --dereference), or remove it",
+                [str(p) for p in links],
+            )
 
     def multi_label(self, name: str) -> bool | None:
         """Whether ``name``'s versions carry tag lists (all of them do, or none: ``check_label_kind``); None before any version."""
@@ -353,6 +389,8 @@ class Store:
                 raise InputError(f"the store path {folder} is a file, not a folder", "pass --store with a folder (or move that file away)")
         try:
             for folder in folders:
+                if name and folder == self.dataset_dir(name) and not folder.exists():
+                    continue  # made when the first version is published: a refused audit leaves no empty dataset behind
                 folder.mkdir(parents=True, exist_ok=True)
                 probe = folder / f".write-probe-{uuid.uuid4().hex}"
                 probe.touch()
@@ -416,7 +454,8 @@ class Store:
                 raise NotLatestError(
                     f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})", "redo the change on the latest version; nothing was written"
                 )
-            for v in existing:  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
+            self.check_links(name)  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
+            for v in existing:
                 v.check()
             self.check_label_kind(name, S.info_of(data).multi_label)
             number = existing[-1].number + 1 if existing else 1
@@ -513,6 +552,7 @@ class Store:
         removed = []
         with self.lock(name):
             d = self.dataset_dir(name)
+            self.check_links(name)  # never remove through a link, nor leave one half-renamed
             for v in self.versions(name)[:-keep]:
                 record = v.path / RUN_RECORD
                 if record.is_file():

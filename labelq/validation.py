@@ -28,6 +28,13 @@ def _preview(values: Sequence, n: int = 5) -> str:
 def check_ids(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     """Ids must be non-empty strings, unique. Returns them as an Arrow string array (checked without a Python loop)."""
     col = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array([None if v is None else str(v) for v in ids], pa.string())
+    if pa.types.is_floating(col.type):  # a float id column: NaN would become the id "nan", and 1.0 the id "1.0"
+        nan = pc.indices_nonzero(pc.is_nan(col).fill_null(False)).to_numpy()
+        if len(nan):
+            raise InputError(
+                f"{plural(len(nan), 'row has', 'rows have')} NaN as its id (rows {_preview(nan.tolist())})",
+                "fill the id column (store ids as text or integers), or leave --id-column out so labelq derives stable ids from the content",
+            )
     col = col.cast(pa.string())
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     empty = pc.or_(col.is_null(), pc.equal(col, "")).fill_null(True)

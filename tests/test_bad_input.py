@@ -203,3 +203,40 @@ def test_benchmark_markdown_escapes_model_names():
     from labelq.benchmark.report import md_escape
 
     assert md_escape("cnn | *bold* <b>x</b>\n[l](u)") == r"cnn \| \*bold\* \<b\>x\</b\> \[l\]\(u\)"
+
+
+def _refused_audit_leaves_nothing(tmp_path, source, *args: str, phrases: tuple[str, ...]) -> None:
+    store = tmp_path / "store"
+    out = run("audit", str(source), "--name", "bad", "--store", str(store), *QUICK, *args)
+    assert_clear(out, *phrases)
+    assert not (store / "datasets" / "bad").exists()  # no empty dataset folder is left behind
+
+
+def test_a_truncated_parquet_source(tmp_path, digits):
+    whole = tmp_path / "digits.parquet"
+    pq.write_table(digits, whole)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    _refused_audit_leaves_nothing(tmp_path, cut, phrases=("the Parquet source", "cannot be read", "truncated"))
+
+
+def test_float_ids_with_nan_are_refused(tmp_path):
+    rows = _mail_rows()
+    table = pa.table({"key": [float(i) for i in range(len(rows) - 1)] + [float("nan")], "text": [t for t, _ in rows], "label": [c for _, c in rows]})
+    pq.write_table(table, tmp_path / "mail.parquet")
+    _refused_audit_leaves_nothing(tmp_path, tmp_path / "mail.parquet", "--id-column", "key", phrases=("NaN as its id", "rows 59"))
+
+
+def test_a_csv_without_line_breaks_is_named_so(tmp_path):
+    path = tmp_path / "one-line.csv"
+    with open(path, "w") as fh:
+        fh.write("text,label\n")
+        for _ in range(70):  # 70 MiB in one row: longer than any row labelq reads from a CSV
+            fh.write("x" * 2**20)
+    _refused_audit_leaves_nothing(tmp_path, path, phrases=("longer than 64 MiB", "line break"))
+    long_row = tmp_path / "long-row.csv"  # a row of 3 MiB (past pyarrow's 1 MiB block) is read
+    rows = _mail_rows()
+    long_row.write_text("text,label\n" + "\n".join(f"{t},{c}" for t, c in [("y" * 3 * 2**20, "ham"), *rows]) + "\n")
+    from labelq.ingest.files import read_csv
+
+    assert read_csv(long_row).table.num_rows == len(rows) + 1

@@ -239,3 +239,81 @@ def test_publish_hooks_update_derived_files_and_a_failing_one_does_not_unpublish
     assert [x.tag for x in store.versions("dg")] == ["v0001", "v0002", plain.tag, v4.tag] and not v4.verify()
     out = run("versions", "dg", "--store", str(store.root))  # the next reader heals the catalog
     assert out.exit_code == 0 and catalog.stat().st_mtime_ns != before
+
+
+@pytest.mark.parametrize("link", ["version folder", "part file", "review log"])
+def test_symbolic_links_in_a_dataset_are_refused_by_every_command(store, tmp_path, link):
+    """Even a link to an identical copy outside the store: a version holds its own files. Every command names the link."""
+    v2 = store.version("dg")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if link == "version folder":
+        target, path = outside / "v0002", v2.path
+        shutil.copytree(path, target)
+        shutil.rmtree(path)
+    elif link == "part file":
+        path = v2.path / "data" / "part-00000.parquet"
+        target = outside / "part.parquet"
+        shutil.copy(path, target)
+        path.unlink()
+    else:
+        path = store.dataset_dir("dg") / "reviews" / "v0002.jsonl"
+        path.parent.mkdir()
+        target = outside / "log.jsonl"
+        target.write_text("")
+    path.symlink_to(target)
+    root = str(store.root)
+    out = run("verify", "dg", "--store", root)
+    assert out.exit_code == 1 and f"{path}" in out.output and "symbolic link" in out.output, out.output
+    for args in [
+        ["versions", "dg", "--store", root],
+        ["issues", "dg", "--store", root],
+        ["query", "dg", "SELECT count(*) FROM latest", "--store", root],
+        ["report", "dg", "--store", root],
+        ["relabel", "dg", "--store", root, "--no-prefect"],
+        ["export", "dg", "--store", root, "-o", str(tmp_path / "out")],
+        ["gc", "dg", "--store", root, "--keep", "1"],
+        ["audit", "digits", "--name", "dg", "--store", root, *AUDIT],
+    ]:
+        res = run(*args)
+        if link == "review log" and args[0] in ("report", "export"):  # they read one version, which is intact
+            assert res.exit_code == 0, (args, res.output)
+            continue
+        assert res.exit_code == 2 and "symbolic link" in res.output and str(path) in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+    assert [v.tag for v in store.versions("dg")] == ["v0001", "v0002"]  # nothing published on top, nothing removed
+    assert not list(store.dataset_dir("dg").glob(".tmp-*")) and sorted(p.name for p in outside.iterdir()) == [target.name]
+
+
+def test_verify_finds_a_forged_catalog(store):
+    """A ``latest`` view that serves another version (with a matching catalog_state): any tool opening the catalog would read it."""
+    catalog = store.dataset_dir("dg") / "catalog.duckdb"
+    assert run("verify", "dg", "--store", str(store.root)).exit_code == 0
+    con = duckdb.connect(str(catalog))
+    try:
+        con.execute(f"SET file_search_path = '{catalog.parent}'")
+        con.execute("CREATE OR REPLACE VIEW latest AS SELECT * FROM rows WHERE version = 1")
+        con.execute("CREATE TABLE extra AS SELECT 42 AS x")
+    finally:
+        con.close()
+    out = run("verify", "dg", "--store", str(store.root))
+    assert out.exit_code == 1, out.output
+    assert "view latest differs from labelq's definition" in out.output and "table extra is not labelq's" in out.output
+    assert "delete the catalog.duckdb file" in out.output
+    catalog.unlink()
+    assert run("versions", "dg", "--store", str(store.root)).exit_code == 0  # rebuilt
+    assert run("verify", "dg", "--store", str(store.root)).exit_code == 0
+
+
+def test_export_keeps_files_it_did_not_write_and_refuses_paths_it_cannot_write(store, tmp_path):
+    root = str(store.root)
+    out = tmp_path / "train"
+    assert run("export", "dg", "--store", root, "-o", str(out)).exit_code == 0
+    (out / "notes.md").write_text("my notes")
+    res = run("export", "dg", "--store", root, "-o", str(out), "--overwrite")
+    assert res.exit_code == 2 and "notes.md" in res.output and "did not write" in res.output
+    assert (out / "notes.md").read_text() == "my notes" and (out / "export.json").exists()
+    (tmp_path / "afile").write_text("x")
+    for bad in ["/proc/self/x", str(tmp_path / "afile" / "sub")]:
+        res = run("export", "dg", "--store", root, "-o", bad)
+        assert res.exit_code == 2 and "cannot be written" in res.output and "Traceback" not in res.output, (bad, res.output)

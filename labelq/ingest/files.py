@@ -57,15 +57,57 @@ def read_hf_disk(path: Path, split: str | None) -> RawSource:
 def read_parquet(path: Path, defer: bool = False) -> RawSource:
     """A Parquet file, or a folder of them. ``defer``: read only the schema now (``RawSource.deferred_from``);
     ingest reads the columns it needs with ``read_parquet_columns``."""
-    if defer:
-        return RawSource(parquet_schema(path).empty_table(), description=f"Parquet {path}", deferred_from=path)
-    return RawSource(read_parquet_columns(path), description=f"Parquet {path}")
+    try:
+        if defer:
+            return RawSource(parquet_schema(path).empty_table(), description=f"Parquet {path}", deferred_from=path)
+        return RawSource(read_parquet_columns(path), description=f"Parquet {path}")
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"the Parquet source {path} cannot be read ({str(exc).splitlines()[0]})",
+            "it is truncated or not Parquet: write it again (or restore it), then audit again",
+        ) from exc
 
 
 def read_parquet_columns(path: Path, columns: list[str] | None = None) -> pa.Table:
     """``columns`` (all when None) of a Parquet file or folder of them."""
     # a single file through ParquetFile: pq.read_table goes through pyarrow.dataset, whose import (with pandas) costs ~58 MB
     return pq.ParquetFile(path).read(columns=columns) if path.is_file() else pq.ParquetDataset(path).read(columns=columns)
+
+
+CSV_BLOCK_BYTES = 2**20  # pyarrow's default: a row must fit in a block
+CSV_MAX_ROW_BYTES = 64 * 2**20  # longer rows are refused: a text of 64 MiB is no example, and a file without line breaks is no table
+
+
+def _read_csv_rows(path: Path, encoding: str | None) -> pa.Table:
+    """``pyarrow.csv.read_csv``, with blocks grown (up to ``CSV_MAX_ROW_BYTES``) when a row does not fit in one."""
+    block = CSV_BLOCK_BYTES
+    while True:
+        try:
+            return pcsv.read_csv(path, read_options=pcsv.ReadOptions(encoding=encoding or "utf8", block_size=block))
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block >= CSV_MAX_ROW_BYTES:
+                raise
+            block *= 4
+
+
+def _has_longer_line(path: Path, limit: int) -> bool:
+    """Whether a line of ``path`` (its bytes, compressed or not) runs longer than ``limit`` bytes; read in 8 MiB chunks."""
+    import gzip
+
+    run = 0
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+        while chunk := fh.read(8 * 2**20):
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                run += len(chunk)
+            else:
+                first = chunk.find(b"\n")
+                if run + first > limit or any(len(line) > limit for line in chunk[first + 1 : end].split(b"\n")):
+                    return True
+                run = len(chunk) - end - 1
+            if run > limit:
+                return True
+    return False
 
 
 def read_csv(path: Path, encoding: str | None = None) -> RawSource:
@@ -80,9 +122,14 @@ def read_csv(path: Path, encoding: str | None = None) -> RawSource:
         except LookupError as exc:
             raise InputError(f"unknown encoding {encoding!r}", "use a codec name Python knows, e.g. utf-8, latin-1, cp1252") from exc
     try:
-        table = pcsv.read_csv(path, read_options=pcsv.ReadOptions(encoding=encoding or "utf8"))
+        table = _read_csv_rows(path, encoding)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         text = str(exc)
+        if "straddl" in text or _has_longer_line(path, CSV_MAX_ROW_BYTES):
+            raise InputError(
+                f"the CSV file {path} has a row longer than {CSV_MAX_ROW_BYTES // 2**20} MiB (or no line breaks where rows should end)",
+                "check that each row ends with a line break; keep very long inputs in a Parquet file instead",
+            ) from exc
         if "UTF8" in text or "utf-8" in text.lower() or isinstance(exc, UnicodeDecodeError):
             raise InputError(
                 f"the CSV file {path} is not valid {encoding or 'UTF-8'} text ({text.splitlines()[0]})",

@@ -93,6 +93,17 @@ def check_export_target(out: Path, store_root: Path, overwrite: bool) -> None:
             raise InputError(
                 f"{out} is not an earlier labelq export (it has no export.json); --overwrite replaces only exports", "choose a new or empty folder"
             )
+        try:
+            ours = set(json.loads((out / "export.json").read_text())["files"]) | {"export.json"}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{out}/export.json is not a labelq export manifest ({exc})", "choose a new or empty folder") from None
+        others = sorted(str(p.relative_to(out)) for p in out.rglob("*") if not p.is_dir() and str(p.relative_to(out)) not in ours)
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise InputError(
+                f"{out} holds files that the earlier export did not write: {shown}; --overwrite would delete them",
+                "move them out of the folder, or export to a new folder",
+            )
 
 
 def export_training(version: Version, out: str | Path, policy: str = "auto-fix", overwrite: bool = False) -> dict:
@@ -117,6 +128,11 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
     tmp = out.parent / f".tmp-export-{uuid.uuid4().hex}"
     try:
         tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise InputError(
+            f"the export cannot be written to {out} ({exc.strerror}: {exc.filename})", "choose a folder you can write to, e.g. -o train/"
+        ) from None
+    try:
         files = {}
         for split in sorted(set(table[S.SPLIT].to_pylist())):
             part = S.with_info(table.filter(pc.equal(table[S.SPLIT], split)), meta_info)
