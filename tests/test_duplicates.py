@@ -247,4 +247,58 @@ def test_tabular_copies_in_wine(tmp_path):
     n = len(wine)
     assert all(checks.set_id[n + j] >= 0 and checks.set_id[n + j] == checks.set_id[i] for j, i in enumerate(sources))  # recall 1.0
     assert set(np.flatnonzero(checks.set_id >= 0)) == set(sources) | set(range(n, n + 10))  # precision 1.0
-    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info["space"] == "robust-standardized"
+    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info["space"] == "standardized"
+
+
+def _pixel_table(X: np.ndarray, y: np.ndarray) -> pa.Table:
+    """Rows of pixels as numeric columns (a tabular dataset), ready for the checks."""
+    from labelq.ingest import examples_from_raw
+    from labelq.ingest.builtin import RawSource
+
+    names = [f"px{j}" for j in range(X.shape[1])]
+    table = pa.table({"id": [f"r{i:05d}" for i in range(len(y))], "label": y.astype(np.int64), **{n: X[:, j] for j, n in enumerate(names)}})
+    return examples_from_raw(RawSource(table, "label", [str(c) for c in range(10)], "id", feature_columns=names))
+
+
+def test_noisy_copies_among_near_constant_columns_are_found_as_datalab_finds_them():
+    """Digits' 64 pixels as columns (the edge pixels are near-constant): 40 copies with N(0, 0.3) noise on every pixel.
+    Divided by their own tiny spread, the edge pixels' noise hid every copy (2 of 80 rows found); Datalab finds all 80."""
+    from cleanlab import Datalab
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(11)
+    pick = rng.choice(len(X), 40, replace=False)
+    X = np.vstack([X, np.clip(X[pick] + rng.normal(0, 0.3, (40, 64)), 0, 16)])
+    y = np.concatenate([y, y[pick]])
+    planted = np.zeros(len(y), bool)
+    planted[pick] = planted[-40:] = True
+    checks = check_neighbors(_pixel_table(X, y))
+    found = checks.is_near_duplicate
+    assert (found & planted).sum() == 80 and not (found & ~planted).any()
+    lab = Datalab(data={"label": y}, label_name="label", verbosity=0)
+    lab.find_issues(features=X, issue_types={"near_duplicate": {}})
+    assert (lab.get_issues()["is_near_duplicate_issue"].to_numpy() == found).all()  # the same rows as cleanlab's Datalab
+    # each copy is in one set with its original
+    assert all(checks.set_id[p] == checks.set_id[len(y) - 40 + i] for i, p in enumerate(pick))
+
+
+def test_columns_of_very_different_scales_with_a_near_constant_one():
+    """Breast-cancer's 30 columns (scales 0.001 to 1,000) plus a column that is 0 in 99% of rows: 20 copies with 0.02 standard
+    deviations of noise are found at precision 1.0, whatever the units."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(3)
+    rare = np.zeros(len(X))
+    rare[rng.choice(len(X), 6, replace=False)] = rng.uniform(1, 5, 6)
+    X = np.column_stack([X, rare])
+    pick = rng.choice(len(X), 20, replace=False)
+    X = np.vstack([X, X[pick] + rng.normal(0, 0.02, (20, X.shape[1])) * X.std(axis=0)])
+    y = np.concatenate([y, y[pick]])
+    planted = np.zeros(len(y), bool)
+    planted[pick] = planted[-20:] = True
+    found = check_neighbors(_pixel_table(X, y)).is_near_duplicate
+    assert (found & planted).sum() == 40 and not (found & ~planted).any()
+    scaled = check_neighbors(_pixel_table(X * np.geomspace(1e-3, 1e3, X.shape[1]), y)).is_near_duplicate  # other units, the same rows
+    assert (scaled == found).all()
