@@ -13,6 +13,7 @@ each in its own process, with its wall time and peak resident memory:
     python bench/scale.py 200000x10 --alone   # only the sizes named, side by side; --alone SIZES: labelq alone
     python bench/scale.py 200000x10 --alone --profile   # also where labelq's time goes (cProfile, top 15)
     python bench/scale.py 1000000x10 --alone --payload 1000   # the labels file also holds 1 KB of text a row
+    python bench/scale.py 1000000x10 --alone --extra-column   # and a column x (a float a row): an input labelq reads
 
 cleanlab is left out of the largest sizes: it needs the whole array in memory several times over
 (1.4 GB at 1M x 100), 15 GB and more at 10M x 100.
@@ -34,10 +35,11 @@ from _common import print_table  # noqa: E402
 from audit_speed import WRAPPER  # noqa: E402
 
 
-def make_data(folder: Path, n: int, k: int, seed: int = 0, payload: int = 0) -> tuple[Path, Path]:
+def make_data(folder: Path, n: int, k: int, seed: int = 0, payload: int = 0, extra: bool = False) -> tuple[Path, Path]:
     """Write ``pred_probs.npy`` (float32) and ``labels.parquet``, chunk by chunk (the big sizes do not fit twice).
     ``payload`` > 0: the Parquet file also has a ``text`` column of that many random letters a row, written
-    by row groups (the inputs that an audit with given pred_probs never needs)."""
+    by row groups (the inputs that an audit with given pred_probs never needs). ``extra``: one more column,
+    ``x`` (a float a row), beside ``id`` and ``label``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -60,6 +62,8 @@ def make_data(folder: Path, n: int, k: int, seed: int = 0, payload: int = 0) -> 
     del out
     ids = pa.array([f"r{i}" for i in range(n)], pa.string())
     table = pa.table({"id": ids, "label": pa.array(labels)})
+    if extra:
+        table = table.append_column("x", pa.array(rng.normal(size=n)))
     if not payload:
         pq.write_table(table, labels_path)
         return probs_path, labels_path
@@ -74,11 +78,11 @@ def make_data(folder: Path, n: int, k: int, seed: int = 0, payload: int = 0) -> 
     return probs_path, labels_path
 
 
-def make_data_apart(folder: Path, n: int, k: int, payload: int = 0) -> tuple[Path, Path]:
+def make_data_apart(folder: Path, n: int, k: int, payload: int = 0, extra: bool = False) -> tuple[Path, Path]:
     """``make_data`` in a child process. The peak resident memory a child reports (``ru_maxrss``) is kept
     across ``exec`` from the moment it was forked, so a parent that had just built 10M ids would lend
     the tools its own size: this process stays small, and each tool's figure is its own."""
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from pathlib import Path; from scale import make_data; make_data(Path(sys.argv[1]), {n}, {k}, payload={payload})"
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from pathlib import Path; from scale import make_data; make_data(Path(sys.argv[1]), {n}, {k}, payload={payload}, extra={extra})"
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True)
     return folder / "pred_probs.npy", folder / "labels.parquet"
 
@@ -154,13 +158,14 @@ def main() -> None:
     ap.add_argument("sizes", nargs="*", default=["1000000x10", "1000000x100", "200000x1000"], help="N x K side by side with cleanlab, e.g. 1000000x10")
     ap.add_argument("--alone", nargs="*", default=["10000000x100", "20000000x100"], help="N x K for labelq alone (none: --alone with no sizes)")
     ap.add_argument("--payload", type=int, default=0, help="Bytes of text a row in the labels' Parquet file (inputs no model reads).")
+    ap.add_argument("--extra-column", action="store_true", help="The labels' Parquet file also holds a column x (a float a row).")
     ap.add_argument("--profile", action="store_true", help="Profile labelq's run and print the 15 most expensive calls.")
     args = ap.parse_args()
     rows = []
     for size, alone in [*((s, False) for s in args.sizes), *((s, True) for s in args.alone)]:
         n, k = (int(x) for x in size.lower().split("x"))
         with tempfile.TemporaryDirectory() as tmp:
-            probs_path, labels_path = make_data_apart(Path(tmp), n, k, args.payload)
+            probs_path, labels_path = make_data_apart(Path(tmp), n, k, args.payload, args.extra_column)
             mb, data_mb = probs_path.stat().st_size / 1e6, labels_path.stat().st_size / 1e6
             cl = None if alone else run_cleanlab(probs_path, labels_path)
             lq = run_labelq(probs_path, labels_path, args.profile)
