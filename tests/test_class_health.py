@@ -41,3 +41,25 @@ def test_a_planted_overlap_and_a_rare_class_top_the_report(tmp_path, digits):
 def test_without_an_estimate_only_the_imbalance_is_given():
     out = class_health(np.array([0] * 99 + [1]), None, ["a", "b"])
     assert out["imbalanced_classes"] == ["b"] and "overlapping_classes" not in out and "label_quality" not in out["per_class"][0]
+
+
+def test_the_formulas_equal_cleanlabs_functions_over_the_same_joint():
+    """labelq computes cleanlab.dataset's three summaries in numpy (no cleanlab or pandas import in an audit): the same numbers."""
+    from cleanlab.dataset import find_overlapping_classes, overall_label_health_score, rank_classes_by_label_quality
+
+    rng = np.random.default_rng(4)
+    joint = rng.dirichlet(np.ones(36) * 0.3).reshape(6, 6) + np.eye(6) * 0.5
+    joint /= joint.sum()
+    names, n = [f"c{i}" for i in range(6)], 5000
+    labels = rng.integers(0, 6, n)
+    ours = class_health(labels, joint, names)
+    for r in rank_classes_by_label_quality(joint=joint, num_examples=n, class_names=names).to_dict("records"):
+        mine = ours["per_class"][int(r["Class Index"])]
+        assert mine["label_issues"] == r["Label Issues"] and mine["inverse_label_issues"] == r["Inverse Label Issues"]
+        assert np.isclose(mine["label_noise"], r["Label Noise"]) and np.isclose(mine["inverse_label_noise"], r["Inverse Label Noise"])
+        assert np.isclose(mine["label_quality"], r["Label Quality Score"])
+    theirs = [r for r in find_overlapping_classes(joint=joint, num_examples=n, class_names=names).to_dict("records") if r["Num Overlapping Examples"] > 0]
+    assert [(o["class_a"], o["class_b"], o["overlapping_rows"]) for o in ours["overlapping_classes"]] == [
+        (r["Class Name A"], r["Class Name B"], r["Num Overlapping Examples"]) for r in theirs[:10]
+    ]
+    assert np.isclose(ours["overall_label_health"], overall_label_health_score(joint=joint, num_examples=n, verbose=False))

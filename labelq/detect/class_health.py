@@ -1,7 +1,9 @@
 """Class-level health: imbalance, per-class label quality and overlapping classes.
 
 From the rows' labels and confident learning's estimated joint ``P(given, true)`` (``noise.parquet``),
-with cleanlab's own functions over that joint (``cleanlab.dataset``):
+with the formulas of cleanlab's functions over that joint (``cleanlab.dataset``), in numpy: importing
+cleanlab and pandas for a K x K matrix cost an audit of given pred_probs more time than all of its
+confident learning (``bench/scale.py``); ``tests/test_class_health.py`` checks them against cleanlab's:
 
 - **imbalance**: a class is under-represented when its share of the rows is below
   ``IMBALANCE_THRESHOLD / K`` (cleanlab Datalab's class-imbalance rule, which flags only the rarest
@@ -37,30 +39,32 @@ def class_health(labels: np.ndarray, joint: np.ndarray | None, class_names: list
     out: dict[str, Any] = {"imbalance_threshold": line, "imbalanced_classes": [p["class_name"] for p in per_class if p["imbalanced"]], "per_class": per_class}
     if joint is None or n == 0:
         return out
-    from cleanlab.dataset import find_overlapping_classes, overall_label_health_score, rank_classes_by_label_quality
-
     joint = np.asarray(joint, dtype=np.float64)
-    ranked = rank_classes_by_label_quality(joint=joint, num_examples=n, class_names=class_names)
-    for r in ranked.to_dict("records"):
-        per_class[int(r["Class Index"])].update(
+    given, true, diagonal = joint.sum(axis=1), joint.sum(axis=0), joint.diagonal()
+    noise = (given - diagonal) / np.clip(given, 1e-6, None)  # rank_classes_by_label_quality: p(true != k | given = k)
+    inverse = (true - diagonal) / np.clip(true, 1e-6, None)
+    for i in range(k):
+        per_class[i].update(
             {
-                "label_issues": int(r["Label Issues"]),
-                "inverse_label_issues": int(r["Inverse Label Issues"]),
-                "label_noise": float(r["Label Noise"]),
-                "inverse_label_noise": float(r["Inverse Label Noise"]),
-                "label_quality": float(r["Label Quality Score"]),
+                "label_issues": int(np.round((given[i] - diagonal[i]) * n)),
+                "inverse_label_issues": int(np.round((true[i] - diagonal[i]) * n)),
+                "label_noise": float(noise[i]),
+                "inverse_label_noise": float(inverse[i]),
+                "label_quality": float(1 - noise[i]),
             }
         )
-    overlaps = find_overlapping_classes(joint=joint, num_examples=n, class_names=class_names)
+    both = np.triu(joint, 1) + np.tril(joint, -1).T  # find_overlapping_classes: each pair's joint probability, both ways
+    a, b = np.triu_indices(k, 1)
+    order = np.argsort(-both[a, b], kind="stable")
     out["overlapping_classes"] = [
         {
-            "class_a": r["Class Name A"],
-            "class_b": r["Class Name B"],
-            "overlapping_rows": int(r["Num Overlapping Examples"]),
-            "joint_probability": float(r["Joint Probability"]),
+            "class_a": class_names[a[j]],
+            "class_b": class_names[b[j]],
+            "overlapping_rows": int(np.round(both[a[j], b[j]] * n)),
+            "joint_probability": float(both[a[j], b[j]]),
         }
-        for r in overlaps.to_dict("records")[:TOP_OVERLAPS]
-        if r["Num Overlapping Examples"] > 0
+        for j in order[:TOP_OVERLAPS]
+        if np.round(both[a[j], b[j]] * n) > 0
     ]
-    out["overall_label_health"] = float(overall_label_health_score(joint=joint, num_examples=n, verbose=False))
+    out["overall_label_health"] = float(joint.trace())  # overall_label_health_score from the joint
     return out
