@@ -53,6 +53,20 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+def reading_commands(store: Store, out) -> list[list[str]]:
+    """Every command that reads dg's versions (and the audit, which reads the earlier ones), as argument lists."""
+    root = str(store.root)
+    return [
+        ["versions", "dg", "--store", root],
+        ["issues", "dg", "--store", root],
+        ["query", "dg", "SELECT count(*) FROM latest", "--store", root],
+        ["report", "dg", "--store", root],
+        ["relabel", "dg", "--store", root, "--no-prefect"],
+        ["export", "dg", "--store", root, "-o", str(out)],
+        ["audit", "digits", "--name", "dg", "--store", root, *AUDIT],
+    ]
+
+
 def test_verify_passes_an_intact_store_and_names_each_damaged_file(store):
     out = run("verify", "dg", "--store", str(store.root))
     assert out.exit_code == 0, out.output
@@ -85,17 +99,7 @@ def test_every_reading_command_refuses_a_damaged_version(store, tmp_path, damage
     else:
         _truncate(v2.path / "pred_probs.parquet")
         named = "pred_probs.parquet"
-    root = str(store.root)
-    commands = [
-        ["versions", "dg", "--store", root],
-        ["issues", "dg", "--store", root],
-        ["query", "dg", "SELECT count(*) FROM latest", "--store", root],
-        ["report", "dg", "--store", root],
-        ["relabel", "dg", "--store", root, "--no-prefect"],
-        ["export", "dg", "--store", root, "-o", str(tmp_path / "out")],
-        ["audit", "digits", "--name", "dg", "--store", root, *AUDIT],
-    ]
-    for args in commands:
+    for args in reading_commands(store, tmp_path / "out"):
         out = run(*args)
         assert out.exit_code == 2, (args, out.output)
         assert "dg v0002 is damaged" in out.output and named in out.output, (args, out.output)
@@ -265,16 +269,7 @@ def test_symbolic_links_in_a_dataset_are_refused_by_every_command(store, tmp_pat
     root = str(store.root)
     out = run("verify", "dg", "--store", root)
     assert out.exit_code == 1 and f"{path}" in out.output and "symbolic link" in out.output, out.output
-    for args in [
-        ["versions", "dg", "--store", root],
-        ["issues", "dg", "--store", root],
-        ["query", "dg", "SELECT count(*) FROM latest", "--store", root],
-        ["report", "dg", "--store", root],
-        ["relabel", "dg", "--store", root, "--no-prefect"],
-        ["export", "dg", "--store", root, "-o", str(tmp_path / "out")],
-        ["gc", "dg", "--store", root, "--keep", "1"],
-        ["audit", "digits", "--name", "dg", "--store", root, *AUDIT],
-    ]:
+    for args in [*reading_commands(store, tmp_path / "out"), ["gc", "dg", "--store", root, "--keep", "1"]]:
         res = run(*args)
         if link == "review log" and args[0] in ("report", "export"):  # they read one version, which is intact
             assert res.exit_code == 0, (args, res.output)
