@@ -19,6 +19,7 @@ time, stops at ``max_rows`` and interrupts the statement past its ``timeout``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -156,8 +157,11 @@ def catalog_hook(store, version) -> None:
 
 
 def _catalog_state(store, name: str) -> str:
-    """What a current catalog was built over: the published versions and labelq's views."""
-    return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS)})
+    """What a current catalog was built over: the published versions, labelq's views and their SQL (a catalog
+    built by a labelq whose views read differently is rebuilt by the next command)."""
+    views = [sql_name(v, m) for v in (*VIEWS, "column_group", "history") for m in (False, True)]
+    digest = hashlib.sha256("".join(load_sql(v) for v in dict.fromkeys(views)).encode()).hexdigest()[:16]
+    return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS), "sql": digest})
 
 
 def refresh_catalog(store, name: str) -> Path:

@@ -107,3 +107,40 @@ def test_diff_between_versions_and_version_changes_view(tmp_path):
     con.execute("DROP VIEW version_changes")
     con.close()
     assert run_query(store, "digits", "SELECT count(*) AS n FROM version_changes").to_pylist()[0]["n"] >= 1
+
+
+def test_the_catalog_file_answers_from_its_folder_and_from_elsewhere(published, tmp_path, monkeypatch):
+    """As the README says: open catalog.duckdb with the duckdb package from the dataset's folder (relative globs give
+    'v0001/data/...', with no separator before the version), or from anywhere with file_search_path. Every view answers."""
+    import duckdb
+
+    from labelq.relabel import relabel
+
+    store = Store(tmp_path / "copy")
+    shutil.copytree(published.root, store.root)
+    relabel(name="dg", store=str(store.root))  # a re-label: group files joined back by version
+    published, folder = store, store.dataset_dir("dg")
+    expected = {view: run_query(published, "dg", f"SELECT count(*) AS n FROM {view}")["n"][0].as_py() for view in VIEWS}
+    expected_versions = run_query(published, "dg", "SELECT version, count(*) AS n FROM rows GROUP BY version ORDER BY version").to_pylist()
+
+    def answers(con) -> None:
+        for view in VIEWS:
+            assert con.execute(f"SELECT count(*) FROM {view}").fetchone()[0] == expected[view], view
+        got = [{"version": v, "n": n} for v, n in con.execute("SELECT version, count(*) FROM rows GROUP BY version ORDER BY version").fetchall()]
+        assert got == expected_versions and [r["version"] for r in got] == [1, 2, 3]
+        assert con.execute("SELECT count(*) FROM latest WHERE label_source IS NOT NULL OR label_source IS NULL").fetchone()[0] == expected["latest"]
+        assert con.execute("SELECT count(*) FROM history").fetchone()[0] == 2
+
+    monkeypatch.chdir(folder)
+    con = duckdb.connect("catalog.duckdb", read_only=True)
+    try:
+        answers(con)
+    finally:
+        con.close()
+    monkeypatch.chdir(tmp_path)
+    con = duckdb.connect(str(folder / "catalog.duckdb"), read_only=True)
+    try:
+        con.execute(f"SET file_search_path = '{folder}'")
+        answers(con)
+    finally:
+        con.close()
