@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import resource
 import time
 from collections.abc import Callable
@@ -61,5 +60,6 @@ def print_table(rows: list[dict], title: str = "") -> str:
 
 
 def offline_env() -> None:
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(var, "1")
+    from labelq.offline import HUBS, set_defaults
+
+    set_defaults(HUBS)

@@ -1,8 +1,7 @@
 """Prefect flows of labelq (installed as ``labelq.flows``). Each flow composes library steps as tasks."""
 
-import os
+from labelq.offline import LOGS, set_defaults
 
-# labelq's progress (folds, epochs, rows) goes to Prefect's logs too; set before Prefect configures logging
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "labelq")
-# the library also logs outside flow runs (plain Python use): that is not an error
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# labelq's progress (folds, epochs, rows) goes to Prefect's logs too, and the library's logs outside flow runs are
+# no error: set before Prefect configures logging
+set_defaults(LOGS)

@@ -18,13 +18,12 @@ import datetime as dt
 from pathlib import Path
 
 from labelq.errors import InputError, SchedulerError
+from labelq.offline import RUN_ENV
 from labelq.pipeline import AuditConfig
 
 FLOW_NAME = "labelq-audit"
 POOL = "labelq"
 TAG = "labelq"
-# The environment of each scheduled run: offline hubs, and labelq's progress lines in the run's Prefect logs.
-RUN_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq"}
 
 
 def api_url() -> str:

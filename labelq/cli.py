@@ -12,18 +12,9 @@ from typing import Any
 import click
 
 from .errors import LabelqError
+from .offline import set_defaults
 
-for _var, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_UI_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
-    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-}.items():
-    os.environ.setdefault(_var, _value)
+set_defaults()
 
 
 def format_table(rows: list[dict], max_width: int = 60) -> str:

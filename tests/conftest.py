@@ -5,19 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 
-_PREFECT_HOME = tempfile.mkdtemp(prefix="labelq-prefect-")
-for var, value in {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_HOME": _PREFECT_HOME,
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_UI_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "labelq",
-    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-}.items():
-    os.environ.setdefault(var, value)
+from labelq.offline import ENV, set_defaults  # imports no Prefect and no Hugging Face
+
+set_defaults({**ENV, "PREFECT_HOME": tempfile.mkdtemp(prefix="labelq-prefect-")})
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from labelq.history import read_history
+from labelq.offline import PREFECT
 from labelq.store import Store
 
 
@@ -55,9 +56,7 @@ def prefect_server(tmp_path_factory):
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
+        **PREFECT,
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
