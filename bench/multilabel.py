@@ -2,7 +2,7 @@
 
 The data: every package APT's lists carry with Debtags (about 29,000), its name, section and one-line
 description, and its tags on at least 1% of the packages (50 tags). A first audit's unflagged rows are
-the clean base (Debtags carry many real errors of their own, see the README); in 5% of the base one
+the clean base (Debtags carry many real errors of their own, see docs/auditing.md); in 5% of the base one
 tag is removed (half the planted rows) or a tag the package lacks is added (the other half). Then,
 each in its own process, with wall time and peak memory:
 

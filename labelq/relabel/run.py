@@ -62,7 +62,7 @@ class RelabelConfig:
         default=0.9,
         type=float,
         show_default=True,
-        help="Probability of the other class needed for a correction without --target-precision (no guarantee: see the README).",
+        help="Probability of the other class needed for a correction without --target-precision (no guarantee: see docs/relabeling.md).",
     )
     both_min: float = 0.25
     pair_mass: float = 0.9
