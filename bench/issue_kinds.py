@@ -12,7 +12,7 @@ the argmax of pred_probs and calls them all wrong labels. Scored on the reviewed
 - issue-kind accuracy on the confirmed errors (correctable -> wrong_label, multi_label -> multi_label,
   neither -> out_of_distribution, non_agreement -> ambiguous);
 - the same for several ``fix_confidence`` thresholds (the trade-off between fixing and asking), and
-  with the noise-aware posterior (``labelq.relabel.kinds.noise_aware``) in place of pred_probs.
+  with the noise-aware posterior (``labelq.kinds.noise_aware``) in place of pred_probs.
 
     python bench/issue_kinds.py [--data ../shared/benchmarks/label-errors]
 """
@@ -70,7 +70,7 @@ def confusion(dataset: str, items: list[dict], flagged: np.ndarray, kind: np.nda
 
 def main() -> None:
     from labelq.detect import find_label_issues
-    from labelq.relabel.kinds import KindRule, classify, noise_aware
+    from labelq.kinds import KindRule, classify, noise_aware
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)

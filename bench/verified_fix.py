@@ -17,7 +17,7 @@ Data:
   7 minutes on 2 cores): a weak model (accuracy 0.77), where few corrections can be certified.
 
 For each sample size, 200 draws: a uniformly random sample of the population is "reviewed", the rule is
-chosen (``labelq.relabel.precision.choose_rule``, target P, confidence C) and applied to the population
+chosen (``labelq.precision.choose_rule``, target P, confidence C) and applied to the population
 outside the sample. Reported: the mean number of corrections and their mean precision outside the sample
 (over draws that correct anything), and the share of draws whose precision outside the sample meets P
 (a draw that corrects nothing meets it). It should be at least C. Beside them: today's default
@@ -99,8 +99,8 @@ def fashion(n: int = 20_000, seed: int = 0) -> dict:
 
 
 def run(case: dict, sizes: tuple[int, ...], target: float, confidence: float, draws: int) -> list[dict]:
-    from labelq.relabel.kinds import classify
-    from labelq.relabel.precision import GRID, candidates, choose_rule
+    from labelq.kinds import classify
+    from labelq.precision import GRID, candidates, choose_rule
 
     labels, probs, pop, fix = case["labels"], case["probs"], case["population"], case["fix"]
     cand, score = candidates(probs, labels)

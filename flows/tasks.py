@@ -51,6 +51,15 @@ class PrefectRunner:
     def submitter(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return self._task(fn).submit
 
+    def dask_client(self) -> Any:
+        """The Dask client of the running flow's task runner (``labelq audit --cluster``), or None on another task runner."""
+        from prefect.context import FlowRunContext
+
+        task_runner = getattr(FlowRunContext.get(), "task_runner", None)
+        if task_runner is None or type(task_runner).__name__ != "DaskTaskRunner":
+            return None
+        return task_runner.client
+
     def run_info(self) -> dict:
         from prefect.runtime import flow_run
 

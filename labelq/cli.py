@@ -455,12 +455,13 @@ def history(name: str, store: str | None, limit: int) -> None:
 def gc(name: str, store: str | None, keep: int) -> None:
     """Remove all but the --keep latest versions of NAME. Kept versions never break (shared files are
     hard links); the removed versions' run records stay in the history."""
+    from .sql import catalog_hook
     from .store import Store, disk_bytes
 
     s = Store(store)
     s.version(name, check=False)  # a clear error when nothing is published
     before = disk_bytes(s.dataset_dir(name))
-    removed = s.gc(name, keep)
+    removed = s.gc(name, keep, hooks=(catalog_hook,))
     after = disk_bytes(s.dataset_dir(name))
     kept = [v.tag for v in s.versions(name)]
     click.echo(f"removed {len(removed)} versions of {name} ({', '.join(removed) or 'none'}); kept {', '.join(kept)}; {(before - after) / 2**20:,.1f} MiB freed")
@@ -687,7 +688,8 @@ def review_export(
     name: str, store: str | None, version: str | None, fmt: str, out: str, all_flagged: bool, limit: int | None, sample: int | None, seed: int
 ) -> None:
     """Write NAME's rows that need a person, or a random calibration sample of its flagged rows, to Label Studio import JSON or CSV."""
-    from .relabel.review import draw_sample, export_review, save_sample
+    from .relabel.review import export_review
+    from .relabel.samples import draw_sample, save_sample
     from .store import Store
 
     st = Store(store)

@@ -20,9 +20,9 @@ from .detect import Detection
 from .detect.neighbors import NeighborChecks
 from .detect.streaming_cl import ProbsChunks, take_rows
 from .errors import InputError
+from .kinds import audit_kinds
 from .multilabel import sure_tags, tag_lists
 from .options import option
-from .relabel.kinds import audit_kinds
 from .validation import check_fraction
 
 

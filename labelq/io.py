@@ -1,4 +1,4 @@
-"""The one place that writes to disk: atomic file writes and content hashes.
+"""The one place that writes to disk: atomic file writes and content hashes, and where the store lives by default.
 
 A file is written to a temporary name beside its target, flushed, fsynced and renamed into place,
 so a reader never sees half a file and a killed process leaves only a ``.tmp-*`` file behind.
@@ -16,6 +16,13 @@ from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+CACHE = "cache"  # <store>/cache/: folds, given pred_probs aligned to the rows, embeddings, judge votes
+
+
+def default_root() -> Path:
+    """The store's folder when none is given: ``$LABELQ_STORE``, else ``./data/store``."""
+    return Path(os.environ.get("LABELQ_STORE", "data/store"))
 
 
 def current_umask() -> int:

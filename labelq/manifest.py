@@ -85,7 +85,7 @@ class RelabelSection(Section):
     mean_set_size_flagged: float | None = None
     thresholds: list | None = None
     judge_evidence: bool | None = None
-    guarantee: dict | None = None  # --target-precision: the correction rule and its guarantee (``relabel.precision.FixRule``)
+    guarantee: dict | None = None  # --target-precision: the correction rule and its guarantee (``labelq.precision.FixRule``)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

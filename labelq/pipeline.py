@@ -267,19 +267,19 @@ def out_of_sample_accuracy(labels: np.ndarray, probs: np.ndarray | GivenProbs) -
 
 
 @step("confident-learning")
-def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs) -> Detection:
+def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, client: Any = None) -> Detection:
     """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array.
-    A multi-label dataset's tags go to cleanlab's multi-label filter (``labelq.detect.multilabel``)."""
+    A multi-label dataset's tags go to cleanlab's multi-label filter (``labelq.detect.multilabel``).
+    ``client``: a Dask client (the runner's, ``labelq audit --cluster``) whose workers run confident learning's passes."""
     if S.info_of(examples).multi_label:
         return detect_tags(given_labels(examples), whole(probs_of(pred_probs)), cfg.detect.filter_by)
     probs, labels = probs_of(pred_probs), examples[S.LABEL].to_numpy()
     if not getattr(cfg.detect.impl, "reads_chunks", False):
         probs = whole(probs)
     if isinstance(probs, GivenProbs) and isinstance(cfg.detect.impl, ConfidentLearning):
-        from .detect.dask_cl import dask_mapper, flow_dask_client
+        from .detect.dask_cl import dask_mapper
 
-        client = flow_dask_client()  # with --cluster: the passes run on the workers, each reading its own rows of the file
-        if client is not None:
+        if client is not None:  # with --cluster: the passes run on the workers, each reading its own rows of the file
             workers = max(1, len(client.scheduler_info()["workers"]))
             parts = row_ranges(len(labels), 2 * workers)
             log.info("confident learning on %d Dask workers, over %d row ranges of %s", workers, len(parts), probs.path)
@@ -467,7 +467,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
         del plan, fold_probs  # the models' inputs (70k decoded images: 55 MB) go before detect, publish and report
     # after the folds: what the check leaves resident (imports, BLAS buffers: Fashion-MNIST ~100 MB) does not add to training's peak
     duplicates = runner.run(duplicates_step, cfg, examples)
-    detection = runner.run(detect_step, cfg, examples, pred_probs)
+    detection = runner.run(detect_step, cfg, examples, pred_probs, runner.dask_client())
     votes = stats = None
     if cfg.judging.configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer
         from .judges.runner import ask_batch

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .detect.streaming_cl import ProbsChunks, argmax_of
-from .relabel.precision import lower_bound
+from .precision import lower_bound
 
 LEVEL = 0.05
 SUGGESTIONS = (

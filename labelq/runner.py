@@ -38,6 +38,9 @@ class Runner(Protocol):
     def run_info(self) -> dict:
         """What the manifest records about this run (the Prefect flow run), empty in process."""
 
+    def dask_client(self) -> Any:
+        """A Dask client whose workers can take steps' passes (``labelq audit --cluster``), or None."""
+
 
 class InProcess:
     """Every step in this process, one after the other."""
@@ -53,3 +56,6 @@ class InProcess:
 
     def run_info(self) -> dict:
         return {}
+
+    def dask_client(self) -> None:
+        return None

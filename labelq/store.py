@@ -50,7 +50,7 @@ from . import __version__
 from . import schema as S
 from .deferred import DeferredInputs
 from .errors import DamagedVersionError, InputError, NotLatestError, StoreError, VersionConflictError
-from .io import BatchSource, TableHasher, atomic_write_text, file_sha256, parquet_batches, write_parquet
+from .io import CACHE, BatchSource, TableHasher, atomic_write_text, default_root, file_sha256, parquet_batches, write_parquet
 from .manifest import Manifest
 
 MANIFEST = "manifest.json"
@@ -78,10 +78,6 @@ log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_RE = re.compile(r"^v(\d{4,})$")
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("LABELQ_STORE", "data/store"))
 
 
 def check_name(name: str) -> str:
@@ -302,7 +298,7 @@ class Store:
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / "cache"
+        return self.root / CACHE
 
     def dataset_dir(self, name: str) -> Path:
         return self.root / "datasets" / check_name(name)
@@ -520,11 +516,7 @@ class Store:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             version = Version(name, number, final)
-            for hook in hooks:
-                try:
-                    hook(self, version)
-                except Exception as exc:  # derived outputs: the version stands, and their next reader rebuilds them
-                    log.warning("published %s %s, but %s failed (%s); the next command that reads it rebuilds it", name, version.tag, hook.__name__, exc)
+            self._run_hooks(hooks, version, f"published {name} {version.tag}")
             return version
 
     def _record_unchanged(self, latest: Version, records: Callable[[Manifest], dict[str, dict]] | None, hooks) -> Version:
@@ -533,19 +525,24 @@ class Store:
             obj["published"] = False
             atomic_write_text(self.dataset_dir(latest.name) / "history" / f"{obj['run_id']}.json", json.dumps(obj, indent=1, default=_json_default))
         log.info("%s %s already holds these rows, predictions and results: published nothing, recorded the run", latest.name, latest.tag)
-        for hook in hooks:
-            try:
-                hook(self, latest)
-            except Exception as exc:  # derived outputs, as in publish
-                log.warning("recorded a run of %s, but %s failed (%s); the next command that reads it rebuilds it", latest.name, hook.__name__, exc)
+        self._run_hooks(hooks, latest, f"recorded a run of {latest.name}")
         return latest
 
-    def gc(self, name: str, keep: int) -> list[str]:
+    def _run_hooks(self, hooks: Sequence[Callable[[Store, Version], None]], version: Version, done: str) -> None:
+        """Update what is derived from the versions; a failing hook is logged (the change stands, and the next reader rebuilds it)."""
+        for hook in hooks:
+            try:
+                hook(self, version)
+            except Exception as exc:
+                log.warning("%s, but %s failed (%s); the next command that reads it rebuilds it", done, hook.__name__, exc)
+
+    def gc(self, name: str, keep: int, hooks: Sequence[Callable[[Store, Version], None]] = ()) -> list[str]:
         """Remove all but the ``keep`` latest versions of ``name``; returns the removed tags.
 
         Never breaks a kept version: shared files are hard links, which live while any version links
         them. Each removed version's run record moves to ``history/`` first (the history keeps every
-        run) and its reports go with it; review logs and calibration samples stay.
+        run) and its reports go with it; review logs and calibration samples stay. ``hooks(store, latest)``
+        then update what is derived from the versions (``labelq.sql.catalog_hook``), as after ``publish``.
         """
         if not isinstance(keep, int) or keep < 1:
             raise InputError(f"--keep must be a whole number of at least 1, got {keep!r}", "keep the latest version at least: --keep 1")
@@ -565,9 +562,7 @@ class Store:
                     report.unlink()
                 removed.append(v.tag)
             if removed:
-                from .sql import refresh_catalog
-
-                refresh_catalog(self, name)
+                self._run_hooks(hooks, self.versions(name)[-1], f"removed {len(removed)} versions of {name}")
         return removed
 
     def derive(

@@ -261,7 +261,8 @@ def test_benchmark_report_gives_multi_label_metrics(planted):
 
 def test_what_works_on_one_class_a_row_refuses_tags(planted, tmp_path):
     from labelq.relabel.localized import label_maps_step
-    from labelq.relabel.review import draw_sample, export_review
+    from labelq.relabel.review import export_review
+    from labelq.relabel.samples import draw_sample
 
     store = Store(planted["store"])
     version = store.version("debtags")

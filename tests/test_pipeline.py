@@ -167,6 +167,6 @@ def test_rows_the_choose_judges_say_fit_no_class_are_out_of_distribution(tmp_pat
     decision, detections, info = decide_step(cfg, pp, det, votes)
     assert [d.detector for d in detections] == ["confident_learning", "llm_judges", "ensemble"] and info["judged_rows"] == 2
     assert decision.is_label_issue.tolist() == [False, True, False]
-    from labelq.relabel.kinds import audit_kinds
+    from labelq.kinds import audit_kinds
 
     assert audit_kinds(decision.is_label_issue, decision.no_class).tolist() == ["ok", "out_of_distribution", "ok"]

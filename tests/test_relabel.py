@@ -342,7 +342,7 @@ def test_the_effective_label_has_one_meaning_in_python_and_sql(store):
 
 
 def test_a_reviewer_s_answer_gives_one_kind():
-    from labelq.relabel.kinds import audit_kinds, review_kind
+    from labelq.kinds import audit_kinds, review_kind
 
     assert [review_kind(c, 2) for c in ([], [2], [3], [2, 3], [3, 4])] == ["out_of_distribution", "ok", "wrong_label", "multi_label", "multi_label"]
     flagged, no_class = np.array([True, True, False]), np.array([False, True, True])

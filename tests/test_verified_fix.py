@@ -18,7 +18,7 @@ from conftest import flip_labels, with_labels
 
 from labelq import schema as S
 from labelq.cli import main
-from labelq.relabel.precision import GRID, candidates, choose_rule, lower_bound, min_rows
+from labelq.precision import GRID, candidates, choose_rule, lower_bound, min_rows
 from labelq.store import Store
 
 

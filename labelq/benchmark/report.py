@@ -403,7 +403,7 @@ def calibration_checks(store, version: Version) -> dict[int, bool] | None:
     """People's checks of the version's calibration sample (``labelq review export --sample``), as verified
     rows of the flagged stratum: a row is a label error when its reviewer's answer is not its given label.
     One random sample serves both the corrections' guarantee and the error-rate estimate."""
-    from ..relabel.review import calibration_reviews
+    from ..relabel.samples import calibration_reviews
 
     rows = version.read()
     if S.info_of(rows).multi_label:  # the review loop checks single labels

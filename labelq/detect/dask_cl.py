@@ -18,7 +18,6 @@ and counts are identical to a one-process run, and to cleanlab's.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -38,21 +37,6 @@ def dask_mapper(client) -> Mapper:
         return client.gather(client.map(fn, parts, pure=False, **shipped))
 
     return run
-
-
-def flow_dask_client():
-    """The Dask client of the running Prefect flow's task runner (``labelq audit --cluster``), or None
-    outside a flow or on another task runner. A flow has imported Prefect already: without it there is no
-    flow, and importing it to find out would cost an audit run with ``--no-prefect`` ~2 s and ~90 MB."""
-    if "prefect" not in sys.modules:
-        return None
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    task_runner = getattr(ctx, "task_runner", None)
-    if task_runner is None or type(task_runner).__name__ != "DaskTaskRunner":
-        return None
-    return task_runner.client
 
 
 def detect_on_dask(

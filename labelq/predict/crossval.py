@@ -23,6 +23,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..io import atomic_write_bytes, release_freed_memory, table_hash
 from ..multilabel import tag_matrix
+from ..packages import code_versions
 from ..validation import check_classes_for_folds, check_labels, check_n_folds
 from .models import ModelSpec, resolve_model
 
@@ -108,21 +109,7 @@ class FoldCache:
         atomic_write_bytes(path, buf.getvalue())
 
 
-def code_versions(packages: tuple[str, ...] | None = None) -> dict[str, str | None]:
-    """Installed versions of ``packages`` (None where not installed); by default labelq and the libraries
-    that compute folds: an upgrade of any of them invalidates cached folds."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for package in CODE_PACKAGES if packages is None else packages:
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = None
-    return out
-
-
-CODE_PACKAGES = ("labelq", "numpy", "scikit-learn", "torch")
+CODE_PACKAGES = ("labelq", "numpy", "scikit-learn", "torch")  # an upgrade of any of them invalidates cached folds
 
 
 @dataclass
@@ -139,7 +126,7 @@ class FoldPlan:
     seed: int
     data_hash: str
     fold_threads: int | None = None  # compute threads per fold: 1 and 2 threads round differently
-    code_versions: dict[str, str | None] = field(default_factory=code_versions)
+    code_versions: dict[str, str | None] = field(default_factory=lambda: code_versions(CODE_PACKAGES))
     multi_label: bool = False
 
     @property

@@ -138,7 +138,7 @@ def missing_packages(encoder: Encoder) -> list[str]:
 
 def encoder_key(encoder: Encoder) -> str:
     """What the vectors depend on besides the content: encoder, settings, and the versions of the packages that compute them."""
-    from .crossval import code_versions
+    from ..packages import code_versions
 
     versions = code_versions((*encoder.packages, "torch", "labelq"))
     return json.dumps({"encoder": encoder.name, "settings": encoder.settings, "versions": versions}, sort_keys=True)

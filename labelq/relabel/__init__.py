@@ -3,7 +3,7 @@ training exports and localized (ReLabel) label maps."""
 
 import sys
 
-from .kinds import KindRule, classify, noise_aware
+from ..kinds import KindRule, classify, noise_aware
 from .label_sets import ConformalLabelSets, real_accuracy, soft_labels
 from .run import RelabelConfig, RelabelResult, relabel
 
@@ -12,7 +12,7 @@ __all__ = ["ConformalLabelSets", "KindRule", "RelabelConfig", "RelabelResult", "
 
 class _CallablePackage(type(sys.modules[__name__])):
     """``labelq.relabel(name=...)`` is the documented entry point, but once anything imports this package
-    (the audit does: ``decide`` reads ``relabel.kinds``), Python binds ``labelq.relabel`` to the package,
+    (the review app, the benchmark report and the tests do), Python binds ``labelq.relabel`` to the package,
     not to the function: calling the package runs the function."""
 
     def __call__(self, config: RelabelConfig | None = None, **kwargs) -> RelabelResult:

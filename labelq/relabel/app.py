@@ -46,8 +46,9 @@ from .. import schema as S
 from ..errors import InputError, LabelqError
 from ..multilabel import check_single_label
 from ..store import Store, Version
-from .review import NONE_OF_THESE, _suggestion, sampled_ids
+from .review import NONE_OF_THESE, _suggestion
 from .reviewlog import ACTIONS, ReviewLog, answers, settle
+from .samples import sampled_ids
 
 LOGS = "reviews"  # <store>/datasets/<name>/reviews/<version>.jsonl
 MAX_BODY = 64 * 1024  # bytes of a POST body: an action is about 200

@@ -5,7 +5,7 @@ confident-learning output and its judge votes when it has them, and publishes a 
 keep the given ``label`` and add:
 
 - ``issue_kind``: ``ok``, ``wrong_label``, ``multi_label``, ``out_of_distribution`` or ``ambiguous``
-  (``labelq.relabel.kinds``);
+  (``labelq.kinds``);
 - ``corrected_label``: the confident correction of ``wrong_label`` rows (``label_source`` =
   ``relabel``), or a person's (``label_source`` = ``review``; never overwritten by a later re-label);
 - ``labels``: the conformal label set of every row (``labelq.relabel.label_sets``) at the stated
@@ -30,16 +30,16 @@ import pyarrow.compute as pc
 
 from .. import schema as S
 from ..errors import InputError
+from ..kinds import KindRule, Kinds, classify, noise_aware
 from ..manifest import RelabelSection, RunSection
 from ..multilabel import TAGS_TYPE, effective_tags, sure_tags, tag_lists, tag_matrix
 from ..options import option
+from ..precision import FixRule, candidates, check_target, choose_rule
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
 from ..store import Store, Version
 from ..validation import check_fraction
-from .kinds import KindRule, Kinds, classify, noise_aware
 from .label_sets import ConformalLabelSets, coverage, soft_labels
-from .precision import FixRule, candidates, check_target, choose_rule
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def verified_corrections(
 ) -> tuple[FixRule, np.ndarray]:
     """The correction rule that the calibration reviews support at ``cfg.target_precision`` and the
     corrections it makes (-1 where none): unreviewed flagged rows whose candidate reaches its threshold."""
-    from .review import calibration_reviews
+    from .samples import calibration_reviews
 
     sample, n_drawn = calibration_reviews(cfg.open_store(), rows, parent.name)
     if len(sample) == 0:

@@ -197,8 +197,8 @@ def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
 
 
 def fix_rule_summary(guarantee: dict) -> str:
-    """The sentence that states a --target-precision guarantee (``labelq.relabel.precision.FixRule.summary``)."""
-    from ..relabel.precision import FixRule
+    """The sentence that states a --target-precision guarantee (``labelq.precision.FixRule.summary``)."""
+    from ..precision import FixRule
 
     return FixRule(**{**guarantee, "grid": tuple(guarantee["grid"])}).summary()
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..validation import check_fraction
+from .validation import check_fraction
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from ..validation import check_fraction
+from .errors import InputError
+from .validation import check_fraction
 
 GRID = (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)  # thresholds on the candidate's score, strictest first
 
