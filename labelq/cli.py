@@ -62,11 +62,23 @@ def near_duplicate_rows(store, version, limit: int) -> list[dict]:
 def run_job(no_prefect: bool, local: Callable[[], Any], flow: Callable[[], Any], progress: bool = False, quiet: bool = False) -> Any:
     """The one place a command picks where its job runs: ``local()`` in this process (``--no-prefect``),
     or ``flow()``, a Prefect flow, on a temporary server when no ``PREFECT_API_URL`` is configured.
-    ``progress``: show the job's progress lines (folds, epochs); ``quiet``: only warnings."""
+    ``progress``: show the job's progress lines (folds, epochs), with bars when standard error is a terminal
+    and the job runs here (under Prefect its logs hold the lines); ``quiet``: only warnings."""
     if no_prefect:
-        if progress and not quiet:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-        return local()
+        if not progress or quiet:
+            return local()
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        from .progress import enable_bars
+
+        if not enable_bars():
+            return local()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        try:
+            with logging_redirect_tqdm():  # log lines print above the bars
+                return local()
+        finally:
+            enable_bars(False)
     if quiet:
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
     elif progress:

@@ -84,6 +84,10 @@ class DeferredPayload:
         self.schema = pa.schema([pa.field("id", pa.string()), *deferred.schema()], metadata=metadata)
         self.hasher = TableHasher()
 
+    @property
+    def num_rows(self) -> int:
+        return len(self.ids)
+
     def to_batches(self) -> Iterator[pa.RecordBatch]:
         self.hasher = TableHasher()
         source_id, done = self.deferred.id_column, 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+_log = logging.getLogger(__name__)
 CACHE = "cache"  # <store>/cache/: folds, given pred_probs aligned to the rows, embeddings, judge votes
 
 
@@ -87,9 +89,12 @@ def write_parquet(path: Path, table: pa.Table | BatchSource) -> Path:
         return atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=_group_rows(table), **options))
 
     def stream(tmp) -> None:
-        with pq.ParquetWriter(tmp, table.schema, **options) as writer:
+        from .progress import progress
+
+        with pq.ParquetWriter(tmp, table.schema, **options) as writer, progress(table.num_rows, f"writing {Path(path).name}", logger=_log) as bar:
             for batch in table.to_batches():
                 writer.write_batch(batch, row_group_size=_group_rows(batch))
+                bar.update(batch.num_rows)
 
     return atomic_write(path, stream)
 
@@ -172,6 +177,7 @@ def _resident_bytes() -> int | None:
 
 class BatchSource(Protocol):
     schema: pa.Schema
+    num_rows: int
 
     def to_batches(self) -> Iterator[pa.RecordBatch]: ...
 

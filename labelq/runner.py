@@ -49,7 +49,14 @@ class InProcess:
         return fn(*args, **kwargs)
 
     def map(self, fn: Callable[..., Any], calls: list[tuple]) -> list:
-        return [fn(*call) for call in calls]
+        from .progress import progress
+
+        out = []
+        with progress(len(calls), getattr(fn, "step_name", fn.__name__), unit="steps") as bar:  # each step logs its own lines
+            for call in calls:
+                out.append(fn(*call))
+                bar.update()
+        return out
 
     def submitter(self, fn: Callable[..., Any]) -> None:
         return None

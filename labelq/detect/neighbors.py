@@ -56,6 +56,7 @@ from ..errors import InputError
 from ..multilabel import label_codes
 from ..options import option
 from ..predict.models import read_inputs
+from ..progress import progress
 from ..validation import check_fraction
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,11 @@ def knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         index = faiss.IndexHNSWFlat(X.shape[1], 32)
         index.hnsw.efConstruction, index.hnsw.efSearch = 80, 64
     index.add(X)
-    parts = [index.search(X[s : s + QUERY_BLOCK], k + 1) for s in range(0, len(X), QUERY_BLOCK)]
+    parts = []
+    with progress(len(X), "nearest neighbours", logger=log) as bar:
+        for s in range(0, len(X), QUERY_BLOCK):
+            parts.append(index.search(X[s : s + QUERY_BLOCK], k + 1))
+            bar.update(min(QUERY_BLOCK, len(X) - s))
     sq, idx = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
     dist = np.where(idx >= 0, np.sqrt(np.maximum(sq, 0)), np.inf)
     # a row is its own nearest neighbour, except when another row is at distance 0 too: drop the row itself, wherever it is

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..progress import progress
 from ..runner import step
 from .backends import JudgeUnavailable, make_backend
 from .cache import VOTE_COLUMNS, VoteCache
@@ -152,10 +153,11 @@ def _ask(
     pending: list[int] = []  # answered rows not yet in the cache
     backend = make_backend(judge)
     try:
-        with ThreadPoolExecutor(max_workers=judge.concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=judge.concurrency) as pool, progress(len(todo), f"judge {judge.name}", unit="examples") as bar:
             futures = {pool.submit(_vote, backend, judge, texts[i], int(labels[i]), class_names, seed): i for i in todo}
             for n, fut in enumerate(as_completed(futures), 1):
                 i = futures[fut]
+                bar.update()
                 try:
                     fresh[i] = fut.result()
                 except JudgeUnavailable as exc:

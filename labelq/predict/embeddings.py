@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import atomic_write_bytes
+from ..progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def embed_inputs(inputs: np.ndarray, encoder: Encoder, cache_dir: Path | None = 
     run = None
     t0 = time.perf_counter()
     reused = 0
+    bar = progress(n, f"embeddings ({encoder.name})")  # each chunk logs its own line
     for start in range(0, n, CHUNK):
         rows = min(CHUNK, n - start)
         part = inputs[start : start + rows]
@@ -187,7 +189,9 @@ def embed_inputs(inputs: np.ndarray, encoder: Encoder, cache_dir: Path | None = 
             log.info("embeddings (%s): %s/%s rows, %.0f rows/s", encoder.name, f"{done:,}", f"{n:,}", rate)
         else:
             reused += rows
+        bar.update(rows)
         chunks.append(vectors)
+    bar.close()
     if reused:
         log.info("embeddings (%s): %s of %s rows reused from the cache", encoder.name, f"{reused:,}", f"{n:,}")
     if not chunks:

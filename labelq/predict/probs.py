@@ -79,6 +79,10 @@ class GivenProbs:
         return NpyProbs(self.path).shape
 
     @property
+    def num_rows(self) -> int:
+        return len(self.ids)
+
+    @property
     def dtype(self) -> np.dtype:
         return NpyProbs(self.path).dtype
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..io import HeapGuard
+from ..progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class CNNClassifier:
         steps = self.epochs * max(1, -(-n // self.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.25)
         guard = HeapGuard()
+        bar = progress(self.epochs * n, f"cnn, {self.epochs} epochs", unit="images")  # each epoch logs its own line
         for epoch in range(self.epochs):
             model.train()
             t0, total, seen = time.perf_counter(), 0.0, 0
@@ -156,8 +158,10 @@ class CNNClassifier:
                 sched.step()
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
+                bar.update(len(idx))
                 guard.check()
             log.info("cnn epoch %d/%d: loss %.4f, %d images in %.1fs", epoch + 1, self.epochs, total / max(seen, 1), seen, time.perf_counter() - t0)
+        bar.close()
         self.model_ = model.eval()
         return self
 
