@@ -46,7 +46,7 @@ def check(path: str, budget: int) -> dict:
     examples = load_examples(path)
     nb.DECODE_BUDGET = budget
     c = nb.check_neighbors(examples)
-    return {"set_id": c.set_id.tolist(), "score": c.outlier_score.tolist(), "outliers": int(c.is_outlier.sum()), "sets": c.info["near_duplicate_sets"]}
+    return {"set_id": c.set_id.tolist(), "score": c.outlier_score.tolist(), "outliers": int(c.is_outlier.sum()), "sets": c.info.near_duplicate_sets}
 
 
 def main() -> None:

@@ -146,7 +146,7 @@ def main() -> None:
                     "data": kind,
                     "rows": len(score),
                     "planted": int(planted.sum()),
-                    "space": checks.info["space"],
+                    "space": checks.info.space,
                     "AP": float(average_precision_score(planted, score)),
                 }
                 for f in FENCES:

@@ -225,12 +225,12 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     dup = m.audit.near_duplicates
     if dup is not None:
         click.echo(
-            f"  near duplicates: {dup['near_duplicate_rows']:,} rows in {dup['near_duplicate_sets']:,} sets "
-            f"({dup['exact_duplicate_rows']:,} rows with an exact copy), {dup['leaking_rows']:,} rows in sets across splits, "
-            f"{dup['conflicting_rows']:,} in sets with conflicting labels"
+            f"  near duplicates: {dup.near_duplicate_rows:,} rows in {dup.near_duplicate_sets:,} sets "
+            f"({dup.exact_duplicate_rows:,} rows with an exact copy), {dup.leaking_rows:,} rows in sets across splits, "
+            f"{dup.conflicting_rows:,} in sets with conflicting labels"
         )
-        if "outlier_rows" in dup:
-            click.echo(f"  outliers: {dup['outlier_rows']:,} rows (outlier score above Q3 + {dup['outlier_iqr']} x IQR), space {dup['space']}")
+        if dup.outlier_rows is not None:
+            click.echo(f"  outliers: {dup.outlier_rows:,} rows (outlier score above Q3 + {dup.outlier_iqr} x IQR), space {dup.space}")
     if not m.audit.reliable:
         rel = m.audit.reliability
         click.secho(f"\nWarning: {rel['warning']}", fg="red", err=True)
@@ -258,15 +258,15 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if top > 0 and m.n_label_issues:
         click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors{' (tags missing and extra)' if m.multi_label else ''}:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
-    if top > 0 and dup and dup["near_duplicate_sets"]:
+    if top > 0 and dup is not None and dup.near_duplicate_sets:
         click.echo(
-            f"\nNear-duplicate sets (leaks across splits and conflicting labels first; {min(top, dup['near_duplicate_sets'])} of {dup['near_duplicate_sets']:,}):"
+            f"\nNear-duplicate sets (leaks across splits and conflicting labels first; {min(top, dup.near_duplicate_sets)} of {dup.near_duplicate_sets:,}):"
         )
         click.echo(format_table(near_duplicate_rows(cfg.open_store(), v, top)))
-    if top > 0 and dup and dup.get("outlier_rows"):
+    if top > 0 and dup is not None and dup.outlier_rows:
         from .sql import named_query
 
-        click.echo(f"\nOutliers (highest outlier score first; {min(top, dup['outlier_rows'])} of {dup['outlier_rows']:,}):")
+        click.echo(f"\nOutliers (highest outlier score first; {min(top, dup.outlier_rows)} of {dup.outlier_rows:,}):")
         click.echo(format_table(named_query(cfg.open_store(), v.name, "top_outliers", version=v.number, limit=top).to_pylist()))
 
 

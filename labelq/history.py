@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LabelqError
-from .manifest import Manifest
+from .manifest import Manifest, NeighborSummary
 from .multilabel import class_counts
 from .options import option
 from .store import RUN_RECORD
@@ -135,7 +135,7 @@ def prepare_record(
     rules: AlertRules | None = None,
     run: dict | None = None,
     reliable: bool = True,
-    duplicates: dict | None = None,
+    duplicates: NeighborSummary | None = None,
 ):
     """The history record of an audit about to publish, as ``Store.publish``'s ``records`` callback.
     ``reliable`` False: the model is no better than the class prior, and the record says its rates mean nothing.
@@ -164,7 +164,7 @@ def prepare_record(
         "flow_run_id": (run or {}).get("flow_run_id"),
         "reliable": reliable,
         **{
-            key: (duplicates or {}).get(key)
+            key: getattr(duplicates, key) if duplicates is not None else None
             for key in ("near_duplicate_rows", "near_duplicate_sets", "exact_duplicate_rows", "leaking_rows", "conflicting_rows", "outlier_rows")
         },
     }

@@ -19,20 +19,47 @@ from typing import Any, ClassVar, Self
 
 
 class Section:
-    """A dataclass read from and written to a JSON object; unknown keys go to ``extra`` and back."""
+    """A dataclass read from and written to a JSON object; unknown keys go to ``extra`` and back.
+    ``SECTIONS``: fields that hold a section of their own (a nested JSON object)."""
 
     extra: dict[str, Any]
+    SECTIONS: ClassVar[dict[str, type[Section]]] = {}
 
     @classmethod
     def from_json(cls, obj: dict | None) -> Self | None:
         if obj is None:
             return None
         known = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in obj.items() if k in known}, extra={k: v for k, v in obj.items() if k not in known})
+        own = {k: cls.SECTIONS[k].from_json(v) if k in cls.SECTIONS else v for k, v in obj.items() if k in known}
+        return cls(**own, extra={k: v for k, v in obj.items() if k not in known})
 
     def to_json(self) -> dict[str, Any]:
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}  # type: ignore[arg-type]
-        return {**self.extra, **own}
+        return {**self.extra, **{k: v.to_json() if isinstance(v, Section) else v for k, v in own.items()}}
+
+
+@dataclass(frozen=True)
+class NeighborSummary(Section):
+    """The near-duplicate and outlier check's settings and counts (``labelq.detect.neighbors.check_neighbors``):
+    the manifest's ``near_duplicates``, the report's summary and the history read it. Versions published
+    before the outlier check lack the ``outlier_*`` fields (None)."""
+
+    space: str | None = None
+    dims: int | None = None
+    distinct_contents: int | None = None
+    median_nn_distance: float | None = None
+    near_duplicate_radius: float | None = None
+    near_duplicate_distance: float | None = None
+    near_duplicate_rows: int | None = None
+    near_duplicate_sets: int | None = None
+    exact_duplicate_rows: int | None = None
+    leaking_rows: int | None = None
+    conflicting_rows: int | None = None
+    outlier_iqr: float | None = None
+    outlier_threshold: float | None = None  # None: too few rows for a rule
+    outlier_rows: int | None = None
+    seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,9 +78,11 @@ class AuditSection(Section):
     detectors: list[str] | None = None
     config: dict | None = None
     reliability: dict | None = None  # does the model beat the class prior? (``labelq.reliability``)
-    near_duplicates: dict | None = None  # the near-duplicate check's settings and counts (``labelq.detect.neighbors``); None: not checked
+    near_duplicates: NeighborSummary | None = None  # the near-duplicate and outlier check (``labelq.detect.neighbors``); None: not checked
     tags_flagged: dict | None = None  # multi-label: the flagged tags, {"missing": n, "extra": n} (``labelq.detect.multilabel``)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    SECTIONS: ClassVar[dict[str, type[Section]]] = {"near_duplicates": NeighborSummary}
 
     @property
     def reliable(self) -> bool:

@@ -107,8 +107,8 @@ def test_planted_digit_copies_are_found_with_their_leaks_and_conflicts(digits_st
     # manifest, history and the command's summary carry the counts
     info = v.manifest().audit.near_duplicates
     n_leak, n_conflict = sum(p["leak"] for p in planted.values()), sum(p["conflict"] for p in planted.values())
-    assert (info["near_duplicate_rows"], info["near_duplicate_sets"], info["exact_duplicate_rows"]) == (60, 30, 30)
-    assert (info["leaking_rows"], info["conflicting_rows"]) == (2 * n_leak, 2 * n_conflict)
+    assert (info.near_duplicate_rows, info.near_duplicate_sets, info.exact_duplicate_rows) == (60, 30, 30)
+    assert (info.leaking_rows, info.conflicting_rows) == (2 * n_leak, 2 * n_conflict)
     (record,) = read_history(store, "dc")
     assert (record["near_duplicate_rows"], record["leaking_rows"], record["conflicting_rows"]) == (60, 2 * n_leak, 2 * n_conflict)
     history = run_query(store, "dc", "SELECT near_duplicate_sets FROM history").to_pylist()
@@ -163,7 +163,7 @@ def test_planted_and_natural_text_copies_in_fine_foods(tmp_path):
             assert best > 0.9, (ids[a], [ids[b] for b in members])
     natural = [s for s in sets.values() if all(m < len(texts) for m in s)]
     assert len(natural) >= 20  # the reviews the dataset itself holds twice
-    assert checks.info["leaking_rows"] >= 16  # its own test rows with a copy in training, besides the planted ones
+    assert checks.info.leaking_rows >= 16  # its own test rows with a copy in training, besides the planted ones
 
 
 def test_checks_can_be_left_out_and_need_the_inputs(tmp_path, digits):
@@ -204,7 +204,7 @@ def test_the_approximate_search_above_exact_max_finds_the_same_sets(monkeypatch)
     exact = check_neighbors(table)
     monkeypatch.setattr(nb, "EXACT_MAX", 100)
     approx = check_neighbors(table)
-    assert np.array_equal(exact.set_id, approx.set_id) and approx.info["near_duplicate_sets"] == 30
+    assert np.array_equal(exact.set_id, approx.set_id) and approx.info.near_duplicate_sets == 30
 
 
 def test_images_past_the_decode_budget_are_read_a_block_at_a_time_with_the_same_results(monkeypatch):
@@ -226,7 +226,7 @@ def test_images_past_the_decode_budget_are_read_a_block_at_a_time_with_the_same_
     for a, b in zip(whole, blocks, strict=True):
         assert np.array_equal(a.set_id, b.set_id) and np.array_equal(a.is_outlier, b.is_outlier)
         np.testing.assert_allclose(a.outlier_score, b.outlier_score, atol=1e-5)
-    assert blocks[0].info["near_duplicate_sets"] == 30
+    assert blocks[0].info.near_duplicate_sets == 30
 
 
 def test_tabular_copies_in_wine(tmp_path):
@@ -247,7 +247,7 @@ def test_tabular_copies_in_wine(tmp_path):
     n = len(wine)
     assert all(checks.set_id[n + j] >= 0 and checks.set_id[n + j] == checks.set_id[i] for j, i in enumerate(sources))  # recall 1.0
     assert set(np.flatnonzero(checks.set_id >= 0)) == set(sources) | set(range(n, n + 10))  # precision 1.0
-    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info["space"] == "standardized"
+    assert checks.exact[n : n + 5].all() and not checks.exact[n + 5 :].any() and checks.info.space == "standardized"
 
 
 def _pixel_table(X: np.ndarray, y: np.ndarray) -> pa.Table:

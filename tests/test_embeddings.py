@@ -130,5 +130,5 @@ def test_embed_logreg_finds_planted_flips_in_spam(tmp_path):
     tp = int((flagged & flipped).sum())
     assert tp / flipped.sum() >= 0.8 and tp / flagged.sum() >= 0.5, (tp, flipped.sum(), flagged.sum())
     m = result.version.manifest()
-    assert m.audit.model == "embed-logreg" and m.audit.near_duplicates["space"] == "embeddings:minilm"  # auto: the model's embeddings, from the cache
+    assert m.audit.model == "embed-logreg" and m.audit.near_duplicates.space == "embeddings:minilm"  # auto: the model's embeddings, from the cache
     assert len(list((tmp_path / "s" / "cache" / "embeddings").glob("*.npy"))) == 1  # 800 rows: one chunk, computed once for the model and the checks

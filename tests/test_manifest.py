@@ -89,3 +89,23 @@ def test_the_noise_estimates_live_in_noise_parquet_and_older_manifests_still_giv
     (old.path / "manifest.json").write_text(json.dumps({**raw, "joint": joint.tolist(), "noise_matrix": noise.tolist()}))
     np.testing.assert_array_equal(old.noise()[0], joint)
     np.testing.assert_array_equal(old.noise()[1], noise)
+
+
+def test_the_near_duplicate_summary_is_typed_and_its_json_unchanged():
+    """``audit.near_duplicates`` reads as a ``NeighborSummary`` and writes back the same JSON, a key it does not know
+    included; a version from before the outlier check reads with its outlier fields None."""
+    from labelq.manifest import Manifest, NeighborSummary
+
+    on_disk = {
+        "near_duplicates": {"space": "pixels-pca", "dims": 64, "near_duplicate_rows": 6, "near_duplicate_sets": 3, "outlier_rows": 2, "future_key": [1, 2]},
+        "model": "cnn",
+    }
+    m = Manifest.from_json(on_disk)
+    dup = m.audit.near_duplicates
+    assert isinstance(dup, NeighborSummary) and (dup.space, dup.near_duplicate_sets, dup.outlier_rows) == ("pixels-pca", 3, 2)
+    assert dup.extra == {"future_key": [1, 2]}
+    written = m.to_json()
+    assert written["near_duplicates"] == {**{f: None for f in NeighborSummary.__dataclass_fields__ if f != "extra"}, **on_disk["near_duplicates"]}
+    assert Manifest.from_json(written).audit.near_duplicates == dup
+    older = Manifest.from_json({"near_duplicates": {"space": "tfidf-svd", "near_duplicate_rows": 0}}).audit.near_duplicates
+    assert older.outlier_rows is None and older.near_duplicate_rows == 0

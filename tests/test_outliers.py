@@ -79,7 +79,7 @@ def test_photos_among_fashion_images_are_outliers(fashion_with_photos):
     precision, recall = _precision_recall(flagged, planted)
     assert recall >= 0.85 and precision >= 0.5, (precision, recall, int(flagged.sum()))
     info = v.manifest().audit.near_duplicates
-    assert info["space"] == "embeddings:efficientnet-lite0" and info["outlier_rows"] == int(flagged.sum())
+    assert info.space == "embeddings:efficientnet-lite0" and info.outlier_rows == int(flagged.sum())
 
     # the catalog's view, the issues table, the history and the command's summary agree
     view = run_query(store, "fp", "SELECT id, outlier_score FROM outliers WHERE version = 1").to_pylist()
@@ -108,7 +108,7 @@ def test_in_pixel_space_the_same_photos_are_missed(fashion_with_photos):
     examples = S.with_info(data.select([S.ID, S.LABEL, S.SPLIT, "image"]), S.info_of(data))
     planted = np.array([i.startswith("photo-") for i in data[S.ID].to_pylist()])
     pixels = check_neighbors(examples, NeighborOptions())
-    assert pixels.info["space"] == "pixels-pca"
+    assert pixels.info.space == "pixels-pca"
     assert average_precision_score(planted, data[S.OUTLIER_SCORE].to_numpy()) > 0.7 > 0.2 > average_precision_score(planted, pixels.outlier_score)
 
 
@@ -134,7 +134,7 @@ def test_wines_moved_far_out_are_outliers():
     planted = np.arange(len(y)) >= len(wine.target)
     precision, recall = _precision_recall(checks.is_outlier, planted)
     assert recall == 1.0 and precision >= 0.4, (precision, recall)  # the others are the wines farthest out by nature
-    assert checks.info["space"] == "standardized"
+    assert checks.info.space == "standardized"
     # a stricter fence keeps only the planted rows; the scores rank them first either way
     strict = check_neighbors(examples, NeighborOptions(outlier_iqr=5.0))
     assert _precision_recall(strict.is_outlier, planted) == (1.0, 1.0)

@@ -53,6 +53,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..manifest import NeighborSummary
 from ..multilabel import label_codes
 from ..options import option
 from ..predict.models import read_inputs
@@ -127,7 +128,7 @@ class NeighborChecks:
     conflict: np.ndarray  # bool: the row's set carries more than one label
     outlier_score: np.ndarray  # float64: the row's distance to its K-th nearest neighbour over the dataset's median of it
     is_outlier: np.ndarray  # bool: outlier_score above the rule's threshold
-    info: dict = field(default_factory=dict)
+    info: NeighborSummary = field(default_factory=NeighborSummary)
 
     @property
     def is_near_duplicate(self) -> np.ndarray:
@@ -394,34 +395,34 @@ def check_neighbors(
     leak, conflict = _set_flags(set_id, examples)
     score = rep_score[rep_of_row]
     checks = NeighborChecks(set_id, exact, leak, conflict, score, score > outlier_cut)
-    checks.info = {
-        "space": space_name(modality, embedder is not None),
-        "dims": int(X.shape[1]),
-        "distinct_contents": int(u),
-        "median_nn_distance": median_nn,
-        "near_duplicate_radius": options.near_duplicate_radius,
-        "near_duplicate_distance": radius,
-        "near_duplicate_rows": int((set_id >= 0).sum()),
-        "near_duplicate_sets": int(len(np.unique(set_id[set_id >= 0]))),
-        "exact_duplicate_rows": int(exact.sum()),
-        "leaking_rows": int(leak.sum()),
-        "conflicting_rows": int(conflict.sum()),
-        "outlier_iqr": options.outlier_iqr,
-        "outlier_threshold": float(outlier_cut) if np.isfinite(outlier_cut) else None,
-        "outlier_rows": int(checks.is_outlier.sum()),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    checks.info = NeighborSummary(
+        space=space_name(modality, embedder is not None),
+        dims=int(X.shape[1]),
+        distinct_contents=int(u),
+        median_nn_distance=median_nn,
+        near_duplicate_radius=options.near_duplicate_radius,
+        near_duplicate_distance=radius,
+        near_duplicate_rows=int((set_id >= 0).sum()),
+        near_duplicate_sets=int(len(np.unique(set_id[set_id >= 0]))),
+        exact_duplicate_rows=int(exact.sum()),
+        leaking_rows=int(leak.sum()),
+        conflicting_rows=int(conflict.sum()),
+        outlier_iqr=options.outlier_iqr,
+        outlier_threshold=float(outlier_cut) if np.isfinite(outlier_cut) else None,
+        outlier_rows=int(checks.is_outlier.sum()),
+        seconds=round(time.perf_counter() - t0, 2),
+    )
     log.info(
         "near duplicates (%s, %d dims): %d rows in %d sets (%d rows with an exact copy, %d in sets across splits, %d in sets with conflicting labels); %d outliers; in %.1fs",
-        checks.info["space"],
-        checks.info["dims"],
-        checks.info["near_duplicate_rows"],
-        checks.info["near_duplicate_sets"],
-        checks.info["exact_duplicate_rows"],
-        checks.info["leaking_rows"],
-        checks.info["conflicting_rows"],
-        checks.info["outlier_rows"],
-        checks.info["seconds"],
+        checks.info.space,
+        checks.info.dims,
+        checks.info.near_duplicate_rows,
+        checks.info.near_duplicate_sets,
+        checks.info.exact_duplicate_rows,
+        checks.info.leaking_rows,
+        checks.info.conflicting_rows,
+        checks.info.outlier_rows,
+        checks.info.seconds,
     )
     return checks
 

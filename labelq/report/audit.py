@@ -148,7 +148,7 @@ def near_duplicate_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
             }
         )
     shown.sort(key=lambda s: (not s["leak"], not s["conflict"], -s["n_rows"], s["rows"][0]["id"]))
-    return {**info, "sets": shown[:SETS_SHOWN]}
+    return {**info.to_json(), "sets": shown[:SETS_SHOWN]}
 
 
 def outlier_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
@@ -160,10 +160,10 @@ def outlier_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     top = rows.filter(pc.fill_null(rows[S.IS_OUTLIER], False)).select([S.ID, S.SPLIT, S.LABEL, S.OUTLIER_SCORE])
     top = top.take(pc.sort_indices(top, [(S.OUTLIER_SCORE, "descending"), (S.ID, "ascending")])[:OUTLIERS_SHOWN])
     return {
-        "outlier_rows": info.get("outlier_rows", 0),
-        "outlier_iqr": info.get("outlier_iqr"),
-        "outlier_threshold": info.get("outlier_threshold"),
-        "space": info.get("space"),
+        "outlier_rows": info.outlier_rows or 0,
+        "outlier_iqr": info.outlier_iqr,
+        "outlier_threshold": info.outlier_threshold,
+        "space": info.space,
         "rows": [{"id": r[S.ID], "split": r[S.SPLIT], "label": name(r[S.LABEL]), "score": r[S.OUTLIER_SCORE]} for r in top.to_pylist()],
     }
 
