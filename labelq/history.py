@@ -32,8 +32,8 @@ from .errors import LabelqError
 from .manifest import Manifest, NeighborSummary
 from .multilabel import class_counts
 from .options import option
-from .store import RUN_RECORD
 from .validation import check_fraction
+from .writer import RUN_RECORD
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 _log = logging.getLogger(__name__)
-CACHE = "cache"  # <store>/cache/: folds, given pred_probs aligned to the rows, embeddings, judge votes
+CACHE = "cache"  # <store>/cache/: what can be recomputed, each in its own place below (a cache root's layout)
+FOLDS = "folds"  # finished folds (``labelq.predict.crossval.FoldCache``)
+EMBEDDINGS = "embeddings"  # pretrained vectors, a chunk of rows a file (``labelq.predict.embeddings``)
+PRED_PROBS = "pred_probs"  # given Parquet pred_probs aligned to the rows as .npy (``labelq.predict.load_pred_probs``)
+JUDGE_VOTES = "judges.duckdb"  # every judge's vote (``labelq.judges.cache.VoteCache``)
 
 
 def default_root() -> Path:

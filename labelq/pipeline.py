@@ -96,7 +96,7 @@ class AuditConfig:
         check_name(self.name)
         # no model reads given pred_probs' inputs (a Parquet source's stay on disk until publish), but judges read the text
         self.ingest = replace(self.ingest, inputs_required=self.predict.pred_probs is None or bool(self.judging.configs))
-        self.open_store().check_writable(self.name)
+        self.open_store().check_folders(self.name)  # writes nothing; the ingest step probes that the store takes writes
 
     @classmethod
     def from_options(cls, source: str = "digits", name: str | None = None, store: str | None = None, **options: Any) -> AuditConfig:
@@ -133,6 +133,7 @@ class AuditResult:
 
 @step("ingest")
 def ingest_step(cfg: AuditConfig) -> pa.Table:
+    cfg.open_store().check_writable(cfg.name)  # a store that cannot take the version: refuse before any work
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest)
     cfg.open_store().check_label_kind(cfg.name, S.info_of(examples).multi_label)  # fail now, not after training
@@ -192,7 +193,7 @@ def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
 @step("cached-folds")
 def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
     """How many of the plan's folds are already in the fold cache (an unchanged source: all of them)."""
-    cache = FoldCache(cfg.open_store().cache_dir / "folds")
+    cache = FoldCache(cfg.open_store().fold_cache)
     n = sum(cache.has(plan.key(f), plan.fold_shape(f), plan.multi_label) for f in range(plan.n_folds))
     log.info("%d of %d folds are in the cache%s", n, plan.n_folds, " (unchanged data and settings: no model is trained)" if n == plan.n_folds else "")
     return n
@@ -207,7 +208,7 @@ def fold_step(cfg: AuditConfig, plan: FoldPlan, fold: int) -> np.ndarray:
     same ``fold_threads`` (in this process or on any Dask worker) give bit-identical predictions.
     """
     with limited_threads(cfg.predict.fold_threads):
-        return predict_fold(plan, fold, FoldCache(cfg.open_store().cache_dir / "folds"))
+        return predict_fold(plan, fold, FoldCache(cfg.open_store().fold_cache))
 
 
 @contextmanager
@@ -307,7 +308,7 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submi
         examples,
         cfg.judging.configs,
         ids,
-        cfg.open_store().cache_dir / "judges.duckdb",
+        cfg.open_store().judge_cache,
         cfg.predict.seed,
         submit=submit,
         batch_rows=cfg.judging.judge_batch_rows,

@@ -98,7 +98,7 @@ def _view_sql(
 ) -> str:
     """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
     ``missing``: columns of ``LATER_COLUMNS`` that no version's data holds, added to ``rows`` as typed nulls.
-    ``groups``: for each column-group file some version keeps apart from ``data/`` (``labelq.store.GROUPS``),
+    ``groups``: for each column-group file some version keeps apart from ``data/`` (``labelq.writer.GROUPS``),
     its columns and those of them that some version's data also holds (versions published before the
     group was split off); ``rows`` joins each group back, and such a column is one column, from whichever
     file has it."""
@@ -122,7 +122,7 @@ def _view_sql(
 def _column_groups(store, name: str) -> tuple[dict[str, tuple[list[str], list[str]]], set[str]]:
     """For each group file any version holds: its columns, and those of them that some version's data also holds;
     and the columns of every version's data."""
-    from .store import GROUPS
+    from .writer import GROUPS
 
     folder = store.dataset_dir(name)
     data = {c for f in folder.glob("v*/data/*.parquet") for c in pq.read_schema(f).names}

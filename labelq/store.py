@@ -5,9 +5,10 @@ audited rows without their inputs, class names in the schema metadata), ``payloa
 and the input columns: images, texts, features), ``scores.parquet`` (``id``, ``label_score``,
 ``suggested_label``, ``issue_rank``), ``soft_labels.parquet`` (after a re-label),
 ``pred_probs.parquet``, ``issues.parquet`` and ``manifest.json``. A version is built in a
-``.tmp-*`` folder and renamed into place while holding the dataset's lock, so readers never see half
-a version, two writers never get the same number, and a version is never modified or overwritten
-afterwards. ``<root>/cache/`` holds finished folds.
+``.tmp-*`` folder and renamed into place while holding the dataset's lock (``labelq.writer.VersionWriter``
+writes; this module reads, checks, locks and decides), so readers never see half a version, two writers
+never get the same number, and a version is never modified or overwritten afterwards. ``<root>/cache/``
+holds what can be recomputed (``Store.fold_cache``, ``Store.judge_cache``, ...).
 
 Versions share what did not change: a file whose bytes (sha256) equal a file of an earlier version
 is a hard link to it, and so is a group file (``GROUPS``) with the same values as its parent's; a
@@ -27,10 +28,7 @@ The root is ``--store``, else ``$LABELQ_STORE``, else ``./data/store``.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,33 +44,22 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
 from . import schema as S
-from .deferred import DeferredInputs
-from .errors import DamagedVersionError, InputError, NotLatestError, StoreError, VersionConflictError
-from .io import CACHE, BatchSource, TableHasher, atomic_write_text, default_root, file_sha256, parquet_batches, write_parquet
+from .errors import DamagedVersionError, InputError, NotLatestError, StoreError
+from .io import CACHE, FOLDS, JUDGE_VOTES, atomic_write_text, default_root
 from .manifest import Manifest
-
-MANIFEST = "manifest.json"
-CHECKSUM_KEY = Manifest.CHECKSUM  # sha256 of the manifest's other keys: a hand-edited manifest no longer matches
-RUN_RECORD = "run.json"  # listed in the manifest's files (versions from before manifest checksums carry it unlisted)
-PAYLOAD = "payload.parquet"  # id and the inputs (images, texts, features)
-SOFT_LABELS = "soft_labels.parquet"  # id and soft_label (K floats a row), which re-labels with other options leave unchanged
-SCORES = "scores.parquet"  # id and the audit's per-row results that re-labels leave unchanged: label_score, suggested_label, issue_rank
-NOISE = "noise.parquet"  # given_label, true_label, joint, noise_rate: confident learning's K x K estimates
-GROUPS = (PAYLOAD, SOFT_LABELS, SCORES)  # column groups kept apart from data/, each shared while it does not change
-
-
-def column_groups(data: pa.Table) -> dict[str, list[str]]:
-    """The columns of ``data`` that go to each group file (groups without columns left out)."""
-    inputs = [c for c in S.info_of(data).inputs or [] if c in data.column_names and c not in (S.ID, S.LABEL, S.SPLIT)]
-    groups = {
-        PAYLOAD: inputs,
-        SOFT_LABELS: [c for c in (S.SOFT_LABEL,) if c in data.column_names],
-        SCORES: [c for c in (S.LABEL_SCORE, S.SUGGESTED_LABEL, S.ISSUE_RANK) if c in data.column_names],
-    }
-    return {f: cols for f, cols in groups.items() if cols}
-
+from .writer import (
+    CHECKSUM_KEY,
+    GROUPS,
+    MANIFEST,
+    NOISE,
+    PAYLOAD,
+    RUN_RECORD,
+    VersionWriter,
+    _json_default,
+    cached_sha256,
+    manifest_checksum,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,25 +256,6 @@ def _repair_fix(version: Version) -> str:
     )
 
 
-def manifest_checksum(manifest: dict) -> str:
-    """sha256 of a manifest's keys other than its checksum, in canonical JSON."""
-    body = {k: v for k, v in manifest.items() if k != CHECKSUM_KEY}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()).hexdigest()
-
-
-_HASHES: dict[tuple, str] = {}  # (path, device, inode, size, mtime, ctime) -> sha256, for files already hashed in this process
-
-
-def cached_sha256(path: Path) -> str:
-    """``file_sha256(path)``, remembered in this process while the file's identity, size and times stay the same
-    (any write changes its ctime, which no user can set back)."""
-    st = os.stat(path)
-    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = file_sha256(path)
-    return _HASHES[key]
-
-
 class Store:
     """A folder of versioned datasets. ``Store(root).publish(name, tables, manifest)`` adds a version."""
 
@@ -298,7 +266,16 @@ class Store:
 
     @property
     def cache_dir(self) -> Path:
+        """The root of the caches (``labelq.io``'s layout: ``FOLDS``, ``EMBEDDINGS``, ``PRED_PROBS``, ``JUDGE_VOTES``)."""
         return self.root / CACHE
+
+    @property
+    def fold_cache(self) -> Path:
+        return self.cache_dir / FOLDS
+
+    @property
+    def judge_cache(self) -> Path:
+        return self.cache_dir / JUDGE_VOTES
 
     def dataset_dir(self, name: str) -> Path:
         return self.root / "datasets" / check_name(name)
@@ -377,12 +354,20 @@ class Store:
                 "publish them under another name (--name)",
             )
 
-    def check_writable(self, name: str | None = None) -> None:
-        """Refuse, before any work, a store that cannot take a new version: a path that is a file, or no write permission."""
-        folders = [self.root, self.root / "datasets", self.cache_dir, self.cache_dir / "folds"] + ([self.dataset_dir(name)] if name else [])
-        for folder in folders:
+    def _folders(self, name: str | None) -> list[Path]:
+        return [self.root, self.root / "datasets", self.cache_dir, self.fold_cache] + ([self.dataset_dir(name)] if name else [])
+
+    def check_folders(self, name: str | None = None) -> None:
+        """Refuse a store whose folders are files (writes nothing: a configuration is checked with it)."""
+        for folder in self._folders(name):
             if folder.exists() and not folder.is_dir():
                 raise InputError(f"the store path {folder} is a file, not a folder", "pass --store with a folder (or move that file away)")
+
+    def check_writable(self, name: str | None = None) -> None:
+        """Refuse, before any work, a store that cannot take a new version: a path that is a file, or no write
+        permission (a probe file is written and removed in each folder)."""
+        self.check_folders(name)
+        folders = self._folders(name)
         try:
             for folder in folders:
                 if name and folder == self.dataset_dir(name) and not folder.exists():
@@ -440,84 +425,41 @@ class Store:
         ``skip_unchanged``: when every file equals the latest version's, nothing is published, ``records``
         go to ``history/<run_id>.json``, and the latest version is returned.
         """
-        d = self.dataset_dir(name)
         with self.lock(name):
-            for stale in d.glob(".tmp-*"):  # left by a killed writer: nobody else can be writing while we hold the lock
-                shutil.rmtree(stale, ignore_errors=True)
-            existing = self.versions(name)
-            if expect_latest is not None and (not existing or existing[-1].number != expect_latest):
-                latest = existing[-1].tag if existing else "none"
-                raise NotLatestError(
-                    f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})", "redo the change on the latest version; nothing was written"
-                )
-            self.check_links(name)  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
-            for v in existing:
-                v.check()
-            self.check_label_kind(name, S.info_of(data).multi_label)
+            existing = self._before_publish(name, data, expect_latest)
             number = existing[-1].number + 1 if existing else 1
             if parent is None and existing:
                 parent = existing[-1].number
-            shared = {digest: v.path / rel for v in existing for rel, digest in v.manifest_json()["files"].items() if rel.endswith(".parquet")}
-            tmp = d / f".tmp-{uuid.uuid4().hex}"
+            writer = VersionWriter(self.dataset_dir(name), name, number, parent, existing)
             try:
-                (tmp / "data").mkdir(parents=True)
-                info = S.info_of(data)
-                deferred = DeferredInputs.from_json(info.deferred)  # inputs still in a Parquet source: streamed into payload.parquet
-                info = dataclasses.replace(info, deferred=None)
-                groups = column_groups(data)
-                apart = [c for cols in groups.values() for c in cols]
-                writes: dict[str, pa.Table | Path | BatchSource] = {"data/part-00000.parquet": S.with_info(data.drop_columns(apart), info)}
-                for f, cols in groups.items():  # each file's Hugging Face features describe its own columns
-                    writes[f] = S.with_info(data.select([S.ID, *cols]), info)
-                payload = None
-                if deferred is not None:
-                    meta = S.with_info(pa.schema([pa.field(S.ID, pa.string()), *deferred.schema()]).empty_table(), info).schema.metadata
-                    payload = writes[PAYLOAD] = deferred.payload(data[S.ID], meta)
-                writes.update({f"{tname}.parquet": table for tname, table in tables.items()})
-                near = [v for v in existing if v.number == parent or v is existing[-1]]  # where an unchanged group comes from
-                files = {rel: _write_shared(tmp / rel, table, shared, [v.path / rel for v in near] if rel in GROUPS else []) for rel, table in writes.items()}
+                files = writer.write(data, tables)
                 if skip_unchanged and existing and files == {r: h for r, h in existing[-1].manifest_json()["files"].items() if r.endswith(".parquet")}:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    writer.discard()
                     return self._record_unchanged(existing[-1], records, hooks)
-                full = dataclasses.replace(
-                    manifest or Manifest(),
-                    contract_version=S.CONTRACT_VERSION,
-                    labelq_version=__version__,
-                    name=name,
-                    version=number,
-                    parent_version=parent,
-                    created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    rows=data.num_rows,
-                    class_names=info.class_names,
-                    label_mapping=info.label_mapping,
-                    modality=info.modality,
-                    inputs=info.inputs,
-                    source=info.source,
-                    multi_label=info.multi_label or None,
-                    content_hash=TableHasher()
-                    .update(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS]))
-                    .hexdigest(payload.digests() if payload else None),
-                    files=files,
-                    columns=[*data.column_names[:3], *deferred.columns, *data.column_names[3:]] if deferred else data.column_names,
-                )
-                full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
-                for fname, obj in (records(full) if records else {}).items():
-                    obj["published"] = True
-                    files[fname] = file_sha256(atomic_write_text(tmp / fname, json.dumps(obj, indent=1, default=_json_default)))
-                body = {**full.to_json(), "files": files}
-                body[CHECKSUM_KEY] = manifest_checksum(body)
-                atomic_write_text(tmp / MANIFEST, json.dumps(body, indent=2, sort_keys=True))
-                final = d / f"v{number:04d}"
-                try:
-                    os.rename(tmp, final)  # fails if the target exists: never overwrite
-                except OSError as exc:
-                    raise VersionConflictError(f"{name} v{number:04d} already exists", "publish again; the next free number is used") from exc
+                writer.stamp(manifest, records)
+                version = Version(name, number, writer.commit())
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                writer.discard()
                 raise
-            version = Version(name, number, final)
             self._run_hooks(hooks, version, f"published {name} {version.tag}")
             return version
+
+    def _before_publish(self, name: str, data: pa.Table, expect_latest: int | None) -> list[Version]:
+        """With the dataset's lock held: remove what killed writers left, refuse a change made on a version that is no
+        longer the latest, a damaged dataset and rows of the other kind (nothing written); the versions published."""
+        for stale in self.dataset_dir(name).glob(".tmp-*"):  # nobody else can be writing while we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        existing = self.versions(name)
+        if expect_latest is not None and (not existing or existing[-1].number != expect_latest):
+            latest = existing[-1].tag if existing else "none"
+            raise NotLatestError(
+                f"{name} v{expect_latest:04d} is no longer the latest version (now {latest})", "redo the change on the latest version; nothing was written"
+            )
+        self.check_links(name)  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
+        for v in existing:
+            v.check()
+        self.check_label_kind(name, S.info_of(data).multi_label)
+        return existing
 
     def _record_unchanged(self, latest: Version, records: Callable[[Manifest], dict[str, dict]] | None, hooks) -> Version:
         """An audit that changed nothing: its run records go to ``history/``, and ``latest`` stands."""
@@ -609,56 +551,3 @@ def disk_bytes(*folders: Path) -> int:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_size
     return total
-
-
-def _write_shared(path: Path, table: pa.Table | Path | BatchSource, shared: dict[str, Path], same_content: Sequence[Path] = ()) -> str:
-    """Write ``table`` to ``path`` and return its sha256. When an earlier version holds a file with the
-    same bytes, ``path`` becomes a hard link to it (the copy is dropped). A ``Path`` is a published file
-    carried unchanged (``derive``): linked, never rewritten. ``same_content``: published files to link
-    when they hold the same values (a table read back from Parquet can be written to other bytes; a
-    ``BatchSource``, streamed, is compared once written, a batch at a time). Where the file system has
-    no hard links, the bytes are copied."""
-    for candidate in same_content:
-        if isinstance(table, pa.Table) and candidate.is_file() and pq.read_table(candidate).equals(table):
-            table = candidate
-            break
-    if isinstance(table, Path):
-        source, digest = table, cached_sha256(table)
-    else:
-        digest = file_sha256(write_parquet(path, table))
-        source = shared.get(digest)
-        if source is None and same_content and not isinstance(table, pa.Table):
-            written = _content_hash(path)
-            source = next((c for c in same_content if c.is_file() and _content_hash(c) == written), None)
-            digest = cached_sha256(source) if source is not None else digest
-    if source is not None:
-        link = path.with_name(f".link-{uuid.uuid4().hex}")
-        try:
-            os.link(source, link)
-            os.replace(link, path)
-        except OSError as exc:  # a file system without hard links
-            log.debug("copied %s (%s)", path.name, exc)
-            link.unlink(missing_ok=True)
-            if not path.exists():
-                shutil.copyfile(source, path)
-    return digest
-
-
-def _content_hash(path: Path) -> str:
-    """``labelq.io.TableHasher``'s hash of a Parquet file's values, read a batch at a time."""
-    hasher = TableHasher()
-    for batch in parquet_batches(pq.ParquetFile(path)):
-        hasher.update(batch)
-    return hasher.hexdigest()
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to a manifest")

@@ -16,7 +16,8 @@ from labelq.errors import InputError
 from labelq.ingest import IngestOptions, load_examples
 from labelq.pipeline import AuditConfig, audit
 from labelq.predict import pred_probs_array
-from labelq.store import PAYLOAD, Store
+from labelq.store import Store
+from labelq.writer import PAYLOAD
 
 
 def _write(table: pa.Table, path, row_group_size: int = 250):

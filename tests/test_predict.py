@@ -310,3 +310,13 @@ def test_heap_guard_trims_past_its_slack_and_raises_its_floor(monkeypatch):
     guard.check()
     guard.check()
     assert len(trims) == 1 and guard.floor >= floor + 48 * 2**20 and held[-1] == 1
+
+
+def test_a_cache_root_means_the_same_to_the_python_api_and_the_audit(digits, tmp_path):
+    """``cache_dir`` is a cache root, as ``Store.cache_dir``: the folds go to ``folds/`` there, where an audit keeps them."""
+    from labelq.store import Store
+
+    store = Store(tmp_path / "store")
+    cross_val_pred_probs(digits, model="logreg", n_folds=3, seed=0, cache_dir=store.cache_dir)
+    assert store.fold_cache == store.cache_dir / "folds" and len(list(store.fold_cache.glob("*"))) == 3
+    assert store.judge_cache == store.cache_dir / "judges.duckdb"

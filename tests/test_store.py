@@ -95,7 +95,7 @@ def test_failed_publish_leaves_the_store_as_it_was(digits, store_dir, monkeypatc
     data = audited(digits.slice(0, 20))
     store.publish("d", data, {})
     before = sorted(p.name for p in store.dataset_dir("d").iterdir())
-    import labelq.store as store_module
+    import labelq.writer as store_module  # the writing side of the store
 
     real = store_module.write_parquet
     calls = []
@@ -182,3 +182,13 @@ def test_labelq_relabel_is_callable_after_the_audit_imported_the_relabel_package
     assert callable(labelq.relabel)
     with pytest.raises((InputError, StoreError)):
         labelq.relabel(name="no-such-dataset", store="/nonexistent-store-for-test")
+
+
+def test_building_an_audit_config_writes_nothing(tmp_path):
+    """The configuration checks the store's folders without writing; the audit's ingest step probes that it takes writes."""
+    from labelq.pipeline import AuditConfig, ingest_step
+
+    cfg = AuditConfig.from_options(source="digits", store=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+    ingest_step(cfg)
+    assert (tmp_path / "s" / "cache" / "folds").is_dir() and not list((tmp_path / "s").rglob(".write-probe-*"))

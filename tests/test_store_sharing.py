@@ -12,7 +12,8 @@ from labelq.history import read_history
 from labelq.pipeline import AuditConfig, audit
 from labelq.relabel import relabel
 from labelq.sql import run_query
-from labelq.store import PAYLOAD, SOFT_LABELS, Store, disk_bytes
+from labelq.store import Store, disk_bytes
+from labelq.writer import PAYLOAD, SOFT_LABELS
 
 
 def _inode(path) -> tuple[int, int]:

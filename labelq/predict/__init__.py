@@ -109,10 +109,10 @@ def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path 
         return GivenProbs.open(path, examples[S.ID], k, multi_label=multi)
     if path.suffix not in (".parquet", ".pq") and not path.is_dir():
         raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order, or a Parquet table (a file or a folder of them) keyed by id")
-    from ..io import CACHE, default_root
+    from ..io import CACHE, PRED_PROBS, default_root
 
     cache = Path(cache_dir) if cache_dir is not None else default_root() / CACHE  # the default store's cache
-    aligned = parquet_to_npy(path, examples, cache / "pred_probs")
+    aligned = parquet_to_npy(path, examples, cache / PRED_PROBS)
     return GivenProbs.open(aligned, examples[S.ID], k, model=f"user:{path.name}", multi_label=multi)
 
 

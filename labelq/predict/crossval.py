@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
-from ..io import atomic_write_bytes, release_freed_memory, table_hash
+from ..io import FOLDS, atomic_write_bytes, release_freed_memory, table_hash
 from ..multilabel import tag_matrix
 from ..packages import code_versions
 from ..validation import check_classes_for_folds, check_labels, check_n_folds
@@ -249,12 +249,13 @@ def assemble(plan: FoldPlan, fold_probs: list[np.ndarray]) -> np.ndarray:
 def cross_val_pred_probs(
     examples: pa.Table, model: str | ModelSpec | None = "auto", n_folds: int = 5, seed: int = 0, cache_dir: Path | None = None, model_params: dict | None = None
 ) -> pa.Table:
-    """Out-of-sample pred_probs for every row, sequentially (the flow runs folds as parallel tasks).
+    """Out-of-sample pred_probs for every row, sequentially (the flow runs folds as parallel tasks). ``cache_dir``: a
+    cache root, as ``Store.cache_dir`` (finished folds in ``folds/``, an embedding model's vectors in ``embeddings/``).
 
     Returns the pred_probs table of the data contract (``id``, ``fold``, ``pred_probs``, ``model``).
     """
     plan = plan_folds(examples, model, n_folds, seed, model_params, cache_dir=cache_dir)
-    cache = FoldCache(cache_dir)
+    cache = FoldCache(Path(cache_dir) / FOLDS if cache_dir is not None else None)
     probs = assemble(plan, [predict_fold(plan, f, cache) for f in range(plan.n_folds)])
     return pred_probs_table(examples[S.ID], probs, plan.folds, plan.spec.name)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write_bytes
+from ..io import EMBEDDINGS, atomic_write_bytes
 from ..progress import progress
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def chunk_digest(inputs: np.ndarray) -> bytes:
 def embed_inputs(inputs: np.ndarray, encoder: Encoder, cache_dir: Path | None = None) -> np.ndarray:
     """``(N, D)`` float32 unit vectors of ``inputs`` (texts ``(N,)`` or images ``(N, H, W, C)`` uint8), chunk by chunk, cached."""
     base = encoder_key(encoder).encode()
-    folder = Path(cache_dir) / "embeddings" if cache_dir is not None else None
+    folder = Path(cache_dir) / EMBEDDINGS if cache_dir is not None else None
     n = len(inputs)
     chunks: list[np.ndarray] = []
     run = None
