@@ -207,8 +207,8 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     result = run_job(no_prefect, lambda: run_audit(cfg), flow, progress=True, quiet=quiet)
     v = result.version
     m = v.manifest()
-    h = result.history or {}
-    head = f"Unchanged since {v.name} {v.tag} (nothing published; the run is in the history)" if h.get("published") is False else f"Published {v.name} {v.tag}"
+    h = result.history
+    head = f"Unchanged since {v.name} {v.tag} (nothing published; the run is in the history)" if h and h.published is False else f"Published {v.name} {v.tag}"
     click.echo(
         f"\n{head}: {m.rows:,} rows, {m.n_label_issues:,} suspected label errors "
         f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample {'tag accuracy' if m.multi_label else 'accuracy'} {m.audit.out_of_sample_accuracy:.4f}, "
@@ -217,11 +217,11 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if m.audit.tags_flagged is not None:
         t = m.audit.tags_flagged
         click.echo(f"  multi-label: {len(m.class_names)} tags; {t['missing'] + t['extra']:,} tags flagged, {t['missing']:,} missing and {t['extra']:,} extra")
-    if h.get("folds_total"):
-        same = " (unchanged source: no model was trained)" if h["folds_cached"] == h["folds_total"] else ""
-        click.echo(f"  cache:   {h['folds_cached']} of {h['folds_total']} folds reused{same}")
+    if h and h.folds_total:
+        same = " (unchanged source: no model was trained)" if h.folds_cached == h.folds_total else ""
+        click.echo(f"  cache:   {h.folds_cached} of {h.folds_total} folds reused{same}")
     if h and m.audit.reliable:
-        click.echo(f"  estimated label-error rate {h['estimated_error_rate']:.2%} [{h['estimated_error_rate_lo']:.2%}, {h['estimated_error_rate_hi']:.2%}]")
+        click.echo(f"  estimated label-error rate {h.estimated_error_rate:.2%} [{h.estimated_error_rate_lo:.2%}, {h.estimated_error_rate_hi:.2%}]")
     dup = m.audit.near_duplicates
     if dup is not None:
         click.echo(
@@ -441,17 +441,17 @@ def history(name: str, store: str | None, limit: int) -> None:
         format_table(
             [
                 {
-                    "finished_at": r["finished_at"],
-                    "version": r["version"],
-                    "rows": r["rows"],
-                    "flagged": r["flagged"],
-                    "est. error rate": f"{r['estimated_error_rate']:.2%} [{r['estimated_error_rate_lo']:.2%}, {r['estimated_error_rate_hi']:.2%}]"
-                    if r.get("reliable", True)
+                    "finished_at": r.finished_at,
+                    "version": r.version,
+                    "rows": r.rows,
+                    "flagged": r.flagged,
+                    "est. error rate": f"{r.estimated_error_rate:.2%} [{r.estimated_error_rate_lo:.2%}, {r.estimated_error_rate_hi:.2%}]"
+                    if r.reliable is not False
                     else "n/a (model at chance)",
-                    "folds cached": None if r["folds_total"] is None else f"{r['folds_cached']}/{r['folds_total']}",
-                    "s": r["duration_s"],
-                    "status": r["status"],
-                    "alerts": "; ".join(r["alerts"]),
+                    "folds cached": None if r.folds_total is None else f"{r.folds_cached}/{r.folds_total}",
+                    "s": r.duration_s,
+                    "status": r.status,
+                    "alerts": "; ".join(r.alerts),
                 }
                 for r in runs
             ],

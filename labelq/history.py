@@ -23,13 +23,14 @@ import datetime as dt
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import LabelqError
-from .manifest import Manifest, NeighborSummary
+from .manifest import Manifest, NeighborSummary, Section
 from .multilabel import class_counts
 from .options import option
 from .validation import check_fraction
@@ -86,36 +87,77 @@ def error_rate_interval(n_issues: int, n_rows: int, z: float = 1.959964) -> tupl
     return float(p), float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+@dataclass(frozen=True)
+class RunRecord(Section):
+    """One audit run, as ``run.json`` (or ``history/<run_id>.json``) holds it; a key it does not know stays in
+    ``extra`` and is written back. Records from before a field existed read it as None."""
+
+    run_id: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None  # milliseconds: two quick runs can finish in the same second, and the history is ordered by this
+    duration_s: float | None = None
+    version: int | None = None
+    content_hash: str | None = None
+    unchanged_source: bool | None = None
+    published: bool | None = None  # False: every file equalled the latest version's, nothing was published
+    rows: int | None = None
+    flagged: int | None = None
+    flagged_rate: float | None = None
+    estimated_error_rate: float | None = None
+    estimated_error_rate_lo: float | None = None
+    estimated_error_rate_hi: float | None = None
+    class_names: list[str] | None = None
+    class_share: list[float] | None = None
+    class_flagged_rate: list[float] | None = None
+    folds_cached: int | None = None
+    folds_total: int | None = None
+    flow_run_id: str | None = None
+    reliable: bool | None = None  # False: the model was no better than the class prior, and the rates mean nothing
+    near_duplicate_rows: int | None = None
+    near_duplicate_sets: int | None = None
+    exact_duplicate_rows: int | None = None
+    leaking_rows: int | None = None
+    conflicting_rows: int | None = None
+    outlier_rows: int | None = None
+    detector: dict | None = None
+    model: str | None = None
+    model_config: dict | None = None
+    labelq: str | None = None
+    alerts: list[str] = field(default_factory=list)
+    status: str | None = None  # "ok" or "alert"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 def history_dir(store, name: str) -> Path:
     return store.dataset_dir(name) / "history"
 
 
-def read_history(store, name: str) -> list[dict]:
+def read_history(store, name: str) -> list[RunRecord]:
     """Every recorded run of ``name``, oldest first: the records inside its versions (and older ``history/*.json``)."""
     runs = {}
     for path in [*sorted(history_dir(store, name).glob("*.json")), *sorted(store.dataset_dir(name).glob(f"v[0-9]*/{RECORD}"))]:
-        record = json.loads(path.read_text())
-        runs[record["run_id"]] = record
-    return sorted(runs.values(), key=lambda r: (r["finished_at"], r["run_id"]))
+        record = RunRecord.from_json(json.loads(path.read_text()))
+        runs[record.run_id] = record
+    return sorted(runs.values(), key=lambda r: (r.finished_at, r.run_id))
 
 
-def check_alerts(record: dict, previous: dict | None, rules: AlertRules) -> list[str]:
+def check_alerts(record: RunRecord, previous: RunRecord | None, rules: AlertRules) -> list[str]:
     """The alert reasons for ``record`` given the previous run (empty: all is well)."""
     reasons = []
-    rate = record["estimated_error_rate"]
+    rate = record.estimated_error_rate
     if rules.max_rate is not None and rate > rules.max_rate:
         reasons.append(f"estimated label-error rate {rate:.2%} is above the limit {rules.max_rate:.2%}")
     if previous is not None:
-        before = previous["estimated_error_rate"]
+        before = previous.estimated_error_rate
         if rules.max_increase is not None and rate - before > rules.max_increase:
             reasons.append(f"estimated label-error rate rose from {before:.2%} to {rate:.2%} (more than {rules.max_increase:.2%})")
-        if rules.max_class_shift is not None and previous.get("class_names") == record["class_names"]:
-            shift = np.abs(np.asarray(record["class_share"]) - np.asarray(previous["class_share"]))
+        if rules.max_class_shift is not None and previous.class_names == record.class_names:
+            shift = np.abs(np.asarray(record.class_share) - np.asarray(previous.class_share))
             worst = int(shift.argmax())
             if shift[worst] > rules.max_class_shift:
                 reasons.append(
-                    f"class {record['class_names'][worst]!r} moved from {previous['class_share'][worst]:.2%} to "
-                    f"{record['class_share'][worst]:.2%} of the rows (more than {rules.max_class_shift:.2%})"
+                    f"class {record.class_names[worst]!r} moved from {previous.class_share[worst]:.2%} to "
+                    f"{record.class_share[worst]:.2%} of the rows (more than {rules.max_class_shift:.2%})"
                 )
     return reasons
 
@@ -148,62 +190,61 @@ def prepare_record(
     k = n_classes
     est, lo, hi = error_rate_interval(n_issues_estimate, len(labels))
     counts = class_counts(labels, k)
-    base = {
-        "run_id": uuid.uuid4().hex,
-        "started_at": started.isoformat(timespec="milliseconds"),
-        "rows": int(len(labels)),
-        "flagged": int(flagged.sum()),
-        "flagged_rate": float(flagged.mean()) if len(flagged) else 0.0,
-        "estimated_error_rate": est,
-        "estimated_error_rate_lo": lo,
-        "estimated_error_rate_hi": hi,
-        "class_share": (counts / max(len(labels), 1)).tolist(),
-        "class_flagged_rate": (class_counts(labels, k, flagged) / np.maximum(counts, 1)).tolist(),
-        "folds_cached": folds_cached,
-        "folds_total": folds_total,
-        "flow_run_id": (run or {}).get("flow_run_id"),
-        "reliable": reliable,
+    base = RunRecord(
+        run_id=uuid.uuid4().hex,
+        started_at=started.isoformat(timespec="milliseconds"),
+        rows=int(len(labels)),
+        flagged=int(flagged.sum()),
+        flagged_rate=float(flagged.mean()) if len(flagged) else 0.0,
+        estimated_error_rate=est,
+        estimated_error_rate_lo=lo,
+        estimated_error_rate_hi=hi,
+        class_share=(counts / max(len(labels), 1)).tolist(),
+        class_flagged_rate=(class_counts(labels, k, flagged) / np.maximum(counts, 1)).tolist(),
+        folds_cached=folds_cached,
+        folds_total=folds_total,
+        flow_run_id=(run or {}).get("flow_run_id"),
+        reliable=reliable,
         **{
             key: getattr(duplicates, key) if duplicates is not None else None
             for key in ("near_duplicate_rows", "near_duplicate_sets", "exact_duplicate_rows", "leaking_rows", "conflicting_rows", "outlier_rows")
         },
-    }
+    )
 
     def complete(manifest: Manifest) -> dict[str, dict]:
         finished = dt.datetime.now(dt.UTC)
-        record = {
-            **base,
-            # milliseconds: two quick runs can finish in the same second, and the history is ordered by this
-            "finished_at": finished.isoformat(timespec="milliseconds"),
-            "duration_s": round((finished - started).total_seconds(), 2),
-            "version": manifest.version,
-            "content_hash": manifest.content_hash,
-            "class_names": manifest.class_names,
-            "detector": {
+        record = replace(
+            base,
+            finished_at=finished.isoformat(timespec="milliseconds"),
+            duration_s=round((finished - started).total_seconds(), 2),
+            version=manifest.version,
+            content_hash=manifest.content_hash,
+            class_names=manifest.class_names,
+            detector={
                 "name": (manifest.audit.detectors or ["confident_learning"])[0],
                 "filter_by": manifest.audit.filter_by,
                 "cleanlab": _version("cleanlab"),
             },
-            "model": manifest.audit.model,
-            "model_config": manifest.audit.model_config,
-            "labelq": manifest.labelq_version,
-        }
+            model=manifest.audit.model,
+            model_config=manifest.audit.model_config,
+            labelq=manifest.labelq_version,
+        )
         previous = read_history(store, manifest.name)
         last = previous[-1] if previous else None
-        record["unchanged_source"] = bool(last and last["content_hash"] == record["content_hash"])
-        record["alerts"] = check_alerts(record, last, rules or AlertRules())
-        record["status"] = "alert" if record["alerts"] else "ok"
-        return {RECORD: record}
+        record = replace(record, unchanged_source=bool(last and last.content_hash == record.content_hash))
+        alerts = check_alerts(record, last, rules or AlertRules())
+        record = replace(record, alerts=alerts, status="alert" if alerts else "ok")
+        return {RECORD: record.to_json()}  # the store writes it into the version (``published``: True) or history/ (False)
 
     return complete
 
 
-def raise_alerts(record: dict, name: str) -> None:
-    if record["alerts"]:
-        for reason in record["alerts"]:
-            log.error("ALERT %s v%04d: %s", name, record["version"], reason)
+def raise_alerts(record: RunRecord, name: str) -> None:
+    if record.alerts:
+        for reason in record.alerts:
+            log.error("ALERT %s v%04d: %s", name, record.version, reason)
         raise AuditAlert(
-            f"audit of {name} v{record['version']:04d} raised alerts: " + "; ".join(record["alerts"]),
+            f"audit of {name} v{record.version:04d} raised alerts: " + "; ".join(record.alerts),
             "look at the report and `labelq history`; the version was published",
         )
 

@@ -26,7 +26,7 @@ from .detect.multilabel import detect_tags
 from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, has_inputs
 from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
-from .history import RECORD, AlertRules, prepare_record, raise_alerts
+from .history import RECORD, AlertRules, RunRecord, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
 from .io import release_freed_memory
 from .judges.config import JudgeOptions
@@ -128,7 +128,7 @@ class AuditResult:
     report_json: Path
     n_label_issues: int
     seconds: float
-    history: dict | None = None
+    history: RunRecord | None = None
 
 
 @step("ingest")
@@ -441,11 +441,12 @@ def publish_step(
             return written
 
     version = store.publish(cfg.name, audited, tables, manifest, records=records, hooks=(catalog_hook,), skip_unchanged=True)
-    if written.get(RECORD, {}).get("published") is False:
+    record = RunRecord.from_json(written.get(RECORD))  # as written: the store set ``published``
+    if record is not None and record.published is False:
         log.info("%s %s already holds these rows and results: nothing published, the run is recorded in the history", cfg.name, version.tag)
     else:
         log.info("published %s %s: %d rows, %d label issues -> %s", cfg.name, version.tag, audited.num_rows, manifest.n_label_issues, version.path)
-    return version, written.get(RECORD)
+    return version, record
 
 
 @step("report")

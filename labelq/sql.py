@@ -147,7 +147,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
 
     runs = read_history(store, name)
     if runs:  # the audit history: a table rebuilt from the run records (JSON) of the versions
-        history_records = pa.Table.from_pylist([{k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in runs])  # noqa: F841 (read by DuckDB)
+        history_records = pa.Table.from_pylist([{k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.to_json().items()} for r in runs])  # noqa: F841 (read by DuckDB)
         con.execute(f"CREATE OR REPLACE TABLE history AS\n{load_sql('history')}")
 
 

@@ -125,7 +125,7 @@ def test_the_audit_takes_its_detector_from_the_registry(tmp_path):
         probs = np.array(result.version.read_table("pred_probs")["pred_probs"].to_pylist(), dtype=np.float64)
         expected = probs[np.arange(rows.num_rows), rows["label"].to_numpy()] < 0.5
         assert rows["is_label_issue"].to_numpy(zero_copy_only=False).tolist() == expected.tolist() and expected.any()
-        assert result.history["detector"]["name"] == "low-self-confidence"
+        assert result.history.detector["name"] == "low-self-confidence"
     finally:
         DETECTORS.pop("low-self-confidence")
     out = CliRunner().invoke(main, ["audit", "digits", "--store", str(tmp_path / "s2"), "--detector", "nope", "--no-prefect"])

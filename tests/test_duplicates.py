@@ -110,7 +110,7 @@ def test_planted_digit_copies_are_found_with_their_leaks_and_conflicts(digits_st
     assert (info.near_duplicate_rows, info.near_duplicate_sets, info.exact_duplicate_rows) == (60, 30, 30)
     assert (info.leaking_rows, info.conflicting_rows) == (2 * n_leak, 2 * n_conflict)
     (record,) = read_history(store, "dc")
-    assert (record["near_duplicate_rows"], record["leaking_rows"], record["conflicting_rows"]) == (60, 2 * n_leak, 2 * n_conflict)
+    assert (record.near_duplicate_rows, record.leaking_rows, record.conflicting_rows) == (60, 2 * n_leak, 2 * n_conflict)
     history = run_query(store, "dc", "SELECT near_duplicate_sets FROM history").to_pylist()
     assert history == [{"near_duplicate_sets": 30}]
     assert f"near duplicates: 60 rows in 30 sets (30 rows with an exact copy), {2 * n_leak} rows in sets across splits" in output
@@ -175,7 +175,7 @@ def test_checks_can_be_left_out_and_need_the_inputs(tmp_path, digits):
     assert all(rows[c].null_count == rows.num_rows for c in rows.column_names)  # null: not checked
     assert v.manifest().audit.near_duplicates is None and "near duplicates:" not in out.output
     assert run_query(Store(root), "digits", "SELECT count(*) AS n FROM near_duplicates")["n"][0].as_py() == 0
-    assert "near_duplicate_rows" in read_history(Store(root), "digits")[0]
+    assert "near_duplicate_rows" in read_history(Store(root), "digits")[0].to_json()
     with pytest.raises(InputError, match="near-duplicate-radius"):
         NeighborOptions(near_duplicate_radius=2.0)
     labels_only = S.with_info(digits.select(["id", "label"]), dataclasses.replace(S.info_of(digits), modality="none", inputs=[]))

@@ -70,7 +70,7 @@ def test_a_local_dask_cluster_gives_the_same_issues_as_the_sequential_run(tmp_pa
     assert a["is_label_issue"].to_pylist() == b["is_label_issue"].to_pylist()
     assert a["issue_rank"].to_pylist() == b["issue_rank"].to_pylist()
     np.testing.assert_array_equal(pred_probs_array(seq.version.read_table("pred_probs")), pred_probs_array(dask.version.read_table("pred_probs")))
-    assert dask.history["folds_total"] == 5 and dask.history["flow_run_id"]
+    assert dask.history.folds_total == 5 and dask.history.flow_run_id
 
 
 def test_on_a_local_dask_cluster_confident_learning_reads_the_given_pred_probs_on_the_workers(tmp_path, prefect_harness, capfd, caplog):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from labelq import schema as S
 from labelq.cli import main
-from labelq.history import AlertRules, AuditAlert, check_alerts, read_history
+from labelq.history import AlertRules, AuditAlert, RunRecord, check_alerts, read_history
 from labelq.sql import run_query
 from labelq.store import Store
 
@@ -27,14 +27,14 @@ def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
     store = Store(root)
     assert [v.tag for v in store.versions("digits")] == ["v0001"]  # an unchanged re-audit adds a record, not a copy
     runs = read_history(store, "digits")
-    assert [x["version"] for x in runs] == [1, 1] and [x["unchanged_source"] for x in runs] == [False, True]
-    assert [x["published"] for x in runs] == [True, False]
-    assert runs[0]["finished_at"] < runs[1]["finished_at"]  # milliseconds: the cached re-run can finish within the first run's second
+    assert [x.version for x in runs] == [1, 1] and [x.unchanged_source for x in runs] == [False, True]
+    assert [x.published for x in runs] == [True, False]
+    assert runs[0].finished_at < runs[1].finished_at  # milliseconds: the cached re-run can finish within the first run's second
     first = runs[0]
-    assert first["rows"] == 1797 and first["flagged"] == store.version("digits", 1).manifest_json()["n_label_issues"]
-    assert first["estimated_error_rate_lo"] <= first["estimated_error_rate"] <= first["estimated_error_rate_hi"]
-    assert len(first["class_share"]) == 10 and abs(sum(first["class_share"]) - 1) < 1e-9
-    assert first["detector"]["cleanlab"] and first["model"] == "logreg" and first["duration_s"] > 0
+    assert first.rows == 1797 and first.flagged == store.version("digits", 1).manifest_json()["n_label_issues"]
+    assert first.estimated_error_rate_lo <= first.estimated_error_rate <= first.estimated_error_rate_hi
+    assert len(first.class_share) == 10 and abs(sum(first.class_share) - 1) < 1e-9
+    assert first.detector["cleanlab"] and first.model == "logreg" and first.duration_s > 0
     table = run_query(store, "digits", "SELECT version, folds_cached, status FROM history ORDER BY version").to_pylist()
     assert table == [{"version": 1, "folds_cached": 0, "status": "ok"}, {"version": 1, "folds_cached": 5, "status": "ok"}]
     r = CliRunner().invoke(main, ["history", "digits", "--store", str(root)])
@@ -44,8 +44,8 @@ def test_every_run_is_recorded_and_an_unchanged_source_trains_nothing(tmp_path):
 
 
 def test_alert_rules():
-    prev = {"estimated_error_rate": 0.02, "class_names": ["a", "b"], "class_share": [0.5, 0.5]}
-    rec = {"estimated_error_rate": 0.05, "class_names": ["a", "b"], "class_share": [0.4, 0.6]}
+    prev = RunRecord(estimated_error_rate=0.02, class_names=["a", "b"], class_share=[0.5, 0.5])
+    rec = RunRecord(estimated_error_rate=0.05, class_names=["a", "b"], class_share=[0.4, 0.6])
     assert check_alerts(rec, prev, AlertRules()) == []
     reasons = check_alerts(rec, prev, AlertRules(max_rate=0.04, max_increase=0.01, max_class_shift=0.05))
     assert len(reasons) == 3 and "above the limit" in reasons[0] and "rose from 2.00% to 5.00%" in reasons[1] and "'a' moved" in reasons[2]
@@ -80,7 +80,7 @@ def test_class_shift_alert_fails_the_cli_and_is_recorded(tmp_path, digits):
     store = Store(root)
     assert store.version("digits").number == 2  # the version is published; the alert is about its quality
     last = read_history(store, "digits")[-1]
-    assert last["status"] == "alert" and last["alerts"] and last["version"] == 2
+    assert last.status == "alert" and last.alerts and last.version == 2
 
 
 def test_an_alert_fails_the_prefect_flow_run_with_its_reasons(tmp_path, prefect_harness):
@@ -95,9 +95,9 @@ def test_an_alert_fails_the_prefect_flow_run_with_its_reasons(tmp_path, prefect_
         run_audit_flow(AuditConfig.from_options(source="digits", store=str(tmp_path / "s"), model="logreg", alert_max_rate=0.0001))
     record = read_history(Store(tmp_path / "s"), "digits")[-1]  # names its own flow run: the server is shared by the whole session
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(UUID(record["flow_run_id"]))
+        run = client.read_flow_run(UUID(record.flow_run_id))
     assert run.state.is_failed() and "above the limit" in (run.state.message or "")
-    assert run.parameters["store"] == str(tmp_path / "s") and record["status"] == "alert"
+    assert run.parameters["store"] == str(tmp_path / "s") and record.status == "alert"
 
 
 def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
@@ -113,7 +113,7 @@ def test_a_run_record_appears_with_its_version_or_not_at_all(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         store.publish("digits", table, {}, records=broken)
     assert [v.number for v in store.versions("digits")] == [1] and not list(store.dataset_dir("digits").glob(".tmp-*"))
-    assert [r["version"] for r in read_history(store, "digits")] == [1]
+    assert [r.version for r in read_history(store, "digits")] == [1]
     assert (store.version("digits").path / "run.json").exists()
 
 
@@ -140,9 +140,9 @@ def test_two_audits_at_once_publish_two_versions_each_with_its_record(tmp_path):
     runs = read_history(store, "digits")
     # the second to take the lock publishes v0002, or, when its files equal v0001's, records its run only
     assert [v.number for v in store.versions("digits")] == sorted(set(numbers)) and numbers[0] == 1
-    assert sorted(r["version"] for r in runs) == numbers and [r["published"] for r in runs].count(True) == len(set(numbers))
+    assert sorted(r.version for r in runs) == numbers and [r.published for r in runs].count(True) == len(set(numbers))
     # the second to publish compared with the first (records finishing in the same second sort by run id)
-    assert sorted(r["unchanged_source"] for r in runs) == [False, True]
+    assert sorted(r.unchanged_source for r in runs) == [False, True]
     assert run_query(store, "digits", "SELECT count(*) AS n FROM history").to_pylist() == [{"n": 2}]
 
 
@@ -161,3 +161,13 @@ def test_with_many_classes_the_report_plots_the_noisiest_25_legibly():
     for uri in (plots.noise_heatmap(joint, names, 10_000), plots.class_rates(names, rng.random(k), rng.random(k))):
         assert uri.startswith("data:image/png;base64,") and len(uri) < 400_000
     assert plots._most(np.arange(10.0)).tolist() == list(range(10))  # few classes: all of them
+
+
+def test_a_run_record_is_typed_and_its_json_unchanged(tmp_path):
+    """``read_history`` gives ``RunRecord``s; a record's JSON reads and writes back with its keys, one it does not know
+    included, and a record from before a field existed reads it as None."""
+    on_disk = {"run_id": "r1", "finished_at": "2026-12-04T00:00:00.000+00:00", "version": 3, "rows": 10, "alerts": ["x"], "status": "alert", "later": 1}
+    record = RunRecord.from_json(on_disk)
+    assert (record.version, record.alerts, record.outlier_rows, record.extra) == (3, ["x"], None, {"later": 1})
+    assert {k: v for k, v in record.to_json().items() if v is not None} == on_disk
+    assert RunRecord.from_json(record.to_json()) == record

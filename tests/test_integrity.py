@@ -198,7 +198,7 @@ def test_bad_fold_cache_entries_are_recomputed(store, damage, caplog):
     caplog.set_level("INFO", logger="labelq")
     result = audit(cfg)
     assert f"fold cache entry {target.name} is" in caplog.text and "computing the fold again" in caplog.text
-    assert result.history["folds_cached"] == 2
+    assert result.history.folds_cached == 2
     v1, v3 = store.version("dg", 1).read_table("pred_probs"), result.version.read_table("pred_probs")
     assert v3["pred_probs"].to_pylist() == v1["pred_probs"].to_pylist()  # the recomputed fold equals the original
     with np.load(target) as z:  # and the entry was replaced

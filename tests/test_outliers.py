@@ -87,7 +87,7 @@ def test_photos_among_fashion_images_are_outliers(fashion_with_photos):
     assert [r["outlier_score"] for r in view] == sorted((r["outlier_score"] for r in view), reverse=True)
     issues = v.read_table("issues")
     assert issues[S.IS_OUTLIER].to_pylist() == rows[S.IS_OUTLIER].to_pylist()
-    assert read_history(store, "fp")[0]["outlier_rows"] == int(flagged.sum())
+    assert read_history(store, "fp")[0].outlier_rows == int(flagged.sum())
     assert f"outliers: {int(flagged.sum()):,} rows (outlier score above Q3 + 1.5 x IQR), space embeddings:efficientnet-lite0" in output
 
     # the report shows the outliers, highest score first, as thumbnails

@@ -129,13 +129,13 @@ def test_a_scheduled_audit_runs_on_schedule_and_records_its_history(prefect_serv
     try:
         rows = _wait(lambda: read_history(Store(store), "digits-nightly"), 300, "a scheduled run's history row", every=2)
         row = rows[0]
-        assert row["flow_run_id"] and row["rows"] == 1797 and row["status"] == "ok"
+        assert row.flow_run_id and row.rows == 1797 and row.status == "ok"
         # The record names the audit's run: a subflow of the deployment's run, which ends after the Dask
         # cluster is shut down. Both must end Completed while the worker is still up.
-        audit_run = _flow_run(env, row["flow_run_id"])
+        audit_run = _flow_run(env, row.flow_run_id)
         assert audit_run["parent_task_run_id"], "with --jobs/--cluster the audit runs as a subflow"
         deployment_run_id = _task_run(env, audit_run["parent_task_run_id"])["flow_run_id"]
-        for run_id in (row["flow_run_id"], deployment_run_id):
+        for run_id in (row.flow_run_id, deployment_run_id):
             _wait(lambda run_id=run_id: _flow_run(env, run_id)["state"]["type"] == "COMPLETED", 120, f"flow run {run_id} to be Completed")
         assert _flow_run(env, deployment_run_id)["deployment_id"]
     finally:
@@ -185,10 +185,10 @@ def test_a_worker_killed_mid_run_leaves_the_store_consistent_and_the_next_run_co
     finally:
         _stop(worker)
         _labelq(env, "schedule", "--remove", "digits-killed")
-    assert rows[0]["status"] == "ok" and rows[0]["rows"] == 1797 and rows[0]["folds_cached"] >= 1
+    assert rows[0].status == "ok" and rows[0].rows == 1797 and rows[0].folds_cached >= 1
     # later runs may have finished (or been stopped) meanwhile: every version has the record of the run that
     # published it, and every other record (an unchanged source: nothing published) names an existing version
     rows, versions = read_history(Store(store), "digits-killed"), Store(store).versions("digits-killed")
-    assert sorted(r["version"] for r in rows if r["published"]) == [v.number for v in versions]
-    assert {r["version"] for r in rows} == {v.number for v in versions}
+    assert sorted(r.version for r in rows if r.published) == [v.number for v in versions]
+    assert {r.version for r in rows} == {v.number for v in versions}
     assert all(v.manifest_json()["rows"] == 1797 and v.read(columns=["id"]).num_rows == 1797 for v in versions)

@@ -48,7 +48,7 @@ def test_relabels_share_the_images_and_predictions_and_gc_keeps_the_rest_whole(t
     assert [v.tag for v in store.versions("digits")] == ["v0004"] and store.version("digits").verify() == []
     rows = run_query(store, "digits", "SELECT id, image, effective_label FROM latest").to_pylist()
     assert len(rows) == 1797 and all(images[x["id"]] == x["image"] for x in rows)  # the shared files outlived their first version
-    assert [x["version"] for x in read_history(store, "digits")] == [1]  # v0001's run record moved to history/
+    assert [x.version for x in read_history(store, "digits")] == [1]  # v0001's run record moved to history/
     assert not (store.dataset_dir("digits") / "reports" / "v0001.html").exists()
     r = CliRunner().invoke(main, ["verify", "digits", "--store", str(root)])
     assert r.exit_code == 0 and "v0004: ok" in r.output

@@ -453,9 +453,12 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     top_rows = version.payload_rows(shown_ids(summary)) if payload else None
     store = Store(version.path.parent.parent.parent)
     summary["history"] = [
-        {k: r[k] for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")}
+        {
+            k: getattr(r, k)
+            for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")
+        }
         for r in read_history(store, version.name)
-        if r["version"] <= version.number
+        if r.version <= version.number
     ]
     out = version.path.parent / "reports"
     html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None))
