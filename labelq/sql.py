@@ -164,6 +164,13 @@ def _catalog_state(store, name: str) -> str:
     return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS), "sql": digest})
 
 
+def _build_catalog(con: duckdb.DuckDBPyConnection, store, name: str) -> None:
+    """What the catalog file holds, built on ``con``: the views over relative paths, the history and the state."""
+    con.execute(f"SET file_search_path = {_literal(str(store.dataset_dir(name).resolve()))}")
+    _create_views(con, store, name, None)
+    con.execute("CREATE OR REPLACE TABLE catalog_state AS SELECT $state AS state", {"state": _catalog_state(store, name)})
+
+
 def refresh_catalog(store, name: str) -> Path:
     """(Re)build the catalog file of dataset ``name``, atomically (a new file renamed into place). Call with the dataset's lock held."""
     path = catalog_path(store, name)
@@ -171,9 +178,7 @@ def refresh_catalog(store, name: str) -> Path:
     try:
         con = duckdb.connect(str(tmp))
         try:
-            con.execute(f"SET file_search_path = {_literal(str(store.dataset_dir(name).resolve()))}")
-            _create_views(con, store, name, None)
-            con.execute("CREATE OR REPLACE TABLE catalog_state AS SELECT $state AS state", {"state": _catalog_state(store, name)})
+            _build_catalog(con, store, name)
         finally:
             con.close()
         os.chmod(tmp, 0o666 & ~current_umask())
@@ -239,9 +244,7 @@ def catalog_problems(store, name: str) -> list[str]:
         return [f"{path}: not a readable DuckDB catalog ({exc})"]
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"SET file_search_path = {_literal(str(store.dataset_dir(name).resolve()))}")
-        _create_views(con, store, name, None)
-        con.execute("CREATE TABLE catalog_state AS SELECT $state AS state", {"state": _catalog_state(store, name)})
+        _build_catalog(con, store, name)
         expected = _catalog_contents(con)
     finally:
         con.close()

@@ -56,8 +56,8 @@ from .writer import (
     PAYLOAD,
     RUN_RECORD,
     VersionWriter,
-    _json_default,
     cached_sha256,
+    json_default,
     manifest_checksum,
 )
 
@@ -465,7 +465,7 @@ class Store:
         """An audit that changed nothing: its run records go to ``history/``, and ``latest`` stands."""
         for obj in (records(latest.manifest()) if records else {}).values():
             obj["published"] = False
-            atomic_write_text(self.dataset_dir(latest.name) / "history" / f"{obj['run_id']}.json", json.dumps(obj, indent=1, default=_json_default))
+            atomic_write_text(self.dataset_dir(latest.name) / "history" / f"{obj['run_id']}.json", json.dumps(obj, indent=1, default=json_default))
         log.info("%s %s already holds these rows, predictions and results: published nothing, recorded the run", latest.name, latest.tag)
         self._run_hooks(hooks, latest, f"recorded a run of {latest.name}")
         return latest

@@ -58,7 +58,7 @@ def column_groups(data: pa.Table) -> dict[str, list[str]]:
 def manifest_checksum(manifest: dict) -> str:
     """sha256 of a manifest's keys other than its checksum, in canonical JSON."""
     body = {k: v for k, v in manifest.items() if k != CHECKSUM_KEY}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=json_default).encode()).hexdigest()
 
 
 _HASHES: dict[tuple, str] = {}  # (path, device, inode, size, mtime, ctime) -> sha256, for files already hashed in this process
@@ -115,7 +115,7 @@ def _content_hash(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def _json_default(obj):
+def json_default(obj):
     import numpy as np
 
     if isinstance(obj, np.ndarray):
@@ -189,10 +189,10 @@ class VersionWriter:
             files=self.files,
             columns=[*data.column_names[:3], *deferred.columns, *data.column_names[3:]] if deferred else data.column_names,
         )
-        full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=_json_default)))  # plain JSON values, as a reader will see them
+        full = Manifest.from_json(json.loads(json.dumps(full.to_json(), default=json_default)))  # plain JSON values, as a reader will see them
         for fname, obj in (records(full) if records else {}).items():
             obj["published"] = True
-            self.files[fname] = file_sha256(atomic_write_text(self.tmp / fname, json.dumps(obj, indent=1, default=_json_default)))
+            self.files[fname] = file_sha256(atomic_write_text(self.tmp / fname, json.dumps(obj, indent=1, default=json_default)))
         body = {**full.to_json(), "files": self.files}
         body[CHECKSUM_KEY] = manifest_checksum(body)
         atomic_write_text(self.tmp / MANIFEST, json.dumps(body, indent=2, sort_keys=True))

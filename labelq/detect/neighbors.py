@@ -198,7 +198,7 @@ def tabular_spread(inputs: np.ndarray) -> np.ndarray:
     sparse column's rare values raise and a few rows far out do not. A
     near-constant column (its middle half one value: a pixel at the edge of every digit) is scaled by at least
     the typical spread of the varied columns: divided by its own tiny spread, a little noise in it would
-    outweigh every other column (40 noisy copies planted among scikit-learn's digits: 2 of 80 rows found by
+    outweigh every other column (40 noisy copies planted among scikit-learn's digits: none of the 80 rows found by
     the interquartile range alone, 80 of 80 so, as by cleanlab's Datalab; ``bench/tabular_checks.py``)."""
     low, q1, q3, high = np.percentile(inputs, [1, 25, 75, 99], axis=0)
     std = np.clip(inputs, low, high).std(axis=0)  # winsorized: the few rows far out (outliers) do not widen their columns

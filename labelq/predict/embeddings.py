@@ -167,31 +167,30 @@ def embed_inputs(inputs: np.ndarray, encoder: Encoder, cache_dir: Path | None = 
     run = None
     t0 = time.perf_counter()
     reused = 0
-    bar = progress(n, f"embeddings ({encoder.name})")  # each chunk logs its own line
-    for start in range(0, n, CHUNK):
-        rows = min(CHUNK, n - start)
-        part = inputs[start : start + rows]
-        key = hashlib.sha256(base + chunk_digest(part)).hexdigest()[:32]
-        path = folder / f"{key}.npy" if folder is not None else None
-        vectors = _cached(path, rows)
-        if vectors is None:
-            if run is None:
-                t_load = time.perf_counter()
-                run = encoder.load()
-                log.info("embeddings: loaded %s in %.1fs", encoder.name, time.perf_counter() - t_load)
-            vectors = np.asarray(run(part), dtype=np.float32)
-            if path is not None:
-                buf = io.BytesIO()
-                np.save(buf, vectors, allow_pickle=False)
-                atomic_write_bytes(path, buf.getvalue())
-            done = start + rows
-            rate = (done - reused) / max(time.perf_counter() - t0, 1e-9)
-            log.info("embeddings (%s): %s/%s rows, %.0f rows/s", encoder.name, f"{done:,}", f"{n:,}", rate)
-        else:
-            reused += rows
-        bar.update(rows)
-        chunks.append(vectors)
-    bar.close()
+    with progress(n, f"embeddings ({encoder.name})") as bar:  # each chunk logs its own line
+        for start in range(0, n, CHUNK):
+            rows = min(CHUNK, n - start)
+            part = inputs[start : start + rows]
+            key = hashlib.sha256(base + chunk_digest(part)).hexdigest()[:32]
+            path = folder / f"{key}.npy" if folder is not None else None
+            vectors = _cached(path, rows)
+            if vectors is None:
+                if run is None:
+                    t_load = time.perf_counter()
+                    run = encoder.load()
+                    log.info("embeddings: loaded %s in %.1fs", encoder.name, time.perf_counter() - t_load)
+                vectors = np.asarray(run(part), dtype=np.float32)
+                if path is not None:
+                    buf = io.BytesIO()
+                    np.save(buf, vectors, allow_pickle=False)
+                    atomic_write_bytes(path, buf.getvalue())
+                done = start + rows
+                rate = (done - reused) / max(time.perf_counter() - t0, 1e-9)
+                log.info("embeddings (%s): %s/%s rows, %.0f rows/s", encoder.name, f"{done:,}", f"{n:,}", rate)
+            else:
+                reused += rows
+            bar.update(rows)
+            chunks.append(vectors)
     if reused:
         log.info("embeddings (%s): %s of %s rows reused from the cache", encoder.name, f"{reused:,}", f"{n:,}")
     if not chunks:

@@ -142,26 +142,25 @@ class CNNClassifier:
         steps = self.epochs * max(1, -(-n // self.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.25)
         guard = HeapGuard()
-        bar = progress(self.epochs * n, f"cnn, {self.epochs} epochs", unit="images")  # each epoch logs its own line
-        for epoch in range(self.epochs):
-            model.train()
-            t0, total, seen = time.perf_counter(), 0.0, 0
-            perm = torch.randperm(n, generator=gen)
-            for start in range(0, n, self.batch_size):
-                idx = perm[start : start + self.batch_size]
-                xb = (self._floats(x[idx]) - self.mean_) / self.std_
-                xb, yb = xb.to(dev, non_blocking=True), y_idx[idx].to(dev, non_blocking=True)
-                loss = F.cross_entropy(model(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-                bar.update(len(idx))
-                guard.check()
-            log.info("cnn epoch %d/%d: loss %.4f, %d images in %.1fs", epoch + 1, self.epochs, total / max(seen, 1), seen, time.perf_counter() - t0)
-        bar.close()
+        with progress(self.epochs * n, f"cnn, {self.epochs} epochs", unit="images") as bar:  # each epoch logs its own line
+            for epoch in range(self.epochs):
+                model.train()
+                t0, total, seen = time.perf_counter(), 0.0, 0
+                perm = torch.randperm(n, generator=gen)
+                for start in range(0, n, self.batch_size):
+                    idx = perm[start : start + self.batch_size]
+                    xb = (self._floats(x[idx]) - self.mean_) / self.std_
+                    xb, yb = xb.to(dev, non_blocking=True), y_idx[idx].to(dev, non_blocking=True)
+                    loss = F.cross_entropy(model(xb), yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    total += float(loss.detach()) * len(idx)
+                    seen += len(idx)
+                    bar.update(len(idx))
+                    guard.check()
+                log.info("cnn epoch %d/%d: loss %.4f, %d images in %.1fs", epoch + 1, self.epochs, total / max(seen, 1), seen, time.perf_counter() - t0)
         self.model_ = model.eval()
         return self
 

@@ -93,17 +93,22 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
+def _json_body(body: bytes) -> object:
+    """A request body as JSON; ``BadRequest`` (400) when it is not UTF-8 or not JSON."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the body is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise BadRequest(400, "the body is not valid JSON (send one JSON object)") from None
+
+
 def parse_action(body: bytes) -> dict:
     """A review action's body (``POST /api/action``) checked against its schema; ``BadRequest`` (400) names what is wrong.
 
     ``{"reviewer": str (1..MAX_REVIEWER characters), "action": "label" | "skip" | "undo", "id": str (not for undo),
     "labels": list of str (``label`` only; ``[]``: none of these)}``. Unknown keys are refused."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest(400, "the body is not UTF-8 text") from None
-    except (ValueError, RecursionError):
-        raise BadRequest(400, "the body is not valid JSON (send one JSON object)") from None
+    data = _json_body(body)
     if not isinstance(data, dict):
         raise BadRequest(400, f"the body must be a JSON object, got a JSON {type(data).__name__}")
     unknown = sorted(set(data) - {"reviewer", "action", "id", "labels"})
@@ -377,11 +382,7 @@ def create_app(store: Store, name: str, token: str | None = None, hosts: set[str
     @app.post("/api/publish")
     async def publish(request: Request) -> dict:
         body = await read_body(request)
-        try:
-            data = json.loads(body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise BadRequest(400, "the body is not valid JSON (send {})") from None
-        if data != {}:
+        if (_json_body(body) if body else {}) != {}:
             raise BadRequest(400, "publish takes an empty JSON object, {}")
         return session.publish()
 
