@@ -51,11 +51,12 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
 
 def near_duplicate_rows(store, version, limit: int) -> list[dict]:
     """The first ``limit`` near-duplicate sets of ``version`` (``sql/top_near_duplicates.sql``), lists shown as text."""
+    from .labelkind import kind_of
     from .sql import named_query
 
     rows = named_query(store, version.name, "top_near_duplicates", version=version.number, limit=limit).to_pylist()
     shown = lambda values, n=3, sep=", ": sep.join(map(str, values[:n])) + (f"{sep}... ({len(values)})" if len(values) > n else "")  # noqa: E731
-    sep = " | " if version.manifest().multi_label else ", "  # a multi-label row's class name is its tags, "a, b"
+    sep = " | " if kind_of(version.manifest()).lists else ", "  # a tag list's name is its tags, "a, b"
     return [{**r, "ids": shown(r["ids"]), "splits": shown(r["splits"]), "class_names": shown(r["class_names"], sep=sep)} for r in rows]
 
 
@@ -205,13 +206,15 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         return run_audit_flow(cfg, jobs=jobs, cluster=cluster)
 
     result = run_job(no_prefect, lambda: run_audit(cfg), flow, progress=True, quiet=quiet)
+    from .labelkind import kind_of
+
     v = result.version
     m = v.manifest()
     h = result.history
     head = f"Unchanged since {v.name} {v.tag} (nothing published; the run is in the history)" if h and h.published is False else f"Published {v.name} {v.tag}"
     click.echo(
         f"\n{head}: {m.rows:,} rows, {m.n_label_issues:,} suspected label errors "
-        f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample {'tag accuracy' if m.multi_label else 'accuracy'} {m.audit.out_of_sample_accuracy:.4f}, "
+        f"({100 * m.n_label_issues / m.rows:.2f}%), out-of-sample {kind_of(m).accuracy_name} {m.audit.out_of_sample_accuracy:.4f}, "
         f"in {result.seconds:.1f}s"
     )
     if m.audit.tags_flagged is not None:
@@ -256,7 +259,7 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
             )
         )
     if top > 0 and m.n_label_issues:
-        click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors{' (tags missing and extra)' if m.multi_label else ''}:")
+        click.echo(f"\nTop {min(top, m.n_label_issues)} suspected label errors{' (tags missing and extra)' if m.audit.tags_flagged is not None else ''}:")
         click.echo(format_table(top_issues_rows(cfg.open_store(), v, top)))
     if top > 0 and dup is not None and dup.near_duplicate_sets:
         click.echo(
@@ -640,6 +643,8 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
         return relabel_flow(name=name, store=store, **options)
 
     result = run_job(no_prefect, lambda: run_relabel(cfg), flow)
+    from .labelkind import kind_of
+
     r = result.version.manifest().relabel
     cov = f"{r.coverage_measured:.3f}" if r.coverage_measured is not None else "n/a"
     import pyarrow.compute as pc
@@ -649,8 +654,7 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
         f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected "
         f"({sources.get('relabel', 0):,} by re-labeling, {sources.get('review', 0):,} reviewed); kinds {result.kinds}"
     )
-    multi = bool(result.version.manifest().multi_label)
-    if multi:
+    if "tags_turned_over" in r.extra:  # tag sets: each flagged tag turned over or not, no label sets
         click.echo(
             f"  tags: {r.extra.get('tags_turned_over', 0):,} turned over (model at least {cfg.fix_confidence} sure of the other value); "
             f"{r.mean_set_size:.2f} tags a row ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
@@ -661,9 +665,9 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
         )
     if r.guarantee:
         click.echo(f"  corrections: {fix_rule_summary(r.guarantee)}")
-    elif sources.get("relabel") and multi:
+    elif sources.get("relabel") and "review" not in kind_of(result.version.manifest()).supports:
         click.secho(
-            f"  warning: {sources['relabel']:,} tag sets corrected without a precision guarantee (--target-precision is for single labels); "
+            f"  warning: {sources['relabel']:,} tag sets corrected without a precision guarantee (--target-precision certifies single labels by a reviewed sample); "
             f"check them before training on them (`labelq issues {name}`, the report)",
             fg="yellow",
         )

@@ -176,6 +176,7 @@ class Manifest(Section):
     inputs: list[str] | None = None
     source: str | None = None
     multi_label: bool | None = None  # True: each row's label is a list of tags (absent: one class a row)
+    label_kind: str | None = None  # a registered kind of label other than the built-in ones (``labelq.labelkind``)
     content_hash: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     columns: list[str] | None = None  # the rows' columns in order (data/ and the group files together)
@@ -213,8 +214,15 @@ class Manifest(Section):
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "audit", *self.NESTED)}
+        if out["label_kind"] is None:  # the built-in kinds are known by multi_label
+            del out["label_kind"]
         out.update({key: None if getattr(self, key) is None else getattr(self, key).to_json() for key in self.NESTED})
         return {**self.extra, **self.audit.to_json(), **out}
+
+    @property
+    def kind_name(self) -> str:
+        """The version's kind of label (``labelq.labelkind``), as ``ExamplesInfo.kind_name``."""
+        return self.label_kind or ("tags" if self.multi_label else "single")
 
     def derive(self, **changes: Any) -> Manifest:
         """The content of a version derived from this one: every section carried over except the

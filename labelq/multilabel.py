@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import schema as S
 from .errors import InputError
 
 TAGS_TYPE = pa.list_(pa.int64())
@@ -54,14 +53,6 @@ def sure_tags(tags: np.ndarray, flagged: np.ndarray, pred_probs: np.ndarray, con
     return flagged & (np.where(tags, 1 - pred_probs, pred_probs) >= confidence)
 
 
-def label_codes(examples: pa.Table) -> np.ndarray:
-    """``(N,)`` int64 codes, equal where two rows carry the same label (one class, or the same tag set)."""
-    if not S.info_of(examples).multi_label:
-        return examples[S.LABEL].to_numpy()
-    matrix = tag_matrix(examples[S.LABEL], len(S.info_of(examples).class_names))
-    return np.unique(np.packbits(matrix, axis=1), axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
-
-
 def class_counts(labels: np.ndarray, n_classes: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Rows per class (per tag for an ``(N, K)`` tag matrix), over ``rows`` (a bool mask) when given."""
     labels = labels if rows is None else labels[rows]
@@ -73,12 +64,3 @@ def class_counts(labels: np.ndarray, n_classes: int, rows: np.ndarray | None = N
 def names(tags: list[int] | None, class_names: list[str]) -> str:
     """``"a, b"``: the names of a tag list, for people."""
     return ", ".join(class_names[t] for t in tags or [])
-
-
-def check_single_label(version, what: str) -> None:
-    """Refuse a multi-label ``version`` to a job that works on one class a row (``what`` it is)."""
-    if version.manifest().multi_label:
-        raise InputError(
-            f"{what} works on one class a row, and {version.name} {version.tag} carries lists of tags (multi-label)",
-            "re-label its tags with `labelq relabel`; check corrected tag sets in the report or with `labelq issues`",
-        )

@@ -20,18 +20,16 @@ import numpy as np
 import pyarrow as pa
 
 from . import schema as S
-from .decide import AutoFix, Decision, audited_table, decide, decide_tags, issues_table
-from .detect import ConfidentLearning, Detection, DetectOptions, noise_table, streaming_cl
-from .detect.multilabel import detect_tags
+from .decide import AutoFix, Decision, audited_table, issues_table
+from .detect import Detection, DetectOptions, noise_table
 from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, has_inputs
-from .detect.streaming_cl import iter_chunks, row_ranges
 from .errors import InputError
 from .history import RECORD, AlertRules, RunRecord, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
 from .io import release_freed_memory
 from .judges.config import JudgeOptions
+from .labelkind import LabelKind, kind_named, kind_of
 from .manifest import AuditSection, JudgesSection, Manifest, RunSection
-from .multilabel import tag_matrix
 from .options import changed, dest, option_fields, take
 from .predict import (
     FoldCache,
@@ -47,7 +45,7 @@ from .predict import (
 )
 from .predict.embeddings import embed_inputs, encoder_for
 from .predict.models import EMBEDDING_MODELS, resolve_model
-from .reliability import check_signal, check_tag_signal, with_warning
+from .reliability import with_warning
 from .report import write_audit_report
 from .runner import InProcess, Runner, step
 from .sql import catalog_hook
@@ -136,12 +134,8 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
     cfg.open_store().check_writable(cfg.name)  # a store that cannot take the version: refuse before any work
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest)
-    cfg.open_store().check_label_kind(cfg.name, S.info_of(examples).multi_label)  # fail now, not after training
-    if S.info_of(examples).multi_label:
-        if cfg.judging.configs:
-            raise InputError("LLM judges vote on one label a row, and this dataset's rows carry several tags", "leave --judges out")
-        if cfg.detect.detector != "confident_learning":
-            raise InputError(f"detector {cfg.detect.detector!r} flags one label a row; this dataset's rows carry several tags", "leave --detector out")
+    cfg.open_store().check_label_kind(cfg.name, kind_of(examples))  # fail now, not after training
+    kind_of(examples).check_audit(cfg.detect.detector, bool(cfg.judging.configs))
     if cfg.judging.configs and S.info_of(examples).modality != "text":  # fail now, not after training
         raise InputError(
             f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
@@ -173,7 +167,7 @@ def neighbor_embedder(cfg: AuditConfig, examples: pa.Table) -> Callable[[np.ndar
     space = cfg.checks.neighbor_space
     modality = S.info_of(examples).modality
     if space == "auto":
-        spec = resolve_model(cfg.predict.model, modality, cfg.predict.model_params, S.info_of(examples).multi_label)
+        spec = resolve_model(cfg.predict.model, modality, cfg.predict.model_params, kind_of(examples))
         uses_embeddings = not cfg.predict.pred_probs and spec.name in EMBEDDING_MODELS
         space = "embeddings" if uses_embeddings else "inputs"
     if space == "inputs":
@@ -194,7 +188,7 @@ def plan_step(cfg: AuditConfig, examples: pa.Table) -> FoldPlan:
 def cached_folds_step(cfg: AuditConfig, plan: FoldPlan) -> int:
     """How many of the plan's folds are already in the fold cache (an unchanged source: all of them)."""
     cache = FoldCache(cfg.open_store().fold_cache)
-    n = sum(cache.has(plan.key(f), plan.fold_shape(f), plan.multi_label) for f in range(plan.n_folds))
+    n = sum(cache.has(plan.key(f), plan.fold_shape(f), plan.kind) for f in range(plan.n_folds))
     log.info("%d of %d folds are in the cache%s", n, plan.n_folds, " (unchanged data and settings: no model is trained)" if n == plan.n_folds else "")
     return n
 
@@ -247,45 +241,22 @@ def probs_of(pred_probs: PredProbs) -> np.ndarray | GivenProbs:
     return pred_probs if isinstance(pred_probs, GivenProbs) else pred_probs_view(pred_probs)
 
 
-def whole(probs: np.ndarray | GivenProbs) -> np.ndarray:
-    """The pred_probs as one array (a given ``.npy`` read by chunks is loaded whole)."""
-    return probs if isinstance(probs, np.ndarray) else np.concatenate([chunk for _, chunk in iter_chunks(probs)])
-
-
 def given_labels(examples: pa.Table) -> np.ndarray:
-    """The rows' labels as the detectors take them: ``(N,)`` class indices, or a multi-label dataset's ``(N, K)`` tags."""
-    info = S.info_of(examples)
-    return tag_matrix(examples[S.LABEL], len(info.class_names)) if info.multi_label else examples[S.LABEL].to_numpy()
+    """The rows' labels as the detectors take them (``(N,)`` class indices, ``(N, K)`` tags: the kind's ``labels``)."""
+    return kind_of(examples).labels(examples)
 
 
-def out_of_sample_accuracy(labels: np.ndarray, probs: np.ndarray | GivenProbs) -> float | None:
-    """Accuracy against the given labels: the top class's, or for tags (``(N, K)`` labels) the tag accuracy over rows x tags."""
-    if not len(labels):
-        return None
-    if labels.ndim == 2:
-        return float(((whole(probs) >= 0.5) == labels).mean())
-    return float((streaming_cl.argmax_of(probs) == labels).mean())
+def out_of_sample_accuracy(examples: pa.Table, probs: np.ndarray | GivenProbs) -> float | None:
+    """Accuracy against the given labels, as the kind of label measures it (tags: over rows x tags)."""
+    return kind_of(examples).accuracy(given_labels(examples), probs) if examples.num_rows else None
 
 
 @step("confident-learning")
 def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, client: Any = None) -> Detection:
-    """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array.
-    A multi-label dataset's tags go to cleanlab's multi-label filter (``labelq.detect.multilabel``).
-    ``client``: a Dask client (the runner's, ``labelq audit --cluster``) whose workers run confident learning's passes."""
-    if S.info_of(examples).multi_label:
-        return detect_tags(given_labels(examples), whole(probs_of(pred_probs)), cfg.detect.filter_by)
-    probs, labels = probs_of(pred_probs), examples[S.LABEL].to_numpy()
-    if not getattr(cfg.detect.impl, "reads_chunks", False):
-        probs = whole(probs)
-    if isinstance(probs, GivenProbs) and isinstance(cfg.detect.impl, ConfidentLearning):
-        from .detect.dask_cl import dask_mapper
-
-        if client is not None:  # with --cluster: the passes run on the workers, each reading its own rows of the file
-            workers = max(1, len(client.scheduler_info()["workers"]))
-            parts = row_ranges(len(labels), 2 * workers)
-            log.info("confident learning on %d Dask workers, over %d row ranges of %s", workers, len(parts), probs.path)
-            return cfg.detect.impl.detect(labels, probs, mapper=dask_mapper(client), parts=parts)
-    return cfg.detect.impl.detect(labels, probs)
+    """The kind of label's detection (``LabelKind.detect``): for one class a row the registered detector, for tags
+    cleanlab's multi-label filter. ``client``: a Dask client (the runner's, ``labelq audit --cluster``) whose workers
+    run confident learning's passes."""
+    return kind_of(examples).detect(cfg.detect, given_labels(examples), probs_of(pred_probs), client)
 
 
 def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:
@@ -318,8 +289,7 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submi
 @step("check-signal")
 def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
     """Whether the model beats the class prior (``labelq.reliability``): if not, the flags mean nothing."""
-    labels = given_labels(examples)
-    signal = check_tag_signal(labels, whole(probs_of(pred_probs))) if labels.ndim == 2 else check_signal(labels, probs_of(pred_probs))
+    signal = kind_of(examples).check_signal(given_labels(examples), probs_of(pred_probs))
     if not signal["reliable"]:
         log.warning(
             "the out-of-sample model is no better than the class prior (accuracy %.3f, majority class %.3f)", signal["accuracy"], signal["majority_share"]
@@ -329,28 +299,19 @@ def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
 
 @step("decide")
 def decide_step(
-    cfg: AuditConfig, pred_probs: PredProbs, detection: Detection, votes: pa.Table | None = None, reliable: bool = True
+    cfg: AuditConfig,
+    pred_probs: PredProbs,
+    detection: Detection,
+    votes: pa.Table | None = None,
+    reliable: bool = True,
+    kind: LabelKind | None = None,
 ) -> tuple[Decision, list[Detection], dict]:
-    """The decision: confident learning alone, or combined with the judges' votes on the rows they saw.
-    No automatic correction when the model is not ``reliable`` (no better than the class prior)."""
-    probs = probs_of(pred_probs)
-    auto_fix = cfg.auto_fix if reliable else None
-    if "missing" in detection.extra:  # multi-label (no judges)
-        return decide_tags(detection, whole(probs), auto_fix), [detection], {}
-    if votes is None or votes.num_rows == 0:
-        return decide([detection], probs, auto_fix), [detection], {}
-    from .judges.ensemble import combine, judge_evidence
-
+    """The ``kind`` of label's decision (``LabelKind.decide``; one class a row when not given): confident learning
+    alone, or combined with the judges' votes on the rows they saw. No automatic correction when the model is not
+    ``reliable`` (no better than the class prior)."""
     ids = pred_probs.ids if isinstance(pred_probs, GivenProbs) else pred_probs[S.ID]
-    ev = judge_evidence(votes, ids.to_pylist(), probs.shape[1])
-    weights = {j.name: j.weight for j in cfg.judging.configs or []}
-    p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], cfg.judging.judge_aggregation, weights)
-    score, flag = detection.score.copy(), detection.is_issue.copy()
-    score[ev.rows], flag[ev.rows] = 1.0 - p_wrong, p_wrong > 0.5
-    ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": cfg.judging.judge_aggregation, **info})
-    judges_detection = Detection("llm_judges", ev.p_correct, ev.p_correct < 0.5, detection.suggested_label.copy())
-    decision = decide([ensemble], probs, auto_fix, ev.no_class)
-    return decision, [detection, judges_detection, ensemble], {"aggregation": cfg.judging.judge_aggregation, "judged_rows": len(ev.rows), **info}
+    kind = kind or kind_named("single")
+    return kind.decide(detection, probs_of(pred_probs), cfg.auto_fix if reliable else None, votes, cfg.judging, ids)
 
 
 @step("publish")
@@ -395,7 +356,7 @@ def publish_step(
             filter_by=cfg.detect.filter_by,
             auto_fix=cfg.auto_fix.describe() if cfg.auto_fix else None,
             num_label_issues_estimate=detection.extra.get("num_label_issues_estimate"),
-            out_of_sample_accuracy=out_of_sample_accuracy(labels, probs),
+            out_of_sample_accuracy=out_of_sample_accuracy(examples, probs),
             class_error_rate=detection.extra.get("class_error_rate"),
             detectors=[d.detector for d in detections],
             config={k: v for k, v in asdict(cfg).items() if k not in ("store",)},
@@ -419,8 +380,10 @@ def publish_step(
 
         begun = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.perf_counter() - started)
         estimate = detection.extra.get("num_label_issues_estimate")
-        if estimate is None and labels.ndim == 1:  # a registered detector that estimates nothing: confident learning's count
-            estimate = streaming_cl.count(labels, probs).num_label_issues()
+        if estimate is None:  # a registered detector that estimates nothing: the kind's estimate (confident learning's count)
+            estimate = kind_of(examples).estimate_issues(labels, probs)
+        if estimate is None:  # nothing estimates it: the flags themselves (as the tags kind's detector counts)
+            estimate = int(decision.is_label_issue.sum())
         complete = prepare_record(
             store,
             labels,
@@ -476,7 +439,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
 
         votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
     signal = runner.run(signal_step, examples, pred_probs)
-    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"])
+    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples))
     version, record = runner.run(
         publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates
     )

@@ -81,6 +81,8 @@ class ExamplesInfo:
     ``deferred``: inputs left in a Parquet source until publish (``labelq.deferred.DeferredInputs``, as
     JSON); only an examples table read for an audit that trains no model has it, never a version.
     ``multi_label``: each row's ``label`` is a list of tag indices (``labelq.multilabel``), not one class index.
+    ``label_kind``: the registered kind of label (``labelq.labelkind``) when it is not the one the label
+    column's type implies (``kind_name``: ``tags`` for lists, ``single`` otherwise).
     """
 
     class_names: list[str]
@@ -91,9 +93,16 @@ class ExamplesInfo:
     contract_version: int = CONTRACT_VERSION
     deferred: dict[str, Any] | None = None
     multi_label: bool = False
+    label_kind: str | None = None
+
+    @property
+    def kind_name(self) -> str:
+        return self.label_kind or ("tags" if self.multi_label else "single")
 
     def to_json(self) -> str:
         obj = asdict(self)
+        if obj["label_kind"] is None:  # the built-in kinds are known by the label column's type
+            del obj["label_kind"]
         if obj["deferred"] is None:  # what every published file says: its inputs are in the version
             del obj["deferred"]
         if not obj["multi_label"]:  # single-label tables read as they did before multi-label existed

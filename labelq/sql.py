@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError, StoreError
 from .io import current_umask
+from .labelkind import LabelKind
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,15 @@ VIEWS = ("versions", "classes", "rows", "latest", "issues", "near_duplicates", "
 LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[]", "is_outlier": "BOOLEAN", "outlier_score": "DOUBLE"}
 
 
-MULTI_LABEL_TWINS = ("issues", "top_issues", "class_noise")  # for a multi-label dataset: sql/<name>_multilabel.sql
 # label_name(names, label): a label's class name, or a tag list's names joined ("a, b"); the views call it
 LABEL_NAME = {False: "names[label + 1]", True: "array_to_string(list_transform(label, lambda t: names[t + 1]), ', ')"}
 
 
-def sql_name(name: str, multi_label: bool) -> str:
-    """The SQL file of view or query ``name`` for a dataset of this kind."""
-    return f"{name}_multilabel" if multi_label and name in MULTI_LABEL_TWINS else name
+def sql_name(name: str, kind: LabelKind | None) -> str:
+    """The SQL file of view or query ``name`` for a dataset of this ``kind`` of label: ``<name><kind.sql_suffix>.sql``
+    where the kind has its own variant, else ``<name>.sql``."""
+    variant = f"{name}{kind.sql_suffix}" if kind is not None and kind.sql_suffix else name
+    return variant if variant != name and _sql_files().joinpath(f"{variant}.sql").is_file() else name
 
 
 def _sql_files():
@@ -94,7 +96,7 @@ def _view_sql(
     folder: Path | None,
     groups: dict[str, tuple[list[str], list[str]]] | None = None,
     missing: dict[str, str] | None = None,
-    multi_label: bool = False,
+    kind: LabelKind | None = None,
 ) -> str:
     """A view's SQL; with ``folder``, its relative ``'v*/...'`` paths made absolute under ``folder``.
     ``missing``: columns of ``LATER_COLUMNS`` that no version's data holds, added to ``rows`` as typed nulls.
@@ -102,7 +104,7 @@ def _view_sql(
     its columns and those of them that some version's data also holds (versions published before the
     group was split off); ``rows`` joins each group back, and such a column is one column, from whichever
     file has it."""
-    text = load_sql(sql_name(view, multi_label))
+    text = load_sql(sql_name(view, kind))
     if view == "rows" and groups:
         quote = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
         both = [c for _, shared in groups.values() for c in shared]
@@ -139,10 +141,10 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
     """The catalog's views and its ``history`` table on ``con`` (paths relative, or absolute under ``folder``)."""
     groups, data = _column_groups(store, name)
     missing = {c: t for c, t in LATER_COLUMNS.items() if c not in data}
-    multi_label = bool(store.multi_label(name))
-    con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {LABEL_NAME[multi_label]}")
+    kind = store.label_kind(name)
+    con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {LABEL_NAME[bool(kind and kind.lists)]}")
     for view in VIEWS:
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, multi_label)}")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, kind)}")
     from .history import read_history
 
     runs = read_history(store, name)
@@ -159,7 +161,8 @@ def catalog_hook(store, version) -> None:
 def _catalog_state(store, name: str) -> str:
     """What a current catalog was built over: the published versions, labelq's views and their SQL (a catalog
     built by a labelq whose views read differently is rebuilt by the next command)."""
-    views = [sql_name(v, m) for v in (*VIEWS, "column_group", "history") for m in (False, True)]
+    kind = store.label_kind(name)
+    views = [sql_name(v, kind) for v in (*VIEWS, "column_group", "history")]
     digest = hashlib.sha256("".join(load_sql(v) for v in dict.fromkeys(views)).encode()).hexdigest()[:16]
     return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS), "sql": digest})
 
@@ -533,6 +536,6 @@ def named_query(store, name: str, query: str, **params: Any) -> pa.Table:
     """Run the query file ``sql/<query>.sql`` with named parameters bound (``$name``)."""
     with connect(store, name) as con:
         try:
-            return con.sql(load_sql(sql_name(query, bool(store.multi_label(name)))), params=params).to_arrow_table()
+            return con.sql(load_sql(sql_name(query, store.label_kind(name))), params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"the catalog query {query} failed on {name!r}: {exc}") from exc

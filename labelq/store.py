@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from . import schema as S
 from .errors import DamagedVersionError, InputError, NotLatestError, StoreError
 from .io import CACHE, FOLDS, JUDGE_VOTES, atomic_write_text, default_root
+from .labelkind import LabelKind, kind_of
 from .manifest import Manifest
 from .writer import (
     CHECKSUM_KEY,
@@ -339,18 +340,18 @@ class Store:
                 [str(p) for p in links],
             )
 
-    def multi_label(self, name: str) -> bool | None:
-        """Whether ``name``'s versions carry tag lists (all of them do, or none: ``check_label_kind``); None before any version."""
+    def label_kind(self, name: str) -> LabelKind | None:
+        """The kind of label of ``name``'s versions (all of them have one: ``check_label_kind``); None before any version."""
         existing = self.versions(name)
-        return bool(existing[-1].manifest().multi_label) if existing else None
+        return kind_of(existing[-1].manifest()) if existing else None
 
-    def check_label_kind(self, name: str, multi_label: bool) -> None:
-        """Refuse rows of the other kind than the dataset's versions (tag lists against one class a row): its
-        versions are read as one table, whose label column has one type."""
-        if self.multi_label(name) not in (None, multi_label):
-            kinds = ("one class a row", "lists of tags (multi-label)")
+    def check_label_kind(self, name: str, kind: LabelKind) -> None:
+        """Refuse rows of another kind of label than the dataset's versions (tag lists against one class a row): its
+        versions are read as one table, whose label column has one type, and the kind decides how it is read."""
+        have = self.label_kind(name)
+        if have not in (None, kind):
             raise InputError(
-                f"{name}'s versions carry {kinds[not multi_label]}, and these rows carry {kinds[multi_label]}",
+                f"{name}'s versions carry {have.what} (label kind {have.name!r}), and these rows carry {kind.what} ({kind.name!r})",
                 "publish them under another name (--name)",
             )
 
@@ -458,7 +459,7 @@ class Store:
         self.check_links(name)  # the catalog reads every version: refuse now, with nothing written, rather than publish into a broken dataset
         for v in existing:
             v.check()
-        self.check_label_kind(name, S.info_of(data).multi_label)
+        self.check_label_kind(name, kind_of(data))
         return existing
 
     def _record_unchanged(self, latest: Version, records: Callable[[Manifest], dict[str, dict]] | None, hooks) -> Version:

@@ -148,14 +148,14 @@ def check_pred_probs_shape(shape: tuple[int, ...], n_rows: int, n_classes: int) 
         )
 
 
-def scan_pred_probs(chunks, multi_label: bool = False) -> np.ndarray:
+def scan_pred_probs(chunks, sum_to_one: bool = True) -> np.ndarray:
     """Check ``(first row, chunk)`` pairs of pred_probs (see ``check_pred_probs``); returns the rows to renormalize.
-    ``multi_label``: a probability per tag, each in [0, 1] (rows need not sum to 1; none is renormalized)."""
+    Without ``sum_to_one``: a probability per class (a tag), each in [0, 1] (rows need not sum to 1; none is renormalized)."""
     bad, neg, far, sums_far, near, above = [], [], [], [], [], []
     for start, chunk in chunks:
         bad.append(np.flatnonzero(~np.isfinite(chunk).all(axis=1)) + start)
         neg.append(np.flatnonzero((chunk < 0).any(axis=1)) + start)
-        if multi_label:
+        if not sum_to_one:
             above.append(np.flatnonzero((chunk > 1).any(axis=1)) + start)
             continue
         sums = chunk.sum(axis=1, dtype=np.float64)
@@ -166,7 +166,7 @@ def scan_pred_probs(chunks, multi_label: bool = False) -> np.ndarray:
     bad, neg, far, near, above = (np.concatenate(x) if x else np.empty(0, np.int64) for x in (bad, neg, far, near, above))
     if len(above):
         raise InputError(
-            f"multi-label pred_probs hold values above 1 in {len(above)} rows (rows {_preview(above.tolist())})",
+            f"pred_probs of one probability per tag hold values above 1 in {len(above)} rows (rows {_preview(above.tolist())})",
             "pass each tag's probability (apply a sigmoid to logits), one column per tag",
         )
     if len(bad):

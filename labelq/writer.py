@@ -183,6 +183,7 @@ class VersionWriter:
             inputs=info.inputs,
             source=info.source,
             multi_label=info.multi_label or None,
+            label_kind=info.label_kind,
             content_hash=TableHasher()
             .update(data.select([c for c in data.column_names if c not in S.DERIVED_COLUMNS]))
             .hexdigest(self.payload.digests() if self.payload else None),

@@ -18,23 +18,25 @@ Athalye, Mueller 2021):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError
+from ..labelkind import LabelKind, kind_named
 
 LABELINGS = ("original", "corrected", "label_sets")
 
 
 @dataclass
 class CorrectedLabels:
-    """The test set's labels: ``given`` and ``corrected`` ``(N,)`` ints, ``sets`` ``(N, K)`` bool or None.
-    A multi-label test set's ``given`` and ``corrected`` are ``(N, K)`` bool tag matrices (and no sets)."""
+    """The test set's labels: ``given`` and ``corrected`` as the ``kind`` of label holds them (one class a row:
+    ``(N,)`` ints; tags: ``(N, K)`` bool tag matrices), ``sets`` ``(N, K)`` bool label sets or None."""
 
     given: np.ndarray
     corrected: np.ndarray
     sets: np.ndarray | None = None
+    kind: LabelKind = field(default_factory=lambda: kind_named("single"))
 
     def __post_init__(self) -> None:
         if self.given.shape != self.corrected.shape:
@@ -43,23 +45,8 @@ class CorrectedLabels:
             raise InputError(f"{len(self.sets)} label sets for {len(self.given)} rows")
 
     @property
-    def multi_label(self) -> bool:
-        return self.given.ndim == 2
-
-    @property
     def mislabeled(self) -> np.ndarray:
-        differ = self.given != self.corrected
-        return differ.any(axis=1) if self.multi_label else differ
-
-
-def _correct(pred: np.ndarray, labels: CorrectedLabels) -> dict[str, np.ndarray]:
-    """Per-row 0/1 correctness under each labeling (tags: the whole predicted set right, exact-set accuracy)."""
-    if labels.multi_label:
-        return {"original": (pred == labels.given).all(axis=1), "corrected": (pred == labels.corrected).all(axis=1)}
-    out = {"original": pred == labels.given, "corrected": pred == labels.corrected}
-    if labels.sets is not None:
-        out["label_sets"] = labels.sets[np.arange(len(pred)), pred]
-    return out
+        return self.kind.differ(self.given, self.corrected)
 
 
 TAG_METRICS = ("hamming", "f1")  # multi-label: per-row tag accuracy (1 - Hamming loss) and F1 of the predicted tags
@@ -108,15 +95,10 @@ def accuracy_table(predictions: dict[str, np.ndarray], labels: CorrectedLabels, 
         pred = np.asarray(pred)
         if pred.shape != labels.given.shape:
             raise InputError(f"model {model!r} has {pred.shape} predictions for {n} rows")
-        right = _correct(pred, labels)
+        right = labels.kind.scores(pred, labels)  # original, corrected, and what else the kind scores (label sets, tag accuracy, F1)
         row: dict = {"model": model}
         for name, r in right.items():
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _mean_ci(r, boots)
-        if labels.multi_label:
-            for labeling, tags in (("original", labels.given), ("corrected", labels.corrected)):
-                for metric, per_row in tag_scores(pred, tags).items():
-                    key = f"{metric}_{labeling}"
-                    row[key], row[f"{key}_lo"], row[f"{key}_hi"] = _mean_ci(per_row, boots)
         for name, mask in (("mislabeled_subset", mis), ("correct_subset", ~mis)):
             # on originally mislabeled rows the right answer is the corrected label; on the rest both agree
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _mean_ci(right["corrected"], boots, mask)

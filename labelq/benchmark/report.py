@@ -21,11 +21,11 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text
-from ..multilabel import TAGS_TYPE, effective_tags, tag_matrix
+from ..labelkind import LabelKind, kind_named, kind_of
 from ..runner import step
 from ..store import Version
 from .error_rate import estimate_error_rate, rows_needed
-from .metrics import TAG_METRICS, CorrectedLabels, accuracy_table, prevalence_curve, rankings, swap_points
+from .metrics import CorrectedLabels, accuracy_table, prevalence_curve, rankings, swap_points
 
 
 def corrected_labels(version: Version) -> tuple[pa.Table, CorrectedLabels]:
@@ -36,27 +36,12 @@ def corrected_labels(version: Version) -> tuple[pa.Table, CorrectedLabels]:
             f"{version.name} {version.tag} has no corrections",
             f"run `labelq relabel {version.name}` (or import reviews) first, then report on the version it publishes",
         )
-    info = S.info_of(rows)
-    if info.multi_label:
-        k = len(info.class_names)
-        given = tag_matrix(rows[S.LABEL], k)
-        return rows, CorrectedLabels(given, effective_tags(given, rows[S.CORRECTED_LABEL]))
-    given = rows[S.LABEL].to_numpy()
-    corrected = S.effective_labels(rows)
-    sets = None
-    if S.LABELS in rows.column_names:
-        k = len(S.info_of(rows).class_names)
-        sets = np.zeros((rows.num_rows, k), bool)
-        for i, members in enumerate(rows[S.LABELS].to_pylist()):
-            if members is None:
-                sets[i, corrected[i]] = True
-            else:
-                sets[i, members] = True
-    return rows, CorrectedLabels(given, corrected, sets)
+    return rows, kind_of(rows).corrected_labels(rows)
 
 
-def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names: list[str], multi_label: bool = False) -> dict[str, np.ndarray]:
-    """Model -> predicted class per row of ``ids`` (``multi_label``: ``(N, K)`` predicted tags, from lists of tag
+def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names: list[str], kind: LabelKind | None = None) -> dict[str, np.ndarray]:
+    """Model -> predicted label per row of ``ids``, as the ``kind`` of label reads them (one class a row when not
+    given: a class index or name, or the top class of pred_probs; tags: ``(N, K)`` predicted tags, from lists of tag
     indices or names, or from pred_probs at 0.5); every problem (unknown ids, a model missing rows,
     class indices or names outside the class list, bad probabilities) is a clear ``InputError``."""
     if isinstance(source, pa.Table):
@@ -78,34 +63,12 @@ def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names:
         raise InputError(
             f"the predictions table has columns {table.column_names}", "it needs id, model, and predicted_label (class index or name) or pred_probs"
         )
-    k = len(class_names)
     pos = {v: i for i, v in enumerate(ids)}
     tid = table["id"].cast(pa.string()).to_pylist()
     unknown = sorted({i for i in tid if i not in pos})
     if unknown:
         raise InputError(f"{len(unknown)} prediction ids are not rows of the test set, e.g. {unknown[:5]}", "predict on the published test-set version's ids")
-    if multi_label:
-        pred = _predicted_tags(table, class_names)
-    elif "predicted_label" in table.column_names:
-        raw = table["predicted_label"]
-        if pa.types.is_list(raw.type) or pa.types.is_large_list(raw.type):
-            raise InputError("predicted_label holds lists (tags), but the test set has one class a row", "give one class index or name a row")
-        if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
-            names = {c: j for j, c in enumerate(class_names)}
-            bad = sorted({v for v in raw.to_pylist() if v not in names})
-            if bad:
-                raise InputError(f"predicted labels {bad[:5]} are not classes", f"use class indices 0..{k - 1} or the names {class_names}")
-            pred = np.array([names[v] for v in raw.to_pylist()])
-        else:
-            pred = raw.to_numpy(zero_copy_only=False)
-            if np.isnan(pred.astype(float)).any() or ((pred < 0) | (pred >= k)).any() or (pred != np.round(pred)).any():
-                raise InputError(f"predicted labels must be class indices 0..{k - 1}", "fix the predictions, or give class names")
-            pred = pred.astype(np.int64)
-    else:
-        probs = np.array(table["pred_probs"].to_pylist(), dtype=np.float64)
-        if probs.ndim != 2 or probs.shape[1] != k:
-            raise InputError(f"pred_probs must have {k} entries per row (one per class), got shape {probs.shape}")
-        pred = probs.argmax(axis=1)
+    pred = (kind or kind_named("single")).read_predicted(table, class_names)
     out: dict[str, np.ndarray] = {}
     models = table["model"].cast(pa.string()).to_pylist()
     for m in sorted(set(models)):
@@ -117,38 +80,12 @@ def read_predictions(source: str | Path | pa.Table, ids: list[str], class_names:
             raise InputError(
                 f"model {m!r} has predictions for {len(rows):,} of the {len(ids):,} test rows", "predict every row of the test set, or leave the model out"
             )
-        p = np.empty((len(ids), k), dtype=bool) if multi_label else np.empty(len(ids), dtype=np.int64)
+        p = np.empty((len(ids), *pred.shape[1:]), dtype=pred.dtype)
         p[rows] = pred[sel]
         out[m] = p
     if not out:
         raise InputError("the predictions table is empty", "add predictions of at least one model")
     return out
-
-
-def _predicted_tags(table: pa.Table, class_names: list[str]) -> np.ndarray:
-    """``(rows, K)`` bool predicted tags of a predictions table: ``predicted_label`` lists of tag indices or
-    names, or ``pred_probs`` (a probability per tag) at 0.5."""
-    k = len(class_names)
-    if "predicted_label" in table.column_names:
-        raw = table["predicted_label"].combine_chunks()
-        if not (pa.types.is_list(raw.type) or pa.types.is_large_list(raw.type)):
-            raise InputError("the test set's rows carry tags, but predicted_label holds one value a row", "give each row a list of predicted tags")
-        raw = raw.fill_null(pa.scalar([], raw.type))
-        values = raw.flatten()
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            names = {c: j for j, c in enumerate(class_names)}
-            bad = sorted({v for v in values.to_pylist() if v not in names})
-            if bad:
-                raise InputError(f"predicted tags {bad[:5]} are not tags of the test set", f"use tag indices 0..{k - 1} or the names {class_names[:10]}")
-            raw = pa.ListArray.from_arrays(raw.offsets, pa.array([names[v] for v in values.to_pylist()], pa.int64()))
-        try:
-            return tag_matrix(raw.cast(TAGS_TYPE), k)
-        except InputError as exc:
-            raise InputError(f"predicted tags must be tag indices 0..{k - 1}", "fix the predictions, or give tag names") from exc
-    probs = np.array(table["pred_probs"].to_pylist(), dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[1] != k:
-        raise InputError(f"pred_probs must have {k} entries per row (one per tag), got shape {probs.shape}")
-    return probs >= 0.5
 
 
 def benchmark_summary(
@@ -195,7 +132,8 @@ def benchmark_summary(
         "originally_mislabeled": int(labels.mislabeled.sum()),
         "observed_prevalence": observed,
         "label_sets": labels.sets is not None,
-        "multi_label": labels.multi_label,
+        "multi_label": labels.kind.lists,
+        "label_kind": labels.kind.name,
         "bootstrap": {"resamples": n_boot, "seed": seed, "interval": "95% percentile"},
         "models": table,
         "ranks": ranks,
@@ -236,40 +174,21 @@ def md_escape(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
-HEADS = (
-    {
-        "original": "original labels",
-        "corrected": "corrected labels",
-        "label_sets": "label sets (ReaL)",
-        "mislabeled_subset": "originally mislabeled rows",
-        "correct_subset": "correctly labeled rows",
-    },
-    {
-        "original": "exact set, original tags",
-        "corrected": "exact set, corrected tags",
-        "hamming_original": "tag accuracy, original",
-        "hamming_corrected": "tag accuracy, corrected",
-        "f1_original": "F1, original",
-        "f1_corrected": "F1, corrected",
-        "mislabeled_subset": "exact set, originally mislabeled rows",
-        "correct_subset": "exact set, correctly labeled rows",
-    },
-)
-
-
 def metric_columns(s: dict) -> list[str]:
-    """The report's figures per model, in order: accuracies (exact-set accuracy for tags, then tag accuracy and F1), subsets."""
-    if s.get("multi_label"):
-        return ["original", "corrected", *(f"{m}_{lab}" for m in TAG_METRICS for lab in ("original", "corrected")), "mislabeled_subset", "correct_subset"]
-    return ["original", "corrected"] + (["label_sets"] if s["label_sets"] else []) + ["mislabeled_subset", "correct_subset"]
+    """The report's figures per model, in order, as the summary's kind of label scores them (``LabelKind.benchmark_columns``)."""
+    return _kind(s).benchmark_columns(s["label_sets"])
+
+
+def _kind(s: dict) -> LabelKind:
+    return kind_named(s.get("label_kind", "single"))
 
 
 def markdown_summary(s: dict) -> str:
     """A Markdown summary that pastes into a paper or a README."""
     cols = metric_columns(s)
-    heads = HEADS[bool(s.get("multi_label"))]
+    heads = _kind(s).benchmark_heads
     lines = [
-        f"### {md_escape(s['dataset'])} {s['version']}: {'exact-set accuracy, tag accuracy and F1' if s.get('multi_label') else 'accuracy'} on original vs corrected labels",
+        f"### {md_escape(s['dataset'])} {s['version']}: {_kind(s).benchmark_title} on original vs corrected labels",
         "",
         f"{s['rows']:,} test rows, {s['originally_mislabeled']:,} originally mislabeled ({100 * s['observed_prevalence']:.2f}%). "
         f"95% bootstrap intervals ({s['bootstrap']['resamples']} resamples).",
@@ -315,7 +234,7 @@ def render_html(s: dict) -> str:
         + f"<td>{r['change']:+.4f}</td><td>{s['ranks']['original'][r['model']]} &rarr; {s['ranks']['corrected'][r['model']]}</td></tr>"
         for r in sorted(s["models"], key=lambda r: -r["corrected"])
     )
-    heads = HEADS[bool(s.get("multi_label"))]
+    heads = _kind(s).benchmark_heads
     head = "".join(f"<th>{e(c)}</th>" for c in ["model", *(heads[c] for c in cols), "change", "rank"])
     swaps = (
         "".join(
@@ -366,7 +285,7 @@ def write_benchmark_report(
 ) -> dict[str, Path]:
     """Check the inputs, compute, and write ``reports/<tag>-benchmark.{html,md,json}``; returns the paths."""
     rows, labels = corrected_labels(version)
-    preds = read_predictions(predictions, rows[S.ID].to_pylist(), S.info_of(rows).class_names, labels.multi_label)
+    preds = read_predictions(predictions, rows[S.ID].to_pylist(), S.info_of(rows).class_names, labels.kind)
     summary = benchmark_summary(version, preds, labels, rows, verified, n_boot, seed)
     out = version.path.parent / "reports"
     stem = f"{version.tag}-benchmark"
@@ -406,7 +325,7 @@ def calibration_checks(store, version: Version) -> dict[int, bool] | None:
     from ..relabel.samples import calibration_reviews
 
     rows = version.read()
-    if S.info_of(rows).multi_label:  # the review loop checks single labels
+    if "review" not in kind_of(rows).supports:  # the review loop checks single labels
         return None
     pos, _ = calibration_reviews(store, rows, version.name)
     if not len(pos):

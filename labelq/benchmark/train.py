@@ -23,12 +23,11 @@ import time
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
-from ..multilabel import tag_matrix
+from ..labelkind import kind_of
 from ..store import Version
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,6 @@ def load_models_config(path: str | Path) -> dict:
 def train_predictions(cfg: dict, version: Version) -> pa.Table:
     """Fit every configured model on the training source; their probabilities on the version's rows."""
     from ..ingest import IngestOptions, load_examples
-    from ..predict.crossval import one_vs_rest
     from ..predict.models import resolve_model
 
     train = load_examples(cfg["train"], IngestOptions(split=cfg.get("split"), label_column=cfg.get("label_column"), label_separator=cfg.get("label_separator")))
@@ -69,25 +67,21 @@ def train_predictions(cfg: dict, version: Version) -> pa.Table:
         )
     if tinfo.modality != info.modality:
         raise InputError(f"the training source holds {tinfo.modality} rows, the test set {info.modality}")
-    if tinfo.multi_label != info.multi_label:
+    kind = kind_of(info)
+    if kind_of(tinfo) != kind:
         raise InputError(
-            "the training source and the test set differ in kind: one carries tag lists, the other one class a row", "train on data of the same kind"
+            f"the training source and the test set differ in kind: one carries {kind_of(tinfo).what}, the other {kind.what}", "train on data of the same kind"
         )
     seed = int(cfg.get("seed", 0))
-    y = tag_matrix(train[S.LABEL], len(tinfo.class_names)).astype(np.uint8) if info.multi_label else train[S.LABEL].to_numpy()
+    y = kind.labels(train)
     ids = test[S.ID].to_pylist()
     k = len(info.class_names)
     parts = []
     for m in cfg["model"]:
         name = m.get("name") or m["model"]
-        spec = resolve_model(m["model"], info.modality, m.get("params"), info.multi_label)
+        spec = resolve_model(m["model"], info.modality, m.get("params"), kind)
         t0 = time.perf_counter()
-        model = (one_vs_rest(spec.build(seed)) if info.multi_label else spec.build(seed)).fit(spec.features(train), y)
-        probs = np.zeros((len(ids), k), dtype=np.float32)
-        if info.multi_label:  # a probability per tag
-            probs[:] = model.predict_proba(spec.features(test))
-        else:
-            probs[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(spec.features(test))
+        probs = kind.fit_predict(spec.build(seed), spec.features(train), y, spec.features(test), k)
         log.info("benchmark model %s (%s) trained on %d rows in %.1fs", name, spec.name, len(y), time.perf_counter() - t0)
         parts.append(pa.table({"id": ids, "model": [name] * len(ids), "pred_probs": pa.array(list(probs), pa.list_(pa.float32(), k))}))
     return pa.concat_tables(parts)

@@ -53,8 +53,8 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..labelkind import kind_of
 from ..manifest import NeighborSummary
-from ..multilabel import label_codes
 from ..options import option
 from ..predict.models import read_inputs
 from ..progress import progress
@@ -463,7 +463,7 @@ def _set_flags(set_id: np.ndarray, examples: pa.Table) -> tuple[np.ndarray, np.n
     member = np.flatnonzero(set_id >= 0)
     if not len(member):
         return leak, conflict
-    labels = label_codes(examples)  # a multi-label row's tag set is its label
+    labels = kind_of(examples).codes(examples)  # equal codes, equal labels (a tag set for tags)
     for values, out in ((labels, conflict), (_split_codes(examples), leak)):
         if values is None:
             continue

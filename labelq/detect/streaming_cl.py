@@ -97,6 +97,11 @@ def default_parts(n_rows: int) -> list[tuple[int, int]]:
     return row_ranges(n_rows, (os.cpu_count() or 1) if n_rows >= 100_000 else 1)
 
 
+def whole(probs: np.ndarray | ProbsChunks) -> np.ndarray:
+    """The pred_probs as one array (pred_probs read by chunks, a given ``.npy``, are loaded whole)."""
+    return probs if isinstance(probs, np.ndarray) else np.concatenate([chunk for _, chunk in iter_chunks(probs)])
+
+
 def argmax_of(probs: np.ndarray | ProbsChunks) -> np.ndarray:
     """Each row's most probable class, a chunk at a time."""
     return np.concatenate([chunk.argmax(axis=1) for _, chunk in iter_chunks(probs)] or [np.empty(0, np.int64)])

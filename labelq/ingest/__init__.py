@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..deferred import DeferredInputs
 from ..errors import InputError
+from ..labelkind import kind_named, kind_of
 from ..options import csv, option
 from ..validation import check_ids, plural
 from .builtin import LOADERS, RawSource
@@ -47,6 +48,10 @@ class IngestOptions:
     classes: Sequence[str] | None = option("--classes", help="Comma-separated class names, in class-index order.", from_cli=csv)
     encoding: str | None = option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8).")
     label_separator: str | None = option("--label-separator", help="Labels are tags joined by this separator, e.g. '|' for 'a|b' (a multi-label dataset).")
+    label_kind: str | None = option(
+        "--label-kind",
+        help="The kind of label (labelq.labelkind), when not the one the label column implies (single: one class a row; tags: a list a row).",
+    )
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 
@@ -68,7 +73,7 @@ def load_examples(source: str | Path = "digits", options: IngestOptions | None =
         "ingested %s rows, %d %s, modality %s, from %s",
         f"{table.num_rows:,}",
         len(S.info_of(table).class_names),
-        "tags (multi-label)" if S.info_of(table).multi_label else "classes",
+        kind_of(table).what,
         S.info_of(table).modality,
         raw.description,
     )
@@ -323,6 +328,13 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         labels, class_names, mapping = _tags_to_indices(tags, class_names, ids)
     if len(set(class_names)) != len(class_names):
         raise InputError(f"class names must be unique, got {class_names}", "fix --classes")
+    implied = "single" if tags is None else "tags"
+    if options.label_kind not in (None, implied) and kind_named(options.label_kind).lists != (tags is not None):
+        what = ("one class a row", "a list of tags a row")
+        raise InputError(
+            f"label kind {options.label_kind!r} takes {what[kind_named(options.label_kind).lists]}, and the label column holds {what[tags is not None]}",
+            "leave --label-kind out, or give the labels it takes",
+        )
 
     split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.repeat(pa.scalar("all", pa.string()), table.num_rows)
     out = {S.ID: ids, S.LABEL: labels, S.SPLIT: split}
@@ -341,5 +353,6 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         source=raw.description,
         deferred=deferred.to_json() if deferred else None,
         multi_label=tags is not None,
+        label_kind=None if options.label_kind in (None, implied) else options.label_kind,
     )
     return S.with_info(pa.table(out), info)

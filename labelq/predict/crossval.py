@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..io import FOLDS, atomic_write_bytes, release_freed_memory, table_hash
-from ..multilabel import tag_matrix
+from ..labelkind import LabelKind, kind_named, kind_of
 from ..packages import code_versions
-from ..validation import check_classes_for_folds, check_labels, check_n_folds
+from ..validation import check_classes_for_folds, check_n_folds
 from .models import ModelSpec, resolve_model
 
 log = logging.getLogger(__name__)
@@ -66,12 +65,12 @@ class FoldCache:
     def _path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.npz"
 
-    def has(self, key: str, shape: tuple[int, int], multi_label: bool = False) -> bool:
-        return self.get(key, shape, quiet=True, multi_label=multi_label) is not None
+    def has(self, key: str, shape: tuple[int, int], kind: LabelKind | None = None) -> bool:
+        return self.get(key, shape, quiet=True, kind=kind) is not None
 
-    def get(self, key: str, shape: tuple[int, int], quiet: bool = False, multi_label: bool = False) -> np.ndarray | None:
-        """The cached ``(rows, K)`` probabilities of ``key``, or None if absent or unusable (``multi_label``:
-        one probability per tag, each at most 1, rather than rows that sum to 1)."""
+    def get(self, key: str, shape: tuple[int, int], quiet: bool = False, kind: LabelKind | None = None) -> np.ndarray | None:
+        """The cached ``(rows, K)`` probabilities of ``key``, or None if absent or unusable (as pred_probs of
+        the ``kind`` of label: rows that sum to 1 for one class a row)."""
         path = self._path(key)
         if path is None or not path.exists():
             return None
@@ -88,10 +87,8 @@ class FoldCache:
                 problem = f"has shape {probs.shape}, the fold needs {tuple(shape)}"
             elif not np.isfinite(probs).all() or (probs < 0).any():
                 problem = "holds NaN, infinite or negative probabilities"
-            elif multi_label and (probs > 1).any():
-                problem = "holds tag probabilities above 1"
-            elif not multi_label and len(probs) and np.abs(probs.sum(axis=1, dtype=np.float64) - 1).max() > 1e-3:
-                problem = "holds rows that do not sum to 1"
+            else:
+                problem = (kind or kind_named("single")).probs_problem(probs)
         if problem is None:
             return probs
         if not quiet:
@@ -115,8 +112,8 @@ CODE_PACKAGES = ("labelq", "numpy", "scikit-learn", "torch")  # an upgrade of an
 @dataclass
 class FoldPlan:
     """Everything a fold needs: inputs, labels, the partition, the model and the cache key parts.
-    ``labels``: ``(N,)`` class indices, or for a multi-label dataset (``multi_label``) the ``(N, K)`` tag
-    matrix, whose folds train one binary model per tag (one-vs-rest) and predict each tag's probability."""
+    ``labels``: as the ``kind`` of label holds them (``(N,)`` class indices, or the ``(N, K)`` tag matrix),
+    and the kind fits each fold's model (one binary model per tag for tags)."""
 
     X: np.ndarray
     labels: np.ndarray
@@ -127,7 +124,7 @@ class FoldPlan:
     data_hash: str
     fold_threads: int | None = None  # compute threads per fold: 1 and 2 threads round differently
     code_versions: dict[str, str | None] = field(default_factory=lambda: code_versions(CODE_PACKAGES))
-    multi_label: bool = False
+    kind: LabelKind = field(default_factory=lambda: kind_named("single"))
 
     @property
     def n_folds(self) -> int:
@@ -148,8 +145,7 @@ class FoldPlan:
             "fold_threads": self.fold_threads,
             "code": self.code_versions,
         }
-        if self.multi_label:  # single-label keys stay as they were
-            parts["multi_label"] = True
+        parts.update(self.kind.key_parts)  # single-label keys stay as they were
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -166,35 +162,24 @@ def plan_folds(
     ``cache_dir``: where an embedding model's vectors are cached)."""
     info = S.info_of(examples)
     n_folds = check_n_folds(n_folds)
-    if info.multi_label:
-        labels = tag_matrix(examples[S.LABEL], len(info.class_names))
-    else:
-        labels = check_labels(examples[S.LABEL].to_numpy(), info.class_names)
+    kind = kind_of(info)
+    labels = kind.labels(examples, check=True)
     check_classes_for_folds(labels, info.class_names, n_folds)
-    spec = resolve_model(model, info.modality, model_params, info.multi_label)
+    spec = resolve_model(model, info.modality, model_params, kind)
     t0 = time.perf_counter()
     X = spec.features(examples, cache_dir)
     log.info("prepared %s inputs for model %s in %.1fs", f"{len(X):,}", spec.name, time.perf_counter() - t0)
     data_hash = table_hash(examples.select([S.ID, S.LABEL, *info.inputs]))
     release_freed_memory()  # the decoding's garbage goes before a model claims memory
-    strata = rarest_tag(labels) if info.multi_label else labels
-    folds = make_folds(strata, n_folds, seed)
-    return FoldPlan(X, labels, folds, len(info.class_names), spec, seed, data_hash, fold_threads, multi_label=info.multi_label)
-
-
-def rarest_tag(tags: np.ndarray) -> np.ndarray:
-    """``(N,)``: each row's rarest tag (K for a row without tags), the stratum that spreads every tag's rows
-    over the folds (a multi-label dataset's stratified partition, as ``make_folds`` deals it)."""
-    counts = tags.sum(axis=0)
-    rank = np.where(tags, counts[None, :], np.iinfo(np.int64).max)
-    return np.where(tags.any(axis=1), rank.argmin(axis=1), tags.shape[1])
+    folds = make_folds(kind.strata(labels), n_folds, seed)
+    return FoldPlan(X, labels, folds, len(info.class_names), spec, seed, data_hash, fold_threads, kind=kind)
 
 
 def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> np.ndarray:
     """Fit on every fold but ``fold``, predict ``fold``: probabilities ``(n_fold_rows, K)`` in row order."""
     cache = cache or FoldCache(None)
     key = plan.key(fold)
-    cached = cache.get(key, plan.fold_shape(fold), multi_label=plan.multi_label)
+    cached = cache.get(key, plan.fold_shape(fold), kind=plan.kind)
     if cached is not None:
         log.info("fold %d/%d: reused from cache", fold + 1, plan.n_folds)
         return cached
@@ -202,23 +187,9 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     t0 = time.perf_counter()
     log.info("fold %d/%d: fitting %s on %s rows", fold + 1, plan.n_folds, plan.spec.name, f"{int(train.sum()):,}")
     model = plan.spec.build(seed=plan.seed + fold)
-    if plan.multi_label:
-        model = one_vs_rest(model)
-        with warnings.catch_warnings():  # a tag on no (or every) training row of a fold: its probability is that constant
-            warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
-            model.fit(plan.X[train], plan.labels[train].astype(np.uint8))
-        release_freed_memory()
-        probs = np.asarray(model.predict_proba(plan.X[test]), dtype=np.float32)  # (rows, K): one probability per tag
-        acc = float(((probs >= 0.5) == plan.labels[test]).mean())
-        what = "tag accuracy"
-    else:
-        model.fit(plan.X[train], plan.labels[train])
-        release_freed_memory()
-        raw = np.asarray(model.predict_proba(plan.X[test]), dtype=np.float64)
-        probs = np.zeros((int(test.sum()), plan.n_classes), dtype=np.float32)
-        probs[:, np.asarray(model.classes_, dtype=np.int64)] = raw  # keep columns aligned if a fold lacked a class
-        acc = float((probs.argmax(1) == plan.labels[test]).mean())
-        what = "accuracy"
+    probs = plan.kind.fit_predict(model, plan.X[train], plan.labels[train], plan.X[test], plan.n_classes)
+    release_freed_memory()
+    acc, what = plan.kind.accuracy(plan.labels[test], probs), plan.kind.accuracy_name
     log.info("fold %d/%d: done in %.1fs, %s on the held-out fold %.3f", fold + 1, plan.n_folds, time.perf_counter() - t0, what, acc)
     cache.put(key, probs)
     del model

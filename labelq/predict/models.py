@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..labelkind import LabelKind, kind_named
 
 # bump when a model's code changes in a way that changes its predictions: invalidates cached folds
 MODEL_CODE_VERSION = 1
@@ -142,21 +143,14 @@ def read_inputs(examples: pa.Table) -> np.ndarray:
     return np.column_stack(cols)
 
 
-SINGLE_LABEL_MODELS = {"cnn"}  # models that learn one class a row: not for multi-label datasets
-DEFAULT_MULTI_LABEL_MODEL = {"image": "logreg", "text": "tfidf-logreg", "tabular": "hgb"}  # one binary model per tag
-
-
-def resolve_model(model: str | ModelSpec | None, modality: str, params: dict[str, Any] | None = None, multi_label: bool = False) -> ModelSpec:
-    """``'auto'``/``None`` -> the modality's default model; a name -> that model with defaults + ``params``.
-    ``multi_label``: the model is trained one-vs-rest, one binary copy a tag (the CNN is not)."""
+def resolve_model(model: str | ModelSpec | None, modality: str, params: dict[str, Any] | None = None, kind: LabelKind | None = None) -> ModelSpec:
+    """``'auto'``/``None`` -> the modality's default model for the ``kind`` of label (one class a row when not
+    given); a name -> that model with defaults + ``params``, if it can learn that kind of label."""
     if isinstance(model, ModelSpec):
         return model
-    name = (DEFAULT_MULTI_LABEL_MODEL if multi_label else DEFAULT_MODEL)[modality] if model in (None, "auto") else model
-    if multi_label and name in SINGLE_LABEL_MODELS:
-        raise InputError(
-            f"model {name!r} learns one class a row, and this dataset's rows carry several tags",
-            f"use a model trained one-vs-rest: {[n for n, e in MODELS.items() if modality in e.modalities and n not in SINGLE_LABEL_MODELS]}",
-        )
+    kind = kind or kind_named("single")
+    name = kind.default_model(modality) if model in (None, "auto") else model
+    kind.check_model(name, modality)
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}", f"use one of {sorted(MODELS)} (or 'auto')")
     entry = MODELS[name]

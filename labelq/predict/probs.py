@@ -66,12 +66,12 @@ class GivenProbs:
     renormalize: np.ndarray
 
     @classmethod
-    def open(cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int, model: str | None = None, multi_label: bool = False) -> GivenProbs:
+    def open(cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int, model: str | None = None, sum_to_one: bool = True) -> GivenProbs:
         """``model``: what the published table names as the predictions' model (default ``user:<file name>``);
-        ``multi_label``: a probability per tag, each in [0, 1], not rows that sum to 1."""
+        Without ``sum_to_one``: a probability per class (a tag), each in [0, 1], not rows that sum to 1."""
         source = NpyProbs(path)
         check_pred_probs_shape(source.shape, len(ids), n_classes)
-        near = scan_pred_probs(source.chunks(_rows(source)), multi_label)
+        near = scan_pred_probs(source.chunks(_rows(source)), sum_to_one)
         return cls(Path(path), ids, model or f"user:{Path(path).name}", near)
 
     @property

@@ -44,7 +44,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import schema as S
 from ..errors import InputError, LabelqError
-from ..multilabel import check_single_label
+from ..labelkind import check_supports
 from ..store import Store, Version
 from .review import NONE_OF_THESE, _suggestion
 from .reviewlog import ACTIONS, ReviewLog, answers, settle
@@ -273,7 +273,7 @@ def create_app(store: Store, name: str, token: str | None = None, hosts: set[str
     ``token``: the secret every ``/api/`` request carries (one is made when None); ``hosts``: the ``Host``
     values served (``allowed_hosts``; None: any); ``page_needs_token``: the page itself needs ``?token=``
     (any address but the loopback), else it is served with the token written into it."""
-    check_single_label(store.version(name), "the review app")
+    check_supports(store.version(name), "review", "the review app")
     session = ReviewSession(store, name)
     token = token or secrets.token_urlsafe(24)
     app = FastAPI(title=f"labelq review: {name}", docs_url=None, redoc_url=None, openapi_url=None)

@@ -18,6 +18,7 @@ and ``original_label`` (the given one). Policies:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -31,7 +32,8 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256, write_parquet
-from ..multilabel import class_counts, effective_tags, tag_lists, tag_matrix
+from ..labelkind import kind_of
+from ..multilabel import class_counts
 from ..store import Version
 from ..validation import plural
 
@@ -41,20 +43,15 @@ POLICIES = ("keep", "auto-fix", "drop-issues", "soft", "multi")
 def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     """(the training rows, which source rows were kept)."""
     n = rows.num_rows
-    kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
+    issue_kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
-    if S.info_of(rows).multi_label:  # tag lists: a row's corrected tags where it has them
-        corrected = np.where(rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False), -1, 0)
-        given = tag_matrix(rows[S.LABEL], len(S.info_of(rows).class_names))
-        label = rows[S.LABEL] if policy == "keep" else tag_lists(effective_tags(given, rows[S.CORRECTED_LABEL]))
-    else:
-        corrected = S.corrections(rows)
-        given = rows[S.LABEL].to_numpy()
-        label = pa.array(given if policy == "keep" else S.effective_label(given, corrected), pa.int64())
+    kind = kind_of(rows)
+    corrected = rows[S.CORRECTED_LABEL].is_null().to_numpy(zero_copy_only=False)  # True: no correction
+    label = rows[S.LABEL] if policy == "keep" else kind.to_arrow(kind.effective(rows))
     keep = np.ones(n, bool)
     extra: dict[str, pa.ChunkedArray] = {}
     if policy == "drop-issues":
-        keep = ~((flagged & (corrected < 0)) | (kind == "out_of_distribution"))
+        keep = ~((flagged & corrected) | (issue_kind == "out_of_distribution"))
     if policy in ("soft", "multi"):
         col = S.SOFT_LABEL if policy == "soft" else S.LABELS
         if col not in rows.column_names or rows[col].null_count == n:
@@ -115,16 +112,10 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
     rows = version.read()
     info = S.info_of(rows)
     table, keep = _policy_table(rows, policy)
-    meta_info = S.ExamplesInfo(
-        info.class_names, info.modality, info.inputs, info.label_mapping, f"{version.name} {version.tag} ({policy})", multi_label=info.multi_label
-    )
-    k = len(info.class_names)
-    if info.multi_label:  # per row: its tags; counts: rows per tag
-        given, label = tag_matrix(rows[S.LABEL], k), tag_matrix(table[S.LABEL], k)
-        relabeled = int((label != given[keep]).any(axis=1).sum())
-    else:
-        given, label = rows[S.LABEL].to_numpy(), table[S.LABEL].to_numpy()
-        relabeled = int((label != given[keep]).sum())
+    meta_info = dataclasses.replace(info, source=f"{version.name} {version.tag} ({policy})", deferred=None)
+    k, kind = len(info.class_names), kind_of(info)
+    given, label = kind.labels(rows), kind.labels(S.with_info(table, info))
+    relabeled = int(kind.differ(label, given[keep]).sum())
     tmp = out.parent / f".tmp-export-{uuid.uuid4().hex}"
     try:
         tmp.mkdir(parents=True)

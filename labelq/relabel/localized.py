@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import InputError
+from ..labelkind import check_supports
 from ..manifest import LabelMapsSection
 from ..predict.torch_cnn import CNNClassifier
 from ..runner import InProcess, Runner, step
@@ -305,9 +306,8 @@ def read_label_maps(table: pa.Table) -> LabelMaps:
 def label_maps_step(version: Version, k: int = 3, grid: int = 8, n_folds: int = 3, seed: int = 0, epochs: int = 6) -> tuple[pa.Table, dict]:
     """Label maps for every row of a published image dataset version: (the ``label_maps`` table, manifest additions)."""
     from ..ingest import decode_images
-    from ..multilabel import check_single_label
 
-    check_single_label(version, "localized label maps")
+    check_supports(version, "label_maps", "localized label maps")
     info = S.info_of(version.read(columns=[S.ID]))
     if info.modality != "image":
         raise InputError(f"{version.name} holds {info.modality} rows; label maps are for images", "run label maps on an image dataset")

@@ -38,8 +38,8 @@ from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
 from ..kinds import review_kind
+from ..labelkind import check_supports
 from ..manifest import ReviewSection
-from ..multilabel import check_single_label
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
 from ..store import Store, Version
@@ -115,7 +115,7 @@ def export_review(
     (``draw_sample``) in their random order; returns (path, rows written)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown review format {fmt!r}", f"use one of {list(FORMATS)}")
-    check_single_label(version, "the review loop")
+    check_supports(version, "review", "the review loop")
     path = Path(path)
     rows = version.read()
     info = S.info_of(rows)
@@ -329,7 +329,7 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
     if not entries:
         raise InputError(f"{path} holds no answered reviews ({skipped} rows without an answer)", "review some rows first; nothing was changed")
     latest = store.version(name)
-    check_single_label(latest, "the review loop")
+    check_supports(latest, "review", "the review loop")
     datasets = {e["dataset"] for e in entries}
     if datasets != {name}:
         raise InputError(f"{path} reviews dataset {sorted(map(str, datasets))}, not {name!r}", "import it into the dataset it was exported from")

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..errors import InputError
 from ..kinds import KindRule, Kinds, classify, noise_aware
+from ..labelkind import kind_of
 from ..manifest import RelabelSection, RunSection
 from ..multilabel import TAGS_TYPE, effective_tags, sure_tags, tag_lists, tag_matrix
 from ..options import option
@@ -131,14 +132,16 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
     """The parent's rows with the re-labeling columns (replaced where the parent had them), and the manifest's
     changes (``relabel`` section and counts, for ``Store.derive``)."""
     rows = parent.read()
-    info = S.info_of(rows)
-    k = len(info.class_names)
     pp = parent.read_table("pred_probs")
     if pp[S.ID].to_pylist() != rows[S.ID].to_pylist():
         raise InputError(f"{parent.name} {parent.tag}: pred_probs.parquet does not match the rows", "re-run the audit; the version folder was changed by hand")
-    probs = pred_probs_array(pp).astype(np.float64)
-    if info.multi_label:
-        return relabel_tags(cfg, parent, rows, probs)
+    return kind_of(rows).relabel(cfg, parent, rows, pred_probs_array(pp).astype(np.float64))
+
+
+def relabel_classes(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
+    """Re-label a version of one class a row: issue kinds (``labelq.kinds``), corrections (by ``--fix-confidence``,
+    or certified by a reviewed sample with ``--target-precision``), label sets and soft labels. Reviewed rows keep their review."""
+    k = len(S.info_of(rows).class_names)
     labels = rows[S.LABEL].to_numpy()
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     n = len(labels)
@@ -206,7 +209,7 @@ def relabel_step(cfg: RelabelConfig, parent: Version) -> tuple[pa.Table, dict]:
         S.REVIEWER: _column(rows, S.REVIEWER, pa.nulls(n, pa.string())),
         S.REVIEWED_AT: _column(rows, S.REVIEWED_AT, pa.nulls(n, pa.timestamp("us", tz="UTC"))),
     }
-    out = S.with_info(S.replace_columns(rows, replace), info)
+    out = S.with_info(S.replace_columns(rows, replace), S.info_of(rows))
     names, counts = np.unique(kind.astype(str), return_counts=True)
     sizes = member.sum(axis=1)
     changes = {

@@ -16,7 +16,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text
-from ..multilabel import check_single_label
+from ..labelkind import check_supports
 from ..store import Store, Version
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
     earlier sample of the same flagged set holds. ``save_sample`` records it (once its export is written)."""
     import uuid
 
-    check_single_label(version, "the review loop")
+    check_supports(version, "review", "the review loop")
     if size < 1:
         raise InputError(f"the sample size must be at least 1, got {size}", "pass --sample 100 (for example)")
     rows = version.read(columns=[c for c in (S.ID, S.IS_LABEL_ISSUE, S.LABEL_SOURCE) if c in version.column_names()])

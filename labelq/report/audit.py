@@ -14,18 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema as S
-from ..detect.class_health import class_health
 from ..io import atomic_write_text
+from ..labelkind import kind_of
 from ..manifest import Manifest, RelabelSection
-from ..multilabel import class_counts, tag_matrix
-from ..multilabel import names as tag_names
+from ..multilabel import class_counts
 from . import plots
 
-LEGEND = (
-    "Low label scores mean the given label is likely wrong; the suggested label is the model's most likely class.",
-    "Multi-label: each tag is its own yes/no question. Low label scores mean some of a row's tags are likely wrong; a missing tag is one "
-    "the model is confident the row has, an extra tag one it is confident the row lacks; the suggested tags are the given ones with those turned over.",
-)
 SNIPPET = 300
 SETS_SHOWN = 20  # near-duplicate sets in the report, leaks and conflicts first
 MEMBERS_SHOWN = 4  # rows of a set shown side by side
@@ -33,27 +27,27 @@ OUTLIERS_SHOWN = 20  # outliers in the report, highest score first
 
 
 def label_namer(manifest: Manifest):
-    """``name(label)``: a class's name, or for a multi-label version's tag list its names, ``"a, b"`` (None stays None)."""
-    names = manifest.class_names
-    if manifest.multi_label:
-        return lambda v: None if v is None else tag_names(v, names)
-    return lambda v: None if v is None else names[v]
+    """``name(label)``: a label's name for people, as the version's kind of label gives it (a tag list: ``"a, b"``; None stays None)."""
+    return kind_of(manifest).namer(manifest.class_names)
+
+
+def percent(v: float | None) -> str:
+    """A rate as the report's tables show it, ``"12.34%"`` (None: empty)."""
+    return "" if v is None else f"{100 * v:.2f}%"
 
 
 def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.ndarray | None = None) -> dict:
     """Numbers of the report: counts, rates per class, noise estimates, the top ``top`` issues, and the
     class health (``labelq.detect.class_health``; from ``joint``, confident learning's estimate, when the model is reliable).
-    A multi-label version's per-class rows are per tag, with the tags flagged missing and extra, and its
-    top issues name the missing and extra tags; class health is for one class a row, and left out."""
+    The kind of label adds its own figures per class and columns of the top issues (tags: the tags flagged
+    missing and extra), and gives the class health where it applies (one class a row)."""
     names = manifest.class_names
-    name = label_namer(manifest)
+    kind = kind_of(manifest)
+    name = kind.namer(names)
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     k = len(names)
-    if manifest.multi_label:
-        labels = tag_matrix(rows[S.LABEL], k)
-        per_tag = {c: tag_matrix(rows[c], k).sum(axis=0) for c in S.MULTI_LABEL_COLUMNS}
-    else:
-        labels = rows[S.LABEL].to_numpy()
+    labels = kind.labels(rows)
+    extra = kind.per_class_extra(rows, k)
     n_per = class_counts(labels, k)
     f_per = class_counts(labels, k, flagged)
     est = np.asarray(manifest.audit.class_error_rate or np.zeros(k))
@@ -87,11 +81,12 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
                 "flagged": int(f_per[i]),
                 "flagged_rate": float(f_per[i] / n_per[i]) if n_per[i] else 0.0,
                 "estimated_error_rate": float(est[i]) if len(est) == k and manifest.audit.reliable else None,
-                **({"missing": int(per_tag[S.MISSING_TAGS][i]), "extra": int(per_tag[S.EXTRA_TAGS][i])} if manifest.multi_label else {}),
+                **extra[i],
             }
             for i in range(k)
         ],
         "multi_label": bool(manifest.multi_label),
+        "label_kind": kind.name,
         "top_issues": [
             {
                 "rank": r[S.ISSUE_RANK],
@@ -102,7 +97,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
                 "split": r[S.SPLIT],
                 "issue_kind": r[S.ISSUE_KIND],
                 "corrected_label": name(r[S.CORRECTED_LABEL]),
-                **({c: name(r[c]) for c in S.MULTI_LABEL_COLUMNS} if manifest.multi_label else {}),
+                **{c: name(r[c]) for c in kind.issue_columns},
             }
             for r in top_rows.select(
                 [
@@ -114,14 +109,14 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
                     S.SPLIT,
                     S.ISSUE_KIND,
                     S.CORRECTED_LABEL,
-                    *(S.MULTI_LABEL_COLUMNS if manifest.multi_label else ()),
+                    *kind.issue_columns,
                 ]
             ).to_pylist()
         ],
         "relabel": relabel_summary(rows, manifest),
         "near_duplicates": near_duplicate_summary(rows, manifest),
         "outliers": outlier_summary(rows, manifest),
-        "class_health": None if manifest.multi_label else class_health(labels, joint if manifest.audit.reliable else None, names),
+        "class_health": kind.class_health(labels, joint if manifest.audit.reliable else None, names),
     }
 
 
@@ -230,14 +225,8 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     figures = [plots.score_histogram(scores, flagged)]
     per = summary["per_class"]
-    if summary.get("multi_label"):  # per tag: rows flagged missing it among those without it, holding it wrongly among those with it
-        n = summary["rows"]
-        missing = np.array([p["missing"] / max(n - p["rows"], 1) for p in per])
-        extra = np.array([p["extra"] / max(p["rows"], 1) for p in per])
-        labels = ("flagged missing it (% of rows without it)", "flagged holding it wrongly (% of rows with it)")
-        figures.insert(0, plots.class_rates(names, missing, extra, labels, "% of rows", "Tags in doubt", "tags"))
-    else:
-        figures.insert(0, plots.class_rates(names, np.array([p["flagged_rate"] for p in per]), np.array([p["estimated_error_rate"] or 0 for p in per])))
+    kind = kind_of(manifest)
+    figures.insert(0, kind.rates_figure(names, per, summary["rows"]))
     if joint is not None:
         figures.insert(0, plots.noise_heatmap(joint, names, rows.num_rows))
     if len(summary.get("history") or []) > 1:
@@ -248,20 +237,15 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     acc = summary["out_of_sample_accuracy"]
     rel = manifest.audit.reliability or {}
     noise = "" if manifest.audit.reliable else " (not meaningful: see the warning)"
-    multi = bool(summary.get("multi_label"))
     facts = [
         ("rows", f"{summary['rows']:,}"),
-        ("tags (multi-label)" if multi else "classes", summary["classes"]),
+        (kind.what, summary["classes"]),
         ("flagged label issues", f"{summary['n_label_issues']:,} ({100 * summary['issue_rate']:.2f}%)"),
         ("estimated label issues (confident learning)", f"{summary['num_label_issues_estimate']}{noise}"),
         ("auto-corrected", summary["n_corrected"]),
         ("model", f"{summary['model']} ({summary['n_folds']} folds, seed {summary['seed']})" if summary["n_folds"] else summary["model"]),
-        ("out-of-sample " + ("tag accuracy (rows x tags)" if multi else "accuracy") + " vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
-        *(
-            [(("each tag's more common value's" if multi else "majority class's") + " share (a model that learned nothing)", f"{rel['majority_share']:.4f}")]
-            if "majority_share" in rel
-            else []
-        ),
+        (f"out-of-sample {kind.accuracy_label} vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
+        *([(f"{kind.prior_label} (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
         ("filter", summary["filter_by"]),
         ("source", summary["source"]),
     ]
@@ -271,34 +255,10 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
         helps = "".join(f"<li>{e(x)}</li>" for x in rel["suggestions"])
         warning_html = f'<div class="warn" id="unreliable"><strong>The flags mean nothing here.</strong> {e(rel["warning"][0].upper() + rel["warning"][1:])}<br>What would help:<ul>{helps}</ul></div>'
 
-    def pct(v: float | None) -> str:
-        return "" if v is None else f"{100 * v:.2f}%"
-
-    health = summary.get("class_health") or {"per_class": [{} for _ in per]}
-    if summary.get("multi_label"):
-        class_head = (
-            "<th>tag</th><th>rows with it</th><th>flagged rows with it</th><th>flagged %</th><th>flagged missing it</th><th>flagged holding it wrongly</th>"
-        )
-        class_rows = "".join(
-            f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td>"
-            f"<td>{p['missing']:,}</td><td>{p['extra']:,}</td></tr>"
-            for p in per
-        )
-    else:
-        class_head = (
-            "<th>class</th><th>rows</th><th>share</th><th>flagged</th><th>flagged %</th><th>estimated error rate</th><th>label quality</th>"
-            "<th>estimated rows of it given another class</th>"
-        )
-        class_rows = "".join(
-            f"<tr><td>{e(p['class_name'])}</td><td>{p['rows']:,}</td><td>{pct(h.get('share'))}{' <b>imbalanced</b>' if h.get('imbalanced') else ''}</td>"
-            f"<td>{p['flagged']:,}</td><td>{pct(p['flagged_rate'])}</td><td>{pct(p['estimated_error_rate'])}</td>"
-            f"<td>{'' if h.get('label_quality') is None else format(h['label_quality'], '.3f')}</td>"
-            f"<td>{'' if h.get('inverse_label_issues') is None else format(h['inverse_label_issues'], ',')}</td></tr>"
-            for p, h in zip(per, health["per_class"], strict=True)
-        )
+    class_title, class_head, class_rows = kind.class_table(per, summary.get("class_health"))
     health_html = _class_health_html(summary.get("class_health"))
     show_inputs = bool(manifest.inputs)  # labels + given pred_probs: there is no example to show
-    tag_cols = S.MULTI_LABEL_COLUMNS if summary.get("multi_label") else ()
+    tag_cols = kind.issue_columns
     issue_rows = "".join(
         f"<tr><td>{t['rank']}</td><td><code>{e(t['id'])}</code></td>"
         + (f"<td>{by_id.get(t['id'], '')}</td>" if show_inputs else "")
@@ -358,15 +318,15 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 </style></head><body>
 <h1>{e(title)}</h1>
 {warning_html}
-<p class="note">Created {e(summary["created_at"])}. {LEGEND[bool(summary.get("multi_label"))]}</p>
+<p class="note">Created {e(summary["created_at"])}. {kind.legend}</p>
 <h2>Summary</h2><table>{fact_rows}</table>
 {judges_html}
 {relabel_html}
 <h2>Figures</h2>{imgs}
-<h2>{"Per tag" if summary.get("multi_label") else "Per class"}</h2><table id="per-class"><tr>{class_head}</tr>{class_rows}</table>
+<h2>{class_title}</h2><table id="per-class"><tr>{class_head}</tr>{class_rows}</table>
 {health_html}
 <h2>Top {len(summary["top_issues"])} suspected label errors</h2>
-<table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th>{"<th>missing tags</th><th>extra tags</th>" if tag_cols else ""}<th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
+<table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th>{"".join(f"<th>{c.replace('_', ' ')}</th>" for c in tag_cols)}<th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 {duplicates_html}
 </body></html>
 """

@@ -1,0 +1,217 @@
+"""Kinds of label as registered strategies: what a row's ``label`` is, and everything that depends on it.
+
+A ``LabelKind`` is chosen once, from the examples' metadata (``ExamplesInfo.kind_name``, the manifest's
+``Manifest.kind_name``), and every layer asks it rather than branching: how labels are read and
+validated, how folds are stratified and models fitted, which detectors apply and how they decide,
+what a row's effective label is, how re-labeling and export treat it, which SQL files its views use,
+and how the report and the benchmark show it. Two kinds are built in:
+
+- ``single`` (``labelq.label_kinds.single``): one class index a row;
+- ``tags`` (``labelq.label_kinds.tags``): a list of tag indices a row (multi-label), stored as
+  ``list<int64>`` and held in numpy as an ``(N, K)`` bool matrix.
+
+Adding a kind means one module with a ``LabelKind`` subclass and a ``register(MyKind())`` call; a
+dataset is given it at ingest with ``--label-kind NAME`` (``IngestOptions.label_kind``). The kinds
+sit at the top of the layers (they call the detectors, the decision, re-labeling and the report), and
+the layers below reach them only through this interface and the registry, which imports a built-in
+kind's module when it is first asked for (as entry points are loaded), never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import InputError
+from .schema import info_of
+
+BUILTIN = {"single": "labelq.label_kinds.single:SingleLabel", "tags": "labelq.label_kinds.tags:TagSets"}
+KINDS: dict[str, LabelKind] = {}
+
+
+class LabelKind:
+    """The interface every kind implements; the class attributes are its facts.
+
+    ``lists``: a row's label is a list of indices (``list<int64>``; ``ExamplesInfo.multi_label`` records
+    it, so readers of the files know the column's type). ``sum_to_one``: its pred_probs rows are one
+    distribution over the classes (else one probability per class, each in [0, 1]). ``what``: the label
+    values' name for people (``classes``). ``sql_suffix``: views and queries with a ``<name><suffix>.sql``
+    file use it. ``key_parts``: added to the fold cache's key (a kind that fits other models must not
+    reuse another kind's folds).
+    """
+
+    name: ClassVar[str]
+    lists: ClassVar[bool] = False
+    sum_to_one: ClassVar[bool] = True
+    what: ClassVar[str] = "classes"
+    accuracy_name: ClassVar[str] = "accuracy"
+    sql_suffix: ClassVar[str] = ""
+    key_parts: ClassVar[dict[str, Any]] = {}
+    supports: ClassVar[frozenset[str]] = frozenset()  # jobs beyond the audit that take it: "review", "label_maps"
+
+    def __repr__(self) -> str:
+        return f"<label kind {self.name!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelKind) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __reduce__(self):  # a kind crosses processes (Dask, Prefect) by name: the worker's registry gives it back
+        return kind_named, (self.name,)
+
+    # what the rows carry
+    def labels(self, table: pa.Table, check: bool = False) -> np.ndarray:
+        """The given labels as the detectors take them (``check``: refuse values outside the classes)."""
+        raise NotImplementedError
+
+    def effective(self, table: pa.Table) -> np.ndarray:
+        """The labels after corrections: ``corrected_label`` where a row has one, else ``label``."""
+        raise NotImplementedError
+
+    def to_arrow(self, labels: np.ndarray) -> pa.Array:
+        """Labels in the ``labels`` form back to the ``label`` column's Arrow type."""
+        raise NotImplementedError
+
+    def differ(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``(N,)`` bool: rows whose labels differ."""
+        raise NotImplementedError
+
+    def codes(self, table: pa.Table) -> np.ndarray:
+        """``(N,)`` int64, equal where two rows carry the same label."""
+        raise NotImplementedError
+
+    def namer(self, class_names: list[str], sep: str = ", "):
+        """``name(label)``: a label's name for people (None stays None)."""
+        raise NotImplementedError
+
+    # predictions
+    def strata(self, labels: np.ndarray) -> np.ndarray:
+        """``(N,)`` ints the folds are stratified by."""
+        raise NotImplementedError
+
+    def default_model(self, modality: str) -> str:
+        raise NotImplementedError
+
+    def check_model(self, name: str, modality: str) -> None:
+        """Refuse a model that cannot learn this kind of label."""
+
+    def fit_predict(self, model: Any, X_train: Any, y_train: np.ndarray, X_test: Any, n_classes: int) -> np.ndarray:
+        """Fit ``model`` and return its ``(rows, K)`` float32 probabilities on ``X_test``."""
+        raise NotImplementedError
+
+    def accuracy(self, labels: np.ndarray, probs: np.ndarray) -> float:
+        """Out-of-sample accuracy against the given labels (``accuracy_name``)."""
+        raise NotImplementedError
+
+    def probs_problem(self, probs: np.ndarray) -> str | None:
+        """What is wrong with pred_probs of this kind beyond NaN and negatives, or None."""
+        if self.sum_to_one:
+            return "holds rows that do not sum to 1" if len(probs) and np.abs(probs.sum(axis=1, dtype=np.float64) - 1).max() > 1e-3 else None
+        return "holds probabilities above 1" if (probs > 1).any() else None
+
+    # the audit
+    def check_audit(self, detector: str, judges: bool) -> None:
+        """Refuse an audit setting this kind cannot take (a detector, judges)."""
+
+    def detect(self, options: Any, labels: np.ndarray, probs: Any, client: Any = None) -> Any:
+        """The ``Detection`` of the audit's detector."""
+        raise NotImplementedError
+
+    def check_signal(self, labels: np.ndarray, probs: Any) -> dict:
+        """Whether the model beats a model that learned nothing (``labelq.reliability``)."""
+        raise NotImplementedError
+
+    def estimate_issues(self, labels: np.ndarray, probs: Any) -> int | None:
+        """How many labels are wrong, estimated from the pred_probs alone (for the history), or None."""
+        return None
+
+    def decide(self, detection: Any, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray) -> tuple[Any, list, dict]:
+        """``(Decision, detections, judge info)``."""
+        raise NotImplementedError
+
+    def class_health(self, labels: np.ndarray, joint: np.ndarray | None, class_names: list[str]) -> dict | None:
+        """The report's class health, or None where it does not apply."""
+        return None
+
+    # re-labeling and export
+    def relabel(self, cfg: Any, parent: Any, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
+        """The re-labeling rule (``labelq.relabel.run.relabel_step``)."""
+        raise NotImplementedError
+
+    # the audit report (``labelq.report.audit``)
+    legend: ClassVar[str] = ""  # how to read the report's scores and suggestions
+    accuracy_label: ClassVar[str] = "accuracy"
+    prior_label: ClassVar[str] = "majority class's share"  # what a model that learned nothing scores
+    issue_columns: ClassVar[tuple[str, ...]] = ()  # columns of the top issues beyond the given and suggested labels
+
+    def per_class_extra(self, rows: pa.Table, n_classes: int) -> list[dict]:
+        """Per class, the report's figures beyond rows and flags (``{}`` each when none)."""
+        return [{} for _ in range(n_classes)]
+
+    def rates_figure(self, class_names: list[str], per_class: list[dict], n_rows: int) -> str:
+        """The per-class rates figure (a data URI, ``labelq.report.plots``)."""
+        raise NotImplementedError
+
+    def class_table(self, per_class: list[dict], health: dict | None) -> tuple[str, str, str]:
+        """``(title, header cells, rows)`` of the report's per-class table, as HTML."""
+        raise NotImplementedError
+
+    # the benchmark report (``labelq.benchmark``)
+    benchmark_title: ClassVar[str] = "accuracy"
+    benchmark_heads: ClassVar[dict[str, str]] = {}
+
+    def corrected_labels(self, rows: pa.Table) -> Any:
+        """The test set's ``CorrectedLabels`` (``labelq.benchmark.metrics``)."""
+        raise NotImplementedError
+
+    def read_predicted(self, table: pa.Table, class_names: list[str]) -> np.ndarray:
+        """Each prediction row's predicted label, from ``predicted_label`` or ``pred_probs`` (``labelq.benchmark.report.read_predictions``)."""
+        raise NotImplementedError
+
+    def scores(self, pred: np.ndarray, labels: Any) -> dict[str, np.ndarray]:
+        """Per-row 0/1 (or graded) scores of predictions under each labeling: ``original``, ``corrected``, and more."""
+        raise NotImplementedError
+
+    def benchmark_columns(self, label_sets: bool) -> list[str]:
+        """The benchmark's figures per model, in order (keys of ``benchmark_heads``)."""
+        raise NotImplementedError
+
+
+def register(kind: LabelKind) -> LabelKind:
+    """Make ``kind`` available by its name (a later registration of the name replaces it)."""
+    if not getattr(kind, "name", None):
+        raise ValueError("a label kind needs a name")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def kind_named(name: str) -> LabelKind:
+    """The registered kind ``name`` (a built-in one is imported on first use)."""
+    if name not in KINDS and name in BUILTIN:
+        module, cls = BUILTIN[name].split(":")
+        register(getattr(importlib.import_module(module), cls)())
+    if name not in KINDS:
+        raise InputError(f"unknown label kind {name!r}", f"use one of {sorted(set(BUILTIN) | set(KINDS))}, or register yours (labelq.labelkind.register)")
+    return KINDS[name]
+
+
+def check_supports(version: Any, job: str, what: str) -> None:
+    """Refuse ``version`` to ``job`` (``what`` it is, for people) when its kind of label does not support it."""
+    kind = kind_of(version.manifest())
+    if job not in kind.supports:
+        raise InputError(
+            f"{what} works on one class a row, and {version.name} {version.tag} carries {kind.what} (label kind {kind.name!r})",
+            "re-label it with `labelq relabel`; check its corrections in the report or with `labelq issues`",
+        )
+
+
+def kind_of(info: Any) -> LabelKind:
+    """The kind of an ``ExamplesInfo`` or a ``Manifest`` (``kind_name``), or of an examples table."""
+    if isinstance(info, pa.Table):
+        info = info_of(info)
+    return kind_named(info.kind_name)
