@@ -17,6 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
+from . import schema as S
+
 
 class Section:
     """A dataclass read from and written to a JSON object; unknown keys go to ``extra`` and back.
@@ -222,7 +224,7 @@ class Manifest(Section):
     @property
     def kind_name(self) -> str:
         """The version's kind of label (``labelq.labelkind``), as ``ExamplesInfo.kind_name``."""
-        return self.label_kind or ("tags" if self.multi_label else "single")
+        return S.kind_name(self.label_kind, self.multi_label)
 
     def derive(self, **changes: Any) -> Manifest:
         """The content of a version derived from this one: every section carried over except the

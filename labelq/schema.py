@@ -71,6 +71,12 @@ HF_META_KEY = b"huggingface"
 MODALITIES = ("image", "text", "tabular", "none")  # none: labels and given pred_probs only
 
 
+def kind_name(label_kind: str | None, multi_label: bool | None) -> str:
+    """The name of a table's or version's kind of label (``labelq.labelkind``): the one it names, else the
+    built-in kind its label column's type implies (``tags`` for lists, ``single`` for one class a row)."""
+    return label_kind or ("tags" if multi_label else "single")
+
+
 @dataclass(frozen=True)
 class ExamplesInfo:
     """What the examples table's metadata says about its contents.
@@ -97,7 +103,7 @@ class ExamplesInfo:
 
     @property
     def kind_name(self) -> str:
-        return self.label_kind or ("tags" if self.multi_label else "single")
+        return kind_name(self.label_kind, self.multi_label)
 
     def to_json(self) -> str:
         obj = asdict(self)

@@ -11,6 +11,7 @@ inherits.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from labelq.detect import Detection
 from labelq.errors import InputError
 from labelq.label_kinds.tags import TagSets
 from labelq.labelkind import KINDS, kind_named, kind_of, register
+from labelq.pipeline import AuditConfig
 from labelq.sql import named_query, run_query
 from labelq.store import Store
 
@@ -72,7 +74,8 @@ def tags_file(tmp_path_factory):
 
 def test_a_kind_defined_in_a_test_audits_publishes_relabels_and_is_queried(toy_kind, tags_file, tmp_path):
     store = tmp_path / "store"
-    result = labelq.audit(source=str(tags_file), name="pkgs", store=str(store), label_column="tags", label_kind="binary_tags", n_folds=3, data_checks=False)
+    options = AuditConfig.from_options(str(tags_file), name="pkgs", store=str(store), label_column="tags", n_folds=3, data_checks=False)
+    result = labelq.audit(replace(options, ingest=replace(options.ingest, label_kind="binary_tags")))
     version = result.version
     manifest = version.manifest()
     assert kind_of(manifest) is toy_kind and version.manifest_json()["label_kind"] == "binary_tags"

@@ -48,10 +48,9 @@ class IngestOptions:
     classes: Sequence[str] | None = option("--classes", help="Comma-separated class names, in class-index order.", from_cli=csv)
     encoding: str | None = option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8).")
     label_separator: str | None = option("--label-separator", help="Labels are tags joined by this separator, e.g. '|' for 'a|b' (a multi-label dataset).")
-    label_kind: str | None = option(
-        "--label-kind",
-        help="The kind of label (labelq.labelkind), when not the one the label column implies (single: one class a row; tags: a list a row).",
-    )
+    # a registered kind of label (``labelq.labelkind``) other than the one the label column implies (single: one class a
+    # row; tags: a list a row). Not a command-line option: a kind registered by the user's code is known only to its process.
+    label_kind: str | None = None
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 

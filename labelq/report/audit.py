@@ -5,9 +5,12 @@ Everything comes from the version itself (rows, manifest), so a report can be re
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +19,7 @@ import pyarrow.compute as pc
 from .. import schema as S
 from ..io import atomic_write_text
 from ..labelkind import kind_of
-from ..manifest import Manifest, RelabelSection
+from ..manifest import Manifest, RelabelSection, Section
 from ..multilabel import class_counts
 from . import plots
 
@@ -36,7 +39,43 @@ def percent(v: float | None) -> str:
     return "" if v is None else f"{100 * v:.2f}%"
 
 
-def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.ndarray | None = None) -> dict:
+@dataclass(frozen=True)
+class AuditSummary(Section):
+    """The report's numbers (``reports/<tag>.json``), built by ``audit_summary`` and read by attribute by the
+    page; the JSON keeps its keys (unknown ones go to ``extra`` and back). ``per_class``, ``top_issues`` and
+    the sections are JSON objects as written."""
+
+    dataset: str | None = None
+    version: int | None = None
+    created_at: str | None = None
+    source: str = ""
+    rows: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    classes: int = 0
+    n_label_issues: int = 0
+    issue_rate: float = 0.0
+    num_label_issues_estimate: int | None = None
+    n_corrected: int = 0
+    model: str | None = None
+    n_folds: int | None = None
+    seed: int | None = None
+    filter_by: str | None = None
+    out_of_sample_accuracy: float | None = None
+    judges: dict | None = None
+    reliability: dict | None = None
+    per_class: list[dict] = field(default_factory=list)
+    multi_label: bool = False
+    label_kind: str = "single"
+    top_issues: list[dict] = field(default_factory=list)
+    relabel: dict | None = None
+    near_duplicates: dict | None = None
+    outliers: dict | None = None
+    class_health: dict | None = None
+    history: list[dict] | None = None  # the audit history up to this version (``write_audit_report``)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.ndarray | None = None) -> AuditSummary:
     """Numbers of the report: counts, rates per class, noise estimates, the top ``top`` issues, and the
     class health (``labelq.detect.class_health``; from ``joint``, confident learning's estimate, when the model is reliable).
     The kind of label adds its own figures per class and columns of the top issues (tags: the tags flagged
@@ -54,26 +93,26 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
     order = pc.sort_indices(rows.filter(rows[S.IS_LABEL_ISSUE]), sort_keys=[(S.ISSUE_RANK, "ascending")])
     top_rows = rows.filter(rows[S.IS_LABEL_ISSUE]).take(order).slice(0, top)
     splits = pc.value_counts(rows[S.SPLIT]).to_pylist()
-    return {
-        "dataset": manifest.name,
-        "version": manifest.version,
-        "created_at": manifest.created_at,
-        "source": manifest.source or "",
-        "rows": rows.num_rows,
-        "splits": {d["values"]: d["counts"] for d in splits},
-        "classes": k,
-        "n_label_issues": int(flagged.sum()),
-        "issue_rate": float(flagged.mean()) if len(flagged) else 0.0,
-        "num_label_issues_estimate": manifest.audit.num_label_issues_estimate,
-        "n_corrected": manifest.n_corrected or 0,
-        "model": manifest.audit.model,
-        "n_folds": manifest.audit.n_folds,
-        "seed": manifest.audit.seed,
-        "filter_by": manifest.audit.filter_by,
-        "out_of_sample_accuracy": manifest.audit.out_of_sample_accuracy,
-        "judges": manifest.judges.to_json() if manifest.judges else None,
-        "reliability": manifest.audit.reliability,
-        "per_class": [
+    return AuditSummary(
+        dataset=manifest.name,
+        version=manifest.version,
+        created_at=manifest.created_at,
+        source=manifest.source or "",
+        rows=rows.num_rows,
+        splits={d["values"]: d["counts"] for d in splits},
+        classes=k,
+        n_label_issues=int(flagged.sum()),
+        issue_rate=float(flagged.mean()) if len(flagged) else 0.0,
+        num_label_issues_estimate=manifest.audit.num_label_issues_estimate,
+        n_corrected=manifest.n_corrected or 0,
+        model=manifest.audit.model,
+        n_folds=manifest.audit.n_folds,
+        seed=manifest.audit.seed,
+        filter_by=manifest.audit.filter_by,
+        out_of_sample_accuracy=manifest.audit.out_of_sample_accuracy,
+        judges=manifest.judges.to_json() if manifest.judges else None,
+        reliability=manifest.audit.reliability,
+        per_class=[
             {
                 "label": i,
                 "class_name": names[i],
@@ -85,9 +124,9 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
             }
             for i in range(k)
         ],
-        "multi_label": bool(manifest.multi_label),
-        "label_kind": kind.name,
-        "top_issues": [
+        multi_label=bool(manifest.multi_label),
+        label_kind=kind.name,
+        top_issues=[
             {
                 "rank": r[S.ISSUE_RANK],
                 "id": r[S.ID],
@@ -113,11 +152,11 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
                 ]
             ).to_pylist()
         ],
-        "relabel": relabel_summary(rows, manifest),
-        "near_duplicates": near_duplicate_summary(rows, manifest),
-        "outliers": outlier_summary(rows, manifest),
-        "class_health": kind.class_health(labels, joint if manifest.audit.reliable else None, names),
-    }
+        relabel=relabel_summary(rows, manifest),
+        near_duplicates=near_duplicate_summary(rows, manifest),
+        outliers=outlier_summary(rows, manifest),
+        class_health=kind.class_health(labels, joint if manifest.audit.reliable else None, names),
+    )
 
 
 def near_duplicate_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
@@ -163,11 +202,11 @@ def outlier_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     }
 
 
-def shown_ids(summary: dict) -> list[str]:
+def shown_ids(summary: AuditSummary) -> list[str]:
     """The rows whose inputs the report shows: the top issues, the near-duplicate sets' shown rows and the top outliers."""
-    dup = summary.get("near_duplicates") or {}
-    outliers = summary.get("outliers") or {}
-    return [t["id"] for t in summary["top_issues"]] + [r["id"] for s in dup.get("sets", []) for r in s["rows"]] + [r["id"] for r in outliers.get("rows", [])]
+    dup = summary.near_duplicates or {}
+    outliers = summary.outliers or {}
+    return [t["id"] for t in summary.top_issues] + [r["id"] for s in dup.get("sets", []) for r in s["rows"]] + [r["id"] for r in outliers.get("rows", [])]
 
 
 def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
@@ -216,7 +255,7 @@ def _preview_cell(rows: pa.Table, manifest: Manifest) -> list[str]:
     return [html.escape(json.dumps({c: r[c] for c in inputs[:8]}, default=str)) for r in rows.select(inputs).to_pylist()]
 
 
-def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_rows: pa.Table | None = None, joint: np.ndarray | None = None) -> str:
+def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary, top_rows: pa.Table | None = None, joint: np.ndarray | None = None) -> str:
     """The report page. ``top_rows``: the top issues with their inputs, when ``rows`` was read without them;
     ``joint``: confident learning's estimated joint (``Version.noise``), for the noise heatmap."""
     names = manifest.class_names
@@ -224,30 +263,30 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
     scores = rows[S.LABEL_SCORE].to_numpy()
     flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
     figures = [plots.score_histogram(scores, flagged)]
-    per = summary["per_class"]
+    per = summary.per_class
     kind = kind_of(manifest)
-    figures.insert(0, kind.rates_figure(names, per, summary["rows"]))
+    figures.insert(0, kind.rates_figure(names, per, summary.rows))
     if joint is not None:
         figures.insert(0, plots.noise_heatmap(joint, names, rows.num_rows))
-    if len(summary.get("history") or []) > 1:
-        figures.append(plots.history_trend(summary["history"]))
+    if len(summary.history or []) > 1:
+        figures.append(plots.history_trend(summary.history))
     if top_rows is None:
         top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(shown_ids(summary), pa.string())))
     by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
-    acc = summary["out_of_sample_accuracy"]
+    acc = summary.out_of_sample_accuracy
     rel = manifest.audit.reliability or {}
     noise = "" if manifest.audit.reliable else " (not meaningful: see the warning)"
     facts = [
-        ("rows", f"{summary['rows']:,}"),
-        (kind.what, summary["classes"]),
-        ("flagged label issues", f"{summary['n_label_issues']:,} ({100 * summary['issue_rate']:.2f}%)"),
-        ("estimated label issues (confident learning)", f"{summary['num_label_issues_estimate']}{noise}"),
-        ("auto-corrected", summary["n_corrected"]),
-        ("model", f"{summary['model']} ({summary['n_folds']} folds, seed {summary['seed']})" if summary["n_folds"] else summary["model"]),
+        ("rows", f"{summary.rows:,}"),
+        (kind.what, summary.classes),
+        ("flagged label issues", f"{summary.n_label_issues:,} ({100 * summary.issue_rate:.2f}%)"),
+        ("estimated label issues (confident learning)", f"{summary.num_label_issues_estimate}{noise}"),
+        ("auto-corrected", summary.n_corrected),
+        ("model", f"{summary.model} ({summary.n_folds} folds, seed {summary.seed})" if summary.n_folds else summary.model),
         (f"out-of-sample {kind.accuracy_label} vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
         *([(f"{kind.prior_label} (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
-        ("filter", summary["filter_by"]),
-        ("source", summary["source"]),
+        ("filter", summary.filter_by),
+        ("source", summary.source),
     ]
     fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
     warning_html = ""
@@ -255,8 +294,8 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
         helps = "".join(f"<li>{e(x)}</li>" for x in rel["suggestions"])
         warning_html = f'<div class="warn" id="unreliable"><strong>The flags mean nothing here.</strong> {e(rel["warning"][0].upper() + rel["warning"][1:])}<br>What would help:<ul>{helps}</ul></div>'
 
-    class_title, class_head, class_rows = kind.class_table(per, summary.get("class_health"))
-    health_html = _class_health_html(summary.get("class_health"))
+    class_title, class_head, class_rows = kind.class_table(per, summary.class_health)
+    health_html = _class_health_html(summary.class_health)
     show_inputs = bool(manifest.inputs)  # labels + given pred_probs: there is no example to show
     tag_cols = kind.issue_columns
     issue_rows = "".join(
@@ -265,11 +304,11 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
         + f"<td>{e(t['given_label'])}</td>"
         + "".join(f"<td><b>{e(t[c])}</b></td>" for c in tag_cols)
         + f"<td><b>{e(t['suggested_label'])}</b></td><td>{t['label_score']:.4f}</td><td>{e(t['issue_kind'])}</td><td>{e(t['corrected_label'] or '')}</td></tr>"
-        for t in summary["top_issues"]
+        for t in summary.top_issues
     )
     relabel_html = ""
-    if summary.get("relabel"):
-        r = summary["relabel"]
+    if summary.relabel:
+        r = summary.relabel
         cov = "n/a" if r["coverage_measured"] is None else f"{r['coverage_measured']:.3f}"
         facts_r = [
             ("issue kinds", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["kinds"].items()))),
@@ -291,8 +330,8 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
         relabel_html = "<h2>Re-labeling</h2><table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in facts_r) + "</table>"
     imgs = "".join(f'<img class="fig" src="{uri}" alt="figure">' for uri in figures)
     judges_html = ""
-    if summary.get("judges"):
-        j = summary["judges"]
+    if summary.judges:
+        j = summary.judges
         info = j.get("annotator_information") or {}
         cols = ("judge", "model", "examples", "answered", "missing", "abstained", "cache_hits", "prompt_tokens", "examples_per_s", "cost")
         head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols) + "<th>information</th>"
@@ -305,7 +344,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: dict, top_row
             "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
             f"<table><tr>{head}</tr>{body}</table>"
         )
-    duplicates_html = _duplicates_html(summary.get("near_duplicates"), by_id) + _outliers_html(summary.get("outliers"), by_id)
+    duplicates_html = _duplicates_html(summary.near_duplicates, by_id) + _outliers_html(summary.outliers, by_id)
     title = f"labelq audit: {manifest.name} v{manifest.version:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -318,14 +357,14 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 </style></head><body>
 <h1>{e(title)}</h1>
 {warning_html}
-<p class="note">Created {e(summary["created_at"])}. {kind.legend}</p>
+<p class="note">Created {e(summary.created_at)}. {kind.legend}</p>
 <h2>Summary</h2><table>{fact_rows}</table>
 {judges_html}
 {relabel_html}
 <h2>Figures</h2>{imgs}
 <h2>{class_title}</h2><table id="per-class"><tr>{class_head}</tr>{class_rows}</table>
 {health_html}
-<h2>Top {len(summary["top_issues"])} suspected label errors</h2>
+<h2>Top {len(summary.top_issues)} suspected label errors</h2>
 <table><tr><th>rank</th><th>id</th>{"<th>example</th>" if show_inputs else ""}<th>given</th>{"".join(f"<th>{c.replace('_', ' ')}</th>" for c in tag_cols)}<th>suggested</th><th>score</th><th>kind</th><th>corrected</th></tr>{issue_rows}</table>
 {duplicates_html}
 </body></html>
@@ -412,7 +451,7 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     summary = audit_summary(rows, manifest, top, noise[0] if noise else None)
     top_rows = version.payload_rows(shown_ids(summary)) if payload else None
     store = Store(version.path.parent.parent.parent)
-    summary["history"] = [
+    history = [
         {
             k: getattr(r, k)
             for k in ("finished_at", "version", "flagged_rate", "estimated_error_rate", "estimated_error_rate_lo", "estimated_error_rate_hi", "status")
@@ -420,7 +459,8 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
         for r in read_history(store, version.name)
         if r.version <= version.number
     ]
+    summary = dataclasses.replace(summary, history=history)
     out = version.path.parent / "reports"
     html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None))
-    json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary, indent=2))
+    json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary.to_json(), indent=2))
     return html_path, json_path
