@@ -118,8 +118,8 @@ class LabelKind:
     def check_audit(self, detector: str, judges: bool) -> None:
         """Refuse an audit setting this kind cannot take (a detector, judges)."""
 
-    def detect(self, options: Any, labels: np.ndarray, probs: Any, client: Any = None) -> Any:
-        """The ``Detection`` of the audit's detector."""
+    def detect(self, options: Any, ctx: Any, client: Any = None) -> Any:
+        """The ``Detection`` of the audit's detector on a ``labelq.detect.DetectContext`` (labels, pred_probs, features)."""
         raise NotImplementedError
 
     def check_signal(self, labels: np.ndarray, probs: Any) -> dict:

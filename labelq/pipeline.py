@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from . import schema as S
 from .decide import AutoFix, Decision, audited_table, issues_table
-from .detect import Detection, DetectOptions, noise_table
-from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, has_inputs
+from .detect import DetectContext, Detection, DetectOptions, noise_table
+from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, embed, has_inputs
 from .errors import InputError
 from .history import RECORD, AlertRules, RunRecord, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
@@ -44,7 +44,7 @@ from .predict import (
     predict_fold,
 )
 from .predict.embeddings import embed_inputs, encoder_for
-from .predict.models import EMBEDDING_MODELS, resolve_model
+from .predict.models import EMBEDDING_MODELS, read_inputs, resolve_model
 from .reliability import with_warning
 from .report import write_audit_report
 from .runner import InProcess, Runner, step
@@ -256,7 +256,18 @@ def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, cli
     """The kind of label's detection (``LabelKind.detect``): for one class a row the registered detector, for tags
     cleanlab's multi-label filter. ``client``: a Dask client (the runner's, ``labelq audit --cluster``) whose workers
     run confident learning's passes."""
-    return kind_of(examples).detect(cfg.detect, given_labels(examples), probs_of(pred_probs), client)
+    info = S.info_of(examples)
+    features = (lambda: feature_space(cfg, examples)) if has_inputs(examples) else None
+    ctx = DetectContext(given_labels(examples), len(info.class_names), probs_of(pred_probs), features)
+    return kind_of(examples).detect(cfg.detect, ctx, client)
+
+
+def feature_space(cfg: AuditConfig, examples: pa.Table) -> np.ndarray:
+    """The rows' ``(N, D)`` vectors in the near-duplicate check's feature space (``--neighbor-space``), for
+    detectors that read features (``knn_vote``)."""
+    embedder = neighbor_embedder(cfg, examples)
+    inputs = read_inputs(examples)
+    return embedder(inputs) if embedder is not None else embed(S.info_of(examples).modality, inputs, cfg.predict.seed)
 
 
 def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:

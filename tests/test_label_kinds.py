@@ -44,8 +44,9 @@ class BinaryTags(TagSets):
     name = "binary_tags"
     key_parts = {"binary_tags": True}
 
-    def detect(self, options, labels, probs, client=None) -> Detection:
-        flagged, score = flag_binary_tags(labels, np.asarray(probs))
+    def detect(self, options, ctx, client=None) -> Detection:
+        labels = ctx.labels
+        flagged, score = flag_binary_tags(labels, np.asarray(ctx.pred_probs))
         missing, extra = flagged & ~labels, flagged & labels
         return Detection(
             "binary_per_tag",

@@ -1,4 +1,7 @@
-"""Detectors: each turns (labels, pred_probs, ...) into the long detections table, registered by name.
+"""Detectors: each turns (labels, pred_probs, features, ...) into the long detections table, registered by name.
+
+A detector reads a ``DetectContext`` (``context.py``) and declares what it ``needs``: confident learning the
+pred_probs, ``knn_vote`` (``knn_vote.py``) the feature space.
 
 A detector returns a ``Detection``; ``detections_table`` gives it the contract's shape
 (``id``, ``detector``, ``score`` (low = likely wrong, in [0, 1]), ``is_issue``, ``suggested_label``).
@@ -14,6 +17,8 @@ from typing import Any
 from ..errors import InputError
 from ..options import option
 from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues, noise_table
+from .context import DetectContext, run_detector
+from .knn_vote import KnnVote
 
 # name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
 DETECTORS: dict[str, Callable[..., Any]] = {}
@@ -39,6 +44,7 @@ def make_detector(name: str, **options: Any) -> Any:
 
 
 register_detector("confident_learning")(ConfidentLearning)
+register_detector("knn_vote")(KnnVote)
 
 
 @dataclass
@@ -57,6 +63,9 @@ class DetectOptions:
 __all__ = [
     "ConfidentLearning",
     "DETECTORS",
+    "DetectContext",
+    "KnnVote",
+    "run_detector",
     "DetectOptions",
     "Detection",
     "detections_table",

@@ -18,9 +18,9 @@ import pyarrow as pa
 from .. import schema as S
 from ..benchmark.metrics import CorrectedLabels
 from ..decide import decide
-from ..detect import ConfidentLearning, Detection
+from ..detect import ConfidentLearning, DetectContext, Detection, run_detector
 from ..detect.class_health import class_health
-from ..detect.streaming_cl import argmax_of, count, row_ranges, whole
+from ..detect.streaming_cl import argmax_of, count, row_ranges
 from ..errors import InputError
 from ..labelkind import LabelKind, register
 from ..predict import GivenProbs
@@ -73,11 +73,10 @@ class SingleLabel(LabelKind):
     def accuracy(self, labels: np.ndarray, probs: Any) -> float:
         return float((argmax_of(probs) == labels).mean())
 
-    def detect(self, options: Any, labels: np.ndarray, probs: Any, client: Any = None) -> Detection:
-        """The registered detector; one that does not declare ``reads_chunks = True`` gets the whole array.
-        ``client``: a Dask client whose workers run confident learning's passes over a given ``.npy``."""
-        if not getattr(options.impl, "reads_chunks", False):
-            probs = whole(probs)
+    def detect(self, options: Any, ctx: DetectContext, client: Any = None) -> Detection:
+        """The registered detector on what it needs of ``ctx`` (``labelq.detect.run_detector``). ``client``: a Dask
+        client whose workers run confident learning's passes over a given ``.npy``."""
+        probs, labels = ctx.pred_probs, ctx.labels
         if isinstance(probs, GivenProbs) and isinstance(options.impl, ConfidentLearning) and client is not None:
             from ..detect.dask_cl import dask_mapper
 
@@ -85,7 +84,7 @@ class SingleLabel(LabelKind):
             parts = row_ranges(len(labels), 2 * workers)
             log.info("confident learning on %d Dask workers, over %d row ranges of %s", workers, len(parts), probs.path)
             return options.impl.detect(labels, probs, mapper=dask_mapper(client), parts=parts)
-        return options.impl.detect(labels, probs)
+        return run_detector(options.impl, ctx)
 
     def check_signal(self, labels: np.ndarray, probs: Any) -> dict:
         return check_signal(labels, probs)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..benchmark.metrics import TAG_METRICS, CorrectedLabels, tag_scores
 from ..decide import decide_tags
-from ..detect import Detection
+from ..detect import DetectContext, Detection
 from ..detect.multilabel import detect_tags
 from ..detect.streaming_cl import whole
 from ..errors import InputError
@@ -102,8 +102,8 @@ class TagSets(LabelKind):
         if detector != "confident_learning":
             raise InputError(f"detector {detector!r} flags one label a row; this dataset's rows carry several tags", "leave --detector out")
 
-    def detect(self, options: Any, labels: np.ndarray, probs: Any, client: Any = None) -> Detection:
-        return detect_tags(labels, whole(probs), options.filter_by)
+    def detect(self, options: Any, ctx: DetectContext, client: Any = None) -> Detection:
+        return detect_tags(ctx.labels, whole(ctx.pred_probs), options.filter_by)
 
     def check_signal(self, labels: np.ndarray, probs: Any) -> dict:
         return check_tag_signal(labels, whole(probs))
