@@ -220,6 +220,10 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if m.audit.tags_flagged is not None:
         t = m.audit.tags_flagged
         click.echo(f"  multi-label: {len(m.class_names)} tags; {t['missing'] + t['extra']:,} tags flagged, {t['missing']:,} missing and {t['extra']:,} extra")
+    if m.audit.ensemble is not None:
+        e = m.audit.ensemble
+        scored = ", ".join(f"{n} {e['planted_f1'][n]:.3f} / {e['planted_ap'][n]:.3f}" for n in e["planted_f1"])
+        click.echo(f"  detectors: {e['chosen']} chosen; F1 / AP on {e['planted_rows']:,} errors planted in the data ({e['rounds']} rounds): {scored}")
     if h and h.folds_total:
         same = " (unchanged source: no model was trained)" if h.folds_cached == h.folds_total else ""
         click.echo(f"  cache:   {h.folds_cached} of {h.folds_total} folds reused{same}")

@@ -82,6 +82,8 @@ class AuditSection(Section):
     reliability: dict | None = None  # does the model beat the class prior? (``labelq.reliability``)
     near_duplicates: NeighborSummary | None = None  # the near-duplicate and outlier check (``labelq.detect.neighbors``); None: not checked
     tags_flagged: dict | None = None  # multi-label: the flagged tags, {"missing": n, "extra": n} (``labelq.detect.multilabel``)
+    # --detector ensemble: the candidates' F1 and AP on errors planted in the data, and the one chosen (``labelq.detect.ensemble``)
+    ensemble: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     SECTIONS: ClassVar[dict[str, type[Section]]] = {"near_duplicates": NeighborSummary}

@@ -374,6 +374,7 @@ def publish_step(
             reliability=with_warning(signal, judge_info) if signal else None,
             near_duplicates=duplicates.info if duplicates is not None else None,
             tags_flagged={k: int(detection.extra[k].sum()) for k in ("missing", "extra")} if "missing" in detection.extra else None,
+            ensemble=detection.extra.get("ensemble"),
         ),
         judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
         run=RunSection.from_json(run or {}),

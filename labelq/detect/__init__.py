@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..options import option
 from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues, noise_table
 from .context import DetectContext, run_detector
+from .ensemble import Ensemble
 from .knn_vote import KnnVote
 
 # name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
@@ -45,6 +46,7 @@ def make_detector(name: str, **options: Any) -> Any:
 
 register_detector("confident_learning")(ConfidentLearning)
 register_detector("knn_vote")(KnnVote)
+register_detector("ensemble")(Ensemble)
 
 
 @dataclass
@@ -64,6 +66,7 @@ __all__ = [
     "ConfidentLearning",
     "DETECTORS",
     "DetectContext",
+    "Ensemble",
     "KnnVote",
     "run_detector",
     "DetectOptions",

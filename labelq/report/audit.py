@@ -63,6 +63,7 @@ class AuditSummary(Section):
     out_of_sample_accuracy: float | None = None
     judges: dict | None = None
     reliability: dict | None = None
+    ensemble: dict | None = None  # --detector ensemble: the candidates measured on planted errors, the choice
     per_class: list[dict] = field(default_factory=list)
     multi_label: bool = False
     label_kind: str = "single"
@@ -112,6 +113,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
         out_of_sample_accuracy=manifest.audit.out_of_sample_accuracy,
         judges=manifest.judges.to_json() if manifest.judges else None,
         reliability=manifest.audit.reliability,
+        ensemble=manifest.audit.ensemble,
         per_class=[
             {
                 "label": i,
@@ -286,6 +288,19 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
         (f"out-of-sample {kind.accuracy_label} vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
         *([(f"{kind.prior_label} (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
         ("filter", summary.filter_by),
+        *(
+            [
+                (
+                    "detector (ensemble)",
+                    f"{summary.ensemble['chosen']} chosen by F1 on {summary.ensemble['planted_rows']:,} errors planted in the data; F1 / AP: "
+                    + ", ".join(
+                        f"{n} {summary.ensemble['planted_f1'][n]:.3f} / {summary.ensemble['planted_ap'][n]:.3f}" for n in summary.ensemble["planted_f1"]
+                    ),
+                )
+            ]
+            if summary.ensemble
+            else []
+        ),
         ("source", summary.source),
     ]
     fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)

@@ -1,0 +1,242 @@
+"""Label-error detectors side by side, on the same predictions and the same features, with planted noise.
+
+Datasets (built in, real): digits (scikit-learn, 1,797 rows, 64 pixel columns, tabular), breast cancer
+(scikit-learn, 569 rows, 30 columns, two classes, tabular), Fashion-MNIST (the first 10,000 rows of the
+Debian package, images) and SpamAssassin (6,046 emails, two classes, text).
+
+Noise, planted on the given labels at 5% and 15% of the rows (seeded):
+- uniform: the row's label becomes any other class, at random;
+- class: class-dependent, the new class drawn from the clean model's confusions of the true class
+  (the off-diagonal of its out-of-sample confusion matrix, row-normalized: look-alike classes);
+- instance: instance-dependent, rows drawn with probability proportional to the clean model's doubt
+  (1 - p(true class)), each given the model's most likely other class for it.
+
+Per cell, one out-of-sample pred_probs (labelq's cross-validation on the noisy labels: the modality's
+default model, ``logreg`` for images in place of the CNN to keep the bench to minutes) and one feature
+space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On them:
+- ``cleanlab``: cleanlab's ``find_label_issues`` on the pred_probs (the reference; labelq's
+  ``confident_learning`` equals it by construction, tested);
+- ``knn_vote``: labelq's neighbour vote on the features (``labelq.detect.knn_vote``);
+- ``SimiFeat``: the authors' code (github.com/UCSC-REAL/SimiFeat at 534af48, CC BY-NC 4.0, so read
+  from a checkout you pass with ``--simifeat DIR`` and never copied here): HOC's estimate of the noise
+  transition, then its rank filter over k-NN scores (``rank1``, k=10), on the same features.
+
+F1 of the flags and average precision (AP) of the scores against the planted rows; seconds of each
+detector (the model's cross-validation is shared and timed apart, ``cv_s``).
+
+    python bench/detectors.py [--simifeat /path/to/SimiFeat] [--datasets digits,cancer,fashion,spam] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import offline_env, print_table  # noqa: E402
+
+RATES = (0.05, 0.15)
+NOISES = ("uniform", "class", "instance")
+
+
+def dataset(name: str, seed: int):
+    """(examples table with the clean labels, model name)."""
+    import pyarrow as pa
+
+    from labelq.ingest import load_examples
+
+    if name == "digits":
+        return load_examples("digits"), "auto"
+    if name == "cancer":
+        import tempfile
+
+        import pyarrow.parquet as pq
+        from sklearn.datasets import load_breast_cancer
+
+        data = load_breast_cancer()
+        cols = {f"f{j}": data.data[:, j] for j in range(data.data.shape[1])}
+        path = Path(tempfile.mkdtemp()) / "cancer.parquet"
+        pq.write_table(pa.table({"id": [f"c{i}" for i in range(len(data.target))], "label": data.target.astype(np.int64), **cols}), path)
+        return load_examples(str(path)), "auto"
+    if name == "fashion":
+        table = load_examples("fashion-mnist")
+        return table.take(np.sort(np.random.default_rng(seed).choice(table.num_rows, 10_000, replace=False))), "logreg"
+    if name == "spam":
+        return load_examples("spamassassin"), "auto"
+    raise SystemExit(f"unknown dataset {name}")
+
+
+def plant(labels: np.ndarray, clean_probs: np.ndarray, rate: float, noise: str, seed: int) -> np.ndarray:
+    """The noisy labels: ``rate`` of the rows flipped by the ``noise`` model above."""
+    rng = np.random.default_rng(seed)
+    n, k = clean_probs.shape
+    noisy = labels.copy()
+    m = int(round(rate * n))
+    if noise == "instance":
+        doubt = 1 - clean_probs[np.arange(n), labels] + 1e-3
+        rows = rng.choice(n, m, replace=False, p=doubt / doubt.sum())
+        other = clean_probs[rows].copy()
+        other[np.arange(m), labels[rows]] = -1
+        noisy[rows] = other.argmax(axis=1)
+        return noisy
+    rows = rng.choice(n, m, replace=False)
+    if noise == "uniform":
+        shift = rng.integers(1, k, m)
+        noisy[rows] = (labels[rows] + shift) % k
+        return noisy
+    confusion = np.zeros((k, k))
+    np.add.at(confusion, (labels, clean_probs.argmax(axis=1)), 1)
+    np.fill_diagonal(confusion, 0)
+    confusion += 1e-3 * (1 - np.eye(k))  # a class the model never confused still flips somewhere
+    for i in rows:
+        row = confusion[labels[i]]
+        noisy[i] = rng.choice(k, p=row / row.sum())
+    return noisy
+
+
+def pred_probs(examples, labels: np.ndarray, model: str, seed: int) -> np.ndarray:
+    import pyarrow as pa
+
+    from labelq import schema as S
+    from labelq.predict import cross_val_pred_probs, pred_probs_view
+
+    table = S.with_info(S.replace_columns(examples, {S.LABEL: pa.array(labels.astype(np.int64))}), S.info_of(examples))
+    return np.asarray(pred_probs_view(cross_val_pred_probs(table, model=model, n_folds=5, seed=seed)), dtype=np.float64)
+
+
+def features(examples, seed: int) -> np.ndarray:
+    from labelq import schema as S
+    from labelq.detect.neighbors import embed
+    from labelq.predict.models import read_inputs
+
+    return embed(S.info_of(examples).modality, read_inputs(examples), seed)
+
+
+def run_cleanlab(labels, probs, X, seed):
+    from cleanlab.filter import find_label_issues
+
+    return find_label_issues(labels, probs), probs[np.arange(len(labels)), labels]
+
+
+def run_ensemble(labels, probs, X, seed):
+    from labelq.detect import DetectContext, Ensemble, run_detector
+
+    det = run_detector(Ensemble(seed=seed), DetectContext(labels, probs.shape[1], probs, lambda: X))
+    return det.is_issue, det.score
+
+
+def run_knn_vote(labels, probs, X, seed):
+    from labelq.detect import DetectContext, KnnVote, run_detector
+
+    det = run_detector(KnnVote(), DetectContext(labels, probs.shape[1], None, lambda: X))
+    return det.is_issue, det.score
+
+
+class SimiFeat:
+    """The authors' SimiFeat (``main_fast.py``'s ``noniterate_detection``, one round, no augmentation: the
+    features are fixed), imported from their checkout; its unused imports (CLIP, torchvision, their
+    ResNets and datasets) are stubbed."""
+
+    def __init__(self, path: str) -> None:
+        import contextlib
+        import io
+
+        stubs = [
+            n
+            for n in ("resnet_image", "resnet", "resnet_cifar", "torchvision", "torchvision.transforms", "clip", "data", "data.datasets")
+            if n not in sys.modules
+        ]
+        for name in stubs:
+            sys.modules[name] = types.ModuleType(name)
+        sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
+        sys.modules["data.datasets"].input_dataset_clip = None
+        sys.path.insert(0, path)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                import global_var
+                import hoc
+                import main_fast
+        finally:  # the stubs go: other packages (datasets) look for a real torchvision
+            for name in stubs:
+                del sys.modules[name]
+        self.hoc, self.main, self.globals = hoc, main_fast, global_var
+
+    def __call__(self, labels, probs, X, seed):
+        import argparse as ap
+        import contextlib
+        import io
+
+        import torch
+
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        k = probs.shape[1]
+        n = len(labels)
+        config = ap.Namespace(num_classes=k, k=10, min_similarity=0.0, method="rank1", Tii_offset=1.0, cnt=min(n, 15_000), G=10, max_iter=400, device="cpu")
+        data = {"feature": torch.tensor(X, dtype=torch.float32), "noisy_label": torch.tensor(labels), "index": np.arange(n), "noise_or_not": np.zeros(n, bool)}
+        prior = np.bincount(labels, minlength=k) / n
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.globals._init()
+            self.globals.set_value("T_init", None)
+            self.globals.set_value("p_init", None)
+            T, p = self.main.get_T_global_min_new(config, data_set=data, max_step=config.max_iter, lr=0.1, NumTest=config.G)
+            given_noisy = T * p / prior
+            for i in range(k):
+                given_noisy[i][i] += np.random.uniform(low=-0.05, high=0.05)
+            selected = self.main.get_knn_acc_all_class(config, data, k=config.k, noise_prior=prior, sel_noisy=[], thre_noise_rate=given_noisy)
+            counts = self.hoc.count_knn_distribution(config, data["feature"], data["noisy_label"], n, k=config.k, norm="l2")
+            score = self.hoc.get_score(counts, data["noisy_label"], k=config.k, method="ce").numpy()
+        flags = np.zeros(n, bool)
+        flags[np.asarray(selected, dtype=np.int64)] = True
+        return flags, -score  # low = likely wrong, as the others
+
+
+def scores(truth: np.ndarray, flags: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import average_precision_score, f1_score
+
+    return round(float(f1_score(truth, flags)), 3), round(float(average_precision_score(truth, -score)), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datasets", default="digits,cancer,fashion,spam")
+    parser.add_argument("--simifeat", default=None, help="a checkout of github.com/UCSC-REAL/SimiFeat")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    offline_env()
+    from labelq import schema as S
+
+    detectors = {"cleanlab": run_cleanlab, "knn_vote": run_knn_vote, "ensemble": run_ensemble}
+    if args.simifeat:
+        detectors["SimiFeat"] = SimiFeat(args.simifeat)
+    rows = []
+    for name in args.datasets.split(","):
+        examples, model = dataset(name, args.seed)
+        clean = examples[S.LABEL].to_numpy()
+        X = features(examples, args.seed)
+        clean_probs = pred_probs(examples, clean, model, args.seed)
+        for noise in NOISES:
+            for rate in RATES:
+                noisy = plant(clean, clean_probs, rate, noise, args.seed)
+                truth = noisy != clean
+                t0 = time.perf_counter()
+                probs = pred_probs(examples, noisy, model, args.seed)
+                row = {"data": name, "noise": f"{noise} {rate:.0%}", "rows": len(clean), "cv_s": round(time.perf_counter() - t0, 1)}
+                for label, fn in detectors.items():
+                    t0 = time.perf_counter()
+                    flags, score = fn(noisy, probs, X, args.seed)
+                    f1, ap = scores(truth, flags, score)
+                    row[f"{label} F1 / AP"] = f"{f1:.3f} / {ap:.3f}"
+                    row[f"{label} s"] = round(time.perf_counter() - t0, 2)
+                rows.append(row)
+                print(row, file=sys.stderr, flush=True)
+    print_table(rows, "Detectors on planted noise (F1 of the flags / AP of the scores)")
+
+
+if __name__ == "__main__":
+    main()

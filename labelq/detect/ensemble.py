@@ -1,0 +1,163 @@
+"""``ensemble``: several detectors, the one that works on *this* dataset chosen by errors planted in it.
+
+No detector wins everywhere (``bench/detectors.py``): confident learning on a good model's pred_probs leads
+under uniform and class-dependent flips, the neighbour vote (``knn_vote``) where the features are good
+and the model is not, and under instance-dependent flips. A fixed average of the two is worse than the
+better one. So the choice comes from evidence on the user's data:
+
+1. **Members**: confident learning on the pred_probs and, where the audit has a feature space, ``knn_vote``;
+   plus their rank average (each row's mean rank of its scores over the members, flagging as many rows
+   as the members flag on average).
+2. **Planted noise**: a share ``plant`` of the rows (5%, at least 20 rows) get a wrong label drawn from a
+   noise model estimated on the data: half class-dependent (from confident learning's estimated joint:
+   a given class turns into the classes it is confused with), half instance-dependent (rows drawn by the
+   model's doubt, each given the model's most likely other class). Out-of-sample pred_probs never saw
+   their own row's label, so the members run again on the planted labels without training a model.
+3. **Choice**: each candidate's F1 on the planted rows (its flags against them; the real errors already
+   in the data count against every candidate alike), and its average precision; the candidate with the
+   best F1 flags the real labels. The planted labels never leave this function.
+
+The returned ``Detection`` is the chosen candidate's on the real labels; its ``extra`` keeps confident
+learning's noise estimates (the version's ``noise.parquet``) and, under ``ensemble``, every candidate's
+planted F1 and AP, the number of planted rows and the choice (the manifest and the report show them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+from .confident_learning import ConfidentLearning, Detection
+from .context import DetectContext
+from .knn_vote import KnnVote
+from .streaming_cl import whole
+
+log = logging.getLogger(__name__)
+
+RANK_AVERAGE = "rank_average"
+
+
+def rank_scores(scores: list[np.ndarray]) -> np.ndarray:
+    """Each row's mean over ``scores`` of its rank, scaled to [0, 1] (low = likely wrong in every member)."""
+    from scipy.stats import rankdata
+
+    return np.mean([rankdata(s) / len(s) for s in scores], axis=0)
+
+
+def plant_noise(
+    labels: np.ndarray, probs: np.ndarray, joint: np.ndarray | None, share: float, seed: int, avoid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(planted labels, planted mask)``: ``share`` of the rows (none of ``avoid``) given a wrong label, half by
+    the confident joint's confusions of their class, half by the model's most likely other class for rows it doubts."""
+    rng = np.random.default_rng(seed)
+    n, k = probs.shape
+    pool = np.flatnonzero(~avoid) if avoid is not None else np.arange(n)
+    m = min(max(20, int(round(share * n))), len(pool) // 2)
+    rows = rng.choice(pool, m, replace=False)
+    half = m // 2
+    out = labels.copy()
+    confusions = np.asarray(joint, dtype=np.float64).copy() if joint is not None else np.ones((k, k))
+    np.fill_diagonal(confusions, 0)
+    confusions += 1e-6 * (1 - np.eye(k))  # a class never confused still turns into some other
+    for i in rows[:half]:
+        p = confusions[labels[i]]
+        out[i] = rng.choice(k, p=p / p.sum())
+    rest = np.setdiff1d(pool, rows[:half])
+    doubt = 1 - probs[rest, labels[rest]] + 1e-3
+    picked = rng.choice(rest, m - half, replace=False, p=doubt / doubt.sum())
+    other = probs[picked].copy()
+    other[np.arange(len(picked)), labels[picked]] = -np.inf
+    out[picked] = other.argmax(axis=1)
+    planted = np.zeros(n, dtype=bool)
+    planted[rows[:half]] = planted[picked] = True
+    return out, planted
+
+
+def _f1_ap(truth: np.ndarray, flags: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import average_precision_score
+
+    hits = int((flags & truth).sum())
+    f1 = 2 * hits / max(int(flags.sum()) + int(truth.sum()), 1)
+    return round(f1, 4), round(float(average_precision_score(truth, -score)), 4)
+
+
+@dataclass
+class Ensemble:
+    """The detector described above: ``plant`` the share of rows planted, ``seed`` the planting's seed."""
+
+    filter_by: str = "prune_by_noise_rate"
+    plant: float = 0.05
+    rounds: int = 3
+    seed: int = 0
+    name: str = "ensemble"
+    needs: ClassVar[tuple[str, ...]] = ("pred_probs",)  # and the feature space, where the audit has one
+
+    def __post_init__(self) -> None:
+        if not 0 < self.plant <= 0.25:
+            raise InputError(f"the planted share must be in (0, 0.25], got {self.plant}", "use 0.05")
+        ConfidentLearning(filter_by=self.filter_by)  # refuses an unknown filter_by
+
+    def members(self, ctx: DetectContext) -> dict[str, Any]:
+        out: dict[str, Any] = {"confident_learning": ConfidentLearning(filter_by=self.filter_by)}
+        if ctx.has("features"):
+            out["knn_vote"] = KnnVote(filter_by=self.filter_by)
+        return out
+
+    def _candidates(self, members: dict[str, Any], labels: np.ndarray, ctx: DetectContext, probs: np.ndarray) -> dict[str, Detection]:
+        """Each member's detection on ``labels``, and their rank average."""
+        sub = DetectContext(labels, ctx.n_classes, probs, ctx.features, ctx._space)
+        found = {name: (m.detect_context(sub) if hasattr(m, "detect_context") else m.detect(labels, probs)) for name, m in members.items()}
+        if len(found) > 1:
+            dets = list(found.values())
+            score = rank_scores([d.score for d in dets])
+            n_flag = int(round(np.mean([d.is_issue.sum() for d in dets])))
+            flags = np.zeros(len(labels), dtype=bool)
+            flags[np.argsort(score, kind="stable")[:n_flag]] = True
+            found[RANK_AVERAGE] = Detection(RANK_AVERAGE, score, flags, dets[0].suggested_label)
+        return found
+
+    def detect_context(self, ctx: DetectContext) -> Detection:
+        t0 = time.perf_counter()
+        probs = whole(ctx.pred_probs).astype(np.float64)
+        members = self.members(ctx)
+        real = self._candidates(members, ctx.labels, ctx, probs)
+        cl = real["confident_learning"]
+        # rows some candidate flags on the real labels are likely real errors: they are left out of the scoring,
+        # so that a candidate is not marked down for finding them
+        known = np.any([d.is_issue for d in real.values()], axis=0)
+        runs = []
+        for r in range(self.rounds):
+            planted_labels, truth = plant_noise(ctx.labels, probs, cl.extra.get("joint"), self.plant, self.seed + r, avoid=known)
+            trial = self._candidates(members, planted_labels, ctx, probs)
+            runs.append({name: _f1_ap(truth[~known], d.is_issue[~known], d.score[~known]) for name, d in trial.items()})
+        measured = {name: tuple(round(float(np.mean([run[name][j] for run in runs])), 4) for j in (0, 1)) for name in runs[0]}
+        chosen = max(measured, key=lambda name: (measured[name][0], measured[name][1]))
+        pick = real[chosen]
+        seconds = round(time.perf_counter() - t0, 2)
+        log.info(
+            "ensemble: %d rows planted; F1 / AP on them %s; chose %s (%d rows flagged); in %.1fs",
+            int(truth.sum()),
+            ", ".join(f"{n} {f:.3f} / {a:.3f}" for n, (f, a) in measured.items()),
+            chosen,
+            int(pick.is_issue.sum()),
+            seconds,
+        )
+        extra = {k: v for k, v in cl.extra.items() if k != "filter_by"}
+        extra["ensemble"] = {
+            "chosen": chosen,
+            "planted_rows": int(truth.sum()),
+            "rounds": self.rounds,
+            "planted_share": self.plant,
+            "planted_f1": {n: f for n, (f, _) in measured.items()},
+            "planted_ap": {n: a for n, (_, a) in measured.items()},
+            "flagged": {n: int(d.is_issue.sum()) for n, d in real.items()},
+            "seconds": seconds,
+        }
+        if chosen != "confident_learning":
+            extra["num_label_issues_estimate"] = int(pick.is_issue.sum())
+        return Detection(self.name, pick.score, pick.is_issue, pick.suggested_label, extra)
