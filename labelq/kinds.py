@@ -9,7 +9,9 @@ evidence (out-of-sample pred_probs, or the judges' proposals blended in, see ``e
   called "neither" get the same confident probabilities as the correctable ones);
 - ``wrong_label``: ``p[s] >= fix_confidence``; the correction is ``s``;
 - ``multi_label``: ``p[y] >= both_min`` and ``p[s] >= both_min`` and the two hold at least
-  ``pair_mass`` together: both labels fit, nothing else does (keep both in the label set);
+  ``pair_mass`` together: both labels fit, nothing else does (keep both in the label set). With two
+  classes the pair always holds all the mass, so the rule says nothing there: a two-class row is
+  ``multi_label`` only when the judges say so (below), else ``ambiguous``;
 - ``ambiguous``: anything else (the evidence is spread out): send it to a person.
 
 Rows that are not flagged are ``ok``. With judges, a row whose multiple-choice judges mostly propose a
@@ -123,7 +125,7 @@ def classify(
     p_y, p_s = probs[rows, labels], probs[rows, s]
     kind = np.full(n, "ambiguous", dtype=object)
     fix = p_s >= rule.fix_confidence
-    both = (p_y >= rule.both_min) & (p_s >= rule.both_min) & (p_y + p_s >= rule.pair_mass)
+    both = (p_y >= rule.both_min) & (p_s >= rule.both_min) & (p_y + p_s >= rule.pair_mass) & (probs.shape[1] > 2)
     kind[both] = "multi_label"
     kind[fix] = "wrong_label"
     if judge_choice is not None:

@@ -347,3 +347,32 @@ def test_a_reviewer_s_answer_gives_one_kind():
     assert [review_kind(c, 2) for c in ([], [2], [3], [2, 3], [3, 4])] == ["out_of_distribution", "ok", "wrong_label", "multi_label", "multi_label"]
     flagged, no_class = np.array([True, True, False]), np.array([False, True, True])
     assert audit_kinds(flagged, no_class).tolist() == ["wrong_label", "out_of_distribution", "ok"]  # unflagged rows stay ok
+
+
+def test_two_classes_are_never_both_without_the_judges(tmp_path):
+    """With two classes the pair of labels holds all the mass, so 'both fit' needs the judges' word: on
+    constructed evidence, and re-labeling scikit-learn's breast-cancer rows (569, two classes) with 10% of
+    the labels flipped, no row is multi_label (before: every flagged row with both probabilities >= 0.25)."""
+    probs = np.array([[0.4, 0.6], [0.05, 0.95], [0.7, 0.3]])
+    labels, flagged = np.array([0, 0, 0]), np.array([True, True, True])
+    assert classify(probs, labels, flagged).kind.tolist() == ["ambiguous", "wrong_label", "ambiguous"]
+    judged = classify(probs, labels, flagged, judge_choice=np.array([1, 1, 1]), judge_accepts=np.array([True, False, False]))
+    assert judged.kind.tolist() == ["multi_label", "wrong_label", "ambiguous"]
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_breast_cancer
+
+    import labelq
+
+    data = load_breast_cancer()
+    y = data.target.copy()
+    flip = np.random.default_rng(0).choice(len(y), len(y) // 10, replace=False)
+    y[flip] = 1 - y[flip]
+    cols = {f"f{j}": data.data[:, j] for j in range(data.data.shape[1])}
+    pq.write_table(pa.table({"id": [f"c{i}" for i in range(len(y))], "label": y.astype(np.int64), **cols}), tmp_path / "cancer.parquet")
+    audited = labelq.audit(source=str(tmp_path / "cancer.parquet"), store=str(tmp_path / "s"), model="logreg", data_checks=False)
+    assert audited.n_label_issues > 20
+    result = labelq.relabel(name="cancer", store=str(tmp_path / "s"))
+    kinds = result.version.read(columns=[S.ISSUE_KIND])[S.ISSUE_KIND].to_pylist()
+    assert "multi_label" not in kinds and kinds.count("wrong_label") + kinds.count("ambiguous") == audited.n_label_issues
