@@ -79,8 +79,9 @@ def test_planted_noise_follows_the_noise_model_and_avoids_the_rows_it_is_told_to
 
 @pytest.mark.parametrize("noise", ["class", "instance"])
 def test_the_ensemble_is_as_good_as_the_better_detector_on_real_data_with_planted_errors(digits, noise, tmp_path):
-    """F1 at least the better single detector's minus 0.01 (measured on this planting: class 0.956 vs 0.913 and
-    0.830; instance 0.667 vs 0.488 and 0.667, with scikit-learn's model; bench/detectors.py has the table)."""
+    """F1 at least the better single detector's minus 0.01 (measured with labelq's logreg on this planting: class
+    0.860 for the ensemble (the rank average) vs 0.752 for confident learning and 0.860 for knn_vote; instance
+    0.783 vs 0.575 and 0.582; bench/detectors.py has the table over datasets and noise)."""
     path, truth = digits[noise]
     f1 = {}
     for detector in ("confident_learning", "knn_vote", "ensemble"):
@@ -90,7 +91,7 @@ def test_the_ensemble_is_as_good_as_the_better_detector_on_real_data_with_plante
     assert f1["ensemble"] >= max(f1["confident_learning"], f1["knn_vote"]) - 0.01, f1
     e = result.version.manifest().audit.ensemble
     assert e["chosen"] in e["planted_f1"] and set(e["planted_f1"]) == {"confident_learning", "knn_vote", "rank_average"}
-    assert e["planted_rows"] == int(round(0.05 * len(truth))) and e["rounds"] == 3
+    assert e["planted_rows"] == int(round(0.05 * len(truth))) and e["rounds"] == 4
     assert e["planted_f1"][e["chosen"]] == max(e["planted_f1"].values())
     # the planted labels never reach the version: its labels are the source's
     given = pq.read_table(path)["label"].to_numpy()
@@ -106,7 +107,7 @@ def test_the_cli_names_the_choice_and_a_bad_setting_is_refused(digits, tmp_path)
         ["audit", str(path), "--store", str(tmp_path / "s"), "--no-prefect", "--detector", "ensemble", "--model", "logreg", "--no-data-checks", "--top", "0"],
     )
     assert out.exit_code == 0, out.output
-    assert "detectors: " in out.output and "chosen; F1 / AP on 90 errors planted in the data (3 rounds)" in out.output
+    assert "detectors: " in out.output and "chosen; F1 / AP on 90 errors planted in the data (4 rounds)" in out.output
     from labelq.detect import Ensemble
 
     with pytest.raises(InputError, match="planted share"):
