@@ -31,9 +31,23 @@ class DetectContext:
     pred_probs: Any = None
     features: Callable[[], np.ndarray] | None = None
     _space: np.ndarray | None = field(default=None, repr=False)
+    _neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def has(self, need: str) -> bool:
         return {"pred_probs": self.pred_probs is not None, "features": self.features is not None}[need]
+
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's ``k`` nearest other rows in the feature space, ``(distances, indices)`` (``neighbors.knn``),
+        found once: the labels may change (planted noise), the neighbours do not."""
+        if k not in self._neighbours:
+            from .neighbors import knn
+
+            self._neighbours[k] = knn(np.asarray(self.feature_space(), dtype=np.float32), k)
+        return self._neighbours[k]
+
+    def with_labels(self, labels: np.ndarray) -> DetectContext:
+        """The same context with other labels (its feature space and neighbours shared)."""
+        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self._space, self._neighbours)
 
     def feature_space(self) -> np.ndarray:
         if self.features is None:

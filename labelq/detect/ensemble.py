@@ -132,7 +132,8 @@ class Ensemble:
 
     def _candidates(self, members: dict[str, Any], labels: np.ndarray, ctx: DetectContext, probs: np.ndarray) -> dict[str, Detection]:
         """Each member's detection on ``labels``, and their rank average."""
-        sub = DetectContext(labels, ctx.n_classes, probs, ctx.features, ctx._space)
+        sub = ctx.with_labels(labels)
+        sub.pred_probs = probs
         found = {name: (m.detect_context(sub) if hasattr(m, "detect_context") else m.detect(labels, probs)) for name, m in members.items()}
         if len(found) > 1:
             dets = list(found.values())

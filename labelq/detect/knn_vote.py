@@ -44,7 +44,11 @@ def neighbour_votes(features: np.ndarray, labels: np.ndarray, n_classes: int, k:
 
     if len(labels) < 2:
         return np.full((len(labels), n_classes), 1.0 / n_classes)
-    dist, idx = knn(np.asarray(features, dtype=np.float32), k)
+    return votes_of(*knn(np.asarray(features, dtype=np.float32), k), labels, n_classes)
+
+
+def votes_of(dist: np.ndarray, idx: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``neighbour_votes`` from the neighbours ``(distances, indices)`` already found."""
     found = np.isfinite(dist) & (idx >= 0)
     counts = np.zeros((len(labels), n_classes))
     rows = np.repeat(np.arange(len(labels)), found.sum(axis=1))
@@ -67,7 +71,10 @@ class KnnVote:
         ConfidentLearning(filter_by=self.filter_by)  # refuses an unknown filter_by
 
     def detect_context(self, ctx: DetectContext) -> Detection:
-        votes = neighbour_votes(ctx.feature_space(), ctx.labels, ctx.n_classes, self.k)
+        if len(ctx.labels) < 2:
+            votes = np.full((len(ctx.labels), ctx.n_classes), 1.0 / ctx.n_classes)
+        else:
+            votes = votes_of(*ctx.neighbours(self.k), ctx.labels, ctx.n_classes)
         detection = ConfidentLearning(filter_by=self.filter_by, name=self.name).detect(ctx.labels, votes)
         detection.extra["k"] = self.k
         log.info("knn_vote (k=%d, %s): %d rows flagged", self.k, self.filter_by, int(detection.is_issue.sum()))
