@@ -49,6 +49,12 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
     return rows
 
 
+def ensemble_line(e: dict) -> str:
+    """``--detector ensemble``'s choice and what it was measured on (the manifest's ``audit.ensemble``), for people."""
+    scored = ", ".join(f"{n} {e['planted_f1'][n]:.3f} / {e['planted_ap'][n]:.3f}" for n in e["planted_f1"])
+    return f"{e['chosen']} chosen; F1 / AP on {e['planted_rows']:,} errors planted in the data ({e['rounds']} rounds): {scored}"
+
+
 def near_duplicate_rows(store, version, limit: int) -> list[dict]:
     """The first ``limit`` near-duplicate sets of ``version`` (``sql/top_near_duplicates.sql``), lists shown as text."""
     from .labelkind import kind_of
@@ -221,9 +227,7 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         t = m.audit.tags_flagged
         click.echo(f"  multi-label: {len(m.class_names)} tags; {t['missing'] + t['extra']:,} tags flagged, {t['missing']:,} missing and {t['extra']:,} extra")
     if m.audit.ensemble is not None:
-        e = m.audit.ensemble
-        scored = ", ".join(f"{n} {e['planted_f1'][n]:.3f} / {e['planted_ap'][n]:.3f}" for n in e["planted_f1"])
-        click.echo(f"  detectors: {e['chosen']} chosen; F1 / AP on {e['planted_rows']:,} errors planted in the data ({e['rounds']} rounds): {scored}")
+        click.echo(f"  detectors: {ensemble_line(m.audit.ensemble)}")
     if h and h.folds_total:
         same = " (unchanged source: no model was trained)" if h.folds_cached == h.folds_total else ""
         click.echo(f"  cache:   {h.folds_cached} of {h.folds_total} folds reused{same}")
@@ -289,6 +293,8 @@ def issues(name: str, store: str | None, version: str | None, limit: int) -> Non
     s = Store(store)
     v = s.version(name, version)
     click.echo(f"{name} {v.tag}: {v.manifest().n_label_issues:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
+    if v.manifest().audit.ensemble is not None:
+        click.echo(f"flagged by {ensemble_line(v.manifest().audit.ensemble)}")
     click.echo(format_table(top_issues_rows(s, v, limit)))
 
 

@@ -108,6 +108,9 @@ def test_the_cli_names_the_choice_and_a_bad_setting_is_refused(digits, tmp_path)
     )
     assert out.exit_code == 0, out.output
     assert "detectors: " in out.output and "chosen; F1 / AP on 90 errors planted in the data (4 rounds)" in out.output
+    out = CliRunner().invoke(main, ["issues", "class", "--store", str(tmp_path / "s")])
+    assert out.exit_code == 0, out.output
+    assert "flagged by " in out.output and "errors planted in the data" in out.output
     from labelq.detect import Ensemble
 
     with pytest.raises(InputError, match="planted share"):
