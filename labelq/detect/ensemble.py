@@ -6,19 +6,18 @@ and the model is not, and under instance-dependent flips. A fixed average of the
 better one. So the choice comes from evidence on the user's data:
 
 1. **Members**: confident learning on the pred_probs and, where the audit has a feature space, ``knn_vote``;
-   plus their rank average (each row's mean rank of its scores over the members, flagging as many rows
-   as the members flag on average).
+   plus their rank average (each row's mean rank of its scores over the members).
 2. **Planted noise**: a share ``plant`` of the rows (5%, at least 20 rows) get a wrong label drawn from a
    noise model estimated on the data: half class-dependent (from confident learning's estimated joint:
    a given class turns into the classes it is confused with), half instance-dependent (rows drawn by the
    model's doubt, each given the model's most likely other class). Out-of-sample pred_probs never saw
    their own row's label, so the members run again on the planted labels without training a model.
-3. **Choice**: each candidate's F1 on the planted rows (its flags against them; rows some candidate
-   flags on the real labels, likely real errors, are left out of the scoring), and its average precision,
+3. **Choice**: each candidate's F1 on the planted rows (its flags against them; rows every member flags
+   on the real labels, likely real errors, are left out of the scoring), and its average precision,
    averaged over rounds of planting (at least 3, more on small data: about 300 planted rows in all); the
    candidate with the best F1 flags the real labels. The rank average has no rule of its own for how many
-   rows to flag: it takes the cut of best F1 on the planted rows, scored on the other rounds' cut. The
-   planted labels never leave this function.
+   rows to flag: it flags as many as the member with the best F1 on the planted rows (in each round, and
+   on the real labels). The planted labels never leave this function.
 
 The returned ``Detection`` is the chosen candidate's on the real labels; its ``extra`` keeps confident
 learning's noise estimates (the version's ``noise.parquet``) and, under ``ensemble``, every candidate's
@@ -91,15 +90,11 @@ def _f1_ap(truth: np.ndarray, flags: np.ndarray, score: np.ndarray) -> tuple[flo
     return round(f1, 4), round(float(average_precision_score(truth, -score)), 4)
 
 
-def _best_cut(score: np.ndarray, truth: np.ndarray, known: np.ndarray) -> tuple[int, int]:
-    """``(k, hits)``: flagging the ``k`` rows of lowest score gives the best F1 on the planted rows ``truth`` (rows
-    in ``known`` neither count as hits nor as false flags, but take their place in the order); ``hits`` planted rows among them."""
-    order = np.argsort(score, kind="stable")
-    planted, scored = truth[order], ~known[order]
-    hits = np.cumsum(planted & scored)
-    f1 = 2 * hits / (np.cumsum(scored) + int((planted & scored).sum()))
-    k = int(np.argmax(f1)) + 1
-    return k, int(hits[k - 1])
+def _lowest(score: np.ndarray, n: int) -> np.ndarray:
+    """``(N,)`` bool: the ``n`` rows of lowest ``score``."""
+    flags = np.zeros(len(score), dtype=bool)
+    flags[np.argsort(score, kind="stable")[:n]] = True
+    return flags
 
 
 @dataclass
@@ -138,29 +133,11 @@ class Ensemble:
         if len(found) > 1:
             dets = list(found.values())
             score = rank_scores([d.score for d in dets])
-            n_flag = int(round(np.mean([d.is_issue.sum() for d in dets])))
+            n_flag = int(round(np.mean([d.is_issue.sum() for d in dets])))  # provisional: detect_context sets the count
             flags = np.zeros(len(labels), dtype=bool)
             flags[np.argsort(score, kind="stable")[:n_flag]] = True
             found[RANK_AVERAGE] = Detection(RANK_AVERAGE, score, flags, dets[0].suggested_label)
         return found
-
-    @staticmethod
-    def _tuned_average(average: Detection, rounds: list[tuple[np.ndarray, np.ndarray]], known: np.ndarray, runs: list[dict]) -> Detection:
-        """The rank average with its number of flags learned on the planted rounds. In each round the cut (the
-        lowest ``k`` scores) of best F1 on the planted rows; a round's F1 is measured at the median cut of the
-        *other* rounds (so the tuning is not scored on its own data). On the real labels it flags the median
-        over the rounds of each best cut less the rows planted in that round: the best cut takes about one place
-        per error, planted or not, so what is left is the place of the real ones."""
-        cuts = [_best_cut(score, truth, known) for score, truth in rounds]
-        for r, (score, truth) in enumerate(rounds):
-            others = [k for j, (k, _) in enumerate(cuts) if j != r] or [cuts[r][0]]
-            flags = np.zeros(len(score), dtype=bool)
-            flags[np.argsort(score, kind="stable")[: int(np.median(others))]] = True
-            runs[r][RANK_AVERAGE] = _f1_ap(truth[~known], flags[~known], score[~known])
-        n_flag = max(0, int(np.median([k - int(truth.sum()) for (k, _), (_, truth) in zip(cuts, rounds, strict=True)])))
-        flags = np.zeros(len(average.score), dtype=bool)
-        flags[np.argsort(average.score, kind="stable")[:n_flag]] = True
-        return Detection(RANK_AVERAGE, average.score, flags, average.suggested_label)
 
     def detect_context(self, ctx: DetectContext) -> Detection:
         t0 = time.perf_counter()
@@ -168,18 +145,23 @@ class Ensemble:
         members = self.members(ctx)
         real = self._candidates(members, ctx.labels, ctx, probs)
         cl = real["confident_learning"]
-        # rows some candidate flags on the real labels are likely real errors: they are left out of the scoring,
-        # so that a candidate is not marked down for finding them
-        known = np.any([d.is_issue for d in real.values()], axis=0)
-        runs, averages = [], []
+        # rows every member flags on the real labels are likely real errors: they are left out of the scoring, so
+        # that no candidate is marked down for finding them (rows only some flag stay: a weak model's many false
+        # flags would otherwise leave the planted rows easy to find, and every candidate look good)
+        known = np.all([d.is_issue for d in real.values()], axis=0)
+        runs, trials = [], []
         for r in range(self.rounds_for(len(ctx.labels))):
             planted_labels, truth = plant_noise(ctx.labels, probs, cl.extra.get("joint"), self.plant, self.seed + r, avoid=known)
             trial = self._candidates(members, planted_labels, ctx, probs)
-            runs.append({name: _f1_ap(truth[~known], d.is_issue[~known], d.score[~known]) for name, d in trial.items()})
-            if RANK_AVERAGE in trial:
-                averages.append((trial[RANK_AVERAGE].score, truth))
-        if averages:  # the rank average flags as many rows as did best on the planted rows, its F1 measured on other rounds' cut
-            real[RANK_AVERAGE] = self._tuned_average(real[RANK_AVERAGE], averages, known, runs)
+            runs.append({name: _f1_ap(truth[~known], d.is_issue[~known], d.score[~known]) for name, d in trial.items() if name != RANK_AVERAGE})
+            trials.append((trial, truth))
+        if RANK_AVERAGE in real:  # the rank average flags as many rows as the member that did best on the planted rows
+            best = max(runs[0], key=lambda name: float(np.mean([run[name][0] for run in runs])))
+            for run, (trial, truth) in zip(runs, trials, strict=True):
+                flags = _lowest(trial[RANK_AVERAGE].score, int(trial[best].is_issue.sum()))
+                run[RANK_AVERAGE] = _f1_ap(truth[~known], flags[~known], trial[RANK_AVERAGE].score[~known])
+            average = real[RANK_AVERAGE]
+            real[RANK_AVERAGE] = Detection(RANK_AVERAGE, average.score, _lowest(average.score, int(real[best].is_issue.sum())), average.suggested_label)
         measured = {name: tuple(round(float(np.mean([run[name][j] for run in runs])), 4) for j in (0, 1)) for name in runs[0]}
         chosen = max(measured, key=lambda name: (measured[name][0], measured[name][1]))
         pick = real[chosen]
