@@ -59,8 +59,3 @@ def class_counts(labels: np.ndarray, n_classes: int, rows: np.ndarray | None = N
     if labels.ndim == 2:
         return labels.sum(axis=0).astype(np.int64)
     return np.bincount(labels, minlength=n_classes)
-
-
-def names(tags: list[int] | None, class_names: list[str]) -> str:
-    """``"a, b"``: the names of a tag list, for people."""
-    return ", ".join(class_names[t] for t in tags or [])

@@ -161,9 +161,9 @@ def catalog_hook(store, version) -> None:
 def _catalog_state(store, name: str) -> str:
     """What a current catalog was built over: the published versions, labelq's views and their SQL (a catalog
     built by a labelq whose views read differently is rebuilt by the next command)."""
-    kind = store.label_kind(name)
-    views = [sql_name(v, kind) for v in (*VIEWS, "column_group", "history")]
-    digest = hashlib.sha256("".join(load_sql(v) for v in dict.fromkeys(views)).encode()).hexdigest()[:16]
+    views = (*VIEWS, "column_group", "history")  # each with its kinds' variants (<view>_<suffix>.sql): no manifest is read
+    files = sorted(f.name for f in _sql_files().iterdir() if f.name.endswith(".sql") and any(f.name[:-4] == v or f.name.startswith(f"{v}_") for v in views))
+    digest = hashlib.sha256("".join(load_sql(f[:-4]) for f in files).encode()).hexdigest()[:16]
     return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS), "sql": digest})
 
 

@@ -12,8 +12,9 @@ better one. So the choice comes from evidence on the user's data:
    a given class turns into the classes it is confused with), half instance-dependent (rows drawn by the
    model's doubt, each given the model's most likely other class). Out-of-sample pred_probs never saw
    their own row's label, so the members run again on the planted labels without training a model.
-3. **Choice**: each candidate's F1 on the planted rows (its flags against them; rows every member flags
-   on the real labels, likely real errors, are left out of the scoring), and its average precision,
+3. **Choice**: each candidate's F1 on the planted rows (its flags against them; rows every candidate
+   flags on the real labels, likely real errors, are left out of the scoring; the rank average counts here
+   at the members' mean count), and its average precision,
    averaged over rounds of planting (at least 3, more on small data: about 300 planted rows in all); the
    candidate with the best F1 flags the real labels. The rank average has no rule of its own for how many
    rows to flag: it flags as many as the member with the best F1 on the planted rows (in each round, and
@@ -133,9 +134,9 @@ class Ensemble:
         if len(found) > 1:
             dets = list(found.values())
             score = rank_scores([d.score for d in dets])
-            n_flag = int(round(np.mean([d.is_issue.sum() for d in dets])))  # provisional: detect_context sets the count
-            flags = np.zeros(len(labels), dtype=bool)
-            flags[np.argsort(score, kind="stable")[:n_flag]] = True
+            # provisional flags, at the members' mean count: they count in which rows every candidate flags (``known``);
+            # detect_context then gives the rank average the best member's count
+            flags = _lowest(score, int(round(np.mean([d.is_issue.sum() for d in dets]))))
             found[RANK_AVERAGE] = Detection(RANK_AVERAGE, score, flags, dets[0].suggested_label)
         return found
 
@@ -145,7 +146,7 @@ class Ensemble:
         members = self.members(ctx)
         real = self._candidates(members, ctx.labels, ctx, probs)
         cl = real["confident_learning"]
-        # rows every member flags on the real labels are likely real errors: they are left out of the scoring, so
+        # rows every candidate flags on the real labels are likely real errors: they are left out of the scoring, so
         # that no candidate is marked down for finding them (rows only some flag stay: a weak model's many false
         # flags would otherwise leave the planted rows easy to find, and every candidate look good)
         known = np.all([d.is_issue for d in real.values()], axis=0)
