@@ -17,6 +17,9 @@ space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On the
 - ``cleanlab``: cleanlab's ``find_label_issues`` on the pred_probs (the reference; labelq's
   ``confident_learning`` equals it by construction, tested);
 - ``knn_vote``: labelq's neighbour vote on the features (``labelq.detect.knn_vote``);
+- ``ensemble_cl``: confident learning on the mean of the pred_probs and the k-NN classifier's on the features
+  (``labelq.detect.ensemble_cl``);
+- ``ensemble``: the candidate chosen by errors planted in the noisy labels (``labelq.detect.ensemble``);
 - ``SimiFeat``: the authors' code (github.com/UCSC-REAL/SimiFeat at 534af48, CC BY-NC 4.0, so read
   from a checkout you pass with ``--simifeat DIR`` and never copied here): HOC's estimate of the noise
   transition, then its rank filter over k-NN scores (``rank1``, k=10), on the same features.
@@ -130,6 +133,13 @@ def run_ensemble(labels, probs, X, seed):
     return det.is_issue, det.score
 
 
+def run_ensemble_cl(labels, probs, X, seed):
+    from labelq.detect import DetectContext, EnsembleCL, run_detector
+
+    det = run_detector(EnsembleCL(), DetectContext(labels, probs.shape[1], probs, lambda: X))
+    return det.is_issue, det.score
+
+
 def run_knn_vote(labels, probs, X, seed):
     from labelq.detect import DetectContext, KnnVote, run_detector
 
@@ -211,7 +221,7 @@ def main() -> None:
     offline_env()
     from labelq import schema as S
 
-    detectors = {"cleanlab": run_cleanlab, "knn_vote": run_knn_vote, "ensemble": run_ensemble}
+    detectors = {"cleanlab": run_cleanlab, "knn_vote": run_knn_vote, "ensemble_cl": run_ensemble_cl, "ensemble": run_ensemble}
     if args.simifeat:
         detectors["SimiFeat"] = SimiFeat(args.simifeat)
     rows = []

@@ -1,7 +1,8 @@
 """Detectors: each turns (labels, pred_probs, features, ...) into the long detections table, registered by name.
 
 A detector reads a ``DetectContext`` (``context.py``) and declares what it ``needs``: confident learning the
-pred_probs, ``knn_vote`` (``knn_vote.py``) the feature space.
+pred_probs, ``knn_vote`` (``knn_vote.py``) the feature space; ``ensemble_cl`` (``ensemble_cl.py``) averages
+several models' pred_probs, ``ensemble`` (``ensemble.py``) picks among them by planted errors.
 
 A detector returns a ``Detection``; ``detections_table`` gives it the contract's shape
 (``id``, ``detector``, ``score`` (low = likely wrong, in [0, 1]), ``is_issue``, ``suggested_label``).
@@ -19,6 +20,7 @@ from ..options import option
 from .confident_learning import ConfidentLearning, Detection, detections_table, find_label_issues, noise_table
 from .context import DetectContext, run_detector
 from .ensemble import Ensemble
+from .ensemble_cl import EnsembleCL
 from .knn_vote import KnnVote
 
 # name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
@@ -46,6 +48,7 @@ def make_detector(name: str, **options: Any) -> Any:
 
 register_detector("confident_learning")(ConfidentLearning)
 register_detector("knn_vote")(KnnVote)
+register_detector("ensemble_cl")(EnsembleCL)
 register_detector("ensemble")(Ensemble)
 
 
@@ -67,6 +70,7 @@ __all__ = [
     "DETECTORS",
     "DetectContext",
     "Ensemble",
+    "EnsembleCL",
     "KnnVote",
     "run_detector",
     "DetectOptions",

@@ -24,12 +24,14 @@ FIX = {
 @dataclass
 class DetectContext:
     """``labels`` ``(N,)`` class indices over ``n_classes``; ``pred_probs`` an array or pred_probs read by chunks
-    (None: none); ``features`` builds the ``(N, D)`` feature space on first use (None: no inputs)."""
+    (None: none); ``features`` builds the ``(N, D)`` feature space on first use (None: no inputs);
+    ``more_probs`` other models' out-of-sample ``(N, K)`` pred_probs, by name (``ensemble_cl`` averages them in)."""
 
     labels: np.ndarray
     n_classes: int
     pred_probs: Any = None
     features: Callable[[], np.ndarray] | None = None
+    more_probs: dict[str, np.ndarray] = field(default_factory=dict)
     _space: np.ndarray | None = field(default=None, repr=False)
     _neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -47,7 +49,7 @@ class DetectContext:
 
     def with_labels(self, labels: np.ndarray) -> DetectContext:
         """The same context with other labels (its feature space and neighbours shared)."""
-        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self._space, self._neighbours)
+        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, self._space, self._neighbours)
 
     def feature_space(self) -> np.ndarray:
         if self.features is None:
