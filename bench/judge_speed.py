@@ -47,9 +47,9 @@ def judge(model: str, path: str, rows: int) -> dict:
     prompts = [verify_prompt(t, names[y], names, 1500).text for t, y in zip(examples["text"].to_pylist(), examples[S.LABEL].to_pylist())]
     gguf = gguf_path(model)
 
-    def ask_all(cfg: JudgeConfig, started: float) -> dict:
+    def ask_all(cfg: JudgeConfig) -> dict:
         backend = make_backend(cfg)
-        started += time.perf_counter() - t0
+        started = time.perf_counter() - t0
         t1 = time.perf_counter()
         answers = [backend.ask(p) for p in prompts]
         seconds = time.perf_counter() - t1
@@ -68,10 +68,10 @@ def judge(model: str, path: str, rows: int) -> dict:
     if path == "server":
         server = LocalServer(gguf, model, threads=2)
         with server as url:
-            out = ask_all(JudgeConfig(name=model, base_url=url, model=model, api="chat", concurrency=1), 0.0)
+            out = ask_all(JudgeConfig(name=model, base_url=url, model=model, api="chat", concurrency=1))
             out["peak MiB (model's process)"] = vm_hwm_mib(str(server.proc.pid))
         return out
-    out = ask_all(JudgeConfig(name=model, backend="llama-cpp", model_path=str(gguf), api="chat", concurrency=1, extra={"n_threads": 2}), 0.0)
+    out = ask_all(JudgeConfig(name=model, backend="llama-cpp", model_path=str(gguf), api="chat", concurrency=1, extra={"n_threads": 2}))
     out["peak MiB (model's process)"] = round(peak_rss_kib() / 1024, 0)
     return out
 
