@@ -159,7 +159,9 @@ class LlamaCppBackend:
     every prompt position, most of the work for Qwen's 151k-token vocabulary (``bench/judge_speed.py``). The
     key-value cache of the previous prompt is kept for the prefix the next one shares. With ``api = "chat"``
     the prompt goes through the model's own chat template (from its GGUF metadata). Longer answers (the
-    rationale) are generated as text, without log-probabilities.
+    rationale) are generated as text, without log-probabilities. The last position's logits and a token's
+    text are read through llama-cpp-python's internals (``_ctx``, ``_model``), so the ``judges`` extra keeps it
+    below 0.4.
     """
 
     def __init__(self, cfg: JudgeConfig) -> None:
