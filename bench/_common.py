@@ -17,11 +17,11 @@ def _child(fn: Callable[..., dict], args: tuple, queue) -> None:
     queue.put(out)
 
 
-def peak_rss_kib() -> int:
-    """This process's peak resident memory. On Linux ``VmHWM``: ``ru_maxrss`` survives ``exec``, so a
-    spawned child would report its parent's peak at the fork when that was higher."""
+def peak_rss_kib(pid: int | str = "self") -> int:
+    """A process's peak resident memory (this one's by default). On Linux ``VmHWM``: ``ru_maxrss`` survives
+    ``exec``, so a spawned child would report its parent's peak at the fork when that was higher."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(f"/proc/{pid}/status") as fh:
             return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

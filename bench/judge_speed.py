@@ -27,12 +27,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import measured, offline_env, peak_rss_kib, print_table  # noqa: E402
 
 
-def vm_hwm_mib(pid: str = "self") -> float:
-    """A process's peak resident memory (``VmHWM``), MiB."""
-    with open(f"/proc/{pid}/status") as fh:
-        return round(next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024, 0)
-
-
 def judge(model: str, path: str, rows: int) -> dict:
     from labelq import schema as S
     from labelq.ingest import load_examples
@@ -69,7 +63,7 @@ def judge(model: str, path: str, rows: int) -> dict:
         server = LocalServer(gguf, model, threads=2)
         with server as url:
             out = ask_all(JudgeConfig(name=model, base_url=url, model=model, api="chat", concurrency=1))
-            out["peak MiB (model's process)"] = vm_hwm_mib(str(server.proc.pid))
+            out["peak MiB (model's process)"] = round(peak_rss_kib(server.proc.pid) / 1024, 0)
         return out
     out = ask_all(JudgeConfig(name=model, backend="llama-cpp", model_path=str(gguf), api="chat", concurrency=1, extra={"n_threads": 2}))
     out["peak MiB (model's process)"] = round(peak_rss_kib() / 1024, 0)

@@ -19,6 +19,17 @@ from labelq.errors import MissingDependencyError  # noqa: E402
 REQUIRE_DATASETS = os.environ.get("LABELQ_REQUIRE_DATASETS") == "1"
 
 
+def audited_flags(source: str, detector: str, store: str) -> pa.Table:
+    """``id`` and ``is_label_issue`` of a whole audit of ``source`` with ``--detector detector`` (logreg, no data checks),
+    its manifest checked to name that detector."""
+    import labelq
+    from labelq import schema as S
+
+    result = labelq.audit(source=source, name=f"digits-{detector}", store=store, detector=detector, model="logreg", data_checks=False)
+    assert result.version.manifest().audit.detectors == [detector]
+    return result.version.read(columns=[S.ID, S.IS_LABEL_ISSUE])
+
+
 def load_builtin(name: str) -> pa.Table:
     """A built-in dataset's examples, or skip (fail under LABELQ_REQUIRE_DATASETS=1) when it is not installed."""
     from labelq.ingest import load_examples

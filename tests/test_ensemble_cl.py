@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import audited_flags
 from sklearn.datasets import load_digits
 from sklearn.metrics import f1_score
 
-import labelq
 from labelq import schema as S
 from labelq.detect import DetectContext, EnsembleCL, run_detector
 from labelq.detect.knn_vote import neighbour_votes
@@ -67,12 +67,8 @@ def test_an_audit_with_ensemble_cl_finds_more_than_confident_learning(planted, t
     truth = planted["truth"]
     f1 = {}
     for detector in ("confident_learning", "ensemble_cl"):
-        result = labelq.audit(
-            source=str(planted["path"]), name=f"digits-{detector}", store=str(tmp_path / "s"), detector=detector, model="logreg", data_checks=False
-        )
-        rows = result.version.read(columns=[S.ID, S.IS_LABEL_ISSUE])
+        rows = audited_flags(str(planted["path"]), detector, str(tmp_path / "s"))
         f1[detector] = f1_score(truth, rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False))
-        assert result.version.manifest().audit.detectors == [detector]
     assert f1["ensemble_cl"] >= f1["confident_learning"] + 0.08, f1
 
 

