@@ -252,6 +252,7 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
     if m.judges:
         click.echo(f"\nJudges ({m.judges.aggregation}, {m.judges.judged_rows:,} rows judged):")
         info = m.judges.extra.get("annotator_information", {})
+        calibration = (m.judges.extra.get("calibration") or {}).get("judges", {})
         click.echo(
             format_table(
                 [
@@ -260,6 +261,8 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
                             k: s[k]
                             for k in ("judge", "model", "asked", "cache_hits", "answered", "missing", "abstained", "prompt_tokens", "examples_per_s", "cost")
                         },
+                        "planted asked": s.get("planted_asked"),
+                        "planted AUROC": calibration.get(s["judge"], {}).get("planted_auroc"),
                         "information": info.get(s["judge"]),
                     }
                     for s in m.judges.stats

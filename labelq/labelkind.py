@@ -130,8 +130,10 @@ class LabelKind:
         """How many labels are wrong, estimated from the pred_probs alone (for the history), or None."""
         return None
 
-    def decide(self, detection: Any, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray) -> tuple[Any, list, dict]:
-        """``(Decision, detections, judge info)``."""
+    def decide(
+        self, detection: Any, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray, planted: pa.Table | None = None
+    ) -> tuple[Any, list, dict]:
+        """``(Decision, detections, judge info)``; ``planted``: the judges' votes on planted wrong labels, where they ran."""
         raise NotImplementedError
 
     def class_health(self, labels: np.ndarray, joint: np.ndarray | None, class_names: list[str]) -> dict | None:

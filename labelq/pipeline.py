@@ -270,31 +270,38 @@ def feature_space(cfg: AuditConfig, examples: pa.Table) -> np.ndarray:
     return embedder(inputs) if embedder is not None else embed(S.info_of(examples).modality, inputs, cfg.predict.seed)
 
 
-def judge_ids(cfg: AuditConfig, examples: pa.Table, detection: Detection) -> list[str]:
-    """Which rows the judges see: every row (``judge_all``), else the flagged rows plus a seeded random
-    calibration sample of ``judge_sample`` other rows (the ensemble needs clean rows to learn from)."""
-    ids = np.asarray(examples[S.ID].to_pylist(), dtype=object)
-    if cfg.judging.judge_all:
-        return ids.tolist()
+def judge_rows(cfg: AuditConfig, labels: np.ndarray, detection: Detection) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows the judges see (positions): every row (``judge_all``), else the flagged rows plus a seeded random
+    calibration sample of ``judge_sample`` other rows (the ensemble needs clean rows to learn from); and, among
+    them, the rows also asked about a planted wrong label (``labelq.judges.calibration``)."""
+    from .judges.calibration import PLANTED_ROWS, calibration_rows
+
+    flagged = np.flatnonzero(detection.is_issue)
     rest = np.flatnonzero(~detection.is_issue)
     sample = np.random.default_rng(cfg.predict.seed).choice(rest, size=min(cfg.judging.judge_sample, len(rest)), replace=False)
-    return ids[np.sort(np.concatenate([np.flatnonzero(detection.is_issue), sample]))].tolist()
+    judged = np.arange(len(detection.is_issue)) if cfg.judging.judge_all else np.sort(np.concatenate([flagged, sample]))
+    planted = min(PLANTED_ROWS, cfg.judging.judge_sample)  # --judge-sample 0: no calibration, and no extra requests
+    return judged, calibration_rows(labels, sample, flagged, planted, cfg.predict.seed)
 
 
-def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, submit=None) -> tuple[pa.Table, list[dict]]:
-    """The judges' votes; ``submit`` sends batches of ``cfg.judging.judge_batch_rows`` rows to a task runner (see ``run_judges``)."""
+def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, pred_probs: PredProbs, submit=None) -> tuple[pa.Table, list[dict], pa.Table | None]:
+    """The judges' votes, their stats, and their votes on planted wrong labels (None without a calibration sample);
+    ``submit`` sends batches of ``cfg.judging.judge_batch_rows`` rows to a task runner (see ``run_judges``)."""
     from .judges import run_judges
+    from .judges.calibration import planted_labels, planted_votes, with_planted
 
-    ids = judge_ids(cfg, examples, detection)
-    return run_judges(
-        examples,
-        cfg.judging.configs,
-        ids,
-        cfg.open_store().judge_cache,
-        cfg.predict.seed,
-        submit=submit,
-        batch_rows=cfg.judging.judge_batch_rows,
-    )
+    judged, calibration = judge_rows(cfg, given_labels(examples), detection)
+    ids = examples[S.ID].take(pa.array(judged)).to_pylist()
+    common = dict(cache_path=cfg.open_store().judge_cache, seed=cfg.predict.seed, submit=submit, batch_rows=cfg.judging.judge_batch_rows)
+    votes, stats = run_judges(examples, cfg.judging.configs, ids, **common)
+    if not len(calibration):
+        return votes, stats, None
+    probs = probs_of(pred_probs)
+    rows = probs.rows(calibration) if isinstance(probs, GivenProbs) else probs[calibration]
+    planted = planted_labels(given_labels(examples)[calibration], rows, cfg.predict.seed)
+    log.info("judges: %d rows asked again under a planted wrong label, to weigh what each judge knows", len(calibration))
+    planted_table, planted_stats = planted_votes(examples, cfg.judging.configs, calibration, planted, **common)
+    return votes, with_planted(stats, planted_stats), planted_table
 
 
 @step("check-signal")
@@ -316,13 +323,15 @@ def decide_step(
     votes: pa.Table | None = None,
     reliable: bool = True,
     kind: LabelKind | None = None,
+    planted: pa.Table | None = None,
 ) -> tuple[Decision, list[Detection], dict]:
     """The ``kind`` of label's decision (``LabelKind.decide``; one class a row when not given): confident learning
     alone, or combined with the judges' votes on the rows they saw. No automatic correction when the model is not
-    ``reliable`` (no better than the class prior)."""
+    ``reliable`` (no better than the class prior). ``planted``: the judges' votes on planted wrong labels
+    (``judge_step``), which the ``calibrated`` aggregation weighs the judges by."""
     ids = pred_probs.ids if isinstance(pred_probs, GivenProbs) else pred_probs[S.ID]
     kind = kind or kind_named("single")
-    return kind.decide(detection, probs_of(pred_probs), cfg.auto_fix if reliable else None, votes, cfg.judging, ids)
+    return kind.decide(detection, probs_of(pred_probs), cfg.auto_fix if reliable else None, votes, cfg.judging, ids, planted)
 
 
 @step("publish")
@@ -341,6 +350,7 @@ def publish_step(
     folds_total: int | None = None,
     signal: dict | None = None,
     duplicates: NeighborChecks | None = None,
+    planted: pa.Table | None = None,
 ) -> tuple[Version, dict | None]:
     """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
 
@@ -384,6 +394,8 @@ def publish_step(
         tables["noise"] = noise_table(detection.extra["joint"], detection.extra["noise_matrix"])
     if votes is not None:
         tables["judge_votes"] = votes
+    if planted is not None:
+        tables["judge_planted"] = planted
     store = cfg.open_store()
     written: dict[str, dict] = {}
     records = None
@@ -445,19 +457,19 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     # after the folds: what the check leaves resident (imports, BLAS buffers: Fashion-MNIST ~100 MB) does not add to training's peak
     duplicates = runner.run(duplicates_step, cfg, examples)
     detection = runner.run(detect_step, cfg, examples, pred_probs, runner.dask_client())
-    votes = stats = None
+    votes = stats = planted = None
     if cfg.judging.configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer
         from .judges.runner import ask_batch
 
-        votes, stats = judge_step(cfg, examples, detection, submit=runner.submitter(ask_batch))
+        votes, stats, planted = judge_step(cfg, examples, detection, pred_probs, submit=runner.submitter(ask_batch))
     signal = runner.run(signal_step, examples, pred_probs)
-    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples))
+    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples), planted)
     version, record = runner.run(
-        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates
+        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates, planted
     )
     n_flagged = int(decision.is_label_issue.sum())
     # the report reads what was published: the in-memory rows and results go first (at 1M rows, ~50 MB less at the peak)
-    del examples, pred_probs, detection, votes, decision, detections, duplicates
+    del examples, pred_probs, detection, votes, planted, decision, detections, duplicates
     release_freed_memory()
     html_path, json_path = runner.run(report_step, version)
     raise_alerts(record, cfg.name)  # a Prefect run ends Failed with the reasons; the CLI exits 3

@@ -341,12 +341,12 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
         "--judges",
         str(tmp_path / "judges.toml"),
         "--judge-sample",
-        "8",
+        "24",
         "-q",
     ]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
-    assert "Judges (dawid_skene" in out.output and "smol" in out.output
+    assert "Judges (calibrated" in out.output and "smol" in out.output and "planted AUROC" in out.output
 
     from labelq.store import Store
 
@@ -355,10 +355,20 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     rows = v.read()
     n_flagged_cl = int(v.read_table("issues")["flag_confident_learning"].to_numpy(zero_copy_only=False).sum())
     votes = v.read_table("judge_votes")
-    assert votes.num_rows == 2 * (n_flagged_cl + 8) and m["judges"]["judged_rows"] == n_flagged_cl + 8
+    assert votes.num_rows == 2 * (n_flagged_cl + 24) and m["judges"]["judged_rows"] == n_flagged_cl + 24
     assert m["detectors"] == ["confident_learning", "llm_judges", "ensemble"]
     assert {s["judge"] for s in m["judges"]["stats"]} == {"smol", "gemma"} and all(s["answered"] > 0 for s in m["judges"]["stats"])
     assert set(m["judges"]["annotator_information"]) == {"smol", "gemma"}
+    # the calibration: the 24 sampled rows (up to 12 a class) asked again under the other class
+    planted = v.read_table("judge_planted")
+    assert planted.num_rows == 2 * 24 and (planted["planted_label"].to_numpy() != planted["given_label"].to_numpy()).all()
+    given = dict(zip(rows["id"].to_pylist(), rows["label"].to_pylist()))
+    assert all(given[i] == g for i, g in zip(planted["id"].to_pylist(), planted["given_label"].to_pylist()))
+    assert min(np.bincount(planted["given_label"].to_numpy(), minlength=2)) >= 2 * 5  # both classes, as evenly as the sample allows
+    assert all(s["planted_rows"] == 24 and s["planted_asked"] == 24 for s in m["judges"]["stats"])
+    calibration = m["judges"]["calibration"]
+    assert calibration["planted_rows"] == 24 and set(calibration["judges"]) == {"smol", "gemma"}
+    assert m["judges"]["aggregation"] == "calibrated"
     issues = v.read_table("issues")
     assert {"score_ensemble", "score_llm_judges", "flag_ensemble"} <= set(issues.column_names)
     assert m["n_label_issues"] == int(rows["is_label_issue"].to_numpy(zero_copy_only=False).sum())
@@ -370,7 +380,7 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     out = CliRunner().invoke(main, args)  # the same audit again: every vote comes from the cache
     assert out.exit_code == 0, out.output
     again = Store(tmp_path / "s").version("foods").manifest_json()
-    assert all(s["asked"] == 0 and s["cache_hits"] == s["examples"] for s in again["judges"]["stats"])
+    assert all(s["asked"] == 0 and s["cache_hits"] == s["examples"] and s["planted_asked"] == 0 for s in again["judges"]["stats"])
 
     # re-labeling reads the real votes: 'none of these' -> out_of_distribution, proposals enter the soft labels
     from labelq.relabel import relabel, soft_labels

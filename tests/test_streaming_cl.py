@@ -167,6 +167,10 @@ def test_an_audit_of_a_npy_file_reads_it_by_chunks(tmp_path, monkeypatch):
     assert by_parquet.version.read_table("pred_probs")["model"][0].as_py() == "user:p.parquet"  # aligned by id into the cache, then read by chunks
     np.testing.assert_array_equal(predict.pred_probs_view(published), fixed)
     assert by_npy.version.manifest().audit.num_label_issues_estimate == by_parquet.version.manifest().audit.num_label_issues_estimate
+    # a few rows, as the judges' calibration reads them: as the chunks read them, renormalized
+    given = predict.GivenProbs.open(tmp_path / "p.npy", pa.chunked_array([ids]), 5)
+    np.testing.assert_array_equal(given.rows(np.array([900, 7, 36, 37])), fixed[[900, 7, 36, 37]])
+    assert given.rows(np.array([], dtype=np.int64)).shape == (0, 5)
 
 
 @pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both", "prune_by_class", "confident_learning", "low_normalized_margin"])

@@ -117,10 +117,20 @@ class JudgeOptions:
     """The LLM judges of an audit (a TOML file of ``[[judge]]`` tables) and which rows they see."""
 
     judges: str | None = option("--judges", type="file", help="TOML file of LLM judges ([[judge]] tables) that vote on the flagged rows, or a preset: qwen.")
-    judge_sample: int = option("--judge-sample", default=200, type=int, show_default=True, help="Unflagged rows the judges also see (calibration sample).")
+    judge_sample: int = option(
+        "--judge-sample",
+        default=200,
+        type=int,
+        show_default=True,
+        help="Unflagged rows the judges also see (calibration sample); up to 100 of them are asked again under a planted wrong label.",
+    )
     judge_all: bool = option("--judge-all", default=False, is_flag=True, help="Let the judges see every row, not only the flagged ones and the sample.")
     judge_aggregation: str = option(
-        "--judge-aggregation", default="dawid_skene", choices=("dawid_skene", "mean", "majority"), show_default=True, help="How the judges' votes are combined."
+        "--judge-aggregation",
+        default="calibrated",
+        choices=("calibrated", "dawid_skene", "mean", "majority"),
+        show_default=True,
+        help="How the judges' votes are combined: calibrated weighs each judge by its answers on planted wrong labels.",
     )
     judge_batch_rows: int = option(
         "--judge-batch-rows",

@@ -1,6 +1,14 @@
 """Combine judge votes with confident learning into one P(label is wrong) per judged example.
 
 Methods (``AGGREGATIONS``):
+- ``calibrated`` (default): each judge's score is weighed by what it showed on labels known to be wrong. The
+  judges are also asked about a sample of rows whose label was replaced by another class (``planted_labels``:
+  ``judges.calibration``); a logistic regression on the judges' log-odds learns, from those rows under their
+  given and their planted label, how far each judge's score moves the odds of "wrong", with all judges at
+  once (so two judges that say the same thing are not counted twice). Confident learning is the prior, as
+  in ``dawid_skene``: logit P(wrong | votes) = logit(1 - label_score) + the regression's log-likelihood
+  ratio. A judge whose score does not change when the label is wrong gets a coefficient of 0. Without
+  planted votes (``--judge-sample 0``) it falls back to ``dawid_skene``.
 - ``mean``: the mean of each annotator's P(wrong): 1 - p_label_correct for judges, 1 - label_score for
   confident learning. Every annotator counts the same, however little it knows.
 - ``majority``: the share of annotators whose hard vote says the label is wrong.
@@ -18,11 +26,14 @@ Methods (``AGGREGATIONS``):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-AGGREGATIONS = ("dawid_skene", "mean", "majority")
+log = logging.getLogger(__name__)
+AGGREGATIONS = ("calibrated", "dawid_skene", "mean", "majority")
+MIN_PLANTED = 10  # fewer answered planted rows than this: too little to calibrate on
 JUDGE_BINS = np.array([0.25, 0.5, 0.75])
 
 
@@ -74,6 +85,80 @@ def dawid_skene(
     return post, tables
 
 
+def wrong_logit(p_correct: np.ndarray) -> np.ndarray:
+    """A judge's p_label_correct as the log-odds of "wrong", clipped to +-9 (a judge that is sure is not infinitely sure)."""
+    p = np.clip(p_correct.astype(float), 1e-4, 1 - 1e-4)
+    return np.log1p(-p) - np.log(p)
+
+
+def calibrated(
+    judge_p_correct: dict[str, np.ndarray],
+    cl_score: np.ndarray,
+    labels: np.ndarray,
+    calibration_rows: np.ndarray,
+    planted: np.ndarray,
+    planted_p_correct: dict[str, np.ndarray],
+    weights: dict[str, float] | None = None,
+) -> tuple[np.ndarray, dict]:
+    """P(label wrong) ``(N,)`` from the judges' scores, weighed by a regression on planted wrong labels.
+
+    ``judge_p_correct[name]``: the judge's p_label_correct over the N judged rows (NaN: no vote), whose given
+    classes are ``labels``; ``calibration_rows``: positions (in those N) of the rows that were also asked
+    about a planted class ``planted``, and ``planted_p_correct[name]`` the judge's p_label_correct for it,
+    in that order. The regression learns "wrong" (planted) against "given" on those rows from every judge's
+    log-odds at once, with one intercept per class judged (so a judge's liking for a class, and how the
+    sample happened to fall over the classes, are not taken for knowing right from wrong). Its judges' terms
+    are their log-likelihood ratio, added to confident learning's prior logit(1 - label_score). ``weights[name]`` (default 1) scales a judge's coefficient (0 ignores it).
+    A missing vote counts as the judge's average answer (no evidence either way).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    names = list(judge_p_correct)
+    given = np.column_stack([wrong_logit(judge_p_correct[n][calibration_rows]) for n in names])
+    planted_x = np.column_stack([wrong_logit(planted_p_correct[n]) for n in names])
+    x = np.vstack([given, planted_x])
+    y = np.r_[np.zeros(len(given)), np.ones(len(planted_x))]
+    judged = np.r_[labels[calibration_rows], planted]
+    # only classes judged both as given and as planted say anything within a class
+    both = np.intersect1d(judged[y == 0], judged[y == 1])
+    keep = np.isin(judged, both)
+    x, y, judged = x[keep], y[keep], judged[keep]
+    # a weakly penalized intercept per class (x10: a hundredth of the penalty)
+    onehot = 10.0 * (judged[:, None] == both[None, :])
+    center, spread = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+    scale = np.where(spread > 1e-9, spread, np.inf)  # a judge that always answers the same becomes a column of 0
+
+    def standard(values: np.ndarray) -> np.ndarray:
+        return np.nan_to_num((values - center) / scale)
+
+    model = LogisticRegression(C=1.0, fit_intercept=False).fit(np.column_stack([standard(x), onehot]), y)
+    w = np.array([(weights or {}).get(n, 1.0) for n in names])
+    coef = model.coef_[0][: len(names)] * w
+    every = standard(np.column_stack([wrong_logit(judge_p_correct[n]) for n in names]))
+    llr = every @ coef
+    prior = np.clip(1.0 - cl_score.astype(float), 1e-3, 1 - 1e-3)
+    post = 1.0 / (1.0 + np.exp(-(np.log(prior) - np.log1p(-prior) + llr)))
+    per_judge = {}
+    for j, n in enumerate(names):
+        per_judge[n] = {"coefficient": round(float(coef[j]), 4), "planted_auroc": _within_class_auroc(y, x[:, j], judged)}
+    # how much a judge's answers move the odds: |its term of the log-likelihood ratio|, averaged over the judged rows
+    worth = {n: float(np.mean(np.abs(every[:, j] * coef[j]))) for j, n in enumerate(names)}
+    return post, {"annotator_information": worth, "calibration": {"planted_rows": len(planted), "rows_used": int(keep.sum()), "judges": per_judge}}
+
+
+def _within_class_auroc(wrong: np.ndarray, score: np.ndarray, judged: np.ndarray) -> float | None:
+    """AUROC of ``score`` for ``wrong`` within each class judged, averaged over the classes where both occur
+    (pooled over classes, a judge that prefers one class would look informative); None where none does."""
+    from sklearn.metrics import roc_auc_score
+
+    values = []
+    for c in np.unique(judged):
+        keep = (judged == c) & ~np.isnan(score)
+        if len(np.unique(wrong[keep])) == 2:
+            values.append(roc_auc_score(wrong[keep], score[keep]) if np.ptp(score[keep]) > 0 else 0.5)
+    return round(float(np.mean(values)), 4) if values else None
+
+
 def combine(
     judge_p_correct: dict[str, np.ndarray], cl_score: np.ndarray, cl_flag: np.ndarray, method: str = "dawid_skene", weights: dict[str, float] | None = None
 ) -> tuple[np.ndarray, dict]:
@@ -106,11 +191,57 @@ def combine(
     return post, {"annotator_information": worth, "tables": {n: t.round(4).tolist() for n, t in zip(names, tables)}}
 
 
+def combine_judges(ev: JudgeEvidence, planted, detection, method: str, weights: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """P(label wrong) over the judged rows ``ev.rows`` and the ensemble's manifest section (``aggregation``: the
+    method that ran). ``planted``: the ``judge_planted`` table (votes on planted wrong labels) or None;
+    ``detection``: confident learning's, the prior. ``calibrated`` without enough planted votes (fewer than
+    ``MIN_PLANTED`` rows answered) falls back to ``dawid_skene``, and says so."""
+    cl = detection.score[ev.rows]
+    if method == "calibrated":
+        usable = _planted_evidence(ev, planted)
+        if usable is None:
+            log.warning("judges: too few votes on planted labels to calibrate on (--judge-sample 0?); combined by dawid_skene instead")
+            method = "dawid_skene"
+        else:
+            rows, labels, planted_labels, planted_p = usable
+            post, info = calibrated(ev.per_judge, cl, labels, rows, planted_labels, planted_p, weights)
+            return post, {"aggregation": method, **info}
+    post, info = combine(ev.per_judge, cl, detection.is_issue[ev.rows], method, weights)
+    return post, {"aggregation": method, **info}
+
+
+def _planted_evidence(ev: JudgeEvidence, planted) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]] | None:
+    """From the ``judge_planted`` table: positions of its rows among ``ev.rows``' judged rows, given labels over
+    the judged rows (-1 where unknown), planted labels, and each judge's p_label_correct on them; None when
+    fewer than ``MIN_PLANTED`` rows got an answer or a judge has no planted votes."""
+    if planted is None or planted.num_rows == 0:
+        return None
+    judged_ids = ev.judged_ids
+    ids = list(dict.fromkeys(planted["id"].to_pylist()))
+    if not set(ids) <= set(judged_ids):
+        return None
+    rows_of, planted_p, _ = pivot_votes(planted, ids)
+    if set(planted_p) != set(ev.per_judge) or int((~np.isnan(np.column_stack(list(planted_p.values())))).any(axis=1).sum()) < MIN_PLANTED:
+        return None
+    first = {}
+    for r in planted.select(["id", "given_label", "planted_label"]).to_pylist():
+        first.setdefault(r["id"], r)
+    position = {v: i for i, v in enumerate(judged_ids)}
+    labels = np.full(len(judged_ids), -1, dtype=np.int64)
+    rows = np.array([position[i] for i in ids], dtype=np.int64)
+    labels[rows] = [first[i]["given_label"] for i in ids]
+    planted_labels = np.array([first[i]["planted_label"] for i in ids], dtype=np.int64)
+    both = np.intersect1d(labels[rows], planted_labels)  # what ``calibrated`` learns from: classes judged both ways
+    if int(np.isin(labels[rows], both).sum()) < MIN_PLANTED or int(np.isin(planted_labels, both).sum()) < MIN_PLANTED:
+        return None
+    return rows, labels, planted_labels, {n: planted_p[n] for n in ev.per_judge}
+
+
 @dataclass(frozen=True)
 class JudgeEvidence:
     """The judges' votes as arrays over all ``N`` rows (in the order of the ids they were built for).
 
-    ``rows``: positions of the judged rows; ``per_judge``: p_label_correct per judge over the judged rows
+    ``rows``: positions of the judged rows, ``judged_ids`` their ids; ``per_judge``: p_label_correct per judge over the judged rows
     (NaN: no vote); ``proposals``: proposed label per judge over the judged rows (-2: none, -1: 'none of
     these'). Over all rows: ``no_class`` (most multiple-choice judges said no class fits), ``proposal_hist``
     ``(N, K)`` (proposals per class), ``choice`` (the majority proposal, -2 where none), ``accepts`` (the
@@ -119,6 +250,7 @@ class JudgeEvidence:
     """
 
     rows: np.ndarray
+    judged_ids: list[str]
     per_judge: dict[str, np.ndarray]
     proposals: dict[str, np.ndarray]
     no_class: np.ndarray
@@ -151,7 +283,7 @@ def judge_evidence(votes, row_ids: list[str], n_classes: int) -> JudgeEvidence:
     p_correct = np.ones(n)
     if per_judge:
         p_correct[rows] = mean_p_correct(per_judge)
-    return JudgeEvidence(rows, per_judge, proposals, no_class, hist, choice, accepts, p_correct)
+    return JudgeEvidence(rows, [row_ids[r] for r in rows], per_judge, proposals, no_class, hist, choice, accepts, p_correct)
 
 
 def pivot_votes(votes, row_ids: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:

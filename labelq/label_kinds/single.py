@@ -92,21 +92,24 @@ class SingleLabel(LabelKind):
     def estimate_issues(self, labels: np.ndarray, probs: Any) -> int | None:
         return count(labels, probs).num_label_issues()  # confident learning's count
 
-    def decide(self, detection: Detection, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray):
-        """Confident learning alone, or combined with the judges' votes on the rows they saw."""
+    def decide(
+        self, detection: Detection, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray, planted: pa.Table | None = None
+    ):
+        """Confident learning alone, or combined with the judges' votes on the rows they saw (``planted``: their votes on
+        planted wrong labels, for the ``calibrated`` aggregation)."""
         if votes is None or votes.num_rows == 0:
             return decide([detection], probs, auto_fix), [detection], {}
-        from ..judges.ensemble import combine, judge_evidence
+        from ..judges.ensemble import combine_judges, judge_evidence
 
         ev = judge_evidence(votes, ids.to_pylist(), probs.shape[1])
         weights = {j.name: j.weight for j in judging.configs or []}
-        p_wrong, info = combine(ev.per_judge, detection.score[ev.rows], detection.is_issue[ev.rows], judging.judge_aggregation, weights)
+        p_wrong, info = combine_judges(ev, planted, detection, judging.judge_aggregation, weights)
         score, flag = detection.score.copy(), detection.is_issue.copy()
         score[ev.rows], flag[ev.rows] = 1.0 - p_wrong, p_wrong > 0.5
-        ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), {"aggregation": judging.judge_aggregation, **info})
+        ensemble = Detection("ensemble", score, flag, detection.suggested_label.copy(), info)
         judges_detection = Detection("llm_judges", ev.p_correct, ev.p_correct < 0.5, detection.suggested_label.copy())
         decision = decide([ensemble], probs, auto_fix, ev.no_class)
-        return decision, [detection, judges_detection, ensemble], {"aggregation": judging.judge_aggregation, "judged_rows": len(ev.rows), **info}
+        return decision, [detection, judges_detection, ensemble], {"judged_rows": len(ev.rows), **info}
 
     def class_health(self, labels: np.ndarray, joint: np.ndarray | None, class_names: list[str]) -> dict | None:
         return class_health(labels, joint, class_names)

@@ -108,7 +108,9 @@ class TagSets(LabelKind):
     def check_signal(self, labels: np.ndarray, probs: Any) -> dict:
         return check_tag_signal(labels, whole(probs))
 
-    def decide(self, detection: Detection, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray):
+    def decide(
+        self, detection: Detection, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray, planted: pa.Table | None = None
+    ):
         return decide_tags(detection, whole(probs), auto_fix), [detection], {}
 
     legend = (

@@ -93,6 +93,10 @@ class GivenProbs:
                 chunk[fix] /= chunk[fix].sum(axis=1, keepdims=True)
             yield first, chunk
 
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """``(len(positions), K)``: the probabilities of a few rows, read as ``chunks`` reads them."""
+        return np.stack([next(self.chunks(1, int(r), int(r) + 1))[1][0] for r in positions]) if len(positions) else np.zeros((0, self.shape[1]), self.dtype)
+
     @property
     def schema(self) -> pa.Schema:
         return S.pred_probs_schema(self.shape[1])

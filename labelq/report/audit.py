@@ -348,14 +348,20 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
     if summary.judges:
         j = summary.judges
         info = j.get("annotator_information") or {}
-        cols = ("judge", "model", "examples", "answered", "missing", "abstained", "cache_hits", "prompt_tokens", "examples_per_s", "cost")
-        head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols) + "<th>information</th>"
+        calibration = (j.get("calibration") or {}).get("judges", {})
+        cols = ("judge", "model", "examples", "answered", "missing", "abstained", "cache_hits", "planted_asked", "prompt_tokens", "seconds", "cost")
+        head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols) + "<th>planted AUROC</th><th>information</th>"
         body = "".join(
-            "<tr>" + "".join(f"<td>{e(str(st.get(c, '')))}</td>" for c in cols) + f"<td>{info.get(st['judge'], float('nan')):.3f}</td></tr>"
+            "<tr>"
+            + "".join(f"<td>{e(str(st.get(c, '')))}</td>" for c in cols)
+            + f"<td>{e(str(calibration.get(st['judge'], {}).get('planted_auroc', '')))}</td><td>{info.get(st['judge'], float('nan')):.3f}</td></tr>"
             for st in j.get("stats") or []
         )
+        planted = (j.get("calibration") or {}).get("planted_rows")
         judges_html = (
-            f'<h2>LLM judges</h2><p class="note">{j.get("judged_rows", 0):,} rows judged; aggregation {e(str(j.get("aggregation")))}. '
+            f'<h2>LLM judges</h2><p class="note">{j.get("judged_rows", 0):,} rows judged; aggregation {e(str(j.get("aggregation")))}'
+            + (f", weighed on {planted:,} rows asked again under a planted wrong label" if planted else "")
+            + ". Planted AUROC: how well a judge told the planted labels from the given ones, within each class (0.5 = not at all). "
             "Information: how far a judge's answers move the odds that a label is wrong (0 = the judge carries no weight).</p>"
             f"<table><tr>{head}</tr>{body}</table>"
         )
