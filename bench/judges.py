@@ -86,7 +86,8 @@ def main() -> None:
     from labelq.detect import ConfidentLearning
     from labelq.ingest import load_examples
     from labelq.judges import JudgeConfig, load_judges, run_judges
-    from labelq.judges.ensemble import combine, pivot_votes
+    from labelq.judges.calibration import PLANTED_ROWS, calibration_rows, planted_labels, planted_votes
+    from labelq.judges.ensemble import calibrated, combine, pivot_votes
     from labelq.judges.local import LocalServer, gguf_path
     from labelq.predict import cross_val_pred_probs, pred_probs_array
 
@@ -109,13 +110,17 @@ def main() -> None:
     flagged = np.flatnonzero(det.is_issue)
     flagged = flagged[np.argsort(det.score[flagged])][: a.max_candidates]
     rest = np.setdiff1d(np.arange(len(noisy)), flagged)
-    judged = np.sort(np.concatenate([flagged, rng.choice(rest, min(a.sample, len(rest)), replace=False)]))
+    sample = rng.choice(rest, min(a.sample, len(rest)), replace=False)
+    judged = np.sort(np.concatenate([flagged, sample]))
     if a.judge_all:
         judged = np.arange(len(noisy))
     ids = np.asarray(ex[S.ID].to_pylist(), dtype=object)[judged].tolist()
+    # as the audit does (labelq.pipeline.judge_rows): up to 100 rows, spread over the classes, asked again under a planted wrong label
+    cal = calibration_rows(noisy, sample, flagged, min(PLANTED_ROWS, a.sample), a.seed)
+    planted = planted_labels(noisy[cal], probs[cal], a.seed)
     print(
         f"{a.dataset}: {len(noisy)} rows, {flipped.sum()} flipped, CL flagged {det.is_issue.sum()}, judged {len(judged)} "
-        f"({len(flagged)} candidates + {len(judged) - len(flagged)} calibration)",
+        f"({len(flagged)} candidates + {len(judged) - len(flagged)} calibration), {len(cal)} asked again under a planted label",
         flush=True,
     )
 
@@ -139,12 +144,14 @@ def main() -> None:
         cache = Path(a.cache) if a.cache else Path(tmp) / "votes.duckdb"
         t0 = time.perf_counter()
         votes, stats = run_judges(ex, judges, ids, cache, a.seed)
+        on_planted, planted_stats = planted_votes(ex, judges, cal, planted, cache, a.seed)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, stats2 = run_judges(ex, judges, ids, cache, a.seed)
         rerun = time.perf_counter() - t0
 
     _, per_judge, _ = pivot_votes(votes, ids)
+    _, planted_p, _ = pivot_votes(on_planted, ex[S.ID].take(pa.array(cal)).to_pylist())
     y, given, cl = flipped[judged], noisy[judged], det.score[judged]
 
     def row(name: str, p_wrong: np.ndarray) -> dict:
@@ -161,10 +168,18 @@ def main() -> None:
     rows += [row(f"judge {n} alone", 1 - p) for n, p in per_judge.items()]
     stack = np.column_stack(list(per_judge.values()))
     rows.append(row("judge ensemble alone (mean)", 1 - np.nanmean(stack, axis=1)))
+    post, info = calibrated(per_judge, cl, given, np.searchsorted(judged, cal), planted, planted_p)
+    rows.append(row("combined: calibrated (default)", post))
     for method in ("dawid_skene", "mean", "majority"):
         rows.append(row(f"combined: {method}", combine(per_judge, cl, det.is_issue[judged], method)[0]))
     print_table(rows, f"{a.dataset}: {len(judged)} judged rows ({y.sum()} flipped among them), {a.noise:.0%} flips, seed {a.seed}")
-    for st, st2 in zip(stats, stats2):
+    print_table(
+        [{"judge": n, **v, "information": round(info["annotator_information"][n], 3)} for n, v in info["calibration"]["judges"].items()],
+        f"calibration: {len(cal)} rows asked again under a planted label ({info['calibration']['rows_used']} votes used)",
+    )
+    for st, st2, pst in zip(stats, stats2, planted_stats):
+        st["planted_asked"] = pst["asked"]
+        st["planted_seconds"] = pst["seconds"]
         st["rerun_calls"] = st2["asked"]
         st["rerun_cache_hits"] = st2["cache_hits"]
     print_table([{k: v for k, v in s.items() if k != "model"} for s in stats], f"judge runs: first {first:.0f}s, rerun {rerun:.1f}s (all cached)")
