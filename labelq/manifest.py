@@ -84,6 +84,8 @@ class AuditSection(Section):
     tags_flagged: dict | None = None  # multi-label: the flagged tags, {"missing": n, "extra": n} (``labelq.detect.multilabel``)
     # --detector ensemble: the candidates' F1 and AP on errors planted in the data, and the one chosen (``labelq.detect.ensemble``)
     ensemble: dict | None = None
+    # --detector margin: what it ranked by (the area under the margin of the training epochs, or the one-pass margin)
+    margin: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     SECTIONS: ClassVar[dict[str, type[Section]]] = {"near_duplicates": NeighborSummary}

@@ -42,6 +42,7 @@ from .predict import (
     pred_probs_table,
     pred_probs_view,
     predict_fold,
+    training_margins,
 )
 from .predict.embeddings import embed_inputs, encoder_for
 from .predict.models import EMBEDDING_MODELS, read_inputs, resolve_model
@@ -228,6 +229,12 @@ def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarra
     return pred_probs_table(examples[S.ID], assemble(plan, fold_probs), plan.folds, plan.spec.name)
 
 
+@step("training-margins")
+def margins_step(cfg: AuditConfig, plan: FoldPlan) -> np.ndarray | None:
+    """The rows' area under the margin over the folds' training epochs, from the fold cache (None: the model has no epochs)."""
+    return training_margins(plan, FoldCache(cfg.open_store().fold_cache))
+
+
 @step("load-pred-probs")
 def user_pred_probs_step(cfg: AuditConfig, examples: pa.Table) -> GivenProbs:
     return load_pred_probs(cfg.predict.pred_probs, examples, cfg.open_store().cache_dir)
@@ -252,13 +259,14 @@ def out_of_sample_accuracy(examples: pa.Table, probs: np.ndarray | GivenProbs) -
 
 
 @step("confident-learning")
-def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, client: Any = None) -> Detection:
+def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, client: Any = None, margins: np.ndarray | None = None) -> Detection:
     """The kind of label's detection (``LabelKind.detect``): for one class a row the registered detector, for tags
     cleanlab's multi-label filter. ``client``: a Dask client (the runner's, ``labelq audit --cluster``) whose workers
-    run confident learning's passes."""
+    run confident learning's passes; ``margins``: the rows' area under the margin from the folds' training
+    (``margins_step``), for ``--detector margin``."""
     info = S.info_of(examples)
     features = (lambda: feature_space(cfg, examples)) if has_inputs(examples) else None
-    ctx = DetectContext(given_labels(examples), len(info.class_names), probs_of(pred_probs), features)
+    ctx = DetectContext(given_labels(examples), len(info.class_names), probs_of(pred_probs), features, training_margins=margins)
     return kind_of(examples).detect(cfg.detect, ctx, client)
 
 
@@ -385,6 +393,7 @@ def publish_step(
             near_duplicates=duplicates.info if duplicates is not None else None,
             tags_flagged={k: int(detection.extra[k].sum()) for k in ("missing", "extra")} if "missing" in detection.extra else None,
             ensemble=detection.extra.get("ensemble"),
+            margin=detection.extra.get("margin"),
         ),
         judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
         run=RunSection.from_json(run or {}),
@@ -445,7 +454,7 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     """The audit, described once: ``runner`` decides where each step runs (``InProcess`` or Prefect tasks)."""
     t0 = time.perf_counter()
     examples = runner.run(ingest_step, cfg)
-    cached = total = None
+    cached = total = margins = None
     if cfg.predict.pred_probs:
         pred_probs = runner.run(user_pred_probs_step, cfg, examples)
     else:
@@ -453,10 +462,11 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
         cached, total = runner.run(cached_folds_step, cfg, plan), plan.n_folds
         fold_probs = runner.map(fold_step, [(cfg, plan, f) for f in range(plan.n_folds)])
         pred_probs = runner.run(assemble_step, examples, plan, fold_probs)
+        margins = runner.run(margins_step, cfg, plan) if cfg.detect.detector == "margin" else None
         del plan, fold_probs  # the models' inputs (70k decoded images: 55 MB) go before detect, publish and report
     # after the folds: what the check leaves resident (imports, BLAS buffers: Fashion-MNIST ~100 MB) does not add to training's peak
     duplicates = runner.run(duplicates_step, cfg, examples)
-    detection = runner.run(detect_step, cfg, examples, pred_probs, runner.dask_client())
+    detection = runner.run(detect_step, cfg, examples, pred_probs, runner.dask_client(), margins)
     votes = stats = planted = None
     if cfg.judging.configs:  # judge batches go to the runner (threads or Dask workers); the vote cache stays here, its only writer
         from .judges.runner import ask_batch

@@ -2,7 +2,8 @@
 
 A detector reads a ``DetectContext`` (``context.py``) and declares what it ``needs``: confident learning the
 pred_probs, ``knn_vote`` (``knn_vote.py``) the feature space; ``ensemble_cl`` (``ensemble_cl.py``) averages
-several models' pred_probs, ``ensemble`` (``ensemble.py``) picks among them by planted errors.
+several models' pred_probs, ``ensemble`` (``ensemble.py``) picks among them by planted errors, ``margin``
+(``margin.py``) ranks by the area under the margin of the models' training epochs.
 
 A detector returns a ``Detection``; ``detections_table`` gives it the contract's shape
 (``id``, ``detector``, ``score`` (low = likely wrong, in [0, 1]), ``is_issue``, ``suggested_label``).
@@ -22,6 +23,7 @@ from .context import DetectContext, run_detector
 from .ensemble import Ensemble
 from .ensemble_cl import EnsembleCL
 from .knn_vote import KnnVote
+from .margin import Margin
 
 # name -> a class (or factory) whose instances have ``detect(labels, pred_probs) -> Detection``
 DETECTORS: dict[str, Callable[..., Any]] = {}
@@ -50,6 +52,7 @@ register_detector("confident_learning")(ConfidentLearning)
 register_detector("knn_vote")(KnnVote)
 register_detector("ensemble_cl")(EnsembleCL)
 register_detector("ensemble")(Ensemble)
+register_detector("margin")(Margin)
 
 
 @dataclass
@@ -72,6 +75,7 @@ __all__ = [
     "Ensemble",
     "EnsembleCL",
     "KnnVote",
+    "Margin",
     "run_detector",
     "DetectOptions",
     "Detection",

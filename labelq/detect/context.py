@@ -25,13 +25,16 @@ FIX = {
 class DetectContext:
     """``labels`` ``(N,)`` class indices over ``n_classes``; ``pred_probs`` an array or pred_probs read by chunks
     (None: none); ``features`` builds the ``(N, D)`` feature space on first use (None: no inputs);
-    ``more_probs`` other models' out-of-sample ``(N, K)`` pred_probs, by name (``ensemble_cl`` averages them in)."""
+    ``more_probs`` other models' out-of-sample ``(N, K)`` pred_probs, by name (``ensemble_cl`` averages them in);
+    ``training_margins`` each row's area under the margin ``(N,)`` from the models that trained on it
+    (``labelq.predict.training_margins``; None where the model has no epochs), which ``margin`` ranks by."""
 
     labels: np.ndarray
     n_classes: int
     pred_probs: Any = None
     features: Callable[[], np.ndarray] | None = None
     more_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    training_margins: np.ndarray | None = None
     _space: np.ndarray | None = field(default=None, repr=False)
     _neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -48,8 +51,9 @@ class DetectContext:
         return self._neighbours[k]
 
     def with_labels(self, labels: np.ndarray) -> DetectContext:
-        """The same context with other labels (its feature space and neighbours shared)."""
-        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, self._space, self._neighbours)
+        """The same context with other labels (its feature space and neighbours shared; no training margins: they
+        belong to the labels the models were trained on)."""
+        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, None, self._space, self._neighbours)
 
     def feature_space(self) -> np.ndarray:
         if self.features is None:

@@ -29,6 +29,7 @@ from .crossval import (
     pred_probs_table,
     pred_probs_view,
     predict_fold,
+    training_margins,
 )
 from .models import DEFAULT_MODEL, MODELS, ModelSpec, check_model_params, register_model, resolve_model
 from .probs import GivenProbs, rows_per_chunk
@@ -53,6 +54,7 @@ __all__ = [
     "predict_fold",
     "register_model",
     "resolve_model",
+    "training_margins",
 ]
 
 

@@ -95,15 +95,29 @@ class FoldCache:
             log.warning("fold cache entry %s is %s: computing the fold again", path.name, problem)
         return None
 
-    def put(self, key: str, probs: np.ndarray) -> None:
+    def put(self, key: str, probs: np.ndarray, margins: np.ndarray | None = None) -> None:
+        """Keep a fold's probabilities, and its training rows' margins (AUM) where the model recorded them."""
         path = self._path(key)
         if path is None:
             return
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, probs=probs, key=np.array(key))
+        np.savez(buf, probs=probs, key=np.array(key), **({"margins": margins} if margins is not None else {}))
         atomic_write_bytes(path, buf.getvalue())
+
+    def margins(self, key: str, n_train: int) -> np.ndarray | None:
+        """The fold's training rows' margins ``(n_train,)``, or None where the entry holds none (a model without
+        epochs, an entry from before margins were kept) or holds them in another shape."""
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                margins = z["margins"] if "margins" in z.files and str(z["key"]) == key else None
+        except Exception:  # unreadable: ``get`` says so when the fold is read
+            return None
+        return margins if margins is not None and margins.shape == (n_train,) and np.isfinite(margins).all() else None
 
 
 CODE_PACKAGES = ("labelq", "numpy", "scikit-learn", "torch")  # an upgrade of any of them invalidates cached folds
@@ -191,7 +205,7 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     release_freed_memory()
     acc, what = plan.kind.accuracy(plan.labels[test], probs), plan.kind.accuracy_name
     log.info("fold %d/%d: done in %.1fs, %s on the held-out fold %.3f", fold + 1, plan.n_folds, time.perf_counter() - t0, what, acc)
-    cache.put(key, probs)
+    cache.put(key, probs, getattr(model, "train_margins_", None))  # a model trained in epochs (the CNN) recorded them
     del model
     release_freed_memory()
     return probs
@@ -207,6 +221,20 @@ def one_vs_rest(model):
         *steps, (name, last) = model.steps
         return Pipeline([*steps, (name, OneVsRestClassifier(last))])
     return OneVsRestClassifier(model)
+
+
+def training_margins(plan: FoldPlan, cache: FoldCache) -> np.ndarray | None:
+    """Each row's area under the margin (AUM), averaged over the folds whose model trained on it: ``(N,)``, or None
+    unless every fold's model recorded its training rows' margins (``CNNClassifier.train_margins_``) in ``cache``."""
+    total, seen = np.zeros(len(plan.labels)), np.zeros(len(plan.labels))
+    for fold in range(plan.n_folds):
+        train = plan.folds != fold
+        margins = cache.margins(plan.key(fold), int(train.sum()))
+        if margins is None:
+            return None
+        total[train] += margins
+        seen[train] += 1
+    return np.where(seen > 0, total / np.maximum(seen, 1), np.nan)
 
 
 def assemble(plan: FoldPlan, fold_probs: list[np.ndarray]) -> np.ndarray:

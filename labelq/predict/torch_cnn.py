@@ -38,10 +38,22 @@ def _build(in_channels: int, n_classes: int, width: int, dropout: float):
     )
 
 
+def _margins(logits, target):
+    """Each row's margin: its assigned class's logit minus the largest other logit (negative: the network prefers another class)."""
+    import torch
+
+    assigned = logits.gather(1, target[:, None])[:, 0]
+    others = logits.scatter(1, target[:, None], float("-inf"))
+    return assigned - others.max(dim=1).values if logits.shape[1] > 1 else torch.zeros_like(assigned)
+
+
 class CNNClassifier:
     """Small CNN: three conv-BN-ReLU blocks (width, 2w, 4w channels), 2x2 adaptive pooling, linear head.
 
     Parameters are stored unchanged by ``__init__`` (scikit-learn contract); fitted attributes end in ``_``.
+    ``train_margins_`` (after ``fit``): each training row's area under the margin (AUM; Pleiss et al., NeurIPS
+    2020), its assigned class's logit minus the largest other logit in its training forward pass, averaged
+    over the epochs. Rows the network fits only late, or never (mislabelled rows, mostly), have low AUM.
     ``device``: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
 
     The scikit-learn estimator API (``get_params``/``set_params``: ``sklearn.base.clone`` works) without
@@ -142,6 +154,7 @@ class CNNClassifier:
         steps = self.epochs * max(1, -(-n // self.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.25)
         guard = HeapGuard()
+        margins = torch.zeros(n, dtype=torch.float64)  # each row's margin summed over the epochs (AUM, below)
         with progress(self.epochs * n, f"cnn, {self.epochs} epochs", unit="images") as bar:  # each epoch logs its own line
             for epoch in range(self.epochs):
                 model.train()
@@ -151,7 +164,9 @@ class CNNClassifier:
                     idx = perm[start : start + self.batch_size]
                     xb = (self._floats(x[idx]) - self.mean_) / self.std_
                     xb, yb = xb.to(dev, non_blocking=True), y_idx[idx].to(dev, non_blocking=True)
-                    loss = F.cross_entropy(model(xb), yb)
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits, yb)
+                    margins[idx] += _margins(logits.detach(), yb).double().cpu()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -162,6 +177,7 @@ class CNNClassifier:
                     guard.check()
                 log.info("cnn epoch %d/%d: loss %.4f, %d images in %.1fs", epoch + 1, self.epochs, total / max(seen, 1), seen, time.perf_counter() - t0)
         self.model_ = model.eval()
+        self.train_margins_ = (margins / max(self.epochs, 1)).numpy().astype(np.float32)
         return self
 
     def _infer(self, X: np.ndarray, head, batch: int = 256) -> list[np.ndarray]:

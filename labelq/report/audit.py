@@ -64,6 +64,7 @@ class AuditSummary(Section):
     judges: dict | None = None
     reliability: dict | None = None
     ensemble: dict | None = None  # --detector ensemble: the candidates measured on planted errors, the choice
+    margin: str | None = None  # --detector margin: what it ranked by
     per_class: list[dict] = field(default_factory=list)
     multi_label: bool = False
     label_kind: str = "single"
@@ -114,6 +115,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
         judges=manifest.judges.to_json() if manifest.judges else None,
         reliability=manifest.audit.reliability,
         ensemble=manifest.audit.ensemble,
+        margin=manifest.audit.margin,
         per_class=[
             {
                 "label": i,
@@ -301,6 +303,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
             if summary.ensemble
             else []
         ),
+        *([("detector (margin)", f"ranked by the {summary.margin}")] if summary.margin else []),
         ("source", summary.source),
     ]
     fact_rows = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in facts)
