@@ -20,6 +20,8 @@ space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On the
 - ``ensemble_cl``: confident learning on the mean of the pred_probs and the k-NN classifier's on the features
   (``labelq.detect.ensemble_cl``);
 - ``ensemble``: the candidate chosen by errors planted in the noisy labels (``labelq.detect.ensemble``);
+- ``margin``: the area under the margin of the CNN's training epochs (digits), or for models without epochs
+  the one-pass out-of-sample margin (``labelq.detect.margin``);
 - ``SimiFeat``: the authors' code (github.com/UCSC-REAL/SimiFeat at 534af48, CC BY-NC 4.0, so read
   from a checkout you pass with ``--simifeat DIR`` and never copied here): HOC's estimate of the noise
   transition, then its rank filter over k-NN scores (``rank1``, k=10), on the same features.
@@ -102,14 +104,22 @@ def plant(labels: np.ndarray, clean_probs: np.ndarray, rate: float, noise: str, 
     return noisy
 
 
-def pred_probs(examples, labels: np.ndarray, model: str, seed: int) -> np.ndarray:
+def pred_probs(examples, labels: np.ndarray, model: str, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Out-of-sample pred_probs on ``labels``, and the rows' area under the margin where the model trains in epochs
+    (the CNN: ``labelq.predict.training_margins``), else None."""
+    import tempfile
+
     import pyarrow as pa
 
     from labelq import schema as S
-    from labelq.predict import cross_val_pred_probs, pred_probs_view
+    from labelq.predict import FoldCache, assemble, plan_folds, predict_fold, training_margins
 
     table = S.with_info(S.replace_columns(examples, {S.LABEL: pa.array(labels.astype(np.int64))}), S.info_of(examples))
-    return np.asarray(pred_probs_view(cross_val_pred_probs(table, model=model, n_folds=5, seed=seed)), dtype=np.float64)
+    plan = plan_folds(table, model, 5, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = FoldCache(Path(tmp))
+        probs = assemble(plan, [predict_fold(plan, f, cache) for f in range(plan.n_folds)])
+        return np.asarray(probs, dtype=np.float64), training_margins(plan, cache)
 
 
 def features(examples, seed: int) -> np.ndarray:
@@ -118,6 +128,13 @@ def features(examples, seed: int) -> np.ndarray:
     from labelq.predict.models import read_inputs
 
     return embed(S.info_of(examples).modality, read_inputs(examples), seed)
+
+
+def run_margin(labels, probs, X, seed, margins=None):
+    from labelq.detect import DetectContext, Margin, run_detector
+
+    det = run_detector(Margin(), DetectContext(labels, probs.shape[1], probs, training_margins=margins))
+    return det.is_issue, det.score
 
 
 def run_cleanlab(labels, probs, X, seed):
@@ -221,7 +238,7 @@ def main() -> None:
     offline_env()
     from labelq import schema as S
 
-    detectors = {"cleanlab": run_cleanlab, "knn_vote": run_knn_vote, "ensemble_cl": run_ensemble_cl, "ensemble": run_ensemble}
+    detectors = {"cleanlab": run_cleanlab, "knn_vote": run_knn_vote, "ensemble_cl": run_ensemble_cl, "ensemble": run_ensemble, "margin": run_margin}
     if args.simifeat:
         detectors["SimiFeat"] = SimiFeat(args.simifeat)
     rows = []
@@ -229,17 +246,17 @@ def main() -> None:
         examples, model = dataset(name, args.seed)
         clean = examples[S.LABEL].to_numpy()
         X = features(examples, args.seed)
-        clean_probs = pred_probs(examples, clean, model, args.seed)
+        clean_probs, _ = pred_probs(examples, clean, model, args.seed)
         for noise in NOISES:
             for rate in RATES:
                 noisy = plant(clean, clean_probs, rate, noise, args.seed)
                 truth = noisy != clean
                 t0 = time.perf_counter()
-                probs = pred_probs(examples, noisy, model, args.seed)
+                probs, margins = pred_probs(examples, noisy, model, args.seed)
                 row = {"data": name, "noise": f"{noise} {rate:.0%}", "rows": len(clean), "cv_s": round(time.perf_counter() - t0, 1)}
                 for label, fn in detectors.items():
                     t0 = time.perf_counter()
-                    flags, score = fn(noisy, probs, X, args.seed)
+                    flags, score = fn(noisy, probs, X, args.seed, margins) if fn is run_margin else fn(noisy, probs, X, args.seed)
                     f1, ap = scores(truth, flags, score)
                     row[f"{label} F1 / AP"] = f"{f1:.3f} / {ap:.3f}"
                     row[f"{label} s"] = round(time.perf_counter() - t0, 2)
