@@ -56,6 +56,30 @@ def test_the_votes_are_the_neighbours_labels_and_the_flags_cleanlabs_filter_on_t
     assert np.allclose(det.score, votes[np.arange(len(given)), given])
 
 
+def test_the_flags_are_cleanlab_datalabs_label_check_from_features_alone(planted):
+    """Given features and no pred_probs, cleanlab's Datalab finds label issues by confident learning on the label
+    shares of each row's k nearest other rows (its ``LabelIssueManager``). knn_vote's smoothing is the same affine
+    map on every row, which confident learning's comparisons and rankings do not see: the flags are Datalab's,
+    the scores rank as Datalab's. The pixels get a jitter far below their step (1/16), so no two rows tie."""
+    import warnings
+
+    from cleanlab import Datalab
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    X = (planted["X"] / 16 + rng.normal(0, 1e-3, planted["X"].shape)).astype(np.float32)
+    given = planted["given"]
+    lab = Datalab({"label": given}, label_name="label", verbosity=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lab.find_issues(features=X, issue_types={"label": {"k": 10}})
+    reference = lab.get_issues("label")
+    det = run_detector(KnnVote(k=10), DetectContext(given, 10, None, lambda: X))
+    assert det.is_issue.sum() > 50
+    np.testing.assert_array_equal(det.is_issue, reference["is_label_issue"].to_numpy())
+    assert spearmanr(det.score, reference["label_score"]).statistic > 0.9999
+
+
 def test_knn_vote_finds_the_look_alike_flips_that_confident_learning_misses(planted, tmp_path):
     """An audit with --detector knn_vote: F1 at least 0.9 on the planted flips, 0.1 above confident learning on
     the same audit's pred_probs (logreg, 5 folds; measured 0.939 and 0.805)."""

@@ -19,7 +19,9 @@ inputs' own space, or the pretrained embeddings with ``--neighbor-space embeddin
   votes, where SimiFeat estimates them with HOC, and within each class the rows of lowest margin are flagged;
 - suggested label: the class most neighbours carry.
 
-No model is trained, so it needs only the features; it reads no pred_probs. ``bench/detectors.py`` sets it
+No model is trained, so it needs only the features; it reads no pred_probs. Its flags are those of cleanlab
+Datalab's label check given features and no pred_probs (the k nearest other rows' label shares, then confident
+learning): the smoothing is one affine map for every row, which confident learning's comparisons do not see. ``bench/detectors.py`` sets it
 beside confident learning on a model's pred_probs and beside SimiFeat's own code.
 """
 
