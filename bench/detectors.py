@@ -20,8 +20,8 @@ space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On the
 - ``ensemble_cl``: confident learning on the mean of the pred_probs and the k-NN classifier's on the features
   (``labelq.detect.ensemble_cl``);
 - ``ensemble``: the candidate chosen by errors planted in the noisy labels (``labelq.detect.ensemble``);
-- ``margin``: the area under the margin of the CNN's training epochs (digits), or for models without epochs
-  the one-pass out-of-sample margin (``labelq.detect.margin``);
+- ``margin``: the area under the margin of the CNN's training epochs (digits) or of gradient boosting's
+  iterations (cancer), else the one-pass out-of-sample margin (``labelq.detect.margin``);
 - ``SimiFeat``: the authors' code (github.com/UCSC-REAL/SimiFeat at 534af48, CC BY-NC 4.0, so read
   from a checkout you pass with ``--simifeat DIR`` and never copied here): HOC's estimate of the noise
   transition, then its rank filter over k-NN scores (``rank1``, k=10), on the same features.

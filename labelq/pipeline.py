@@ -231,7 +231,7 @@ def assemble_step(examples: pa.Table, plan: FoldPlan, fold_probs: list[np.ndarra
 
 @step("training-margins")
 def margins_step(cfg: AuditConfig, plan: FoldPlan) -> np.ndarray | None:
-    """The rows' area under the margin over the folds' training epochs, from the fold cache (None: the model has no epochs)."""
+    """The rows' area under the margin over the folds' training epochs, from the fold cache (None: the model trains in neither epochs nor iterations)."""
     return training_margins(plan, FoldCache(cfg.open_store().fold_cache))
 
 

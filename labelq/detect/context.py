@@ -27,7 +27,7 @@ class DetectContext:
     (None: none); ``features`` builds the ``(N, D)`` feature space on first use (None: no inputs);
     ``more_probs`` other models' out-of-sample ``(N, K)`` pred_probs, by name (``ensemble_cl`` averages them in);
     ``training_margins`` each row's area under the margin ``(N,)`` from the models that trained on it
-    (``labelq.predict.training_margins``; None where the model has no epochs), which ``margin`` ranks by."""
+    (``labelq.predict.training_margins``; None where the model trains in neither epochs nor iterations), which ``margin`` ranks by."""
 
     labels: np.ndarray
     n_classes: int

@@ -5,8 +5,9 @@ Margin Ranking"): while a network trains, a row's margin is its assigned label's
 logit. A network learns rows whose label agrees with their look-alikes early, and rows whose label is wrong
 late or never (it must memorize them against the others' pull), so averaged over the epochs, their margin
 (AUM) is low or negative. The margins come free with training: each row's forward pass in its minibatch
-(``CNNClassifier.train_margins_``), averaged over the epochs and then over the K-1 folds whose model trained
-on the row (``labelq.predict.training_margins``).
+(``CNNClassifier.train_margins_``), or gradient boosting's scores after each iteration
+(``labelq.predict.boosting.MarginHGB``), averaged over the epochs or iterations and then over the K-1 folds
+whose model trained on the row (``labelq.predict.training_margins``).
 
 - score: sigmoid(AUM), in [0, 1] (0.5: the given label and the best other class are level, on average);
 - flags: within each given class, the rows of lowest AUM, as many as confident learning estimates that class
@@ -14,7 +15,7 @@ on the row (``labelq.predict.training_margins``).
   learning's count from the same pred_probs costs nothing);
 - suggested label: the out-of-sample model's most likely class.
 
-A model without epochs records no margins; the detector then ranks by the one-pass alternative, the
+A model without epochs or iterations (logistic regression) records no margins; the detector then ranks by the one-pass alternative, the
 out-of-sample normalized margin (the given label's probability minus the best other's), and its flags are
 cleanlab's ``find_label_issues(filter_by="low_normalized_margin")``. The manifest says which ran.
 """
@@ -57,7 +58,9 @@ class Margin:
     def detect_context(self, ctx: DetectContext) -> Detection:
         probs, labels = whole(ctx.pred_probs), ctx.labels
         if ctx.training_margins is None:
-            log.info("margin: the model recorded no per-epoch margins (it has no epochs); ranking by the one-pass out-of-sample margin")
+            log.info(
+                "margin: the model recorded no training margins (it trains in neither epochs nor iterations); ranking by the one-pass out-of-sample margin"
+            )
             one_pass = ConfidentLearning(filter_by="low_normalized_margin", score_method="normalized_margin", name=self.name).detect(labels, probs)
             one_pass.extra["margin"] = "one-pass normalized margin of the out-of-sample pred_probs"
             return one_pass
@@ -70,4 +73,4 @@ class Margin:
             "margin (AUM over the training epochs): %d rows flagged, %d of them also by confident learning", int(flags.sum()), int((flags & cl.is_issue).sum())
         )
         extra = {k: v for k, v in cl.extra.items() if k in ("num_label_issues_estimate", "class_error_rate", "joint", "noise_matrix")}
-        return Detection(self.name, score, flags, probs.argmax(axis=1), {**extra, "margin": "area under the margin over the training epochs"})
+        return Detection(self.name, score, flags, probs.argmax(axis=1), {**extra, "margin": "area under the margin over training (epochs or iterations)"})

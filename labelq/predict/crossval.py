@@ -225,7 +225,7 @@ def one_vs_rest(model):
 
 def training_margins(plan: FoldPlan, cache: FoldCache) -> np.ndarray | None:
     """Each row's area under the margin (AUM), averaged over the folds whose model trained on it: ``(N,)``, or None
-    unless every fold's model recorded its training rows' margins (``CNNClassifier.train_margins_``) in ``cache``."""
+    unless every fold's model recorded its training rows' margins (``train_margins_``: the CNN, ``hgb``) in ``cache``."""
     total, seen = np.zeros(len(plan.labels)), np.zeros(len(plan.labels))
     for fold in range(plan.n_folds):
         train = plan.folds != fold

@@ -8,7 +8,7 @@ turns an examples table into that model's input. ``spec.config()`` is what the f
 |------------|----------|-------|
 | cnn        | image    | small CNN in torch (``CNNClassifier``), GPU when present |
 | tfidf-logreg | text   | TF-IDF (word 1-2 grams, sublinear tf) + logistic regression |
-| hgb        | tabular  | histogram gradient boosting |
+| hgb        | tabular  | histogram gradient boosting (``MarginHGB``: keeps its training rows' margins) |
 | logreg     | tabular or image | standardized features + logistic regression |
 | embed-logreg | text or image | pretrained embeddings (``labelq.predict.embeddings``: MiniLM, EfficientNet-Lite0) + logistic regression |
 """
@@ -73,9 +73,9 @@ def _tfidf_logreg(seed: int, max_features: int, ngram_max: int, C: float):
 
 @register_model("hgb", ("tabular",), {"max_iter": 200, "learning_rate": 0.1})
 def _hgb(seed: int, **params: Any):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from .boosting import MarginHGB  # scikit-learn's, keeping its training rows' margins (the margin detector)
 
-    return HistGradientBoostingClassifier(random_state=seed, early_stopping=False, **params)
+    return MarginHGB(random_state=seed, early_stopping=False, **params)
 
 
 @register_model("logreg", ("tabular", "image"), {"C": 1.0})
