@@ -34,6 +34,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 AGGREGATIONS = ("calibrated", "dawid_skene", "mean", "majority")
 MIN_PLANTED = 10  # fewer answered planted rows than this: too little to calibrate on
+PENALTIES = (0.01, 0.1, 1.0, 10.0)  # the calibration's inverse L2 strengths, chosen among by 5-fold cross-validation
 JUDGE_BINS = np.array([0.25, 0.5, 0.75])
 
 
@@ -105,13 +106,14 @@ def calibrated(
     ``judge_p_correct[name]``: the judge's p_label_correct over the N judged rows (NaN: no vote), whose given
     classes are ``labels``; ``calibration_rows``: positions (in those N) of the rows that were also asked
     about a planted class ``planted``, and ``planted_p_correct[name]`` the judge's p_label_correct for it,
-    in that order. The regression learns "wrong" (planted) against "given" on those rows from every judge's
-    log-odds at once, with one intercept per class judged (so a judge's liking for a class, and how the
+    in that order. The regression (its L2 penalty picked from ``PENALTIES`` by 5-fold cross-validation on those
+    rows) learns "wrong" (planted) against "given" on those rows from every judge's log-odds at once, with one intercept per class judged (so a judge's liking for a class, and how the
     sample happened to fall over the classes, are not taken for knowing right from wrong). Its judges' terms
     are their log-likelihood ratio, added to confident learning's prior logit(1 - label_score). ``weights[name]`` (default 1) scales a judge's coefficient (0 ignores it).
     A missing vote counts as the judge's average answer (no evidence either way).
     """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
 
     names = list(judge_p_correct)
     given = np.column_stack([wrong_logit(judge_p_correct[n][calibration_rows]) for n in names])
@@ -131,7 +133,10 @@ def calibrated(
     def standard(values: np.ndarray) -> np.ndarray:
         return np.nan_to_num((values - center) / scale)
 
-    model = LogisticRegression(C=1.0, fit_intercept=False).fit(np.column_stack([standard(x), onehot]), y)
+    design = np.column_stack([standard(x), onehot])
+    # the penalty the planted rows' own held-out log-loss picks: little evidence, small coefficients
+    loss = {c: -cross_val_score(LogisticRegression(C=c, fit_intercept=False), design, y, cv=5, scoring="neg_log_loss").mean() for c in PENALTIES}
+    model = LogisticRegression(C=min(loss, key=loss.get), fit_intercept=False).fit(design, y)
     w = np.array([(weights or {}).get(n, 1.0) for n in names])
     coef = model.coef_[0][: len(names)] * w
     every = standard(np.column_stack([wrong_logit(judge_p_correct[n]) for n in names]))
@@ -143,7 +148,8 @@ def calibrated(
         per_judge[n] = {"coefficient": round(float(coef[j]), 4), "planted_auroc": _within_class_auroc(y, x[:, j], judged)}
     # how much a judge's answers move the odds: |its term of the log-likelihood ratio|, averaged over the judged rows
     worth = {n: float(np.mean(np.abs(every[:, j] * coef[j]))) for j, n in enumerate(names)}
-    return post, {"annotator_information": worth, "calibration": {"planted_rows": len(planted), "rows_used": int(keep.sum()), "judges": per_judge}}
+    calibration = {"planted_rows": len(planted), "rows_used": int(keep.sum()), "C": model.C, "judges": per_judge}
+    return post, {"annotator_information": worth, "calibration": calibration}
 
 
 def _within_class_auroc(wrong: np.ndarray, score: np.ndarray, judged: np.ndarray) -> float | None:
