@@ -144,7 +144,7 @@ def main() -> None:
         cache = Path(a.cache) if a.cache else Path(tmp) / "votes.duckdb"
         t0 = time.perf_counter()
         votes, stats = run_judges(ex, judges, ids, cache, a.seed)
-        on_planted, planted_stats = planted_votes(ex, judges, cal, planted, cache, a.seed)
+        on_planted, planted_stats = planted_votes(ex, judges, cal, planted, cache, a.seed, given_votes=votes)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, stats2 = run_judges(ex, judges, ids, cache, a.seed)

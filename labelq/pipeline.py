@@ -308,7 +308,7 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, pred_
     rows = probs.rows(calibration) if isinstance(probs, GivenProbs) else probs[calibration]
     planted = planted_labels(given_labels(examples)[calibration], rows, cfg.predict.seed)
     log.info("judges: %d rows asked again under a planted wrong label, to weigh what each judge knows", len(calibration))
-    planted_table, planted_stats = planted_votes(examples, cfg.judging.configs, calibration, planted, **common)
+    planted_table, planted_stats = planted_votes(examples, cfg.judging.configs, calibration, planted, **common, given_votes=votes)
     return votes, with_planted(stats, planted_stats), planted_table
 
 

@@ -280,6 +280,41 @@ def test_judge_batches_on_a_local_dask_cluster(servers, prefect_harness, tmp_pat
     assert stats["asked"] == 0 and stats["cache_hits"] == len(rows)
 
 
+def test_a_vote_cache_from_before_class_probs_is_read_and_extended(tmp_path):
+    """A cache written before votes kept ``class_probs``: its votes read with none, and new votes keep them."""
+    import duckdb
+
+    from labelq.judges.cache import VoteCache
+
+    old = "judge VARCHAR, model VARCHAR, prompt_hash VARCHAR, content_hash VARCHAR, verdict VARCHAR, proposed_label BIGINT, "
+    old += "p_label_correct DOUBLE, rationale VARCHAR, raw VARCHAR, latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, "
+    old += "attempts BIGINT, created_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (judge, model, prompt_hash, content_hash)"
+    with duckdb.connect(str(tmp_path / "v.duckdb")) as con:
+        con.execute(f"CREATE TABLE judge_votes ({old})")
+        con.execute("INSERT INTO judge_votes VALUES ('j', 'm', 'p', 'c1', 'correct', 1, 0.9, NULL, '', 1.0, 10, 1, 1, current_timestamp)")
+    cache = VoteCache(tmp_path / "v.duckdb")
+    try:
+        assert cache.lookup("j", "m", "p", ["c1"])["c1"]["class_probs"] is None
+        vote = {"judge": "j", "model": "m", "prompt_hash": "p", "content_hash": "c2", "verdict": "wrong", "proposed_label": 0, "p_label_correct": 0.2}
+        cache.put(
+            [
+                {
+                    **vote,
+                    "rationale": None,
+                    "raw": "",
+                    "latency_ms": 1.0,
+                    "prompt_tokens": 10,
+                    "completion_tokens": 1,
+                    "attempts": 1,
+                    "class_probs": [0.7, 0.2, 0.1],
+                }
+            ]
+        )
+        assert cache.lookup("j", "m", "p", ["c2"])["c2"]["class_probs"] == [0.7, 0.2, 0.1]
+    finally:
+        cache.close()
+
+
 def test_judges_file(tmp_path):
     path = tmp_path / "judges.toml"
     path.write_text(
@@ -365,7 +400,15 @@ def test_audit_with_judges_publishes_votes_and_the_combined_decision(servers, tm
     given = dict(zip(rows["id"].to_pylist(), rows["label"].to_pylist()))
     assert all(given[i] == g for i, g in zip(planted["id"].to_pylist(), planted["given_label"].to_pylist()))
     assert min(np.bincount(planted["given_label"].to_numpy(), minlength=2)) >= 2 * 5  # both classes, as evenly as the sample allows
-    assert all(s["planted_rows"] == 24 and s["planted_asked"] == 24 for s in m["judges"]["stats"])
+    stats = {s["judge"]: s for s in m["judges"]["stats"]}
+    assert stats["smol"]["planted_rows"] == 24 and stats["smol"]["planted_asked"] == 24  # yes/no: asked about the planted label
+    # multiple choice: its prompt never names the label, so the planted label's probability is read from the vote it gave
+    assert stats["gemma"]["planted_asked"] == 0 and stats["gemma"]["planted_derived"] == 24
+    given_votes = {r["id"]: r for r in votes.to_pylist() if r["judge"] == "gemma"}
+    for r in planted.to_pylist():
+        if r["judge"] == "gemma":
+            assert r["p_label_correct"] == pytest.approx(given_votes[r["id"]]["class_probs"][r["planted_label"]])
+            assert r["proposed_label"] == given_votes[r["id"]]["proposed_label"] and r["prompt_tokens"] == 0
     calibration = m["judges"]["calibration"]
     assert calibration["planted_rows"] == 24 and set(calibration["judges"]) == {"smol", "gemma"}
     assert m["judges"]["aggregation"] == "calibrated"

@@ -26,6 +26,7 @@ VOTE_COLUMNS = [
     ("prompt_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
     ("attempts", pa.int64()),
+    ("class_probs", pa.list_(pa.float64())),  # a multiple-choice judge's probabilities of the classes and 'none of these'
 ]
 VOTE_SCHEMA = pa.schema(VOTE_COLUMNS)
 
@@ -33,8 +34,10 @@ DDL = """CREATE TABLE IF NOT EXISTS judge_votes (
     judge VARCHAR, model VARCHAR, prompt_hash VARCHAR, content_hash VARCHAR,
     verdict VARCHAR, proposed_label BIGINT, p_label_correct DOUBLE, rationale VARCHAR, raw VARCHAR,
     latency_ms DOUBLE, prompt_tokens BIGINT, completion_tokens BIGINT, attempts BIGINT,
-    created_at TIMESTAMP DEFAULT current_timestamp,
+    created_at TIMESTAMP DEFAULT current_timestamp, class_probs DOUBLE[],
     PRIMARY KEY (judge, model, prompt_hash, content_hash))"""
+# caches written before class_probs was kept: their votes read it as NULL
+MIGRATE = "ALTER TABLE judge_votes ADD COLUMN IF NOT EXISTS class_probs DOUBLE[]"
 
 
 class VoteCache:
@@ -46,6 +49,7 @@ class VoteCache:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(path))
             self.con.execute(DDL)
+            self.con.execute(MIGRATE)
 
     def close(self) -> None:
         if self.con is not None:

@@ -65,22 +65,88 @@ def planted_votes(
     seed: int,
     submit: Callable | None = None,
     batch_rows: int = 64,
+    given_votes: pa.Table | None = None,
 ) -> tuple[pa.Table, list[dict]]:
     """Every judge's vote on ``rows`` of ``examples`` with their labels replaced by ``planted``: the
-    ``judge_votes`` columns plus ``given_label`` and ``planted_label``, and the runs' stats. The vote cache keys on the label,
-    so these votes never stand in for the given label's, and a rerun asks nothing."""
-    from .runner import run_judges
+    ``judge_votes`` columns plus ``given_label`` and ``planted_label``, and the runs' stats. The vote cache keys on
+    the label, so these votes never stand in for the given label's, and a rerun asks nothing.
 
-    labels = examples[S.LABEL].to_numpy().copy()
-    labels[rows] = planted
-    swapped = S.with_info(examples.set_column(examples.column_names.index(S.LABEL), S.LABEL, pa.array(labels)), S.info_of(examples))
+    A multiple-choice judge's prompt does not name the label, so it is not asked again: its vote on the given
+    label (in ``given_votes``) already holds its probability of every class (``class_probs``), read here for
+    the planted one (stats: ``derived``). Only where that vote lacks them (a cache from before) is it asked."""
+    from .runner import VOTES_SCHEMA, is_choose, run_judges
+
     ids = examples[S.ID].take(pa.array(rows)).to_pylist()
-    votes, stats = run_judges(swapped, judges, ids, cache_path, seed, submit=submit, batch_rows=batch_rows)
+    derived = _derived_votes([j for j in judges if is_choose(j)], ids, planted, given_votes)
+    asked = [j for j in judges if j.name not in derived]
+    votes, stats = pa.Table.from_pylist([], schema=VOTES_SCHEMA), []
+    if asked:
+        labels = examples[S.LABEL].to_numpy().copy()
+        labels[rows] = planted
+        swapped = S.with_info(examples.set_column(examples.column_names.index(S.LABEL), S.LABEL, pa.array(labels)), S.info_of(examples))
+        votes, stats = run_judges(swapped, asked, ids, cache_path, seed, submit=submit, batch_rows=batch_rows)
+    for name, table in derived.items():
+        votes = pa.concat_tables([votes, table])
+        model = table["model"][0].as_py()
+        stats.append(
+            {
+                "judge": name,
+                "model": model,
+                "examples": len(ids),
+                "cache_hits": 0,
+                "asked": 0,
+                "derived": len(ids),
+                "answered": 0,
+                "missing": 0,
+                "abstained": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "seconds": 0.0,
+                "examples_per_s": None,
+                "cost": 0.0,
+                "batches": None,
+            }
+        )
     order = {v: i for i, v in enumerate(ids)}
     at = np.array([order[i] for i in votes[S.ID].to_pylist()], dtype=np.int64)
     given = examples[S.LABEL].to_numpy()[rows]
     votes = votes.append_column("given_label", pa.array(given[at], pa.int64())).append_column("planted_label", pa.array(planted[at], pa.int64()))
-    return votes, stats
+    by_name = {st["judge"]: st for st in stats}
+    return votes, [by_name[j.name] for j in judges]
+
+
+def _derived_votes(choosers: list[JudgeConfig], ids: list[str], planted: np.ndarray, given_votes: pa.Table | None) -> dict[str, pa.Table]:
+    """For each multiple-choice judge whose votes on ``ids`` all hold ``class_probs``: its votes for the ``planted``
+    labels, read from them (no request; ``cached`` is true, latency and tokens 0)."""
+    from .runner import VOTES_SCHEMA
+
+    if given_votes is None or not choosers or "class_probs" not in given_votes.column_names:
+        return {}
+    out = {}
+    records = given_votes.to_pylist()
+    for judge in choosers:
+        mine = {r[S.ID]: r for r in records if r["judge"] == judge.name}
+        if not all(i in mine and mine[i]["class_probs"] for i in ids):
+            continue
+        rows = []
+        for i, label in zip(ids, planted.tolist()):
+            vote = mine[i]
+            probs = vote["class_probs"]
+            proposed = vote["proposed_label"]
+            verdict = "no_class" if proposed == -1 else ("correct" if proposed == label else "wrong")
+            rows.append(
+                {
+                    **vote,
+                    "p_label_correct": float(probs[label]),
+                    "verdict": verdict,
+                    "latency_ms": 0.0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "cached": True,
+                }
+            )
+        out[judge.name] = pa.Table.from_pylist(rows, schema=VOTES_SCHEMA)
+    return out
 
 
 def with_planted(stats: list[dict], planted: list[dict]) -> list[dict]:
@@ -98,6 +164,7 @@ def with_planted(stats: list[dict], planted: list[dict]) -> list[dict]:
                 **st,
                 "planted_rows": p["examples"],
                 "planted_asked": p["asked"],
+                "planted_derived": p.get("derived", 0),
                 "planted_seconds": p["seconds"],
                 "seconds": round(st["seconds"] + p["seconds"], 2),
                 "prompt_tokens": st["prompt_tokens"] + p["prompt_tokens"],

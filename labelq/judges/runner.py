@@ -43,6 +43,11 @@ def _kind_and_template(judge: JudgeConfig) -> tuple[str, str]:
     return load_template(judge.prompt)
 
 
+def is_choose(judge: JudgeConfig) -> bool:
+    """A multiple-choice judge: its prompt names the classes, never the given label."""
+    return _kind_and_template(judge)[0] == "choose"
+
+
 def prompt_hash(judge: JudgeConfig, seed: int) -> str:
     kind, template = _kind_and_template(judge)
     parts = [kind, template_hash(template), str(judge.max_chars)] + ([str(judge.orders), str(seed)] if kind == "choose" else [])
@@ -70,7 +75,7 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
         proposed = None
     else:
         k = len(class_names)
-        total, answered = np.zeros(k + 1), 0
+        total, answered, class_probs = np.zeros(k + 1), 0, None
         for prompt in choose_prompts(text, class_names, judge.orders, judge.max_chars, seed, template):
             ans = backend.ask(prompt.text)
             attempts += ans.attempts
@@ -87,6 +92,7 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
             p, proposed, verdict = None, None, "abstain"
         else:
             total /= answered
+            class_probs = total.tolist()
             p = float(total[given])
             best = int(total.argmax())
             proposed = -1 if best == k else best
@@ -118,6 +124,7 @@ def _vote(backend, judge: JudgeConfig, text: str, given: int, class_names: list[
         "prompt_tokens": ptok,
         "completion_tokens": ctok,
         "attempts": attempts,
+        "class_probs": class_probs if kind == "choose" else None,
     }
 
 
@@ -171,6 +178,7 @@ def _ask(
                         "latency_ms": None,
                         "prompt_tokens": 0,
                         "completion_tokens": 0,
+                        "class_probs": None,
                     }
                     continue
                 if cache is not None:
@@ -271,7 +279,17 @@ def run_judges(
                         "cached": i not in fresh,
                         **{
                             k: vote[k]
-                            for k in ("verdict", "proposed_label", "p_label_correct", "rationale", "raw", "latency_ms", "prompt_tokens", "completion_tokens")
+                            for k in (
+                                "verdict",
+                                "proposed_label",
+                                "p_label_correct",
+                                "rationale",
+                                "raw",
+                                "latency_ms",
+                                "prompt_tokens",
+                                "completion_tokens",
+                                "class_probs",
+                            )
                         },
                     }
                 )
