@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from .config import JudgeConfig
+from .runner import VOTES_SCHEMA, is_choose, run_judges
 
 PLANTED_ROWS = 100  # rows asked about under a planted label: one more request per judge and row
 
@@ -74,8 +75,6 @@ def planted_votes(
     A multiple-choice judge's prompt does not name the label, so it is not asked again: its vote on the given
     label (in ``given_votes``) already holds its probability of every class (``class_probs``), read here for
     the planted one (stats: ``derived``). Only where that vote lacks them (a cache from before) is it asked."""
-    from .runner import VOTES_SCHEMA, is_choose, run_judges
-
     ids = examples[S.ID].take(pa.array(rows)).to_pylist()
     derived = _derived_votes([j for j in judges if is_choose(j)], ids, planted, given_votes)
     asked = [j for j in judges if j.name not in derived]
@@ -118,8 +117,6 @@ def planted_votes(
 def _derived_votes(choosers: list[JudgeConfig], ids: list[str], planted: np.ndarray, given_votes: pa.Table | None) -> dict[str, pa.Table]:
     """For each multiple-choice judge whose votes on ``ids`` all hold ``class_probs``: its votes for the ``planted``
     labels, read from them (no request; ``cached`` is true, latency and tokens 0)."""
-    from .runner import VOTES_SCHEMA
-
     if given_votes is None or not choosers or "class_probs" not in given_votes.column_names:
         return {}
     out = {}
