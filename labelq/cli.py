@@ -228,6 +228,8 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         click.echo(f"  multi-label: {len(m.class_names)} tags; {t['missing'] + t['extra']:,} tags flagged, {t['missing']:,} missing and {t['extra']:,} extra")
     if m.audit.ensemble is not None:
         click.echo(f"  detectors: {ensemble_line(m.audit.ensemble)}")
+    if m.audit.margin is not None:
+        click.echo(f"  detector: margin, ranked by the {m.audit.margin}")
     if h and h.folds_total:
         same = " (unchanged source: no model was trained)" if h.folds_cached == h.folds_total else ""
         click.echo(f"  cache:   {h.folds_cached} of {h.folds_total} folds reused{same}")
@@ -298,6 +300,8 @@ def issues(name: str, store: str | None, version: str | None, limit: int) -> Non
     click.echo(f"{name} {v.tag}: {v.manifest().n_label_issues:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
     if v.manifest().audit.ensemble is not None:
         click.echo(f"flagged by {ensemble_line(v.manifest().audit.ensemble)}")
+    if v.manifest().audit.margin is not None:
+        click.echo(f"flagged by margin, ranked by the {v.manifest().audit.margin}")
     click.echo(format_table(top_issues_rows(s, v, limit)))
 
 

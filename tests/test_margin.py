@@ -86,6 +86,12 @@ def test_the_audit_runs_it(digits, store_dir):
     issues = result.version.read_table("issues")
     score = issues["score_margin"].to_numpy()
     assert ((score > 0) & (score < 1)).all()
+    from click.testing import CliRunner
+
+    from labelq.cli import main
+
+    out = CliRunner().invoke(main, ["issues", "aum", "--store", str(store_dir), "--limit", "3"])
+    assert out.exit_code == 0 and "flagged by margin, ranked by the area under the margin" in out.output
     flat = labelq.audit(source="digits", name="aum-logreg", store=str(store_dir), detector="margin", model="logreg", data_checks=False)
     probs = np.asarray(flat.version.read_table("pred_probs")["pred_probs"].to_pylist())
     flags = flat.version.read(columns=[S.IS_LABEL_ISSUE])[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
