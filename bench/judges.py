@@ -100,7 +100,7 @@ def main() -> None:
     flipped[rng.choice(len(true), int(round(a.noise * len(true))), replace=False)] = True
     noisy = true.copy()
     noisy[flipped] = (true[flipped] + rng.integers(1, k, flipped.sum())) % k
-    ex = S.with_info(ex.set_column(ex.column_names.index(S.LABEL), S.LABEL, pa.array(noisy)), S.info_of(ex))
+    ex = S.replace_columns(ex, {S.LABEL: pa.array(noisy)})
 
     if a.dataset == "names":  # one unique word a row: the text model has no terms to learn from; a model at chance
         probs = np.tile(np.bincount(noisy, minlength=k) / len(noisy), (len(noisy), 1))

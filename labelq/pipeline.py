@@ -298,7 +298,8 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, pred_
     from .judges import run_judges
     from .judges.calibration import planted_labels, planted_votes, with_planted
 
-    judged, calibration = judge_rows(cfg, given_labels(examples), detection)
+    labels = given_labels(examples)
+    judged, calibration = judge_rows(cfg, labels, detection)
     ids = examples[S.ID].take(pa.array(judged)).to_pylist()
     common = dict(cache_path=cfg.open_store().judge_cache, seed=cfg.predict.seed, submit=submit, batch_rows=cfg.judging.judge_batch_rows)
     votes, stats = run_judges(examples, cfg.judging.configs, ids, **common)
@@ -306,7 +307,7 @@ def judge_step(cfg: AuditConfig, examples: pa.Table, detection: Detection, pred_
         return votes, stats, None
     probs = probs_of(pred_probs)
     rows = probs.rows(calibration) if isinstance(probs, GivenProbs) else probs[calibration]
-    planted = planted_labels(given_labels(examples)[calibration], rows, cfg.predict.seed)
+    planted = planted_labels(labels[calibration], rows, cfg.predict.seed)
     log.info("judges: %d rows asked again under a planted wrong label, to weigh what each judge knows", len(calibration))
     planted_table, planted_stats = planted_votes(examples, cfg.judging.configs, calibration, planted, **common, given_votes=votes)
     return votes, with_planted(stats, planted_stats), planted_table

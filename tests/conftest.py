@@ -86,6 +86,14 @@ def flip_labels(labels: np.ndarray, n_classes: int, fraction: float, seed: int) 
     return noisy, flipped
 
 
+def write_features(path, X: np.ndarray, labels: np.ndarray, prefix: str = "d") -> None:
+    """A Parquet source of feature rows: ``id`` (``<prefix><i>``), ``label`` and one column per feature (``px<j>``)."""
+    import pyarrow.parquet as pq
+
+    columns = {f"px{j}": X[:, j] for j in range(X.shape[1])}
+    pq.write_table(pa.table({"id": [f"{prefix}{i}" for i in range(len(labels))], "label": np.asarray(labels, np.int64), **columns}), path)
+
+
 def with_labels(examples: pa.Table, labels: np.ndarray) -> pa.Table:
     """The examples table with its label column replaced (metadata kept)."""
     from labelq import schema as S

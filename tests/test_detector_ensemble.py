@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import write_features
 from sklearn.datasets import load_digits
 from sklearn.metrics import f1_score
 
@@ -56,8 +56,7 @@ def digits(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits")
     for noise in ("class", "instance"):
         noisy = _plant(y, clean, noise)
-        table = pa.table({"id": [f"d{i}" for i in range(len(y))], "label": noisy.astype(np.int64), **{f"px{j}": X[:, j] for j in range(X.shape[1])}})
-        pq.write_table(table, folder / f"{noise}.parquet")
+        write_features(folder / f"{noise}.parquet", X, noisy)
         out[noise] = (folder / f"{noise}.parquet", noisy != y)
     return out
 

@@ -8,10 +8,8 @@ class at random (seeded).
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import audited_flags
+from conftest import audited_flags, write_features
 from sklearn.datasets import load_digits
 from sklearn.metrics import f1_score
 
@@ -28,9 +26,8 @@ def planted(tmp_path_factory):
     rows = rng.choice(len(y), int(0.08 * len(y)), replace=False)
     noisy = y.copy()
     noisy[rows] = (y[rows] + rng.integers(1, 10, len(rows))) % 10
-    table = pa.table({"id": [f"d{i}" for i in range(len(y))], "label": noisy.astype(np.int64), **{f"px{j}": X[:, j] for j in range(X.shape[1])}})
     path = tmp_path_factory.mktemp("digits") / "digits.parquet"
-    pq.write_table(table, path)
+    write_features(path, X, noisy)
     return {"path": path, "X": X.astype(np.float32), "given": noisy, "truth": noisy != y}
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import audited_flags
+from conftest import audited_flags, write_features
 from sklearn.datasets import load_digits
 from sklearn.metrics import f1_score
 
@@ -31,9 +31,8 @@ def planted(tmp_path_factory):
     rows = rng.choice(len(y), int(0.08 * len(y)), replace=False)
     noisy = y.copy()
     noisy[rows] = [PAIRS[v] for v in y[rows]]
-    table = pa.table({"id": [f"d{i}" for i in range(len(y))], "label": noisy.astype(np.int64), **{f"px{j}": X[:, j] for j in range(X.shape[1])}})
     path = tmp_path_factory.mktemp("digits") / "digits.parquet"
-    pq.write_table(table, path)
+    write_features(path, X, noisy)
     return {"path": path, "X": X, "given": noisy, "truth": noisy != y}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cleanlab.filter import find_label_issues as cleanlab_find
-from conftest import flip_labels, with_labels
+from conftest import flip_labels, with_labels, write_features
 from sklearn.metrics import f1_score, roc_auc_score
 
 import labelq
@@ -103,8 +103,6 @@ def test_boosting_keeps_its_iterations_margins(tmp_path):
     """The default tabular model (histogram gradient boosting) is iterative too: its training rows' margins over the
     iterations, with predictions equal to scikit-learn's. Breast cancer (569 rows, 2 classes), 15% of the labels
     flipped: AUM flags more of them than confident learning (measured F1 0.842 against 0.758)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -121,7 +119,7 @@ def test_boosting_keeps_its_iterations_margins(tmp_path):
     assert kept.train_margins_.shape == y.shape and np.isfinite(kept.train_margins_).all()
 
     noisy, flipped = flip_labels(y, 2, 0.15, seed=0)
-    pq.write_table(pa.table({"id": [f"c{i}" for i in range(len(y))], "label": noisy, **{f"f{j}": X[:, j] for j in range(X.shape[1])}}), tmp_path / "c.parquet")
+    write_features(tmp_path / "c.parquet", X, noisy, prefix="c")
     plan = plan_folds(load_examples(str(tmp_path / "c.parquet")), "auto", 5, 0)
     assert plan.spec.name == "hgb"
     cache = FoldCache(tmp_path / "folds")

@@ -82,29 +82,11 @@ def planted_votes(
     if asked:
         labels = examples[S.LABEL].to_numpy().copy()
         labels[rows] = planted
-        swapped = S.with_info(examples.set_column(examples.column_names.index(S.LABEL), S.LABEL, pa.array(labels)), S.info_of(examples))
-        votes, stats = run_judges(swapped, asked, ids, cache_path, seed, submit=submit, batch_rows=batch_rows)
-    for name, table in derived.items():
+        votes, stats = run_judges(S.replace_columns(examples, {S.LABEL: pa.array(labels)}), asked, ids, cache_path, seed, submit=submit, batch_rows=batch_rows)
+    for name, table in derived.items():  # what ``with_planted`` reads of a run: nothing was asked, nothing cost
         votes = pa.concat_tables([votes, table])
-        model = table["model"][0].as_py()
         stats.append(
-            {
-                "judge": name,
-                "model": model,
-                "examples": len(ids),
-                "cache_hits": 0,
-                "asked": 0,
-                "derived": len(ids),
-                "answered": 0,
-                "missing": 0,
-                "abstained": 0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "seconds": 0.0,
-                "examples_per_s": None,
-                "cost": 0.0,
-                "batches": None,
-            }
+            {"judge": name, "examples": len(ids), "asked": 0, "derived": len(ids), "seconds": 0.0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
         )
     order = {v: i for i, v in enumerate(ids)}
     at = np.array([order[i] for i in votes[S.ID].to_pylist()], dtype=np.int64)

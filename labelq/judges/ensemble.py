@@ -226,7 +226,7 @@ def _planted_evidence(ev: JudgeEvidence, planted) -> tuple[np.ndarray, np.ndarra
     ids = list(dict.fromkeys(planted["id"].to_pylist()))
     if not set(ids) <= set(judged_ids):
         return None
-    rows_of, planted_p, _ = pivot_votes(planted, ids)
+    _, planted_p, _ = pivot_votes(planted, ids)
     if set(planted_p) != set(ev.per_judge) or int((~np.isnan(np.column_stack(list(planted_p.values())))).any(axis=1).sum()) < MIN_PLANTED:
         return None
     first = {}
