@@ -664,13 +664,10 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
 
     r = result.version.manifest().relabel
     cov = f"{r.coverage_measured:.3f}" if r.coverage_measured is not None else "n/a"
-    import pyarrow.compute as pc
+    from . import schema as S
 
-    sources = {d["values"]: d["counts"] for d in pc.value_counts(result.version.read(columns=["label_source"])["label_source"]).to_pylist()}
-    click.echo(
-        f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {result.n_corrected:,} corrected "
-        f"({sources.get('relabel', 0):,} by re-labeling, {sources.get('review', 0):,} reviewed); kinds {result.kinds}"
-    )
+    counts = S.correction_counts(result.version.read(columns=[S.CORRECTED_LABEL, S.LABEL_SOURCE]))
+    click.echo(f"Published {name} {result.version.tag} (re-labeled {result.parent.tag}): {S.describe_corrections(counts)}; kinds {result.kinds}")
     if "tags_turned_over" in r.extra:  # tag sets: each flagged tag turned over or not, no label sets
         click.echo(
             f"  tags: {r.extra.get('tags_turned_over', 0):,} turned over (model at least {cfg.fix_confidence} sure of the other value); "
@@ -682,15 +679,15 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
         )
     if r.guarantee:
         click.echo(f"  corrections: {fix_rule_summary(r.guarantee)}")
-    elif sources.get("relabel") and "review" not in kind_of(result.version.manifest()).supports:
+    elif counts["by_rule"] and "review" not in kind_of(result.version.manifest()).supports:
         click.secho(
-            f"  warning: {sources['relabel']:,} tag sets corrected without a precision guarantee (--target-precision certifies single labels by a reviewed sample); "
+            f"  warning: {counts['by_rule']:,} tag sets corrected without a precision guarantee (--target-precision certifies single labels by a reviewed sample); "
             f"check them before training on them (`labelq issues {name}`, the report)",
             fg="yellow",
         )
-    elif sources.get("relabel"):
+    elif counts["by_rule"]:
         click.secho(
-            f"  warning: {sources['relabel']:,} corrections without a precision guarantee (on crowd-verified test sets such corrections were 7-33% right); "
+            f"  warning: {counts['by_rule']:,} corrections without a precision guarantee (on crowd-verified test sets such corrections were 7-33% right); "
             f"draw a sample (`labelq review export {name} --sample 100 -o sample.json`), review it, import it, and relabel with --target-precision",
             fg="yellow",
         )

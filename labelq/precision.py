@@ -19,9 +19,10 @@ at least ``target`` of the time, with probability at least ``confidence``:
   (``min_rows``). The order depends only on scores, not on answers, so with probability at least
   ``confidence`` no rule with precision below ``target`` passes: the last rule that passes has
   precision at least ``target`` over the eligible flagged rows;
-- no rule passes: nothing is corrected. ``more_reviews`` says how many further random reviews would
-  let the best-looking rule pass if its observed precision held, or that more reviews are unlikely to
-  help when no rule's observed precision is above ``target``.
+- no rule passes: nothing is corrected. The rule that came closest is kept (its threshold, sample rows,
+  rows right and bound), with how many further random reviews would let it pass if its observed
+  precision held, whether the unsampled flagged rows are enough for that, or that more reviews are
+  unlikely to help when no rule's observed precision is above ``target``.
 
 A correction counts as right when the reviewer's answer is exactly the candidate class. Rows in the
 sample that the reviewer left unanswered are left out (the note says how many: if reviewers skip the
@@ -42,7 +43,15 @@ GRID = (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)  # thresholds o
 
 @dataclass(frozen=True)
 class FixRule:
-    """The chosen rule and its guarantee (``threshold`` None: no rule reached the target)."""
+    """The chosen rule and its guarantee (``threshold`` None: no rule reached the target).
+
+    ``n_passing``, ``n_right``, ``precision_lower_bound`` and ``observed_precision`` describe the chosen rule
+    (0 and None when there is none). When none passes, the ``best_*`` fields describe the rule that came
+    closest (``closest_rule``), ``needed_rows`` is the fewest sample rows, all right, that could prove the
+    target, ``unsampled`` how many eligible rows were never drawn, and ``reviews_needed`` about how many
+    more random reviews would let the closest rule pass if its observed precision held (None when that
+    precision is not above the target); ``more_reviews`` is the same when the unsampled rows suffice.
+    """
 
     target_precision: float
     confidence: float
@@ -54,29 +63,49 @@ class FixRule:
     n_right: int  # of those, the ones the reviewer confirmed
     precision_lower_bound: float | None  # the Clopper-Pearson bound the rule reached, at level 1 - confidence
     observed_precision: float | None
-    more_reviews: int | None  # None: none needed (a rule passed) or more reviews are unlikely to help
+    more_reviews: int | None  # None: none needed (a rule passed), or more than the unsampled rows, or unlikely to help
     grid: tuple[float, ...] = GRID
+    needed_rows: int | None = None
+    best_threshold: float | None = None
+    best_rows: int = 0
+    best_right: int = 0
+    best_bound: float | None = None
+    unsampled: int | None = None
+    reviews_needed: int | None = None
 
     def describe(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
-        """One line for people: the rule and its guarantee, or why there is none."""
+        """What a person can act on: the rule and its guarantee, or the closest rule and what would settle it."""
         head = f"target precision {self.target_precision:g} at confidence {self.confidence:g}, from {self.n_sample} random reviews"
         if self.threshold is not None:
             return (
                 f"{head}: correcting flagged rows whose suggestion has {self.score} >= {self.threshold:g} "
                 f"({self.n_right}/{self.n_passing} right in the sample, precision >= {self.precision_lower_bound:.3f})"
             )
-        if self.more_reviews is not None:
-            return f"{head}: no rule reaches it, nothing is corrected; about {self.more_reviews} more random reviews would settle it if the best rule's precision ({self.observed_precision:.3f}) holds"
-        if self.observed_precision is not None and self.observed_precision > self.target_precision:
-            return (
-                f"{head}: no rule reaches it, nothing is corrected; the best rule looks good ({self.observed_precision:.3f} right), "
-                "but too few flagged rows are left to prove it by sampling: review them (labelq review serve)"
+        if self.best_threshold is None:
+            return f"{head}: no rule reaches it, nothing is corrected (no reviewed sample row has a suggestion at any threshold tried)"
+        closest = (
+            f"{head}: no rule reaches it, nothing is corrected. The closest rule, {self.score} >= {self.best_threshold:g}, "
+            f"would correct {self.best_rows} sample rows, {self.best_right} of them right ({self.best_right / self.best_rows:.3f}; "
+            f"precision >= {self.best_bound:.3f} at confidence {self.confidence:g}); proving {self.target_precision:g} takes "
+            f"at least {self.needed_rows} sample rows at or above the threshold, all right. "
+        )
+        if self.reviews_needed is None:
+            return closest + (
+                f"No rule is right more than {self.target_precision:g} of the time in the sample, so more reviews are unlikely to help: "
+                "lower --target-precision, or review the flagged rows (labelq review serve)"
             )
-        best = "" if self.observed_precision is None else f" (the best rule was {self.observed_precision:.3f} right)"
-        return f"{head}: no rule reaches it, nothing is corrected, and more reviews are unlikely to help{best}"
+        if self.more_reviews is not None:
+            return closest + (
+                f"About {self.more_reviews} more random reviews (of {self.unsampled} unsampled flagged rows) would settle it if its precision holds: "
+                f"draw them with labelq review export NAME --sample {self.more_reviews}"
+            )
+        return closest + (
+            f"That takes about {self.reviews_needed} more random reviews, but only {self.unsampled} flagged rows are unsampled: "
+            "too few to prove it by sampling; review them all instead (labelq review serve)"
+        )
 
 
 def lower_bound(k: int, n: int, alpha: float) -> float:
@@ -132,32 +161,46 @@ def choose_rule(
     if passed:
         t, n, k, bound = passed
         return FixRule(target, confidence, score, len(scores), drawn, t, n, k, bound, k / n, None, grid)
-    best = None  # the rule that looks best on the sample: the highest observed precision, then the most rows
+    left = max(len(population) - drawn, 0)
+    best, needed = closest_rule(scores, right, target, alpha, grid)
+    if best is None:
+        return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, None, None, grid, need, unsampled=left)
+    t, n, k, bound = best
+    reviews = needed if needed is not None and needed <= left else None
+    return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, None, reviews, grid, need, t, n, k, bound, left, needed)
+
+
+def closest_rule(scores: np.ndarray, right: np.ndarray, target: float, alpha: float, grid: tuple = GRID) -> tuple[tuple | None, int | None]:
+    """The rule of ``grid`` that came closest to passing, as ``(threshold, sample rows, right, lower bound)``,
+    and about how many more random reviews would let it pass (None: its observed precision is not above
+    ``target``, so more reviews are unlikely to help). Among rules right more than ``target`` of the time in
+    the sample: the one needing the fewest more reviews; else the one with the highest lower bound."""
+    tried = []
     for t in grid:
         sel = scores >= t
         n, k = int(sel.sum()), int(right[sel].sum())
-        if n and (best is None or (k / n, n) > (best[2] / best[1], best[1])):
-            best = (t, n, k)
-    observed = None if best is None else best[2] / best[1]
-    more = _more_reviews(best, len(scores), target, alpha, len(population) - drawn)
-    return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, observed, more, grid)
+        if n:
+            tried.append((t, n, k, lower_bound(k, n, alpha)))
+    if not tried:
+        return None, None
+    promising = [(_more_reviews(n, k, len(scores), target, alpha), -bound, (t, n, k, bound)) for t, n, k, bound in tried if k / n > target]
+    if promising:
+        needed, _, rule = min(promising, key=lambda p: (p[0], p[1], -p[2][0]))  # ties: the strictest rule
+        return rule, needed
+    return max(tried, key=lambda r: (r[3], r[1], r[0])), None
 
 
-def _more_reviews(best: tuple | None, n_sample: int, target: float, alpha: float, left: int) -> int | None:
-    """Further random reviews after which the best rule would pass, if its observed precision and its
-    share of the sample held (and the rules before it in the sequence passed too); None when its observed
-    precision is not above the target, or when more than the ``left`` unsampled rows would be needed."""
-    if best is None or best[2] / best[1] <= target:
-        return None
-    t, n, k = best
+def _more_reviews(n: int, k: int, n_sample: int, target: float, alpha: float) -> int:
+    """Further random reviews after which a rule with ``k`` of ``n`` sample rows right would pass, if its
+    observed precision and its share of the sample held (and the rules before it in the sequence passed too)."""
     share, p = n / n_sample, k / n
     total = n_sample
-    while total < 1_000_000:
+    while total < 10**9:  # p > target: the bound reaches it as the sample grows
         total = int(total * 1.1) + 1
         m = max(1, round(total * share))
         if lower_bound(int(np.floor(p * m)), m, alpha) >= target:
-            return total - n_sample if total - n_sample <= left else None
-    return None
+            break
+    return total - n_sample
 
 
 def check_target(target: float | None, confidence: float) -> None:

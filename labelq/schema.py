@@ -176,6 +176,30 @@ def corrections(table: pa.Table) -> np.ndarray:
     return table[CORRECTED_LABEL].fill_null(-1).to_numpy().astype(np.int64)
 
 
+def correction_counts(table: pa.Table) -> dict[str, int]:
+    """Where the corrected labels came from: ``corrected`` (rows with a ``corrected_label``), ``by_rule``
+    (a re-labeling rule: ``label_source = 'relabel'``), ``by_review`` (a person changed the label),
+    ``at_audit`` (the audit's ``--auto-fix``) and ``reviewed`` (rows a person answered, changed or not)."""
+    n = table.num_rows
+    valid = np.asarray(table[CORRECTED_LABEL].is_valid()) if CORRECTED_LABEL in table.column_names else np.zeros(n, dtype=bool)
+    source = np.asarray(table[LABEL_SOURCE].to_pylist(), dtype=object) if LABEL_SOURCE in table.column_names else np.full(n, None, dtype=object)
+    return {
+        "corrected": int(valid.sum()),
+        "by_rule": int((valid & (source == "relabel")).sum()),
+        "by_review": int((valid & (source == "review")).sum()),
+        "at_audit": int((valid & (source == None)).sum()),  # noqa: E711 (elementwise)
+        "reviewed": int((source == "review").sum()),
+    }
+
+
+def describe_corrections(counts: dict[str, int]) -> str:
+    """``correction_counts`` for people: "29 corrected: 0 by the correction rule, 29 by reviewers (60 rows reviewed)"."""
+    parts = [f"{counts['by_rule']:,} by the correction rule", f"{counts['by_review']:,} by reviewers ({counts['reviewed']:,} rows reviewed)"]
+    if counts["at_audit"]:
+        parts.append(f"{counts['at_audit']:,} by the audit's --auto-fix")
+    return f"{counts['corrected']:,} corrected: " + ", ".join(parts)
+
+
 def reviewed(table: pa.Table) -> np.ndarray:
     """``(N,)`` bool: the rows a person reviewed (``label_source = 'review'``; none before any review)."""
     if LABEL_SOURCE not in table.column_names:

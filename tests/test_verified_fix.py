@@ -59,13 +59,28 @@ def test_a_rule_above_the_target_is_found_and_its_precision_holds():
 def test_no_rule_says_how_many_more_reviews_or_that_they_will_not_help():
     scores, population = np.full(20, 0.99), np.full(1000, 0.99)
     rule = choose_rule(scores, np.ones(20, bool), population, 0.95, 0.9)  # 20 of 20 right: promising, too few to prove 0.95
-    assert min_rows(0.95, 0.1) == 45 and rule.threshold is None and rule.more_reviews > 0 and "more random reviews would settle it" in rule.summary()
+    assert min_rows(0.95, 0.1) == 45 and rule.threshold is None and rule.more_reviews > 0 and "more random reviews (of 980 unsampled" in rule.summary()
     k = rule.more_reviews + 20
     assert lower_bound(k, k, 0.1) >= 0.95 and k < 60
     rule = choose_rule(scores, np.arange(20) % 2 == 0, population, 0.9, 0.9)  # half right
-    assert rule.threshold is None and rule.more_reviews is None and "unlikely to help" in rule.summary()
+    assert rule.threshold is None and rule.more_reviews is None and rule.reviews_needed is None and "unlikely to help" in rule.summary()
     rule = choose_rule(scores, np.ones(20, bool), np.full(30, 0.99), 0.95, 0.9)  # promising, but only 10 rows are left to draw
-    assert rule.more_reviews is None and "too few flagged rows are left to prove it by sampling" in rule.summary()
+    assert rule.more_reviews is None and rule.reviews_needed == k - 20 and rule.unsampled == 10
+    assert "only 10 flagged rows are unsampled: too few to prove it by sampling" in rule.summary()
+
+
+def test_an_inconclusive_rule_names_the_closest_rule_and_stays_consistent():
+    """No rule passes: nothing of the (absent) chosen rule is claimed, and the closest rule is named with its figures."""
+    scores = np.r_[np.full(3, 0.999), np.full(57, 0.6)]
+    right = np.r_[np.ones(3, bool), np.arange(57) % 2 == 0]
+    rule = choose_rule(scores, right, np.r_[np.full(20, 0.999), np.full(980, 0.6)], 0.9, 0.9)
+    d = rule.describe()
+    assert d["threshold"] is None and d["n_passing"] == d["n_right"] == 0 and d["observed_precision"] is None and d["precision_lower_bound"] is None
+    assert (d["best_threshold"], d["best_rows"], d["best_right"], d["needed_rows"], d["unsampled"]) == (0.999, 3, 3, 22, 940)
+    assert d["best_bound"] == pytest.approx(lower_bound(3, 3, 0.1)) and d["more_reviews"] == d["reviews_needed"] > 0
+    text = rule.summary()
+    assert "pred_probs >= 0.999, would correct 3 sample rows, 3 of them right" in text and "at least 22 sample rows" in text
+    assert f"About {d['more_reviews']} more random reviews" in text
 
 
 def test_candidates_are_the_most_probable_other_class():
@@ -139,11 +154,20 @@ def test_sample_review_and_relabel_with_a_target_precision(flipped_digits, tmp_p
     assert precision >= 0.9, precision
     reviewed = source == "review"
     assert reviewed.sum() == 80 and (S.effective_labels(rows)[reviewed] == truth[reviewed]).all()
+    by_review = int((reviewed & (corrected >= 0)).sum())  # reviewers' changes are not the rule's corrections
+    assert f"{int(auto.sum()) + by_review:,} corrected: {int(auto.sum()):,} by the correction rule, {by_review:,} by reviewers (80 rows reviewed)" in out.output
     # one sample serves the guarantee, the reports and the benchmark's error-rate estimate
     from labelq.benchmark.report import _corrections, calibration_checks
 
     report = json.loads((v.path.parent / "reports" / f"{v.tag}.json").read_text())
     assert report["relabel"]["guarantee"] == g and "precision >=" in _corrections(v)["text"]
+    assert report["relabel"]["corrections"] == {
+        "corrected": int(auto.sum()) + by_review,
+        "by_rule": int(auto.sum()),
+        "by_review": by_review,
+        "at_audit": 0,
+        "reviewed": 80,
+    }
     checks = calibration_checks(store, v)
     pos = {i: p for p, i in enumerate(rows[S.ID].to_pylist())}
     given = rows[S.LABEL].to_numpy()

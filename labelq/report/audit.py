@@ -224,6 +224,7 @@ def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
     return {
         "kinds": kinds,
         "label_source": sources,
+        "corrections": S.correction_counts(rows),
         "coverage_target": r.coverage_target,
         "coverage_measured": r.coverage_measured,
         "mean_set_size": float(sizes.mean()) if len(sizes) else None,
@@ -285,7 +286,11 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
         (kind.what, summary.classes),
         ("flagged label issues", f"{summary.n_label_issues:,} ({100 * summary.issue_rate:.2f}%)"),
         ("estimated label issues (confident learning)", f"{summary.num_label_issues_estimate}{noise}"),
-        ("auto-corrected", summary.n_corrected),
+        (
+            ("corrected", S.describe_corrections(summary.relabel["corrections"]))
+            if summary.relabel and "corrections" in summary.relabel
+            else ("auto-corrected (--auto-fix)", summary.n_corrected)
+        ),
         ("model", f"{summary.model} ({summary.n_folds} folds, seed {summary.seed})" if summary.n_folds else summary.model),
         (f"out-of-sample {kind.accuracy_label} vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
         *([(f"{kind.prior_label} (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
