@@ -230,6 +230,10 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         click.echo(f"  detectors: {ensemble_line(m.audit.ensemble)}")
     if m.audit.margin is not None:
         click.echo(f"  detector: margin, ranked by the {m.audit.margin}")
+    if m.audit.crowd is not None:
+        from .report.audit import crowd_line
+
+        click.echo(f"  annotators: {crowd_line(m.audit.crowd)}")
     if h and h.folds_total:
         same = " (unchanged source: no model was trained)" if h.folds_cached == h.folds_total else ""
         click.echo(f"  cache:   {h.folds_cached} of {h.folds_total} folds reused{same}")

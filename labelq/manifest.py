@@ -86,6 +86,8 @@ class AuditSection(Section):
     ensemble: dict | None = None
     # --detector margin: what it ranked by (the area under the margin of the training epochs, or the one-pass margin)
     margin: str | None = None
+    # several annotators a row (--annotators): the consensus step's figures (labelq.crowd.crowd_audit)
+    crowd: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     SECTIONS: ClassVar[dict[str, type[Section]]] = {"near_duplicates": NeighborSummary}

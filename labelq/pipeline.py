@@ -26,6 +26,8 @@ from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, 
 from .errors import InputError
 from .history import RECORD, AlertRules, RunRecord, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
+from .crowd import crowd_audit
+from .ingest.annotations import annotations_of
 from .io import release_freed_memory
 from .judges.config import JudgeOptions
 from .labelkind import LabelKind, kind_named, kind_of
@@ -324,6 +326,26 @@ def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
     return signal
 
 
+@step("consensus")
+def crowd_step(examples: pa.Table, pred_probs: PredProbs) -> tuple[dict[str, pa.Table], dict]:
+    """Several annotators a row: consensus labels, annotator quality, ActiveLab scores and agreement (``labelq.crowd``)."""
+    ann = annotations_of(examples, len(S.info_of(examples).class_names))
+    probs = probs_of(pred_probs)
+    if isinstance(probs, GivenProbs):
+        probs = probs.rows(np.arange(probs.num_rows))
+    tables, info = crowd_audit(ann, probs, examples[S.ID].combine_chunks())
+    alpha = "n/a" if info["krippendorff_alpha"] is None else f"{info['krippendorff_alpha']:.3f}"
+    log.info(
+        "consensus of %d annotators on %s rows: Krippendorff's alpha %s on %s rows; CROWDLAB's consensus differs from the majority on %d rows",
+        info["annotators"],
+        f"{ann.n_items:,}",
+        alpha,
+        f"{info['alpha_rows']:,}",
+        info["consensus_differs_from_majority"],
+    )
+    return tables, info
+
+
 @step("decide")
 def decide_step(
     cfg: AuditConfig,
@@ -360,6 +382,7 @@ def publish_step(
     signal: dict | None = None,
     duplicates: NeighborChecks | None = None,
     planted: pa.Table | None = None,
+    crowd: tuple[dict[str, pa.Table], dict] | None = None,
 ) -> tuple[Version, dict | None]:
     """Publish the audited rows; ``detections[0]`` is confident learning, the rest (judges, ensemble) are evidence.
 
@@ -395,6 +418,7 @@ def publish_step(
             tags_flagged={k: int(detection.extra[k].sum()) for k in ("missing", "extra")} if "missing" in detection.extra else None,
             ensemble=detection.extra.get("ensemble"),
             margin=detection.extra.get("margin"),
+            crowd=crowd[1] if crowd else None,
         ),
         judges=JudgesSection.from_json({"stats": judge_stats, **(judge_info or {})}) if judge_stats is not None else None,
         run=RunSection.from_json(run or {}),
@@ -406,6 +430,8 @@ def publish_step(
         tables["judge_votes"] = votes
     if planted is not None:
         tables["judge_planted"] = planted
+    if crowd is not None:
+        tables.update(crowd[0])
     store = cfg.open_store()
     written: dict[str, dict] = {}
     records = None
@@ -474,13 +500,14 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
 
         votes, stats, planted = judge_step(cfg, examples, detection, pred_probs, submit=runner.submitter(ask_batch))
     signal = runner.run(signal_step, examples, pred_probs)
+    crowd = runner.run(crowd_step, examples, pred_probs) if S.ANNOTATIONS in examples.column_names else None
     decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples), planted)
     version, record = runner.run(
-        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates, planted
+        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates, planted, crowd
     )
     n_flagged = int(decision.is_label_issue.sum())
     # the report reads what was published: the in-memory rows and results go first (at 1M rows, ~50 MB less at the peak)
-    del examples, pred_probs, detection, votes, planted, decision, detections, duplicates
+    del examples, pred_probs, detection, votes, planted, decision, detections, duplicates, crowd
     release_freed_memory()
     html_path, json_path = runner.run(report_step, version)
     raise_alerts(record, cfg.name)  # a Prefect run ends Failed with the reasons; the CLI exits 3

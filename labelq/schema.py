@@ -60,7 +60,8 @@ REVIEWED_AT = "reviewed_at"
 ORIGINAL_LABEL = "original_label"  # the given label, beside the training label, in training exports
 RELABEL_COLUMNS = (LABELS, SOFT_LABEL, LABEL_SOURCE, REVIEWER, REVIEWED_AT)
 DERIVED_COLUMNS = (*AUDIT_COLUMNS, *MULTI_LABEL_COLUMNS, *RELABEL_COLUMNS)  # recomputed by labelq; never part of the content hash
-RESERVED_COLUMNS = (ID, LABEL, SPLIT, *DERIVED_COLUMNS)
+ANNOTATIONS = "annotations"  # several annotators a row: list<struct<annotator, label>> (labelq.ingest.annotations)
+RESERVED_COLUMNS = (ID, LABEL, SPLIT, ANNOTATIONS, *DERIVED_COLUMNS)
 
 # issue kinds (``issue_kind``): what labelq thinks is going on with a row
 ISSUE_KINDS = ("ok", "wrong_label", "multi_label", "out_of_distribution", "ambiguous")

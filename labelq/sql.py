@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # in dependency order; names are ours, never built from user input
 VIEWS = ("versions", "classes", "rows", "latest", "issues", "near_duplicates", "outliers", "class_noise", "version_changes")
+# views over files that only some datasets' versions hold (several annotators a row): made where a version has the file
+OPTIONAL_VIEWS = {"consensus": "consensus.parquet", "annotators": "annotators.parquet", "annotator_pairs": "annotator_pairs.parquet"}
 # columns of the rows' contract that versions published before them lack: ``rows`` gives them as nulls
 LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[]", "is_outlier": "BOOLEAN", "outlier_score": "DOUBLE"}
 
@@ -143,7 +145,8 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
     missing = {c: t for c, t in LATER_COLUMNS.items() if c not in data}
     kind = store.label_kind(name)
     con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {LABEL_NAME[bool(kind and kind.lists)]}")
-    for view in VIEWS:
+    held = [view for view, file in OPTIONAL_VIEWS.items() if next(store.dataset_dir(name).glob(f"v*/{file}"), None) is not None]
+    for view in (*VIEWS, *held):
         con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, kind)}")
     from .history import read_history
 
@@ -161,7 +164,7 @@ def catalog_hook(store, version) -> None:
 def _catalog_state(store, name: str) -> str:
     """What a current catalog was built over: the published versions, labelq's views and their SQL (a catalog
     built by a labelq whose views read differently is rebuilt by the next command)."""
-    views = (*VIEWS, "column_group", "history")  # each with its kinds' variants (<view>_<suffix>.sql): no manifest is read
+    views = (*VIEWS, *OPTIONAL_VIEWS, "column_group", "history")  # each with its kinds' variants (<view>_<suffix>.sql): no manifest is read
     files = sorted(f.name for f in _sql_files().iterdir() if f.name.endswith(".sql") and any(f.name[:-4] == v or f.name.startswith(f"{v}_") for v in views))
     digest = hashlib.sha256("".join(load_sql(f[:-4]) for f in files).encode()).hexdigest()[:16]
     return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS), "sql": digest})

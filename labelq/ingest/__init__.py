@@ -25,6 +25,7 @@ from ..options import csv, option
 from ..validation import check_ids, plural
 from .builtin import LOADERS, RawSource
 from .files import _class_names_from_hf_schema, read_parquet_columns, read_path
+from .annotations import collapse_annotations
 from .images import IMAGE_TYPE, decode_images
 
 __all__ = ["IngestOptions", "load_examples", "examples_from_raw", "load_raw", "decode_images", "LOADERS", "RawSource"]
@@ -48,6 +49,12 @@ class IngestOptions:
     classes: Sequence[str] | None = option("--classes", help="Comma-separated class names, in class-index order.", from_cli=csv)
     encoding: str | None = option("--encoding", help="Text encoding of a CSV source, e.g. latin-1 or cp1252 (default: UTF-8).")
     label_separator: str | None = option("--label-separator", help="Labels are tags joined by this separator, e.g. '|' for 'a|b' (a multi-label dataset).")
+    annotators: Sequence[str] | None = option(
+        "--annotators",
+        help="Several annotators a row: a column of annotator names (long form: one label a row, items by --id-column), "
+        "several columns (one per annotator), or one column of label lists.",
+        from_cli=csv,
+    )
     # a registered kind of label (``labelq.labelkind``) other than the one the label column implies (single: one class a
     # row; tags: a list a row). Not a command-line option: a kind registered by the user's code is known only to its process.
     label_kind: str | None = None
@@ -66,7 +73,7 @@ def load_raw(source: str | Path, split: str | None = None, encoding: str | None 
 def load_examples(source: str | Path = "digits", options: IngestOptions | None = None) -> pa.Table:
     """Read ``source`` and return its examples table (see module docstring)."""
     options = options or IngestOptions()
-    raw = load_raw(source, options.split, options.encoding, defer_inputs=not options.inputs_required)
+    raw = load_raw(source, options.split, options.encoding, defer_inputs=not options.inputs_required and not options.annotators)
     table = examples_from_raw(raw, options)
     log.info(
         "ingested %s rows, %d %s, modality %s, from %s",
@@ -283,12 +290,16 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     if table.num_rows == 0 and raw.deferred_from is None:
         raise InputError("the source has no rows", "check the path, the split and any filters")
     label_col = _pick(options.label_column, raw.label_column or ("label" if "label" in table.column_names else None), table, "label", "--label-column")
-    if label_col is None:
+    if label_col is None and not options.annotators:
         raise InputError(f"no label column: the data has no column named 'label' (columns: {table.column_names})", "name it with --label-column")
     id_col = _pick(options.id_column, raw.id_column or ("id" if "id" in table.column_names else None), table, "id", "--id-column")
     if options.split is not None and "split" not in table.column_names:
         raise InputError(f"--split {options.split!r} was given but the data has no split column", "leave --split out, or add a 'split' column")
     class_names = list(options.classes) if options.classes else (raw.class_names or _class_names_from_hf_schema(table.schema, label_col))
+    crowd = None
+    if options.annotators:  # one row an item from here on; the labels are the annotators' majority
+        table, majority, class_names, mapping, crowd = collapse_annotations(table, options.annotators, label_col, id_col, class_names, _labels_to_indices)
+        label_col = None
     skip = {label_col, "split"} | ({id_col} if id_col else set())
     modality, inputs = _infer_inputs(table, raw, options, skip)
 
@@ -319,8 +330,10 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         ids = pa.array(derive_ids(deferred.batches() if deferred else table, inputs), pa.string())
     else:  # no id column and no inputs (labels + pred_probs in row order): the row number
         ids = pc.cast(pa.array(np.arange(table.num_rows)), pa.string())
-    tags = _tag_lists(table[label_col], options.label_separator, ids)
-    if tags is None:
+    tags = None if crowd is not None else _tag_lists(table[label_col], options.label_separator, ids)
+    if crowd is not None:
+        labels = pa.array(majority, pa.int64())
+    elif tags is None:
         indices, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
         labels = pa.array(indices, pa.int64())
     else:
@@ -336,7 +349,7 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         )
 
     split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.repeat(pa.scalar("all", pa.string()), table.num_rows)
-    out = {S.ID: ids, S.LABEL: labels, S.SPLIT: split}
+    out = {S.ID: ids, S.LABEL: labels, S.SPLIT: split, **({S.ANNOTATIONS: crowd} if crowd is not None else {})}
     rest = [c for c in table.column_names if c not in inputs]
     for name in [*(c for c in inputs if c in table.column_names), *rest]:  # the inputs first, as a version's columns list them
         if name in (id_col, "split") or (name == label_col and name in S.RESERVED_COLUMNS):  # a 'labels' column of tags is the label

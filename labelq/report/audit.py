@@ -65,6 +65,7 @@ class AuditSummary(Section):
     reliability: dict | None = None
     ensemble: dict | None = None  # --detector ensemble: the candidates measured on planted errors, the choice
     margin: str | None = None  # --detector margin: what it ranked by
+    crowd: dict | None = None  # several annotators a row: the manifest's figures and the annotators, lowest quality first
     per_class: list[dict] = field(default_factory=list)
     multi_label: bool = False
     label_kind: str = "single"
@@ -116,6 +117,7 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
         reliability=manifest.audit.reliability,
         ensemble=manifest.audit.ensemble,
         margin=manifest.audit.margin,
+        crowd=manifest.audit.crowd,
         per_class=[
             {
                 "label": i,
@@ -233,6 +235,33 @@ def relabel_summary(rows: pa.Table, manifest: Manifest) -> dict | None:
         "guarantee": r.guarantee,
         "corrections_guaranteed": r.guarantee is not None,
     }
+
+
+def crowd_line(crowd: dict) -> str:
+    """The annotators in one line: how many, agreement, and where CROWDLAB's consensus departs from the majority."""
+    alpha = "n/a" if crowd["krippendorff_alpha"] is None else f"{crowd['krippendorff_alpha']:.3f}"
+    fleiss = f", Fleiss' kappa {crowd['fleiss_kappa']:.3f}" if crowd.get("fleiss_kappa") is not None else ""
+    return (
+        f"{crowd['annotators']:,} annotators gave {crowd['annotations']:,} labels; Krippendorff's alpha {alpha}{fleiss} "
+        f"(on {crowd['alpha_rows']:,} rows with several labels); CROWDLAB's consensus differs from the majority on "
+        f"{crowd['consensus_differs_from_majority']:,} rows, Dawid-Skene's on {crowd['dawid_skene_differs_from_majority']:,}"
+    )
+
+
+def _crowd_html(crowd: dict | None) -> str:
+    if not crowd:
+        return ""
+    e = html.escape
+    cols = ("annotator", "n_labeled", "quality", "agreement_with_consensus", "weight", "dawid_skene_accuracy")
+    fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else e(str(v)))  # noqa: E731
+    body = "".join("<tr>" + "".join(f"<td>{fmt(a.get(c))}</td>" for c in cols) + "</tr>" for a in crowd.get("annotator_table", []))
+    return (
+        f'<h2>Annotators</h2><p>{e(crowd_line(crowd))}.</p><p class="note">Quality: CROWDLAB\'s score of an annotator (its labels\' agreement with '
+        "the consensus and the model, weighed as CROWDLAB weighs them), lowest first. Weight: how much more often than a constant guess the annotator "
+        "agrees with the others. The consensus, its quality and ActiveLab's score for each row are in the catalog's <code>consensus</code> view "
+        "(low active_score: one more label helps most).</p>"
+        f"<table><tr>{''.join(f'<th>{c.replace(chr(95), chr(32))}</th>' for c in cols)}</tr>{body}</table>"
+    )
 
 
 def fix_rule_summary(guarantee: dict) -> str:
@@ -374,6 +403,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
             f"<table><tr>{head}</tr>{body}</table>"
         )
     duplicates_html = _duplicates_html(summary.near_duplicates, by_id) + _outliers_html(summary.outliers, by_id)
+    crowd_html = _crowd_html(summary.crowd)
     title = f"labelq audit: {manifest.name} v{manifest.version:04d}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -388,6 +418,7 @@ code {{ font-size: 0.9em; }} .note {{ color: #666; font-size: 0.9em; }}
 {warning_html}
 <p class="note">Created {e(summary.created_at)}. {kind.legend}</p>
 <h2>Summary</h2><table>{fact_rows}</table>
+{crowd_html}
 {judges_html}
 {relabel_html}
 <h2>Figures</h2>{imgs}
@@ -489,6 +520,9 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
         if r.version <= version.number
     ]
     summary = dataclasses.replace(summary, history=history)
+    if summary.crowd is not None:
+        people = sorted(version.read_table("annotators").to_pylist(), key=lambda a: (a["quality"] is None, a["quality"]))
+        summary = dataclasses.replace(summary, crowd={**summary.crowd, "annotator_table": people})
     out = version.path.parent / "reports"
     html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None))
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary.to_json(), indent=2))
