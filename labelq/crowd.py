@@ -169,7 +169,9 @@ def crowdlab(ann: Annotations, pred_probs: np.ndarray) -> Crowdlab:
     """CROWDLAB with the best-quality consensus (module docstring)."""
     probs = np.asarray(pred_probs, dtype=np.float64)
     if probs.shape != (ann.n_items, ann.n_classes):
-        raise InputError(f"pred_probs have shape {probs.shape}, the annotations {ann.n_items} rows and {ann.n_classes} classes", "give one row of pred_probs a row")
+        raise InputError(
+            f"pred_probs have shape {probs.shape}, the annotations {ann.n_items} rows and {ann.n_classes} classes", "give one row of pred_probs a row"
+        )
     n = ann.num_annotations
     if (n == 1).all():
         raise InputError("every row has one annotation: CROWDLAB needs rows that several annotators labelled", "audit the single labels instead")
@@ -296,7 +298,13 @@ class Agreement:
     pairs: list[dict]
 
     def to_json(self) -> dict:
-        return {"krippendorff_alpha": self.alpha, "alpha_rows": self.alpha_rows, "fleiss_kappa": self.fleiss, "fleiss_rows": self.fleiss_rows, "pairs": self.pairs}
+        return {
+            "krippendorff_alpha": self.alpha,
+            "alpha_rows": self.alpha_rows,
+            "fleiss_kappa": self.fleiss,
+            "fleiss_rows": self.fleiss_rows,
+            "pairs": self.pairs,
+        }
 
 
 def agreement(ann: Annotations, min_shared: int = 1) -> Agreement:
@@ -376,7 +384,9 @@ def crowd_audit(ann: Annotations, pred_probs: np.ndarray, ids: pa.Array) -> tupl
                 "consensus_label": pa.array(consensus),
                 "consensus_quality": pa.array(res.quality if res is not None else probs[np.arange(ann.n_items), majority]),
                 "annotator_agreement": pa.array(
-                    res.agreement if res is not None else np.bincount(ann.item, weights=ann.label == majority[ann.item], minlength=ann.n_items) / ann.num_annotations
+                    res.agreement
+                    if res is not None
+                    else np.bincount(ann.item, weights=ann.label == majority[ann.item], minlength=ann.n_items) / ann.num_annotations
                 ),
                 "active_score": pa.array(active),
                 "dawid_skene_label": pa.array(ds_post.argmax(axis=1).astype(np.int64)),

@@ -20,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from . import schema as S
+from .crowd import crowd_audit
 from .decide import AutoFix, Decision, audited_table, issues_table
 from .detect import DetectContext, Detection, DetectOptions, noise_table
 from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, embed, has_inputs
 from .errors import InputError
 from .history import RECORD, AlertRules, RunRecord, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
-from .crowd import crowd_audit
 from .ingest.annotations import annotations_of
 from .io import release_freed_memory
 from .judges.config import JudgeOptions
@@ -503,7 +503,23 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
     crowd = runner.run(crowd_step, examples, pred_probs) if S.ANNOTATIONS in examples.column_names else None
     decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples), planted)
     version, record = runner.run(
-        publish_step, cfg, examples, pred_probs, detections, decision, votes, stats, info, runner.run_info(), t0, cached, total, signal, duplicates, planted, crowd
+        publish_step,
+        cfg,
+        examples,
+        pred_probs,
+        detections,
+        decision,
+        votes,
+        stats,
+        info,
+        runner.run_info(),
+        t0,
+        cached,
+        total,
+        signal,
+        duplicates,
+        planted,
+        crowd,
     )
     n_flagged = int(decision.is_label_issue.sum())
     # the report reads what was published: the in-memory rows and results go first (at 1M rows, ~50 MB less at the peak)

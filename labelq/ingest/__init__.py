@@ -23,9 +23,9 @@ from ..errors import InputError
 from ..labelkind import kind_named, kind_of
 from ..options import csv, option
 from ..validation import check_ids, plural
+from .annotations import collapse_annotations
 from .builtin import LOADERS, RawSource
 from .files import _class_names_from_hf_schema, read_parquet_columns, read_path
-from .annotations import collapse_annotations
 from .images import IMAGE_TYPE, decode_images
 
 __all__ = ["IngestOptions", "load_examples", "examples_from_raw", "load_raw", "decode_images", "LOADERS", "RawSource"]

@@ -65,7 +65,9 @@ def collapse_annotations(
     majority = majority_vote(ann)
     order = np.lexsort((ann.annotator, ann.item))
     offsets = np.concatenate([[0], np.cumsum(ann.num_annotations)]).astype(np.int32)
-    structs = pa.StructArray.from_arrays([pa.array(np.asarray(names, dtype=object)[ann.annotator[order]], pa.string()), pa.array(ann.label[order])], ["annotator", "label"])
+    structs = pa.StructArray.from_arrays(
+        [pa.array(np.asarray(names, dtype=object)[ann.annotator[order]], pa.string()), pa.array(ann.label[order])], ["annotator", "label"]
+    )
     column = pa.ListArray.from_arrays(pa.array(offsets), structs)
     counts = ann.num_annotations
     log.info(

@@ -256,7 +256,7 @@ def _crowd_html(crowd: dict | None) -> str:
     fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else e(str(v)))  # noqa: E731
     body = "".join("<tr>" + "".join(f"<td>{fmt(a.get(c))}</td>" for c in cols) + "</tr>" for a in crowd.get("annotator_table", []))
     return (
-        f'<h2>Annotators</h2><p>{e(crowd_line(crowd))}.</p><p class="note">Quality: CROWDLAB\'s score of an annotator (its labels\' agreement with '
+        f"<h2>Annotators</h2><p>{e(crowd_line(crowd))}.</p><p class=\"note\">Quality: CROWDLAB's score of an annotator (its labels' agreement with "
         "the consensus and the model, weighed as CROWDLAB weighs them), lowest first. Weight: how much more often than a constant guess the annotator "
         "agrees with the others. The consensus, its quality and ActiveLab's score for each row are in the catalog's <code>consensus</code> view "
         "(low active_score: one more label helps most).</p>"
