@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
+from ..errors import InputError
 from ..io import FOLDS, atomic_write_bytes, release_freed_memory, table_hash
 from ..labelkind import LabelKind, kind_named, kind_of
 from ..packages import code_versions
@@ -201,7 +202,15 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
     t0 = time.perf_counter()
     log.info("fold %d/%d: fitting %s on %s rows", fold + 1, plan.n_folds, plan.spec.name, f"{int(train.sum()):,}")
     model = plan.spec.build(seed=plan.seed + fold)
-    probs = plan.kind.fit_predict(model, plan.X[train], plan.labels[train], plan.X[test], plan.n_classes)
+    try:
+        probs = plan.kind.fit_predict(model, plan.X[train], plan.labels[train], plan.X[test], plan.n_classes)
+    except ValueError as exc:
+        if "no terms remain" not in str(exc):
+            raise
+        raise InputError(
+            f"{plan.spec.name} found no word in two or more texts of fold {fold + 1}'s training rows: the texts are too short or too few for TF-IDF",
+            "use --model embed-logreg (pretrained embeddings read single words), or give longer texts",
+        ) from exc
     release_freed_memory()
     acc, what = plan.kind.accuracy(plan.labels[test], probs), plan.kind.accuracy_name
     log.info("fold %d/%d: done in %.1fs, %s on the held-out fold %.3f", fold + 1, plan.n_folds, time.perf_counter() - t0, what, acc)
