@@ -191,6 +191,8 @@ class Manifest(Section):
     # what the rows say
     n_label_issues: int | None = None
     n_corrected: int | None = None
+    # where the corrected labels came from (labelq.schema.correction_counts): by_rule, by_review, at_audit, reviewed
+    corrections: dict | None = None
     # one section per job
     audit: AuditSection = field(default_factory=AuditSection)
     judges: JudgesSection | None = None

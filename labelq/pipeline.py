@@ -401,6 +401,7 @@ def publish_step(
     manifest = Manifest(
         n_label_issues=int(decision.is_label_issue.sum()),
         n_corrected=int(decision.corrected_rows.sum()),
+        corrections=S.correction_counts(audited),
         audit=AuditSection(
             seed=cfg.predict.seed,
             n_folds=None if cfg.predict.pred_probs else cfg.predict.n_folds,

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import flip_labels, with_labels
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labelq import schema as S
 from labelq.cli import main
@@ -161,6 +163,7 @@ def test_sample_review_and_relabel_with_a_target_precision(flipped_digits, tmp_p
 
     report = json.loads((v.path.parent / "reports" / f"{v.tag}.json").read_text())
     assert report["relabel"]["guarantee"] == g and "precision >=" in _corrections(v)["text"]
+    assert v.manifest().corrections == report["relabel"]["corrections"]
     assert report["relabel"]["corrections"] == {
         "corrected": int(auto.sum()) + by_review,
         "by_rule": int(auto.sum()),
@@ -172,3 +175,41 @@ def test_sample_review_and_relabel_with_a_target_precision(flipped_digits, tmp_p
     pos = {i: p for p, i in enumerate(rows[S.ID].to_pylist())}
     given = rows[S.LABEL].to_numpy()
     assert len(checks) == 80 and all(checks[pos[i]] == (truth[pos[i]] != given[pos[i]]) for i in record["ids"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 120),
+    p_right=st.floats(0.0, 1.0),
+    population_extra=st.integers(0, 3000),
+    target=st.sampled_from([0.8, 0.9, 0.95]),
+    seed=st.integers(0, 10_000),
+)
+def test_the_guarantee_record_never_contradicts_itself(n, p_right, population_extra, target, seed):
+    """The manifest's ``relabel.guarantee`` invariants, on random samples: a chosen rule's fields agree with one
+    another and with its bound; with no rule chosen, nothing of a chosen rule is claimed and the closest rule's
+    fields agree with its sample."""
+    rng = np.random.default_rng(seed)
+    scores = rng.choice(np.array(GRID + (0.3,)), n)
+    right = rng.random(n) < p_right
+    population = np.concatenate([scores, rng.choice(np.array(GRID + (0.3,)), population_extra)])
+    d = choose_rule(scores, right, population, target, 0.9).describe()
+    if d["threshold"] is not None:
+        assert d["n_passing"] == int((scores >= d["threshold"]).sum()) and d["n_right"] == int(right[scores >= d["threshold"]].sum())
+        assert d["precision_lower_bound"] >= target and d["observed_precision"] == d["n_right"] / d["n_passing"]
+        assert d["more_reviews"] is None and d["best_threshold"] is None
+        return
+    assert d["n_passing"] == d["n_right"] == 0 and d["observed_precision"] is None and d["precision_lower_bound"] is None
+    assert d["unsampled"] == max(len(population) - n, 0) and d["needed_rows"] == min_rows(target, 0.1)
+    if d["best_threshold"] is None:
+        assert not (scores >= min(GRID)).any()
+        return
+    sel = scores >= d["best_threshold"]
+    assert (d["best_rows"], d["best_right"]) == (int(sel.sum()), int(right[sel].sum())) and d["best_rows"] > 0
+    assert d["best_bound"] == pytest.approx(lower_bound(d["best_right"], d["best_rows"], 0.1)) and d["best_bound"] < 1
+    if d["reviews_needed"] is None:  # unlikely to help: no rule is right more than the target in the sample
+        assert d["more_reviews"] is None and d["best_right"] / d["best_rows"] <= target
+        assert all(right[scores >= t].mean() <= target for t in GRID if (scores >= t).any())
+    else:
+        assert d["best_right"] / d["best_rows"] > target and d["reviews_needed"] > 0
+        assert d["more_reviews"] == (d["reviews_needed"] if d["reviews_needed"] <= d["unsampled"] else None)

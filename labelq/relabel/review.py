@@ -434,6 +434,7 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
             reviewers=sorted(set(reviews.reviewer)),
         ),
         "n_corrected": n_corrected,
+        "corrections": S.correction_counts(out),
     }
     return out, changes, parent
 

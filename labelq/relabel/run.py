@@ -229,6 +229,7 @@ def relabel_classes(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: 
         ),
         "n_label_issues": int(flagged.sum()),
         "n_corrected": int((corrected >= 0).sum()),
+        "corrections": S.correction_counts(out),
     }
     return out, changes
 
@@ -290,6 +291,7 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
         ),
         "n_label_issues": int(flagged.sum()),
         "n_corrected": int(len(corrected) - corrected.null_count),
+        "corrections": S.correction_counts(out),
     }
     return out, changes
 
