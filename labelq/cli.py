@@ -773,12 +773,66 @@ def review_import(name: str, path: str, store: str | None, fmt: str | None, no_p
 )
 @click.option("--port", type=int, default=8765, show_default=True)
 @click.option("--token", default=None, help="Token every request must carry (?token= on the page).")
-def review_serve(name: str, store: str | None, host: str, port: int, token: str | None) -> None:
-    """Serve the review app for NAME's latest version in the browser; every answer is saved as it is made."""
+@click.option(
+    "--adjudicate", is_flag=True, help="For a lead: show every reviewer's answers, disagreements first; the lead's answer settles a row (blind otherwise)."
+)
+def review_serve(name: str, store: str | None, host: str, port: int, token: str | None, adjudicate: bool) -> None:
+    """Serve the review app for NAME's latest version in the browser; every answer is saved as it is made.
+    Reviews are blind: the others' answers show once a reviewer has answered a row."""
     from .relabel.app import serve
     from .store import Store
 
-    serve(Store(store), name, host, port, token)
+    serve(Store(store), name, host, port, token, adjudicate)
+
+
+@review.command("agreement")
+@click.argument("name")
+@STORE
+@click.option("--version", "tag", default=None, help="The version whose review log to read (default: the latest with one).")
+def review_agreement(name: str, store: str | None, tag: str | None) -> None:
+    """How well NAME's reviewers agree: Krippendorff's alpha, Fleiss' kappa and Cohen's kappa per pair, each with the rows it rests on."""
+    from .errors import InputError
+    from .relabel.app import log_path
+    from .relabel.reviewlog import ReviewLog, answers, reviewer_agreement
+    from .store import Store
+
+    s = Store(store)
+    versions = [s.version(name, tag)] if tag else list(reversed(s.versions(name)))
+    path = next((log_path(s, v) for v in versions if log_path(s, v).exists()), None)
+    if path is None:
+        raise InputError(f"{name} has no review log{f' for {tag}' if tag else ''}", f"review rows first (labelq review serve {name})")
+    entries = ReviewLog(path).entries()
+    a = reviewer_agreement(entries)
+    by_row = answers(entries)
+    reviewers = sorted({r for by in by_row.values() for r, e in by.items() if e["action"] == "label"})
+    click.echo(
+        f"{name}, review log {path.name}: {len(reviewers)} reviewers, {sum(any(e['action'] == 'label' for e in by.values()) for by in by_row.values()):,} rows answered"
+    )
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    click.echo(f"  Krippendorff's alpha (nominal): {fmt(a.alpha)} on {a.alpha_rows:,} rows with two or more answers")
+    if a.fleiss is not None:
+        click.echo(f"  Fleiss' kappa: {fmt(a.fleiss)} on {a.fleiss_rows:,} rows (the same number of reviewers on each)")
+    if a.pairs:
+        click.echo(
+            format_table(
+                [{"reviewer": p["a"], "and": p["b"], "rows": p["rows"], "agree": fmt(p["observed"]), "Cohen's kappa": fmt(p["kappa"])} for p in a.pairs]
+            )
+        )
+    else:
+        click.echo("  no two reviewers answered the same row yet")
+
+
+@review.command("guidelines")
+@click.argument("name")
+@click.argument("path", type=click.Path(dir_okay=False))
+@STORE
+def review_guidelines(name: str, path: str, store: str | None) -> None:
+    """Make the Markdown file PATH NAME's labelling guidelines, shown in the review app beside the classes (kept, with every earlier text)."""
+    from .relabel.guidelines import set_guidelines
+    from .store import Store
+
+    record = set_guidelines(Store(store), name, path)
+    click.echo(f"{name}: guidelines {record['sha256'][:12]} from {record['source']} hold from now; each answer records which text its reviewer read")
 
 
 @review.command("publish")

@@ -138,6 +138,9 @@ class ReviewSection(Section):
     skipped: int | None = None
     changed: int | None = None
     reviewers: list[str] | None = None
+    adjudicated: int | None = None  # rows a lead settled (the review app's --adjudicate)
+    comments: int | None = None  # reviewers' comments published in review_comments.parquet
+    guidelines: list[str] | None = None  # sha256 of each guidelines text the answers were given under
     extra: dict[str, Any] = field(default_factory=dict)
 
 

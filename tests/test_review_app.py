@@ -7,6 +7,7 @@ DuckDB reading the reviewed labels.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -206,7 +207,9 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
         page.wait_for_selector("#example")
         assert "1 disagreements" in page.text_content("#counts") and first in page.text_content("#disagree")
 
-        page.click("#publish")
+        page.click("#publish")  # asks first
+        assert page.is_visible("#confirm") and "Publish" in page.text_content("#confirm-text")
+        page.click("#confirm-yes")
         page.wait_for_function("() => /^(Published|Not published)/.test(document.querySelector('#status').textContent)", timeout=120_000)
         page.wait_for_timeout(500)  # the message stays once the app has moved to the new version's rows
         assert page.text_content("#status").startswith("Published v0002"), page.text_content("#status")
@@ -222,6 +225,113 @@ def test_review_in_the_browser_survives_reload_and_a_killed_server(store_root, b
     assert set(got) == set(ann) - {first}  # the disagreement waits for a majority; the skipped row stays open
     for rid, row in got.items():
         assert sorted(str(c) for c in row["labels"]) == sorted(ann[rid]) and row["reviewer"] == "ann"
+
+
+def _open(browser, server: Server, who: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url)
+    page.fill("#reviewer", who)
+    page.dispatch_event("#reviewer", "change")
+    page.wait_for_selector("#example")
+    return page
+
+
+def _others(page) -> str:
+    return page.text_content("#others")
+
+
+def test_blind_review_adjudication_guidelines_comments_jump_and_search(store_root, browser, tmp_path):
+    """Two reviewers review blind, one comments, a lead settles their disagreement, the sample completes, and the
+    published version holds the lead's label, the comment and the guidelines the answers were given under."""
+    store = Store(store_root)
+    (sample,) = [json.loads(p.read_text()) for p in (store.dataset_dir("dg") / "samples").glob("*.json")]
+    guide = tmp_path / "guide.md"
+    guide.write_text("# dg\n\nA **7** has a bar; a <b>1</b> does not. Skip what you cannot tell.\n")
+    out = CliRunner().invoke(main, ["review", "guidelines", "dg", str(guide), "--store", str(store_root)])
+    assert out.exit_code == 0 and "guidelines" in out.output, out.output
+    server = Server(store_root, "dg")
+    lead_server = None
+    try:
+        ann = _open(browser, server, "ann")
+        assert "A **7** has a bar; a <b>1</b> does not." in ann.text_content("#guidelines")  # as text: never HTML
+        assert ann.locator("#guidelines b").count() == 0
+        assert ann.text_content("#sample-state") == "Calibration sample: 0 of 8 settled"
+        first = _current(ann)
+        _press(ann, "1")  # ann: class 0
+
+        bob = _open(browser, server, "bob")
+        assert _current(bob) == first and "hidden until you answer (1 answered)" in _others(bob) and "ann" not in _others(bob)
+        bob.fill("#comment-text", "the top is closed: a 9?")
+        bob.press("#comment-text", "Enter")
+        bob.wait_for_function("() => document.querySelector('#comments').textContent.includes('a 9?')")
+        assert bob.evaluate("getComputedStyle(document.querySelector('#status')).color") == "rgb(46, 125, 50)"  # a success is green
+        _press(bob, "2")  # bob: class 1; ann's answer shows now, on the row bob answered
+        bob.goto(server.url)
+        bob.wait_for_selector("#example")
+        bob.fill("#goto", first)
+        bob.press("#goto", "Enter")
+        bob.wait_for_function(f"() => document.querySelector('#facts td').textContent === {json.dumps(first)}")
+        assert "ann" in _others(bob) and "0" in _others(bob) and first in bob.text_content("#disagree")
+        assert "kappa" in bob.text_content("#agreement")
+        bob.fill("#goto", "no-such-row")
+        bob.press("#goto", "Enter")
+        bob.wait_for_function("() => document.querySelector('#status').textContent.startsWith('No row no-such-row')")
+        assert bob.evaluate("getComputedStyle(document.querySelector('#status')).color") == "rgb(183, 28, 28)"  # an error is red
+
+        # search by id: the matches, queue rows first; a click shows one
+        bob.fill("#search", "digits-00")
+        bob.press("#search", "Enter")
+        bob.wait_for_selector("#results button.hit")
+        hit = bob.locator("#results button.hit").first.text_content()
+        assert "digits-00" in hit
+        bob.locator("#results button.hit").first.click()
+        bob.wait_for_function(f"() => document.querySelector('#facts td').textContent === {json.dumps(hit)}")
+
+        # ann finishes the sample; the disagreement keeps it from completing
+        for _ in range(7):
+            _press(ann, "a")
+        ann.reload()
+        ann.wait_for_selector("#sample-state")
+        ann.wait_for_function("() => document.querySelector('#sample-state').textContent.startsWith('Calibration sample')")
+        assert ann.text_content("#sample-state") == "Calibration sample: 7 of 8 settled"
+        # bob's next rows after the sample: those ann answered and bob has not (a second opinion)
+        state = httpx.get(server.url + "api/state", params={"reviewer": "bob"}, headers=server.headers).json()
+        assert state["next"] in sample["ids"] and set(state["second_opinion"]) <= set(state["queue"])
+
+        # the lead sees every answer, the disagreement first, and settles it
+        lead_server = Server(store_root, "dg", "--adjudicate")
+        lead = _open(browser, lead_server, "lee")
+        assert "(adjudication)" in lead.text_content("#title") and _current(lead) == first
+        assert "ann" in _others(lead) and "bob" in _others(lead) and "a 9?" in lead.text_content("#comments")
+        _press(lead, "2")
+        ann.reload()
+        ann.wait_for_function("() => document.querySelector('#sample-state').textContent.startsWith('Calibration sample complete')")
+        assert ann.text_content("#sample-state") == "Calibration sample complete: 8 of 8"
+
+        ann.click("#publish")
+        ann.click("#confirm-no")  # nothing happens
+        assert ann.text_content("#status") == "Not published." and store.version("dg").tag == "v0001"
+        ann.click("#publish")
+        ann.click("#confirm-yes")
+        ann.wait_for_function("() => /^(Published|Not published)/.test(document.querySelector('#status').textContent)", timeout=120_000)
+        ann.wait_for_timeout(500)
+        assert ann.text_content("#status").startswith("Published v0002"), ann.text_content("#status")
+        assert ann.evaluate("getComputedStyle(document.querySelector('#status')).color") == "rgb(46, 125, 50)"
+    finally:
+        server.kill()
+        if lead_server is not None:
+            lead_server.kill()
+        print(server.output())
+
+    v = store.version("dg")
+    review = v.manifest().review
+    sha = hashlib.sha256(guide.read_bytes()).hexdigest()
+    assert review.adjudicated == 1 and review.comments == 1 and review.guidelines == [sha]
+    assert v.read_table("review_comments").to_pylist() == [
+        {"id": first, "version": "v0001", "reviewer": "bob", "at": v.read_table("review_comments")["at"][0].as_py(), "text": "the top is closed: a 9?"}
+    ]
+    got = run_query(store, "dg", f"SELECT labels, reviewer FROM latest WHERE id = '{first}'").to_pylist()[0]
+    assert got["labels"] == [1] and "lee" in got["reviewer"]  # the lead's answer
 
 
 def test_the_app_is_safe(store_root, tmp_path):

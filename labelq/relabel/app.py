@@ -43,17 +43,22 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import schema as S
+from ..crowd import Annotations, active_scores
 from ..errors import InputError, LabelqError
 from ..labelkind import check_supports
 from ..store import Store, Version
+from .guidelines import current_guidelines
 from .review import NONE_OF_THESE, _suggestion
-from .reviewlog import ACTIONS, ReviewLog, answers, settle
+from .reviewlog import ACTIONS, ReviewLog, answers, comments, reviewer_agreement, settle
 from .samples import sampled_ids
 
 LOGS = "reviews"  # <store>/datasets/<name>/reviews/<version>.jsonl
 MAX_BODY = 64 * 1024  # bytes of a POST body: an action is about 200
 MAX_REVIEWER = 100  # characters of a reviewer's name
 MAX_ID = 1000  # characters of a row id in a request
+MAX_COMMENT = 2000  # characters of a comment
+MAX_QUERY = 200  # characters of a search
+SEARCH_LIMIT = 50  # rows a search returns
 TOKEN_HEADER = "x-labelq-token"
 
 
@@ -106,15 +111,16 @@ def _json_body(body: bytes) -> object:
 def parse_action(body: bytes) -> dict:
     """A review action's body (``POST /api/action``) checked against its schema; ``BadRequest`` (400) names what is wrong.
 
-    ``{"reviewer": str (1..MAX_REVIEWER characters), "action": "label" | "skip" | "undo", "id": str (not for undo),
-    "labels": list of str (``label`` only; ``[]``: none of these)}``. Unknown keys are refused."""
+    ``{"reviewer": str (1..MAX_REVIEWER characters), "action": "label" | "skip" | "comment" | "undo", "id": str (not for
+    undo), "labels": list of str (``label`` only; ``[]``: none of these), "text": str (``comment`` only, 1..MAX_COMMENT
+    characters)}``. Unknown keys are refused."""
     data = _json_body(body)
     if not isinstance(data, dict):
         raise BadRequest(400, f"the body must be a JSON object, got a JSON {type(data).__name__}")
-    unknown = sorted(set(data) - {"reviewer", "action", "id", "labels"})
+    unknown = sorted(set(data) - {"reviewer", "action", "id", "labels", "text"})
     if unknown:
-        raise BadRequest(400, f"unknown fields {unknown}: send reviewer, action, id and labels")
-    reviewer, action, row_id, labels = (data.get(k) for k in ("reviewer", "action", "id", "labels"))
+        raise BadRequest(400, f"unknown fields {unknown}: send reviewer, action, id, labels and text")
+    reviewer, action, row_id, labels, text = (data.get(k) for k in ("reviewer", "action", "id", "labels", "text"))
     if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > MAX_REVIEWER:
         raise BadRequest(400, f"reviewer must be your name, a non-empty string of at most {MAX_REVIEWER} characters")
     if action not in ACTIONS:
@@ -128,14 +134,24 @@ def parse_action(body: bytes) -> dict:
             raise BadRequest(400, "labels must be a list of distinct class names ([] for none of these)")
     elif labels is not None:
         raise BadRequest(400, f"a {action} takes no labels")
-    return {"reviewer": reviewer.strip(), "action": action, "id": row_id, "labels": labels}
+    if action == "comment":
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_COMMENT:
+            raise BadRequest(400, f"a comment's text must be a non-empty string of at most {MAX_COMMENT} characters")
+        text = text.strip()
+    elif text is not None:
+        raise BadRequest(400, f"a {action} takes no text")
+    return {"reviewer": reviewer.strip(), "action": action, "id": row_id, "labels": labels, "text": text}
 
 
 class ReviewSession:
-    """What the app serves: one version's rows, its queue and its review log."""
+    """What the app serves: one version's rows, its queue and its review log.
 
-    def __init__(self, store: Store, name: str) -> None:
-        self.store, self.name = store, name
+    Blind by default: a reviewer sees the other reviewers' answers and comments on a row only once they have
+    answered it. ``adjudicate`` (a lead, ``--adjudicate``) sees everything, gets the disagreements first, and
+    settles a row by answering it (its log lines carry ``role: lead``)."""
+
+    def __init__(self, store: Store, name: str, adjudicate: bool = False) -> None:
+        self.store, self.name, self.adjudicate = store, name, adjudicate
         self.lock = threading.Lock()
         self.load()
 
@@ -158,6 +174,13 @@ class ReviewSession:
         rest = [ids[p] for p in np.flatnonzero(open_rows)[np.argsort(rank[open_rows], kind="stable")] if ids[p] not in self.sample]
         self.queue = first + rest
         self.votes = self._judge_votes(v)
+        self.guidelines = current_guidelines(self.store, self.name)
+        self.probs = {}
+        if (v.path / "pred_probs.parquet").exists():  # ActiveLab's input, for the rows of the queue only
+            pp = v.read_table("pred_probs")
+            wanted = set(self.queue)
+            keep = [p for p, i in enumerate(pp[S.ID].to_pylist()) if i in wanted]
+            self.probs = dict(zip(pp[S.ID].take(keep).to_pylist(), np.stack(pp["pred_probs"].take(keep).to_numpy(zero_copy_only=False)) if keep else []))
 
     def _judge_votes(self, v: Version) -> dict[str, list[dict]]:
         if not (v.path / "judge_votes.parquet").exists():
@@ -177,30 +200,80 @@ class ReviewSession:
         return out
 
     def state(self, reviewer: str, cls: str | None = None, kind: str | None = None) -> dict:
-        """The filtered queue, each row's status for ``reviewer``, counts and the next row to review."""
+        """The reviewer's queue (filtered), counts, the calibration sample's progress, agreement and the next row.
+
+        Order: the calibration sample; then rows another reviewer answered and this one has not, fewest
+        labels' worth of certainty first (ActiveLab); then the rest, most likely wrong first. A lead
+        (``adjudicate``) gets the disagreements first."""
         entries = self.log.entries()
         by_row = answers(entries)
         settled, disagreements = settle(by_row)
-        queue = self.filtered(cls, kind)
         mine = {i for i, by in by_row.items() if reviewer in by}
-        nxt = next((i for i in queue if i not in mine), None)
+        second = [
+            i
+            for i in self.queue
+            if i not in self.sample and i not in mine and i not in settled and any(e["action"] == "label" for e in by_row.get(i, {}).values())
+        ]
+        if second:
+            score = self._active(second, by_row)
+            second = sorted(second, key=lambda i: score[i])
+        front = sorted(disagreements, key=self.queue.index) if self.adjudicate else []
+        lead = [*front, *(i for i in self.queue if i in self.sample and i not in front), *(i for i in second if i not in front)]
+        seen = set(lead)
+        queue = self.filtered([*lead, *(i for i in self.queue if i not in seen)], cls, kind)
+        nxt = next((i for i in queue if i not in mine or (self.adjudicate and i in disagreements and not self._lead_answered(by_row, i))), None)
+        sample_settled = sum(i in settled for i in self.sample)
+        shown = set(disagreements) if self.adjudicate else {i for i in disagreements if i in mine}
         return {
             "dataset": self.name,
             "version": self.version.tag,
             "classes": self.classes,
             "kinds": sorted({k for k in self.rows[S.ISSUE_KIND].to_pylist() if k}),
             "modality": self.info.modality,
+            "mode": "adjudicate" if self.adjudicate else "blind",
             "queue": queue,
             "sample": [i for i in queue if i in self.sample],
+            "sample_size": len(self.sample),
+            "sample_settled": sample_settled,
+            "sample_complete": bool(self.sample) and sample_settled == len(self.sample),
+            "second_opinion": [i for i in second if i in set(queue)],
             "done_by_me": sum(i in mine for i in queue),
             "settled": sum(i in settled for i in queue),
-            "disagreements": sorted(set(disagreements) & set(queue)),
+            "disagreements": sorted(shown & set(queue)),
+            "hidden_disagreements": len(set(disagreements) & set(queue)) - len(shown & set(queue)),
+            "agreement": reviewer_agreement(entries).to_json() if len(by_row) else None,
+            "guidelines": self.guidelines,
             "next": nxt,
             "log_lines": len(entries),
         }
 
-    def filtered(self, cls: str | None, kind: str | None) -> list[str]:
-        queue = self.queue
+    @staticmethod
+    def _lead_answered(by_row: dict, row_id: str) -> bool:
+        return any(e.get("role") == "lead" for e in by_row.get(row_id, {}).values())
+
+    def _active(self, ids: list[str], by_row: dict) -> dict[str, float]:
+        """ActiveLab's score of each row (low: a further label helps most) from the reviewers' single-class answers
+        and the version's pred_probs; rows without either go last."""
+        k = len(self.classes)
+        usable = [i for i in ids if i in self.probs]
+        item, who, label, names = [], [], [], {}
+        for n, i in enumerate(usable):
+            for r, e in by_row[i].items():
+                if e["action"] == "label" and len(e["labels"]) == 1:
+                    item.append(n)
+                    who.append(names.setdefault(r, len(names)))
+                    label.append(self.classes.index(e["labels"][0]))
+        out = dict.fromkeys(ids, np.inf)
+        rows = sorted(set(item))
+        if not rows:
+            return out
+        keep = {n: m for m, n in enumerate(rows)}
+        ann = Annotations([keep[n] for n in item], who, label, len(rows), list(names), k)
+        scores = active_scores(ann, np.stack([self.probs[usable[n]] for n in rows]))
+        out.update({usable[n]: float(sc) for n, sc in zip(rows, scores)})
+        return out
+
+    def filtered(self, queue: list[str], cls: str | None, kind: str | None) -> list[str]:
         if cls:
             if cls not in self.classes:
                 raise InputError(f"unknown class {cls!r}", f"use one of {self.classes}")
@@ -215,7 +288,11 @@ class ReviewSession:
     def row(self, row_id: str, reviewer: str) -> dict:
         p = self._position(row_id)
         r = self.rows.slice(p, 1).to_pylist()[0]
-        by = answers(self.log.entries()).get(row_id, {})
+        entries = self.log.entries()
+        by = answers(entries).get(row_id, {})
+        mine = by.get(reviewer)
+        reveal = self.adjudicate or (mine is not None and mine["action"] == "label")  # blind until one has answered
+        notes = comments(entries).get(row_id, [])
         col = self.info.inputs[0] if self.info.inputs else None
         labels = r.get(S.LABELS)
         return {
@@ -231,9 +308,25 @@ class ReviewSession:
             "features": {c: r[c] for c in self.info.inputs} if self.info.modality == "tabular" else None,
             "image": self.info.modality == "image",
             "judges": self.votes.get(row_id, []),
-            "mine": by.get(reviewer),
-            "others": {who: e for who, e in by.items() if who != reviewer},
+            "mine": mine,
+            "others": {who: e for who, e in by.items() if who != reviewer} if reveal else {},
+            "others_hidden": 0 if reveal else sum(who != reviewer for who in by),
+            "comments": notes if reveal else [c for c in notes if c["reviewer"] == reviewer],
         }
+
+    def search(self, text: str, limit: int = SEARCH_LIMIT) -> list[str]:
+        """Ids of rows whose id or text contains ``text`` (case-insensitive), queue rows first, at most ``limit``."""
+        import pyarrow.compute as pc
+
+        if not text.strip() or len(text) > MAX_QUERY:
+            raise BadRequest(400, f"search for 1 to {MAX_QUERY} characters")
+        needle = text.strip()
+        hit = pc.match_substring(self.rows[S.ID].cast("string"), needle, ignore_case=True)
+        if self.info.modality == "text":
+            hit = pc.or_(hit, pc.match_substring(self.rows[self.info.inputs[0]].cast("string"), needle, ignore_case=True).fill_null(False))
+        found = set(self.rows[S.ID].filter(hit).to_pylist())
+        ordered = [i for i in self.queue if i in found] + sorted(found - set(self.queue))
+        return ordered[:limit]
 
     def image_png(self, row_id: str) -> bytes:
         from ..ingest.images import as_png
@@ -247,14 +340,21 @@ class ReviewSession:
             raise KeyError(row_id)
         return self.pos[row_id]
 
-    def act(self, reviewer: str, action: str, row_id: str | None = None, labels: list[str] | None = None) -> dict:
+    def act(self, reviewer: str, action: str, row_id: str | None = None, labels: list[str] | None = None, text: str | None = None) -> dict:
         if action != "undo":
             self._position(row_id)
         if action == "label":
             bad = [c for c in labels or [] if c not in self.classes]
             if bad or labels is None:
                 raise InputError(f"labels {bad} are not classes of {self.name!r}", f"use {self.classes} (an empty list: {NONE_OF_THESE!r})")
-        return self.log.append(reviewer, action, row_id, labels if action == "label" else None, dataset=self.name, version=self.version.tag)
+        extra = {"dataset": self.name, "version": self.version.tag}
+        if action == "comment":
+            extra["text"] = text
+        if self.guidelines:
+            extra["guidelines"] = self.guidelines["sha256"]
+        if self.adjudicate:
+            extra["role"] = "lead"
+        return self.log.append(reviewer, action, row_id, labels if action == "label" else None, **extra)
 
     def publish(self) -> dict:
         """Publish the settled reviews as a new version (the checks of ``review import``), then serve it."""
@@ -267,14 +367,16 @@ class ReviewSession:
         return {"version": result.version.tag, "reviews": result.n_reviews, "changed": result.changed}
 
 
-def create_app(store: Store, name: str, token: str | None = None, hosts: set[str] | None = None, page_needs_token: bool = False) -> FastAPI:
+def create_app(
+    store: Store, name: str, token: str | None = None, hosts: set[str] | None = None, page_needs_token: bool = False, adjudicate: bool = False
+) -> FastAPI:
     """The FastAPI application of the review app (``labelq review serve``).
 
     ``token``: the secret every ``/api/`` request carries (one is made when None); ``hosts``: the ``Host``
     values served (``allowed_hosts``; None: any); ``page_needs_token``: the page itself needs ``?token=``
     (any address but the loopback), else it is served with the token written into it."""
     check_supports(store.version(name), "review", "the review app")
-    session = ReviewSession(store, name)
+    session = ReviewSession(store, name, adjudicate)
     token = token or secrets.token_urlsafe(24)
     app = FastAPI(title=f"labelq review: {name}", docs_url=None, redoc_url=None, openapi_url=None)
     page = files("labelq.relabel").joinpath("review_app.html").read_text().replace("__LABELQ_TOKEN__", "" if page_needs_token else html.escape(token))
@@ -364,6 +466,10 @@ def create_app(store: Store, name: str, token: str | None = None, hosts: set[str
         except KeyError:
             raise HTTPException(404, f"no row {row_id[:MAX_ID]!r} in {name} {session.version.tag}") from None
 
+    @app.get("/api/search")
+    def search(q: str = "") -> dict:
+        return {"ids": session.search(q)}
+
     @app.get("/api/image/{row_id}")
     def image(row_id: str) -> Response:
         try:
@@ -375,7 +481,7 @@ def create_app(store: Store, name: str, token: str | None = None, hosts: set[str
     async def action(request: Request) -> dict:
         body = parse_action(await read_body(request))
         try:
-            return session.act(body["reviewer"], body["action"], body["id"], body["labels"])
+            return session.act(body["reviewer"], body["action"], body["id"], body["labels"], body["text"])
         except KeyError:
             raise HTTPException(404, f"no row {body['id']!r} in {name} {session.version.tag}") from None
 
@@ -389,15 +495,15 @@ def create_app(store: Store, name: str, token: str | None = None, hosts: set[str
     return app
 
 
-def serve(store: Store, name: str, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
+def serve(store: Store, name: str, host: str = "127.0.0.1", port: int = 8765, token: str | None = None, adjudicate: bool = False) -> None:
     """Run the review app until interrupted. A token is made unless given; any other address than the
     loopback needs it on the page's URL too."""
     import uvicorn
 
     token = token or secrets.token_urlsafe(24)
     remote = not is_loopback(host)
-    app = create_app(store, name, token, allowed_hosts(host, port), page_needs_token=remote)
+    app = create_app(store, name, token, allowed_hosts(host, port), page_needs_token=remote, adjudicate=adjudicate)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if remote else "")
-    print(f"labelq review app for {name}: {url}", flush=True)
+    print(f"labelq review app for {name}{' (adjudication: all answers shown, a lead answer settles a row)' if adjudicate else ''}: {url}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -27,7 +27,7 @@ import datetime as dt
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -201,6 +201,9 @@ class Reviews:
     reviewer: list[str]
     reviewed_at: list[dt.datetime]
     skipped: int  # tasks with no usable answer
+    comments: list[dict] = field(default_factory=list)  # the review app's: {"id", "reviewer", "at", "text"}
+    guidelines: list[str] = field(default_factory=list)  # the review app's: sha256 of the guidelines read
+    adjudicated: int = 0  # the review app's: rows a lead settled
 
     @property
     def n(self) -> int:
@@ -309,6 +312,7 @@ def _read_app_log(path: Path) -> tuple[list[dict], int]:
             "choices": s["labels"] or [NONE_OF_THESE],
             "reviewer": ", ".join(s["reviewers"]),
             "reviewed_at": s["at"],
+            "adjudicated_by": s.get("adjudicated_by"),
             "where": f"{path.name}: row {row_id}",
         }
         for row_id, s in settled.items()
@@ -371,7 +375,18 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
         [e["reviewer"] for e in entries],
         [_parse_time(e["reviewed_at"], e["where"]) for e in entries],
         skipped,
+        *(_app_extras(path, entries) if fmt == "app" else ()),
     )
+
+
+def _app_extras(path: Path, settled: list[dict]) -> tuple[list[dict], list[str], int]:
+    """The review app's comments, the guidelines its answers were given under, and the rows a lead settled."""
+    from .reviewlog import ReviewLog, comments
+
+    log_entries = ReviewLog(path).entries()
+    notes = [{"id": row_id, **c} for row_id, cs in comments(log_entries).items() for c in cs]
+    guides = sorted({e["guidelines"] for e in log_entries if e.get("guidelines")})
+    return notes, guides, sum(1 for e in settled if e.get("adjudicated_by"))
 
 
 @step("read-review")
@@ -432,6 +447,9 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
             skipped=reviews.skipped,
             changed=changed,
             reviewers=sorted(set(reviews.reviewer)),
+            adjudicated=reviews.adjudicated if reviews.fmt == "app" else None,
+            comments=len(reviews.comments) if reviews.fmt == "app" else None,
+            guidelines=reviews.guidelines or None,
         ),
         "n_corrected": n_corrected,
         "corrections": S.correction_counts(out),
@@ -443,7 +461,22 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
 def publish_step(reviews: Reviews, parent: Version, table: pa.Table, changes: dict, store: str | None = None, run: dict | None = None) -> Version:
     from .run import publish
 
-    return publish(Store(store), parent, table, changes, run, require_latest=True)
+    tables = {"review_comments": comments_table(parent, reviews)} if reviews.comments else None
+    return publish(Store(store), parent, table, changes, run, require_latest=True, tables=tables)
+
+
+def comments_table(parent: Version, reviews: Reviews) -> pa.Table:
+    """The reviewers' comments: the parent's (from earlier reviews) and this review's, with the version reviewed."""
+    new = pa.Table.from_pylist(
+        [{"id": c["id"], "version": reviews.version, "reviewer": c["reviewer"], "at": c["at"], "text": c["text"]} for c in reviews.comments],
+        schema=COMMENTS_SCHEMA,
+    )
+    if (parent.path / "review_comments.parquet").exists():
+        return pa.concat_tables([parent.read_table("review_comments").cast(COMMENTS_SCHEMA), new])
+    return new
+
+
+COMMENTS_SCHEMA = pa.schema([("id", pa.string()), ("version", pa.string()), ("reviewer", pa.string()), ("at", pa.string()), ("text", pa.string())])
 
 
 def apply_reviews(name: str, path: str | Path, store: str | None = None, fmt: str | None = None) -> ReviewResult:

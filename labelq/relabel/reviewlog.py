@@ -7,14 +7,16 @@ reviewer was. Lines are never changed or removed; ``undo`` is itself a line. The
 line cut short by a crash mid-write, which was never acknowledged: the next append cuts it off (under the
 lock, before writing) and logs what it removed, so the log never holds a broken line in its middle.
 
-Actions: ``label`` (``labels``: the reviewer's class names; ``[]`` = none of these), ``skip`` and
-``undo`` (cancels the same reviewer's latest action that is not cancelled yet).
+Actions: ``label`` (``labels``: the reviewer's class names; ``[]`` = none of these), ``skip``,
+``comment`` (``text``: a note on the row, never an answer) and ``undo`` (cancels the same reviewer's latest
+action that is not cancelled yet). A line written in the app's ``--adjudicate`` mode carries ``role: lead``.
 
 Several reviewers: each reviewer's answer to a row is their latest ``label`` on it. A row is *settled*
 when one label set holds a strict majority of the reviewers who answered it (one reviewer: their
 answer; two who disagree: no majority). Rows without a majority are *disagreements*: they are kept,
 shown in the app, and left out of publishing until another reviewer breaks the tie or one of them
-changes their answer.
+changes their answer, or a lead settles it: a lead's standing answer (``role: lead``) settles its row,
+whatever the others said.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from ..crowd import Agreement, Annotations, agreement
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("label", "skip", "undo")
+ACTIONS = ("label", "skip", "comment", "undo")
+ANSWERS = ("label", "skip")  # the actions that answer a row (a comment does not)
 
 
 class ReviewLog:
@@ -115,7 +119,16 @@ def answers(entries: list[dict]) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for reviewer, stack in replay(entries).items():
         for e in stack:
-            out.setdefault(e["id"], {})[reviewer] = e
+            if e["action"] in ANSWERS:
+                out.setdefault(e["id"], {})[reviewer] = e
+    return out
+
+
+def comments(entries: list[dict]) -> dict[str, list[dict]]:
+    """``{row id: [{"reviewer", "at", "text"}, ...]}``: the standing comments (``undo`` applied), oldest first."""
+    out: dict[str, list[dict]] = {}
+    for e in sorted((e for stack in replay(entries).values() for e in stack if e["action"] == "comment"), key=lambda e: e["at"]):
+        out.setdefault(e["id"], []).append({"reviewer": e["reviewer"], "at": e["at"], "text": e["text"]})
     return out
 
 
@@ -126,6 +139,12 @@ def settle(by_row: dict[str, dict[str, dict]]) -> tuple[dict[str, dict], dict[st
         labelled = {r: e for r, e in by.items() if e["action"] == "label"}
         if not labelled:
             continue
+        leads = [e for e in labelled.values() if e.get("role") == "lead"]
+        if leads:  # adjudicated: the latest lead's answer settles the row
+            lead = max(leads, key=lambda e: e["at"])
+            agree = sorted(r for r, e in labelled.items() if sorted(e["labels"]) == sorted(lead["labels"]))
+            settled[row_id] = {"labels": list(sorted(lead["labels"])), "reviewers": agree, "at": lead["at"], "adjudicated_by": lead["reviewer"]}
+            continue
         votes = Counter(tuple(sorted(e["labels"])) for e in labelled.values())
         top, count = votes.most_common(1)[0]
         if count * 2 > len(labelled):
@@ -134,3 +153,21 @@ def settle(by_row: dict[str, dict[str, dict]]) -> tuple[dict[str, dict], dict[st
         else:
             disagreements[row_id] = {r: e["labels"] for r, e in labelled.items()}
     return settled, disagreements
+
+
+def reviewer_agreement(entries: list[dict]) -> Agreement:
+    """Agreement among the reviewers of a review log (``labelq.crowd.agreement``): each distinct answer (a class,
+    several classes, none of these) is a category; rows only one reviewer answered count for no figure."""
+    by_row = answers(entries)
+    item, who, label, names, cats = [], [], [], {}, {}
+    for n, (_, by) in enumerate(sorted(by_row.items())):
+        for r, e in sorted(by.items()):
+            if e["action"] == "label":
+                item.append(n)
+                who.append(names.setdefault(r, len(names)))
+                label.append(cats.setdefault(tuple(sorted(e["labels"])), len(cats)))
+    rows = sorted(set(item))
+    if not rows:
+        return Agreement(None, 0, None, 0, [])
+    keep = {n: m for m, n in enumerate(rows)}
+    return agreement(Annotations([keep[n] for n in item], who, label, len(rows), list(names), max(len(cats), 1)))
