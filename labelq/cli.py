@@ -859,12 +859,17 @@ def review_publish(name: str, store: str | None, no_prefect: bool) -> None:
 @click.option("--policy", type=click.Choice(["keep", "auto-fix", "drop-issues", "soft", "multi"]), default="auto-fix", show_default=True)
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Folder to write <split>.parquet and export.json to.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def export_cmd(name: str, store: str | None, version: str | None, policy: str, out: str, overwrite: bool) -> None:
+@click.option(
+    "--with-provenance",
+    is_flag=True,
+    help="Add where each label came from: label_source, issue_kind, label_score, reviewers, n_reviewers (and consensus_quality with several annotators a row).",
+)
+def export_cmd(name: str, store: str | None, version: str | None, policy: str, out: str, overwrite: bool, with_provenance: bool) -> None:
     """Write a training-ready copy of NAME following a re-labeling policy."""
     from .relabel.export import export_training
     from .store import Store
 
-    m = export_training(Store(store).version(name, version), out, policy, overwrite)
+    m = export_training(Store(store).version(name, version), out, policy, overwrite, with_provenance)
     click.echo(f"{name} {m['version']} ({policy}): {m['rows_out']:,} of {m['rows_in']:,} rows, {m['relabeled']:,} relabeled, {m['dropped']:,} dropped -> {out}")
 
 

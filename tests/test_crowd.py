@@ -207,3 +207,9 @@ def test_audit_publishes_consensus_annotators_and_agreement(tmp_path, lexicon, s
     assert pairs["least"] >= 1
     html = (v.path.parent / "reports" / f"{v.tag}.html").read_text()
     assert "<h2>Annotators</h2>" in html and "random" in html
+    out = CliRunner().invoke(main, ["export", "w", "--store", str(store), "-o", str(tmp_path / "train"), "--with-provenance"])
+    assert out.exit_code == 0, out.output
+    exported = pq.read_table(tmp_path / "train" / "all.parquet")
+    quality = dict(zip(*run_query(Store(store), "w", "SELECT id, consensus_quality FROM consensus").to_pydict().values()))
+    assert exported["consensus_quality"].to_pylist() == [quality[i] for i in exported["id"].to_pylist()]
+    assert exported["num_annotations"].to_pylist() == [int((~np.isnan(r)).sum()) for r in wide[:n]]

@@ -158,6 +158,18 @@ def test_sample_review_and_relabel_with_a_target_precision(flipped_digits, tmp_p
     assert reviewed.sum() == 80 and (S.effective_labels(rows)[reviewed] == truth[reviewed]).all()
     by_review = int((reviewed & (corrected >= 0)).sum())  # reviewers' changes are not the rule's corrections
     assert f"{int(auto.sum()) + by_review:,} corrected: {int(auto.sum()):,} by the correction rule, {by_review:,} by reviewers (80 rows reviewed)" in out.output
+    # the export keeps where each label came from, as columns that datasets loads
+    out = run(main, ["export", "dg", "--store", str(root), "-o", str(tmp_path / "train"), "--with-provenance"])
+    assert out.exit_code == 0, out.output
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(tmp_path / "train"), split="train")
+    assert {"label_source", "issue_kind", "label_score", "reviewers", "n_reviewers"} <= set(loaded.column_names)
+    by_id = dict(zip(loaded["id"], zip(loaded["label_source"], loaded["n_reviewers"], loaded["label"])))
+    ids = rows[S.ID].to_pylist()
+    assert all(by_id[ids[i]][:2] == ("review", 1) for i in np.flatnonzero(reviewed))
+    assert all(by_id[ids[i]][0] == "relabel" and by_id[ids[i]][2] == corrected[i] for i in np.flatnonzero(auto))
+    assert sum(v[0] == "given" for v in by_id.values()) == len(ids) - int(auto.sum()) - 80
     # one sample serves the guarantee, the reports and the benchmark's error-rate estimate
     from labelq.benchmark.report import _corrections, calibration_checks
 

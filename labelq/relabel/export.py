@@ -14,6 +14,12 @@ and ``original_label`` (the given one). Policies:
 - ``multi``: as ``auto-fix``, plus ``labels`` (the label set); rows whose set is empty are dropped.
 
 ``soft`` and ``multi`` need a re-labeled version (``labelq relabel NAME``).
+
+``with_provenance`` adds, for each row: ``label_source`` (``given``: the given label stands; ``relabel``: a
+re-labeling rule; ``review``: a person; ``audit``: the audit's ``--auto-fix``), ``issue_kind``,
+``label_score`` (the given label's quality, low: likely wrong), ``reviewers`` and ``n_reviewers`` (who
+settled the row in review), and, for a dataset with several annotators a row, ``num_annotations`` and
+``consensus_quality`` (CROWDLAB's, ``labelq.crowd``).
 """
 
 from __future__ import annotations
@@ -103,7 +109,30 @@ def check_export_target(out: Path, store_root: Path, overwrite: bool) -> None:
             )
 
 
-def export_training(version: Version, out: str | Path, policy: str = "auto-fix", overwrite: bool = False) -> dict:
+def provenance_columns(version: Version, rows: pa.Table) -> dict[str, pa.Array]:
+    """Where each row's training label came from (module docstring), aligned with ``rows``."""
+    n = rows.num_rows
+    source = rows[S.LABEL_SOURCE].to_pylist() if S.LABEL_SOURCE in rows.column_names else [None] * n
+    corrected = rows[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False) if S.CORRECTED_LABEL in rows.column_names else np.zeros(n, bool)
+    label_source = [s or ("audit" if corrected[i] else "given") for i, s in enumerate(source)]
+    who = rows[S.REVIEWER].to_pylist() if S.REVIEWER in rows.column_names else [None] * n
+    out = {
+        "label_source": pa.array(label_source, pa.string()),
+        S.ISSUE_KIND: rows[S.ISSUE_KIND].combine_chunks(),
+        S.LABEL_SCORE: rows[S.LABEL_SCORE].combine_chunks(),
+        "reviewers": pa.array(who, pa.string()),
+        "n_reviewers": pa.array([0 if not w else len([x for x in w.split(",") if x.strip()]) for w in who], pa.int64()),
+    }
+    if (version.path / "consensus.parquet").exists():
+        c = version.read_table("consensus")
+        pos = {i: p for p, i in enumerate(c[S.ID].to_pylist())}
+        take = pa.array([pos.get(i) for i in rows[S.ID].to_pylist()], pa.int64())
+        out["num_annotations"] = c["num_annotations"].take(take).combine_chunks()
+        out["consensus_quality"] = c["consensus_quality"].take(take).combine_chunks()
+    return out
+
+
+def export_training(version: Version, out: str | Path, policy: str = "auto-fix", overwrite: bool = False, with_provenance: bool = False) -> dict:
     """Write the training export of ``version`` under ``out``; returns the export manifest."""
     if policy not in POLICIES:
         raise InputError(f"unknown export policy {policy!r}", f"use one of {list(POLICIES)}")
@@ -112,6 +141,10 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
     rows = version.read()
     info = S.info_of(rows)
     table, keep = _policy_table(rows, policy)
+    if with_provenance:
+        mask = pa.array(keep)
+        for name, col in provenance_columns(version, rows).items():
+            table = table.append_column(name, col.filter(mask))
     meta_info = dataclasses.replace(info, source=f"{version.name} {version.tag} ({policy})", deferred=None)
     k, kind = len(info.class_names), kind_of(info)
     given, label = kind.labels(rows), kind.labels(S.with_info(table, info))
@@ -133,6 +166,7 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
             "dataset": version.name,
             "version": version.tag,
             "policy": policy,
+            "provenance": with_provenance,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rows_in": rows.num_rows,
             "rows_out": table.num_rows,
