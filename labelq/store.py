@@ -127,6 +127,39 @@ class Version:
         """The column groups this version keeps apart from ``data/`` (``GROUPS``): file -> its columns but ``id``."""
         return {f: [c for c in pq.read_schema(self.path / f).names if c != S.ID] for f in GROUPS if (self.path / f).is_file()}
 
+    def rows_at(self, positions: Sequence[int], columns: list[str] | None = None) -> pa.Table:
+        """The rows at ``positions`` (in that order; all columns, or ``columns``), read from the row groups that
+        hold them in ``data/`` and the group files: one row of a million-row version without reading the rest."""
+        import numpy as np
+
+        groups = self.groups()
+        wanted = columns if columns is not None else self.column_names(groups)
+        apart = {c: f for f, cols in groups.items() for c in cols}
+        positions = np.asarray(positions, dtype=np.int64)
+        here = list(dict.fromkeys([S.ID, *(c for c in wanted if c not in apart)]))  # the id at least: the rows' count
+        files = [pq.ParquetFile(f) for f in self.data_files()]
+        starts = np.cumsum([0] + [f.metadata.num_rows for f in files])
+        if len(positions) and (positions.min() < 0 or positions.max() >= starts[-1]):
+            raise IndexError(
+                f"{self.name} {self.tag} has {starts[-1]} rows, not row {int(positions.max() if positions.max() >= starts[-1] else positions.min())}"
+            )
+        parts, where = [], []  # each file's rows, and which entries of ``positions`` they are
+        for i, f in enumerate(files):
+            mine = np.flatnonzero((positions >= starts[i]) & (positions < starts[i + 1]))
+            if len(mine):
+                parts.append(_take_rows(f, positions[mine] - starts[i], here))
+                where.append(mine)
+        table = pa.concat_tables(parts) if parts else files[0].schema_arrow.empty_table().select(here)
+        if parts:
+            table = table.take(pa.array(np.argsort(np.concatenate(where))))
+        for f in groups:
+            part = [c for c in wanted if apart.get(c) == f]
+            if part:
+                extra = _take_rows(pq.ParquetFile(self.path / f), positions, part)
+                for name in part:
+                    table = table.append_column(extra.schema.field(name), extra[name])
+        return S.with_info(table.select(wanted), S.info_of(files[0].schema_arrow))
+
     def payload_rows(self, ids: Sequence[str]) -> pa.Table:
         """``id`` and the inputs of the rows ``ids`` (in row order), read from the row groups of
         ``payload.parquet`` that hold them, a page at a time: a report's top rows without the other
@@ -540,6 +573,21 @@ class Store:
             expect_latest=parent.number if require_latest else None,
             hooks=hooks,
         )
+
+
+def _take_rows(source: pq.ParquetFile, positions: Any, columns: list[str]) -> pa.Table:
+    """Rows ``positions`` (in that order) of one Parquet file, reading only the row groups that hold them."""
+    import numpy as np
+
+    ends = np.cumsum([source.metadata.row_group(g).num_rows for g in range(source.metadata.num_row_groups)])
+    group = np.searchsorted(ends, positions, side="right")
+    needed = np.unique(group).tolist()
+    if not needed:
+        return source.schema_arrow.empty_table().select(columns)
+    table = source.read_row_groups(needed, columns=columns)
+    first = {g: int(ends[g - 1]) if g else 0 for g in needed}  # where each group starts in the file
+    offset = {g: int(o) for g, o in zip(needed, np.cumsum([0] + [source.metadata.row_group(g).num_rows for g in needed])[:-1])}  # and in ``table``
+    return table.take(pa.array([offset[g] + int(p) - first[g] for g, p in zip(group, positions)], pa.int64()))
 
 
 def disk_bytes(*folders: Path) -> int:

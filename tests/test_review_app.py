@@ -122,7 +122,7 @@ def _press(page, key: str) -> str:
     lines = _log_lines(page)
     page.keyboard.press(key)
     for _ in range(200):
-        if _log_lines(page) > lines and (page.locator("#all-done").count() or _current(page) != before or key == "u"):
+        if _log_lines(page) > lines and (page.locator("#all-done").count() or _current(page) != before):
             break
         time.sleep(0.05)
     return _current(page) if not page.locator("#all-done").count() else ""

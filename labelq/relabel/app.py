@@ -39,6 +39,8 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -156,31 +158,41 @@ class ReviewSession:
         self.load()
 
     def load(self) -> None:
-        """(Re)read the latest version: at start, and after publishing."""
+        """(Re)read the latest version: at start, and after publishing. Only the columns the queue needs are held
+        (ids, labels, flags, ranks, kinds: about 30 bytes a row); a row's inputs and results are read when shown."""
+        import pyarrow.compute as pc
+
         v = self.store.version(self.name)
-        rows = v.read()
-        info = S.info_of(rows)
+        names = v.column_names()
+        meta = v.read(columns=[c for c in (S.ID, S.LABEL, S.IS_LABEL_ISSUE, S.ISSUE_RANK, S.ISSUE_KIND, S.LABEL_SOURCE) if c in names])
+        info = S.info_of(meta)
         self.version, self.info, self.classes = v, info, info.class_names
         self.log = ReviewLog(log_path(self.store, v))
-        ids = rows[S.ID].to_pylist()
-        self.pos = {i: p for p, i in enumerate(ids)}
-        self.rows = rows
-        flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
-        open_rows = flagged & ~S.reviewed(rows)
-        drawn = sampled_ids(self.store, self.name, rows)
-        self.sample = {i for i in drawn if open_rows[self.pos[i]]}
+        self.ids = meta[S.ID].combine_chunks()
+        self.labels = meta[S.LABEL].to_numpy()
+        kinds = pc.dictionary_encode(meta[S.ISSUE_KIND].combine_chunks())
+        self.kind_names = [str(k) for k in kinds.dictionary.to_pylist()]
+        self.kind_codes = kinds.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        flagged = meta[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+        open_rows = np.flatnonzero(flagged & ~S.reviewed(meta))
+        rank = meta[S.ISSUE_RANK].fill_null(np.iinfo(np.int64).max).to_numpy()[open_rows]
+        drawn = sampled_ids(self.store, self.name, meta)
+        del meta
+        open_ids = self.ids.take(pa.array(open_rows)).to_pylist()
+        self.pos = dict(zip(open_ids, open_rows.tolist()))  # the queue's rows; any other row is found by a scan (_position)
+        self.sample = {i for i in drawn if i in self.pos}
         first = [i for i in drawn if i in self.sample]
-        rank = rows[S.ISSUE_RANK].fill_null(np.iinfo(np.int64).max).to_numpy()
-        rest = [ids[p] for p in np.flatnonzero(open_rows)[np.argsort(rank[open_rows], kind="stable")] if ids[p] not in self.sample]
+        rest = [open_ids[j] for j in np.argsort(rank, kind="stable") if open_ids[j] not in self.sample]
         self.queue = first + rest
         self.votes = self._judge_votes(v)
         self.guidelines = current_guidelines(self.store, self.name)
         self.probs = {}
-        if (v.path / "pred_probs.parquet").exists():  # ActiveLab's input, for the rows of the queue only
-            pp = v.read_table("pred_probs")
-            wanted = set(self.queue)
-            keep = [p for p, i in enumerate(pp[S.ID].to_pylist()) if i in wanted]
-            self.probs = dict(zip(pp[S.ID].take(keep).to_pylist(), np.stack(pp["pred_probs"].take(keep).to_numpy(zero_copy_only=False)) if keep else []))
+        if (v.path / "pred_probs.parquet").exists():  # ActiveLab's input, for the rows of the queue only, a batch at a time
+            wanted = pa.array(list(self.pos), pa.string())
+            for batch in pq.ParquetFile(v.path / "pred_probs.parquet").iter_batches(batch_size=65536, columns=[S.ID, "pred_probs"]):
+                hit = batch.filter(pc.is_in(batch[S.ID], value_set=wanted))
+                if hit.num_rows:
+                    self.probs.update(zip(hit[S.ID].to_pylist(), np.stack(hit["pred_probs"].to_numpy(zero_copy_only=False))))
 
     def _judge_votes(self, v: Version) -> dict[str, list[dict]]:
         if not (v.path / "judge_votes.parquet").exists():
@@ -228,7 +240,7 @@ class ReviewSession:
             "dataset": self.name,
             "version": self.version.tag,
             "classes": self.classes,
-            "kinds": sorted({k for k in self.rows[S.ISSUE_KIND].to_pylist() if k}),
+            "kinds": sorted(k for k in self.kind_names if k),
             "modality": self.info.modality,
             "mode": "adjudicate" if self.adjudicate else "blind",
             "queue": queue,
@@ -278,16 +290,15 @@ class ReviewSession:
             if cls not in self.classes:
                 raise InputError(f"unknown class {cls!r}", f"use one of {self.classes}")
             c = self.classes.index(cls)
-            labels = self.rows[S.LABEL].to_numpy()
-            queue = [i for i in queue if labels[self.pos[i]] == c]
+            queue = [i for i in queue if self.labels[self.pos[i]] == c]
         if kind:
-            kinds = self.rows[S.ISSUE_KIND].to_pylist()
-            queue = [i for i in queue if kinds[self.pos[i]] == kind]
+            code = self.kind_names.index(kind) if kind in self.kind_names else -2
+            queue = [i for i in queue if self.kind_codes[self.pos[i]] == code]
         return queue
 
     def row(self, row_id: str, reviewer: str) -> dict:
         p = self._position(row_id)
-        r = self.rows.slice(p, 1).to_pylist()[0]
+        r = self.version.rows_at([p]).to_pylist()[0]
         entries = self.log.entries()
         by = answers(entries).get(row_id, {})
         mine = by.get(reviewer)
@@ -315,16 +326,27 @@ class ReviewSession:
         }
 
     def search(self, text: str, limit: int = SEARCH_LIMIT) -> list[str]:
-        """Ids of rows whose id or text contains ``text`` (case-insensitive), queue rows first, at most ``limit``."""
+        """Ids of rows whose id or text contains ``text`` (case-insensitive), queue rows first, at most ``limit``;
+        the texts are read a batch at a time."""
         import pyarrow.compute as pc
 
         if not text.strip() or len(text) > MAX_QUERY:
             raise BadRequest(400, f"search for 1 to {MAX_QUERY} characters")
         needle = text.strip()
-        hit = pc.match_substring(self.rows[S.ID].cast("string"), needle, ignore_case=True)
+        found = set(self.ids.filter(pc.match_substring(self.ids, needle, ignore_case=True)).to_pylist())
         if self.info.modality == "text":
-            hit = pc.or_(hit, pc.match_substring(self.rows[self.info.inputs[0]].cast("string"), needle, ignore_case=True).fill_null(False))
-        found = set(self.rows[S.ID].filter(hit).to_pylist())
+            col = self.info.inputs[0]
+            source = self.version.path / "payload.parquet" if col in self.version.payload_columns() else None
+            batches = (
+                pq.ParquetFile(source).iter_batches(batch_size=65536, columns=[S.ID, col])
+                if source
+                else (b for f in self.version.data_files() for b in pq.ParquetFile(f).iter_batches(batch_size=65536, columns=[S.ID, col]))
+            )
+            for batch in batches:
+                hit = pc.match_substring(batch[col].cast(pa.string()), needle, ignore_case=True).fill_null(False)
+                found.update(batch[S.ID].filter(hit).to_pylist())
+                if len(found) >= 100 * limit:  # enough to fill the answer with queue rows first
+                    break
         ordered = [i for i in self.queue if i in found] + sorted(found - set(self.queue))
         return ordered[:limit]
 
@@ -333,12 +355,18 @@ class ReviewSession:
 
         if self.info.modality != "image":
             raise KeyError(row_id)
-        return as_png(self.rows[self.info.inputs[0]][self._position(row_id)].as_py())
+        return as_png(self.version.rows_at([self._position(row_id)], columns=[self.info.inputs[0]])[0][0].as_py())
 
     def _position(self, row_id: str) -> int:
-        if row_id not in self.pos:
+        """The row's position: the queue's from memory, any other's by a scan of the ids."""
+        import pyarrow.compute as pc
+
+        if row_id in self.pos:
+            return self.pos[row_id]
+        p = pc.index(self.ids, pa.scalar(row_id, pa.string())).as_py()
+        if p < 0:
             raise KeyError(row_id)
-        return self.pos[row_id]
+        return p
 
     def act(self, reviewer: str, action: str, row_id: str | None = None, labels: list[str] | None = None, text: str | None = None) -> dict:
         if action != "undo":

@@ -28,8 +28,7 @@ def flagged_sha256(rows: pa.Table) -> str:
     """A fingerprint of which rows are flagged: calibration samples only count for the flagged set they were drawn from."""
     import hashlib
 
-    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
-    ids = sorted(np.asarray(rows[S.ID].to_pylist(), dtype=object)[flagged].tolist())
+    ids = sorted(rows[S.ID].filter(rows[S.IS_LABEL_ISSUE].fill_null(False)).to_pylist())  # the flagged ids only: no Python string for the others
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
