@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from . import schema as S
 from .errors import InputError
 from .schema import info_of
 
@@ -144,6 +145,23 @@ class LabelKind:
     def relabel(self, cfg: Any, parent: Any, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
         """The re-labeling rule (``labelq.relabel.run.relabel_step``)."""
         raise NotImplementedError
+
+    # review (``labelq.relabel.review`` and the app): what a person sees and what an answer does
+    def review_names(self, row: dict, class_names: list[str]) -> tuple[list[str], list[str]]:
+        """``(the given label's names, labelq's suggestion's names)`` of a row (a dict of its columns)."""
+        raise NotImplementedError
+
+    def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
+        """What the answers do: ``answers`` maps a row's position to the reviewer's class indices (``[]``: none fits).
+        Returns the new values of ``issue_kind``, ``corrected_label``, ``labels`` and ``soft_label`` (Python
+        lists over all rows) and how many rows' effective labels changed."""
+        raise NotImplementedError
+
+    def review_units(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """What a calibration sample draws from, uniformly: ``(row positions, keys)`` of the candidate corrections
+        of the flagged rows, the unit a ``--target-precision`` rule certifies (one a row, key -1, by default)."""
+        pos = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False))
+        return pos, np.full(len(pos), -1)
 
     # the audit report (``labelq.report.audit``)
     legend: ClassVar[str] = ""  # how to read the report's scores and suggestions

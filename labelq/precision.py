@@ -72,6 +72,7 @@ class FixRule:
     best_bound: float | None = None
     unsampled: int | None = None
     reviews_needed: int | None = None
+    unit: str = "rows"  # what the rule corrects, for people: rows (one class a row) or tag flips
 
     def describe(self) -> dict:
         return asdict(self)
@@ -81,16 +82,16 @@ class FixRule:
         head = f"target precision {self.target_precision:g} at confidence {self.confidence:g}, from {self.n_sample} random reviews"
         if self.threshold is not None:
             return (
-                f"{head}: correcting flagged rows whose suggestion has {self.score} >= {self.threshold:g} "
-                f"({self.n_right}/{self.n_passing} right in the sample, precision >= {self.precision_lower_bound:.3f})"
+                f"{head}: correcting flagged {self.unit} whose suggestion has {self.score} >= {self.threshold:g} "
+                f"({self.n_right}/{self.n_passing} sample {self.unit} right, precision >= {self.precision_lower_bound:.3f})"
             )
         if self.best_threshold is None:
             return f"{head}: no rule reaches it, nothing is corrected (no reviewed sample row has a suggestion at any threshold tried)"
         closest = (
             f"{head}: no rule reaches it, nothing is corrected. The closest rule, {self.score} >= {self.best_threshold:g}, "
-            f"would correct {self.best_rows} sample rows, {self.best_right} of them right ({self.best_right / self.best_rows:.3f}; "
+            f"would correct {self.best_rows} sample {self.unit}, {self.best_right} of them right ({self.best_right / self.best_rows:.3f}; "
             f"precision >= {self.best_bound:.3f} at confidence {self.confidence:g}); proving {self.target_precision:g} takes "
-            f"at least {self.needed_rows} sample rows at or above the threshold, all right. "
+            f"at least {self.needed_rows} sample {self.unit} at or above the threshold, all right. "
         )
         if self.reviews_needed is None:
             return closest + (
@@ -99,11 +100,11 @@ class FixRule:
             )
         if self.more_reviews is not None:
             return closest + (
-                f"About {self.more_reviews} more random reviews (of {self.unsampled} unsampled flagged rows) would settle it if its precision holds: "
+                f"About {self.more_reviews} more random reviews (of {self.unsampled} unsampled flagged {self.unit}) would settle it if its precision holds: "
                 f"draw them with labelq review export NAME --sample {self.more_reviews}"
             )
         return closest + (
-            f"That takes about {self.reviews_needed} more random reviews, but only {self.unsampled} flagged rows are unsampled: "
+            f"That takes about {self.reviews_needed} more random reviews, but only {self.unsampled} flagged {self.unit} are unsampled: "
             "too few to prove it by sampling; review them all instead (labelq review serve)"
         )
 
@@ -137,6 +138,7 @@ def choose_rule(
     score: str = "pred_probs",
     n_drawn: int | None = None,
     grid: tuple = GRID,
+    unit: str = "rows",
 ) -> FixRule:
     """The most permissive threshold of ``grid`` that passes fixed-sequence testing (module docstring).
 
@@ -160,14 +162,14 @@ def choose_rule(
         passed = (t, n, k, bound)
     if passed:
         t, n, k, bound = passed
-        return FixRule(target, confidence, score, len(scores), drawn, t, n, k, bound, k / n, None, grid)
+        return FixRule(target, confidence, score, len(scores), drawn, t, n, k, bound, k / n, None, grid, unit=unit)
     left = max(len(population) - drawn, 0)
     best, needed = closest_rule(scores, right, target, alpha, grid)
     if best is None:
-        return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, None, None, grid, need, unsampled=left)
+        return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, None, None, grid, need, unsampled=left, unit=unit)
     t, n, k, bound = best
     reviews = needed if needed is not None and needed <= left else None
-    return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, None, reviews, grid, need, t, n, k, bound, left, needed)
+    return FixRule(target, confidence, score, len(scores), drawn, None, 0, 0, None, None, reviews, grid, need, t, n, k, bound, left, needed, unit)
 
 
 def closest_rule(scores: np.ndarray, right: np.ndarray, target: float, alpha: float, grid: tuple = GRID) -> tuple[tuple | None, int | None]:

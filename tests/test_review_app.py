@@ -28,6 +28,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import flip_labels, load_builtin, require, with_labels
 
+from labelq import schema as S
 from labelq.cli import main
 from labelq.sql import run_query
 from labelq.store import Store
@@ -332,6 +333,46 @@ def test_blind_review_adjudication_guidelines_comments_jump_and_search(store_roo
     ]
     got = run_query(store, "dg", f"SELECT labels, reviewer FROM latest WHERE id = '{first}'").to_pylist()[0]
     assert got["labels"] == [1] and "lee" in got["reviewer"]  # the lead's answer
+
+
+def test_a_tag_set_review(tmp_path, browser):
+    """Debtags (tags a row): the page ticks the given tags, the reviewer turns one over by its key and saves with
+    Enter, and the published row carries the reviewed set as its corrected tags."""
+    tags = load_builtin("debtags").slice(0, 1500)
+    names = S.info_of(tags).class_names
+    table = pa.table({"id": tags["id"], "text": tags["text"], "tags": pa.array([[names[t] for t in row] for row in tags[S.LABEL].to_pylist()])})
+    pq.write_table(table, tmp_path / "tags.parquet")
+    root = tmp_path / "s"
+    out = CliRunner().invoke(
+        main,
+        ["audit", str(tmp_path / "tags.parquet"), "--name", "tg", "--store", str(root), "--label-column", "tags", "--no-data-checks", "--no-prefect", "-q"],
+    )
+    assert out.exit_code == 0, out.output
+    server = Server(root, "tg")
+    try:
+        page = _open(browser, server, "ann")
+        row = _current(page)
+        state = httpx.get(server.url + "api/state", params={"reviewer": "ann"}, headers=server.headers).json()
+        assert state["multi_label"] and not page.is_hidden("#submit-multi")
+        given = httpx.get(server.url + f"api/row/{row}", params={"reviewer": "ann"}, headers=server.headers).json()["given_labels"]
+        ticked = page.eval_on_selector_all("#classes input:checked", "els => els.map(e => e.value)")
+        assert sorted(ticked) == sorted(given)  # the given tags, ticked
+        classes = state["classes"]
+        flip = classes[0]
+        page.keyboard.press("1")  # turn the first tag over
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelector('#facts td').textContent !== {json.dumps(row)}")
+        answer = sorted(set(given) ^ {flip})
+        log = [json.loads(x) for x in (Store(root).dataset_dir("tg") / "reviews" / "v0001.jsonl").read_text().splitlines()]
+        assert log[-1]["id"] == row and sorted(log[-1]["labels"]) == answer
+        page.click("#publish")
+        page.click("#confirm-yes")
+        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+    finally:
+        server.kill()
+        print(server.output())
+    got = run_query(Store(root), "tg", f"SELECT label_source, corrected_label FROM latest WHERE id = '{row}'").to_pylist()[0]
+    assert got["label_source"] == "review" and sorted(classes[t] for t in got["corrected_label"]) == answer
 
 
 def test_the_app_is_safe(store_root, tmp_path):

@@ -194,5 +194,34 @@ class SingleLabel(LabelKind):
 
         return relabel_classes(cfg, parent, rows, probs)
 
+    def review_names(self, row: dict, class_names: list[str]) -> tuple[list[str], list[str]]:
+        from ..relabel.review import suggestion
+
+        return [class_names[row[S.LABEL]]], suggestion(row, class_names)
+
+    def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
+        """``labels`` the reviewer's set; ``issue_kind`` from it (``labelq.kinds.review_kind``); ``corrected_label``
+        the reviewed class when the given label is not in the set (of several, the one the model finds most
+        probable); ``soft_label`` uniform over the set."""
+        from ..kinds import review_kind
+
+        n, k = rows.num_rows, probs.shape[1]
+        col = lambda name: rows[name].to_pylist() if name in rows.column_names else [None] * n  # noqa: E731
+        kind, corrected, labels, soft = col(S.ISSUE_KIND), col(S.CORRECTED_LABEL), col(S.LABELS), col(S.SOFT_LABEL)
+        given = rows[S.LABEL].to_numpy()
+        changed = 0
+        for i, chosen in answers.items():
+            before = corrected[i] if corrected[i] is not None else int(given[i])
+            kind[i] = review_kind(chosen, int(given[i]))
+            corrected[i] = None if not chosen or int(given[i]) in chosen else max(chosen, key=lambda c: probs[i, c])
+            after = corrected[i] if corrected[i] is not None else int(given[i])
+            changed += int(after != before)
+            labels[i] = chosen
+            if chosen:
+                vec = np.zeros(k, np.float32)
+                vec[chosen] = 1.0 / len(chosen)
+                soft[i] = vec.tolist()
+        return {S.ISSUE_KIND: kind, S.CORRECTED_LABEL: corrected, S.LABELS: labels, S.SOFT_LABEL: soft}, changed
+
 
 register(SingleLabel())

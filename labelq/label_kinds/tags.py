@@ -46,6 +46,7 @@ def rarest_tag(tags: np.ndarray) -> np.ndarray:
 
 class TagSets(LabelKind):
     name = "tags"
+    supports = frozenset({"review"})
     lists = True
     sum_to_one = False
     what = "tags (multi-label)"
@@ -198,6 +199,44 @@ class TagSets(LabelKind):
         from ..relabel.run import relabel_tags
 
         return relabel_tags(cfg, parent, rows, probs)
+
+    def review_names(self, row: dict, class_names: list[str]) -> tuple[list[str], list[str]]:
+        """The given tags, and the suggestion: the corrected set where there is one, else the given tags with
+        the tags flagged missing added and those flagged extra removed."""
+        given = sorted(row[S.LABEL] or [])
+        if row.get(S.CORRECTED_LABEL) is not None:
+            suggested = sorted(row[S.CORRECTED_LABEL])
+        else:
+            suggested = sorted((set(given) | set(row.get(S.MISSING_TAGS) or [])) - set(row.get(S.EXTRA_TAGS) or []))
+        return [class_names[t] for t in given], [class_names[t] for t in suggested]
+
+    def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
+        """A reviewed row's tags are the reviewer's set (``[]``: no tag applies): ``corrected_label`` where it
+        differs from the given tags, ``issue_kind`` ``ok`` or ``wrong_label``, ``soft_label`` 1 on its tags."""
+        n, k = rows.num_rows, probs.shape[1]
+        col = lambda name: rows[name].to_pylist() if name in rows.column_names else [None] * n  # noqa: E731
+        kind, corrected, labels, soft = col(S.ISSUE_KIND), col(S.CORRECTED_LABEL), col(S.LABELS), col(S.SOFT_LABEL)
+        given = rows[S.LABEL].to_pylist()
+        changed = 0
+        for i, chosen in answers.items():
+            before = sorted(corrected[i] if corrected[i] is not None else given[i])
+            same = sorted(chosen) == sorted(given[i])
+            corrected[i] = None if same else sorted(chosen)
+            kind[i] = "ok" if same else "wrong_label"
+            changed += int(sorted(chosen) != before)
+            labels[i] = sorted(chosen)
+            vec = np.zeros(k, np.float32)
+            vec[list(chosen)] = 1.0
+            soft[i] = vec.tolist()
+        return {S.ISSUE_KIND: kind, S.CORRECTED_LABEL: corrected, S.LABELS: labels, S.SOFT_LABEL: soft}, changed
+
+    def review_units(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """One unit a flagged tag (missing or extra) of a flagged row: the (row, tag) flip a rule certifies."""
+        k = len(S.info_of(rows).class_names)
+        flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+        doubt = (tag_matrix(rows[S.MISSING_TAGS], k) | tag_matrix(rows[S.EXTRA_TAGS], k)) & flagged[:, None]
+        pos, tag = np.nonzero(doubt)
+        return pos, tag
 
 
 register(TagSets())

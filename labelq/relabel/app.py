@@ -47,10 +47,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from .. import schema as S
 from ..crowd import Annotations, active_scores
 from ..errors import InputError, LabelqError
-from ..labelkind import check_supports
+from ..labelkind import check_supports, kind_of
 from ..store import Store, Version
 from .guidelines import current_guidelines
-from .review import NONE_OF_THESE, _suggestion
+from .review import NONE_OF_THESE
 from .reviewlog import ACTIONS, ReviewLog, answers, comments, reviewer_agreement, settle
 from .samples import sampled_ids
 
@@ -187,7 +187,9 @@ class ReviewSession:
         self.votes = self._judge_votes(v)
         self.guidelines = current_guidelines(self.store, self.name)
         self.probs = {}
-        if (v.path / "pred_probs.parquet").exists():  # ActiveLab's input, for the rows of the queue only, a batch at a time
+        if (v.path / "pred_probs.parquet").exists() and kind_of(
+            info
+        ).sum_to_one:  # ActiveLab's input (a distribution a row), for the queue's rows, a batch at a time
             wanted = pa.array(list(self.pos), pa.string())
             for batch in pq.ParquetFile(v.path / "pred_probs.parquet").iter_batches(batch_size=65536, columns=[S.ID, "pred_probs"]):
                 hit = batch.filter(pc.is_in(batch[S.ID], value_set=wanted))
@@ -242,6 +244,7 @@ class ReviewSession:
             "classes": self.classes,
             "kinds": sorted(k for k in self.kind_names if k),
             "modality": self.info.modality,
+            "multi_label": kind_of(self.info).lists,
             "mode": "adjudicate" if self.adjudicate else "blind",
             "queue": queue,
             "sample": [i for i in queue if i in self.sample],
@@ -290,7 +293,7 @@ class ReviewSession:
             if cls not in self.classes:
                 raise InputError(f"unknown class {cls!r}", f"use one of {self.classes}")
             c = self.classes.index(cls)
-            queue = [i for i in queue if self.labels[self.pos[i]] == c]
+            queue = [i for i in queue if bool(np.isin(c, self.labels[self.pos[i]]))]  # the class, or one of the row's tags
         if kind:
             code = self.kind_names.index(kind) if kind in self.kind_names else -2
             queue = [i for i in queue if self.kind_codes[self.pos[i]] == code]
@@ -306,11 +309,12 @@ class ReviewSession:
         notes = comments(entries).get(row_id, [])
         col = self.info.inputs[0] if self.info.inputs else None
         labels = r.get(S.LABELS)
+        given, suggested = kind_of(self.info).review_names(r, self.classes)
         return {
             "id": row_id,
-            "given": self.classes[r[S.LABEL]],
-            "given_index": r[S.LABEL],
-            "suggestion": _suggestion(r, self.classes),
+            "given": " | ".join(given) if given else "(no tags)",
+            "given_labels": given,
+            "suggestion": suggested,
             "label_set": [self.classes[c] for c in labels] if labels else None,
             "label_score": r[S.LABEL_SCORE],
             "kind": r[S.ISSUE_KIND],

@@ -37,8 +37,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
-from ..kinds import review_kind
-from ..labelkind import check_supports
+from ..labelkind import check_supports, kind_of
 from ..manifest import ReviewSection
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
@@ -78,7 +77,8 @@ def needs_review(rows: pa.Table, all_flagged: bool = False) -> np.ndarray:
     return pos[np.argsort(rank[pos], kind="stable")]
 
 
-def _suggestion(row: dict, classes: list[str]) -> list[str]:
+def suggestion(row: dict, classes: list[str]) -> list[str]:
+    """One class a row: labelq's suggestion (the label set of a multi_label row, the correction, else the suggested label)."""
     if row[S.ISSUE_KIND] == "multi_label" and row.get(S.LABELS):
         return [classes[c] for c in row[S.LABELS]]
     if row[S.CORRECTED_LABEL] is not None:
@@ -126,12 +126,13 @@ def export_review(
         pos = needs_review(rows, all_flagged)[:limit]
     picked = rows.take(pa.array(pos, pa.int64())).to_pylist() if len(pos) else []
     classes = info.class_names
+    names = kind_of(info).review_names
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "label-studio":
         tasks = []
         for r in picked:
             key, value = _item(r, info)
-            suggestion = _suggestion(r, classes)
+            given, suggested = names(r, classes)
             tasks.append(
                 {
                     "data": {
@@ -139,8 +140,8 @@ def export_review(
                         "labelq_id": r[S.ID],
                         "labelq_dataset": version.name,
                         "labelq_version": version.tag,
-                        "given_label": classes[r[S.LABEL]],
-                        "suggestion": " | ".join(suggestion),
+                        "given_label": " | ".join(given),
+                        "suggestion": " | ".join(suggested),
                         "issue_kind": r[S.ISSUE_KIND],
                         "label_score": r[S.LABEL_SCORE],
                         "labelq_sample": sample["id"] if sample else None,
@@ -149,7 +150,7 @@ def export_review(
                         {
                             "model_version": f"labelq {version.tag}",
                             "score": 1.0 - r[S.LABEL_SCORE],
-                            "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": suggestion}}],
+                            "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": suggested}}],
                         }
                     ],
                 }
@@ -168,13 +169,14 @@ def export_review(
                 target = images / f"{r[S.ID]}.png"
                 target.write_bytes(base64.b64decode(value.split(",", 1)[1]))
                 value = str(target.relative_to(path.parent))
+            given, suggested = names(r, classes)
             w.writerow(
                 {
                     "labelq_dataset": version.name,
                     "labelq_version": version.tag,
                     "id": r[S.ID],
-                    "given_label": classes[r[S.LABEL]],
-                    "suggestion": " | ".join(_suggestion(r, classes)),
+                    "given_label": " | ".join(given),
+                    "suggestion": " | ".join(suggested),
                     "issue_kind": r[S.ISSUE_KIND],
                     "label_score": f"{r[S.LABEL_SCORE]:.6f}",
                     "item": value,
@@ -404,31 +406,17 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
     n = rows.num_rows
     probs = pred_probs_array(parent.read_table("pred_probs"))
     pos = {v: i for i, v in enumerate(rows[S.ID].to_pylist())}
-    given = rows[S.LABEL].to_numpy()
-
-    def col(name: str) -> list:
-        return rows[name].to_pylist() if name in rows.column_names else [None] * n
-
-    kind, corrected, labels, soft = col(S.ISSUE_KIND), col(S.CORRECTED_LABEL), col(S.LABELS), col(S.SOFT_LABEL)
-    source, reviewer, reviewed_at = col(S.LABEL_SOURCE), col(S.REVIEWER), col(S.REVIEWED_AT)
-    changed = 0
-    for rid, chosen, who, when in zip(reviews.ids, reviews.labels, reviews.reviewer, reviews.reviewed_at):
+    kind_of_label = kind_of(info)
+    answered = {pos[rid]: chosen for rid, chosen in zip(reviews.ids, reviews.labels)}
+    values, changed = kind_of_label.apply_reviews(rows, answered, probs)
+    kind, corrected, labels, soft = (values[c] for c in (S.ISSUE_KIND, S.CORRECTED_LABEL, S.LABELS, S.SOFT_LABEL))
+    source, reviewer, reviewed_at = (rows[c].to_pylist() if c in rows.column_names else [None] * n for c in (S.LABEL_SOURCE, S.REVIEWER, S.REVIEWED_AT))
+    for rid, who, when in zip(reviews.ids, reviews.reviewer, reviews.reviewed_at):
         i = pos[rid]
-        before = corrected[i] if corrected[i] is not None else int(given[i])
-        kind[i] = review_kind(chosen, int(given[i]))
-        # a correction only where the given label is not among the reviewer's classes: the most probable of them
-        corrected[i] = None if not chosen or int(given[i]) in chosen else max(chosen, key=lambda c: probs[i, c])
-        after = corrected[i] if corrected[i] is not None else int(given[i])
-        changed += int(after != before)
-        labels[i] = chosen
-        if chosen:
-            vec = np.zeros(k, np.float32)
-            vec[chosen] = 1.0 / len(chosen)
-            soft[i] = vec.tolist()
         source[i], reviewer[i], reviewed_at[i] = "review", who, when
     new = {
         S.ISSUE_KIND: pa.array(kind, pa.string()),
-        S.CORRECTED_LABEL: pa.array(corrected, pa.int64()),
+        S.CORRECTED_LABEL: pa.array(corrected, rows.schema.field(S.CORRECTED_LABEL).type),
         S.LABELS: pa.array(labels, pa.list_(pa.int64())),
         S.SOFT_LABEL: pa.array(soft, pa.list_(pa.float32(), k)),
         S.LABEL_SOURCE: pa.array(source, pa.string()),

@@ -241,11 +241,6 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
     ``issue_kind`` = ``wrong_label``), a flagged row with none stays ``ambiguous``. ``labels`` is every row's
     tag set after re-labeling and ``soft_label`` each tag's probability, ``weight_label`` on the current tags
     and the rest from the model. Reviewed rows keep their review."""
-    if cfg.target_precision is not None:
-        raise InputError(
-            "--target-precision certifies corrections by a reviewed sample of single labels; this dataset's rows carry tag sets",
-            "leave --target-precision out (corrections then come from --fix-confidence), or review the flagged rows' tags yourself",
-        )
     k = probs.shape[1]
     n = rows.num_rows
     tags = tag_matrix(rows[S.LABEL], k)
@@ -253,8 +248,12 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
     doubt = tag_matrix(rows[S.MISSING_TAGS], k) | tag_matrix(rows[S.EXTRA_TAGS], k)
     source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
     reviewed = source == "review"
-    sure = sure_tags(tags, doubt, probs, cfg.fix_confidence)
-    if not parent.manifest().audit.reliable:
+    fix_rule = None
+    if cfg.target_precision is not None:  # only the flips a random reviewed sample of flips shows to be right often enough
+        fix_rule, sure = verified_flips(cfg, parent, rows, tags, doubt, probs, flagged, reviewed)
+    else:
+        sure = sure_tags(tags, doubt, probs, cfg.fix_confidence)
+    if not parent.manifest().audit.reliable and fix_rule is None:
         log.warning("%s %s: the model is no better than the class prior; no correction is made", parent.name, parent.tag)
         sure[:] = False
     fixed = sure.any(axis=1) & flagged & ~reviewed
@@ -287,6 +286,7 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
             kinds={str(a): int(b) for a, b in zip(names, counts)},
             mean_set_size=float(sizes.mean()) if n else 0.0,
             mean_set_size_flagged=float(sizes[flagged].mean()) if flagged.any() else None,
+            guarantee=fix_rule.describe() if fix_rule else None,
             extra={**cfg.settings(), "tags_turned_over": int(sure[fixed].sum())},
         ),
         "n_label_issues": int(flagged.sum()),
@@ -294,6 +294,40 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
         "corrections": S.correction_counts(out),
     }
     return out, changes
+
+
+def verified_flips(
+    cfg: RelabelConfig, parent: Version, rows: pa.Table, tags: np.ndarray, doubt: np.ndarray, probs: np.ndarray, flagged: np.ndarray, reviewed: np.ndarray
+) -> tuple[FixRule, np.ndarray]:
+    """The tag flips that the calibration reviews support at ``cfg.target_precision``, as an ``(N, K)`` bool matrix.
+
+    The unit is a (row, tag) flip: each tag flagged missing or extra on a flagged row, turned over. Calibration
+    samples draw flips uniformly (``draw_sample``), a person reviews their rows' tag sets, and a drawn flip is
+    right when the reviewed set holds the other value. Its score is the model's probability of that other value
+    (a missing tag's probability, an extra tag's 1 - probability); ``choose_rule`` picks the threshold with
+    Clopper-Pearson bounds and fixed-sequence testing, as for single labels. The rule flips the tags of rows
+    nobody reviewed."""
+    from .samples import calibration_units
+
+    units, n_drawn = calibration_units(cfg.open_store(), rows, parent.name)
+    if not units:
+        raise InputError(
+            f"{parent.name} {parent.tag} has no reviewed calibration sample: --target-precision needs people's answers on a random sample of the flagged tags",
+            f"run `labelq review export {parent.name} --sample 100 -o sample.json`, review it, `labelq review import {parent.name} FILE`, then relabel again",
+        )
+    answer = effective_tags(tags, rows[S.CORRECTED_LABEL])  # a reviewed row's tags are its reviewer's
+    score = np.where(tags, 1.0 - probs, probs)
+    p, t = np.array([u[0] for u in units]), np.array([u[1] for u in units])
+    right = answer[p, t] != tags[p, t]
+    in_sample = np.zeros_like(doubt)
+    in_sample[p, t] = True
+    candidate = doubt & flagged[:, None]
+    eligible = candidate & (~reviewed[:, None] | in_sample)  # the flips the samples were drawn from
+    rule = choose_rule(score[p, t], right, score[eligible], cfg.target_precision, cfg.confidence, "pred_probs", n_drawn, unit="tag flips")
+    log.info("%s", rule.summary())
+    if rule.threshold is None:
+        return rule, np.zeros_like(doubt)
+    return rule, candidate & ~reviewed[:, None] & (score >= rule.threshold)
 
 
 def verified_corrections(

@@ -16,7 +16,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text
-from ..labelkind import check_supports
+from ..labelkind import check_supports, kind_of
 from ..store import Store, Version
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,13 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
     check_supports(version, "review", "the review loop")
     if size < 1:
         raise InputError(f"the sample size must be at least 1, got {size}", "pass --sample 100 (for example)")
-    rows = version.read(columns=[c for c in (S.ID, S.IS_LABEL_ISSUE, S.LABEL_SOURCE) if c in version.column_names()])
+    names = version.column_names()
+    rows = version.read(columns=[c for c in (S.ID, S.LABEL, S.IS_LABEL_ISSUE, S.LABEL_SOURCE, S.MISSING_TAGS, S.EXTRA_TAGS) if c in names])
     ids = np.asarray(rows[S.ID].to_pylist(), dtype=object)
-    eligible = np.flatnonzero(rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False) & ~S.reviewed(rows) & ~np.isin(ids, sampled_ids(store, version.name, rows)))
+    where, keys = kind_of(version.manifest()).review_units(rows)  # one unit a flagged row, or one a flagged tag
+    taken = {(i, k) for i, k in sampled_units(store, version.name, rows)}
+    open_unit = ~S.reviewed(rows)[where] & np.array([(ids[p], int(k)) not in taken for p, k in zip(where, keys)], dtype=bool)
+    eligible = np.flatnonzero(open_unit)
     if len(eligible) == 0:
         raise InputError(f"{version.name} {version.tag} has no flagged row left to sample (none flagged, or all reviewed or sampled)", "nothing to draw")
     pick = np.random.default_rng(seed).choice(eligible, size=min(size, len(eligible)), replace=False)
@@ -72,10 +76,22 @@ def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dic
         "size": len(pick),
         "population": int(len(eligible)),
         "flagged_sha256": flagged_sha256(rows),
-        "ids": ids[pick].tolist(),
+        "ids": list(dict.fromkeys(ids[where[pick]].tolist())),  # the rows to review, in the order drawn
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if (keys[pick] >= 0).any():  # units below the row (a tag of it): which ones were drawn
+        record["units"] = [[str(ids[where[j]]), int(keys[j])] for j in pick]
     return record
+
+
+def sampled_units(store: Store, name: str, rows: pa.Table) -> list[tuple[str, int]]:
+    """The units the calibration samples of ``rows``' flagged set drew, in order: ``(id, key)``, key -1 for a row."""
+    key = flagged_sha256(rows)
+    out = []
+    for r in read_samples(store, name):
+        if r["flagged_sha256"] == key:
+            out += [(i, int(k)) for i, k in r["units"]] if "units" in r else [(i, -1) for i in r["ids"]]
+    return list(dict.fromkeys(out))
 
 
 def save_sample(store: Store, record: dict) -> Path:
@@ -90,6 +106,14 @@ def save_sample(store: Store, record: dict) -> Path:
         record["version"],
     )
     return path
+
+
+def calibration_units(store: Store, rows: pa.Table, name: str) -> tuple[list[tuple[int, int]], int]:
+    """The drawn units whose rows a person reviewed, as ``(row position, key)``, and how many units the samples drew."""
+    drawn = sampled_units(store, name, rows)
+    pos = {i: p for p, i in enumerate(rows[S.ID].to_pylist())}
+    reviewed = S.reviewed(rows)
+    return [(pos[i], k) for i, k in drawn if i in pos and reviewed[pos[i]]], len(drawn)
 
 
 def calibration_reviews(store: Store, rows: pa.Table, name: str) -> tuple[np.ndarray, int]:
