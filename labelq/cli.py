@@ -793,7 +793,7 @@ def review_agreement(name: str, store: str | None, tag: str | None) -> None:
     """How well NAME's reviewers agree: Krippendorff's alpha, Fleiss' kappa and Cohen's kappa per pair, each with the rows it rests on."""
     from .errors import InputError
     from .relabel.app import log_path
-    from .relabel.reviewlog import ReviewLog, answers, reviewer_agreement
+    from .relabel.reviewlog import ReviewLog, answers, reviewer_agreement, settle
     from .store import Store
 
     s = Store(store)
@@ -820,6 +820,20 @@ def review_agreement(name: str, store: str | None, tag: str | None) -> None:
         )
     else:
         click.echo("  no two reviewers answered the same row yet")
+    settled, disagreements = settle(by_row)
+    people = []
+    for r in reviewers:
+        mine = {i: e for i, by in by_row.items() for who, e in by.items() if who == r and e["action"] == "label"}
+        on = [i for i in mine if i in settled and len(by_row[i]) > 1]  # rows someone else answered too
+        agree = sum(sorted(mine[i]["labels"]) == settled[i]["labels"] for i in on)
+        people.append(
+            {"reviewer": r, "answered": len(mine), "settled with others": len(on), "agrees with the settled answer": fmt(agree / len(on) if on else None)}
+        )
+    click.echo("\nEach reviewer against the settled answers of the rows others answered too:")
+    click.echo(format_table(people))
+    click.echo(
+        f"  {len(settled):,} rows settled, {len(disagreements):,} disagreements waiting for a majority or a lead (labelq review serve {name} --adjudicate)"
+    )
 
 
 @review.command("guidelines")

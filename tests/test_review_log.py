@@ -81,3 +81,7 @@ def test_review_agreement_command(tmp_path, digits):
     assert f"Krippendorff's alpha (nominal): {ALPHA:.3f} on 10 rows" in out.output and "2 reviewers, 10 rows answered" in out.output
     line = next(x for x in out.output.splitlines() if x.startswith("ann"))
     assert line.split()[:5] == ["ann", "bob", "10", "0.800", f"{KAPPA:.3f}"] and np.isclose(KAPPA, 0.5833, atol=1e-4)
+    # each reviewer against the settled answers: the two disagreements wait, the 8 settled rows agree
+    assert "8 rows settled, 2 disagreements" in out.output
+    ann = [x for x in out.output.splitlines() if x.startswith("ann")][-1]
+    assert ann.split() == ["ann", "10", "8", "1.000"]
