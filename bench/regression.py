@@ -1,0 +1,158 @@
+"""Label errors in a regression target: labelq's detection core (``labelq.detect.regression``) beside cleanlab's
+``CleanLearning`` for regression and a plain residual rule, on real data with planted errors.
+
+Data (real, no hub):
+- ``vader``: the VADER lexicon (PyPI ``vadersentiment``): 7,506 distinct words, each with the mean of 10 human
+  ratings (-4..4); the inputs are the words' MiniLM sentence embeddings (the ``embed`` extra); ridge regression.
+- ``diabetes``: scikit-learn's diabetes table, 442 patients, 10 features, a disease-progression score; ridge.
+
+Errors planted in 5% of the rows (seeded), two ways:
+- ``shift``: the value moves by 3 standard deviations of the target, up or down at random;
+- ``swap``: pairs of rows exchange their values (a value from another row, often close: harder).
+
+Out-of-sample predictions: 5-fold ``cross_val_predict`` on the noisy values; the per-row spread: a second 5-fold
+model of the absolute out-of-fold residuals (ridge on the same inputs). On the same predictions:
+- labelq: the mixture's flags with the global robust spread, and with the per-row spread (scores ``outre``,
+  cleanlab's, and ``spread``);
+- cleanlab ``get_label_quality_scores`` (``outre``, ``residual``): scores only (AP; they flag nothing);
+- a residual rule: flag ``|residual| > 2`` standard deviations of the residuals.
+And cleanlab's ``CleanLearning(Ridge()).find_label_issues(X, y)``, which runs its own cross-validation and refits
+to choose how many rows to flag. F1 of the flags, AP of the scores against the planted rows, seconds and
+tracemalloc's peak MiB of each.
+
+    python bench/regression.py [--data vader,diabetes] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import offline_env, print_table  # noqa: E402
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, values)."""
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        d = load_diabetes()
+        return d.data, d.target.astype(np.float64)
+    if name == "vader":
+        import vaderSentiment
+
+        from labelq.predict.embeddings import embed_inputs, encoder_for
+
+        lines = open(os.path.join(os.path.dirname(vaderSentiment.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
+        words, values, seen = [], [], set()
+        for line in lines:
+            word, _, _, raw = line.split("\t")
+            if word not in seen:
+                seen.add(word)
+                words.append(word)
+                values.append(float(np.mean(json.loads(raw))))
+        X = embed_inputs(np.asarray(words, dtype=object), encoder_for("text"))
+        return X, np.asarray(values)
+    raise SystemExit(f"unknown data {name}")
+
+
+def plant(y: np.ndarray, how: str, seed: int, share: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    rows = rng.choice(n, int(share * n) // 2 * 2, replace=False)
+    noisy = y.copy()
+    if how == "shift":
+        noisy[rows] += rng.choice([-1.0, 1.0], len(rows)) * 3 * y.std()
+    else:
+        a, b = rows[::2], rows[1::2]
+        noisy[a], noisy[b] = y[b], y[a]
+    truth = noisy != y
+    return noisy, truth
+
+
+def timed(fn):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return out, round(seconds, 2), round(peak, 1)
+
+
+def cell(name: str, X: np.ndarray, y: np.ndarray, how: str, seed: int) -> list[dict]:
+    """One data set and one way of planting: every method's row."""
+    from cleanlab.regression.learn import CleanLearning
+    from cleanlab.regression.rank import get_label_quality_scores
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import average_precision_score, f1_score
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from labelq.detect.regression import detect_regression
+
+    noisy, truth = plant(y, how, seed)
+    folds = KFold(5, shuffle=True, random_state=seed)
+
+    def predictions():
+        pred = cross_val_predict(Ridge(), X, noisy, cv=folds)
+        return pred, np.maximum(cross_val_predict(Ridge(), X, np.abs(noisy - pred), cv=folds), 1e-6)
+
+    (pred, spread), cv_s, _ = timed(predictions)
+    base = {"data": name, "errors": f"{how} 5%", "rows": len(y), "cv_s": cv_s}
+    rows = []
+
+    def row(method, flags, score, seconds, peak):
+        rows.append(
+            {
+                **base,
+                "method": method,
+                "flagged": "-" if flags is None else int(flags.sum()),
+                "F1": "-" if flags is None else round(float(f1_score(truth, flags)), 3),
+                "AP": round(float(average_precision_score(truth, -score)), 3),
+                "s": seconds,
+                "peak MiB": peak,
+            }
+        )
+
+    det, s, m = timed(lambda: detect_regression(noisy, pred))
+    row("labelq (robust spread)", det.is_issue, det.score, s, m)
+    det, s, m = timed(lambda: detect_regression(noisy, pred, spread))
+    row("labelq (per-row spread from a model of |residual|)", det.is_issue, det.score, s, m)
+    det, s, m = timed(lambda: detect_regression(noisy, pred, method="outre"))
+    row("labelq (robust spread, cleanlab's outre score)", det.is_issue, det.score, s, m)
+    score, s, m = timed(lambda: get_label_quality_scores(noisy, pred, method="outre"))
+    row("cleanlab get_label_quality_scores (outre)", None, score, s, m)
+    score, s, m = timed(lambda: get_label_quality_scores(noisy, pred, method="residual"))
+    row("cleanlab get_label_quality_scores (residual)", None, score, s, m)
+    res = noisy - pred
+    row("residual rule (|r| > 2 sd)", np.abs(res) > 2 * res.std(), -np.abs(res), 0.0, 0.0)
+    found, s, m = timed(lambda: CleanLearning(Ridge(), seed=seed).find_label_issues(X, noisy))
+    row("cleanlab CleanLearning(Ridge()).find_label_issues", found["is_label_issue"].to_numpy(), found["label_quality"].to_numpy(), s, m)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="vader,diabetes")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    offline_env()
+    rows = []
+    for name in a.data.split(","):
+        X, y = load(name)
+        for how in ("shift", "swap"):
+            rows += cell(name, X, y, how, a.seed)
+            print(rows[-1], file=sys.stderr, flush=True)
+    print_table(rows, "Regression label errors planted in 5% of the rows (F1 of the flags, AP of the scores)")
+
+
+if __name__ == "__main__":
+    main()
