@@ -240,3 +240,21 @@ def test_a_csv_without_line_breaks_is_named_so(tmp_path):
     from labelq.ingest.files import read_csv
 
     assert read_csv(long_row).table.num_rows == len(rows) + 1
+
+
+def test_a_regression_target_is_named_as_such(tmp_path):
+    """scikit-learn's diabetes table: a float target with 214 distinct values in 442 rows is refused as a regression
+    target (it used to read as 214 classes, refused for having too few rows a class); class ids stored as whole
+    floats still read as classes."""
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes()
+    cols = {f"f{j}": d.data[:, j] for j in range(d.data.shape[1])}
+    pq.write_table(pa.table({"label": d.target, **cols}), tmp_path / "diabetes.parquet")
+    out = run("audit", str(tmp_path / "diabetes.parquet"), "--store", str(tmp_path / "s"), *QUICK)
+    assert_clear(out, "214 distinct numbers in 442 rows", "regression target", "labelq.detect.regression")
+    pq.write_table(pa.table({"label": d.target + 0.5, **cols}), tmp_path / "halves.parquet")
+    assert_clear(run("audit", str(tmp_path / "halves.parquet"), "--store", str(tmp_path / "s"), *QUICK), "non-integer numbers", "regression target")
+    ids = (np.arange(442) % 3).astype(np.float64)
+    pq.write_table(pa.table({"label": ids, **cols}), tmp_path / "ids.parquet")
+    assert run("audit", str(tmp_path / "ids.parquet"), "--store", str(tmp_path / "s"), "--model", "logreg", *QUICK).exit_code == 0

@@ -186,8 +186,14 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
         )
     if pa.types.is_floating(col.type):
         floats = col.to_numpy(zero_copy_only=False)
-        if (floats != np.trunc(floats)).any():
-            raise InputError("the label column holds non-integer numbers", "labels must be class names or integer class indices")
+        distinct = len(np.unique(floats))
+        if (floats != np.trunc(floats)).any() or distinct > max(50, len(floats) // 10):
+            raise InputError(
+                f"the label column holds {'non-integer numbers' if (floats != np.trunc(floats)).any() else f'{distinct} distinct numbers'} "
+                f"in {len(floats):,} rows: it looks like a regression target, which labelq does not audit yet",
+                "labels must be class names or integer class indices (cast class ids stored as floats to integers); "
+                "labelq.detect.regression scores a target's values from your out-of-sample predictions",
+            )
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         ints = col.to_numpy(zero_copy_only=False).astype(np.int64)
         if class_names is not None:
