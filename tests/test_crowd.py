@@ -206,7 +206,7 @@ def test_audit_publishes_consensus_annotators_and_agreement(tmp_path, lexicon, s
     pairs = run_query(Store(store), "w", "SELECT min(rows) AS least FROM annotator_pairs").to_pylist()[0]
     assert pairs["least"] >= 1
     html = (v.path.parent / "reports" / f"{v.tag}.html").read_text()
-    assert "<h2>Annotators</h2>" in html and "random" in html
+    assert "<h2>Annotators</h2>" in html and "random" in html and 'alt="annotator quality"' in html  # and the figure
     out = CliRunner().invoke(main, ["export", "w", "--store", str(store), "-o", str(tmp_path / "train"), "--with-provenance"])
     assert out.exit_code == 0, out.output
     exported = pq.read_table(tmp_path / "train" / "all.parquet")

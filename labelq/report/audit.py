@@ -260,7 +260,8 @@ def _crowd_html(crowd: dict | None) -> str:
         "the consensus and the model, weighed as CROWDLAB weighs them), lowest first. Weight: how much more often than a constant guess the annotator "
         "agrees with the others. The consensus, its quality and ActiveLab's score for each row are in the catalog's <code>consensus</code> view "
         "(low active_score: one more label helps most).</p>"
-        f"<table><tr>{''.join(f'<th>{c.replace(chr(95), chr(32))}</th>' for c in cols)}</tr>{body}</table>"
+        + (f'<img class="fig" src="{plots.annotator_quality(crowd["annotator_table"])}" alt="annotator quality">' if crowd.get("annotator_table") else "")
+        + f"<table><tr>{''.join(f'<th>{c.replace(chr(95), chr(32))}</th>' for c in cols)}</tr>{body}</table>"
     )
 
 

@@ -101,6 +101,24 @@ def score_histogram(scores: np.ndarray, is_issue: np.ndarray) -> str:
     return _to_uri(plt, fig)
 
 
+def annotator_quality(annotators: list[dict], shown: int = 30) -> str:
+    """Each annotator's CROWDLAB quality beside their agreement with the consensus, lowest quality first (at most
+    ``shown``), each bar labelled with how many labels it rests on."""
+    rows = [a for a in annotators if a.get("quality") is not None][:shown]
+    plt, fig = _figure(6.5, 0.6 + 0.28 * max(len(rows), 1))
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [a["quality"] for a in rows], height=0.4, color="#1e88e5", label="quality (CROWDLAB)")
+    ax.barh(y + 0.2, [a["agreement_with_consensus"] for a in rows], height=0.4, color="#bdbdbd", label="agreement with the consensus")
+    ax.set_yticks(y, [f"{a['annotator']} ({a['n_labeled']:,})" for a in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("score (the annotator's labels in brackets)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 1.2 / max(len(rows), 4)), ncol=2, frameon=False)  # below the axis: the bars fill it
+    ax.set_title("Annotators, lowest quality first", fontsize=10)
+    return _to_uri(plt, fig)
+
+
 def thumbnail(encoded: bytes, size: int = 64) -> str:
     """An image's thumbnail (nearest-neighbour upscaled for tiny images) as a PNG data URI."""
     from PIL import Image
