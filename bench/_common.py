@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 
 def _child(fn: Callable[..., dict], args: tuple, queue) -> None:
     t0 = time.perf_counter()
@@ -63,3 +65,22 @@ def offline_env() -> None:
     from labelq.offline import HUBS, set_defaults
 
     set_defaults(HUBS)
+
+
+def vader_lexicon() -> tuple[list[str], np.ndarray]:
+    """The VADER lexicon (PyPI ``vadersentiment``): its distinct words (the first entry of the 14 listed twice) and
+    their 10 human ratings each, -4..4, as an ``(N, 10)`` int array."""
+    import json
+    import os
+
+    import vaderSentiment
+
+    lines = open(os.path.join(os.path.dirname(vaderSentiment.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
+    words, ratings, seen = [], [], set()
+    for line in lines:
+        word, _, _, raw = line.split("\t")
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+            ratings.append(json.loads(raw))
+    return words, np.array(ratings, dtype=np.int64)

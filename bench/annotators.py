@@ -22,7 +22,6 @@ A last table times CROWDLAB and cleanlab on a sparse crowd (50,000 rows, 1,000 a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,23 +31,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table  # noqa: E402
+from _common import print_table, vader_lexicon  # noqa: E402
 
 CLASSES = ["negative", "neutral", "positive"]
 
 
 def lexicon() -> tuple[list[str], np.ndarray]:
-    import vaderSentiment
-
-    lines = open(os.path.join(os.path.dirname(vaderSentiment.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
-    words, ratings, seen = [], [], set()
-    for line in lines:
-        word, _, _, raw = line.split("\t")
-        if word not in seen:  # 14 words are listed twice: the first entry
-            seen.add(word)
-            words.append(word)
-            ratings.append(json.loads(raw))
-    return words, np.sign(np.array(ratings)).astype(np.int64) + 1
+    """The lexicon's words and their 10 ratings as classes: negative 0, neutral 1, positive 2."""
+    words, ratings = vader_lexicon()
+    return words, np.sign(ratings) + 1
 
 
 def plant(ratings: np.ndarray, truth: np.ndarray, mode: str, seed: int = 0) -> np.ndarray:

@@ -26,8 +26,6 @@ tracemalloc's peak MiB of each.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 import tracemalloc
@@ -36,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import offline_env, print_table  # noqa: E402
+from _common import offline_env, print_table, vader_lexicon  # noqa: E402
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -47,20 +45,10 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
         d = load_diabetes()
         return d.data, d.target.astype(np.float64)
     if name == "vader":
-        import vaderSentiment
-
         from labelq.predict.embeddings import embed_inputs, encoder_for
 
-        lines = open(os.path.join(os.path.dirname(vaderSentiment.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
-        words, values, seen = [], [], set()
-        for line in lines:
-            word, _, _, raw = line.split("\t")
-            if word not in seen:
-                seen.add(word)
-                words.append(word)
-                values.append(float(np.mean(json.loads(raw))))
-        X = embed_inputs(np.asarray(words, dtype=object), encoder_for("text"))
-        return X, np.asarray(values)
+        words, ratings = vader_lexicon()
+        return embed_inputs(np.asarray(words, dtype=object), encoder_for("text")), ratings.mean(axis=1).astype(np.float64)
     raise SystemExit(f"unknown data {name}")
 
 

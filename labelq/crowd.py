@@ -93,6 +93,11 @@ class Annotations:
             return np.bincount(who, weights=values, minlength=m) / np.bincount(who, minlength=m)
 
 
+def share_agreeing(ann: Annotations, labels: np.ndarray) -> np.ndarray:
+    """``(n_items,)``: the share of each row's annotators who gave the row's entry of ``labels``."""
+    return np.bincount(ann.item, weights=ann.label == labels[ann.item], minlength=ann.n_items) / ann.num_annotations
+
+
 def majority_vote(ann: Annotations, pred_probs: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """The most common label of each row; ties as cleanlab breaks them (module docstring), the last by a seeded draw."""
     counts = ann.counts()
@@ -149,8 +154,8 @@ def dawid_skene(ann: Annotations, iterations: int = 100, tol: float = 1e-6, smoo
 class Crowdlab:
     """CROWDLAB's results. Per row: ``consensus``, ``quality`` (of the consensus), ``agreement`` (share of the
     row's annotators who gave the consensus), ``post`` (the combined class probabilities). Per annotation:
-    ``label_quality``. Per annotator: ``annotator_quality``, ``agreement_with_consensus``, ``n_labeled``,
-    ``weight``; ``model_weight`` is the model's."""
+    ``label_quality``. Per annotator: ``annotator_quality``, ``agreement_with_consensus``, ``weight``;
+    ``model_weight`` is the model's; ``majority`` the majority vote it started from."""
 
     consensus: np.ndarray
     quality: np.ndarray
@@ -159,7 +164,6 @@ class Crowdlab:
     label_quality: np.ndarray
     annotator_quality: np.ndarray
     agreement_with_consensus: np.ndarray
-    n_labeled: np.ndarray
     weight: np.ndarray
     model_weight: float
     majority: np.ndarray = field(repr=False)
@@ -182,7 +186,6 @@ def crowdlab(ann: Annotations, pred_probs: np.ndarray) -> Crowdlab:
     post, mw, weight = _posterior(ann, probs, consensus)
     rows = np.arange(ann.n_items)
     label_quality = post[ann.item, ann.label]
-    agree_row = np.bincount(ann.item, weights=ann.label == consensus[ann.item], minlength=ann.n_items) / n
     agrees = ann.label == consensus[ann.item]
     agreement_multi = ann.per_annotator(agrees, where=n[ann.item] != 1)  # NaN: seen only on rows with one label
     lqs = ann.per_annotator(label_quality)
@@ -190,12 +193,11 @@ def crowdlab(ann: Annotations, pred_probs: np.ndarray) -> Crowdlab:
     return Crowdlab(
         consensus=consensus.astype(np.int64),
         quality=post[rows, consensus],
-        agreement=agree_row,
+        agreement=share_agreeing(ann, consensus),
         post=post,
         label_quality=label_quality,
         annotator_quality=w * lqs + (1 - w) * agreement_multi,
         agreement_with_consensus=ann.per_annotator(agrees),
-        n_labeled=np.bincount(ann.annotator, minlength=len(ann.annotators)),
         weight=weight,
         model_weight=float(mw),
         majority=majority,
@@ -207,8 +209,7 @@ def _posterior(ann: Annotations, probs: np.ndarray, consensus: np.ndarray) -> tu
     k = ann.n_classes
     n = ann.num_annotations
     multi = n != 1
-    agree_row = np.bincount(ann.item, weights=ann.label == consensus[ann.item], minlength=ann.n_items) / n
-    likely = agree_row[multi].mean()
+    likely = share_agreeing(ann, consensus)[multi].mean()
     unlikely = (1 - likely) / (k - 1)
     sub = consensus[multi]
     constant_error = max(float(np.mean(sub != np.bincount(sub, minlength=k).argmax())), CLIP)
@@ -367,10 +368,9 @@ def crowd_audit(ann: Annotations, pred_probs: np.ndarray, ids: pa.Array) -> tupl
     """Everything the audit publishes about the annotators: the ``consensus`` table (a row an item), the
     ``annotators`` table, the ``annotator_pairs`` table, and the manifest's ``crowd`` section."""
     probs = np.asarray(pred_probs, dtype=np.float64)
-    majority = majority_vote(ann, probs)
+    res = crowdlab(ann, probs) if (ann.num_annotations > 1).any() else None
+    majority = res.majority if res is not None else majority_vote(ann, probs)
     ds_post, ds_conf = dawid_skene(ann)
-    several = bool((ann.num_annotations > 1).any())
-    res = crowdlab(ann, probs) if several else None
     active = active_scores(ann, probs)
     agree = agreement(ann)
     consensus = res.consensus if res is not None else majority
@@ -383,11 +383,7 @@ def crowd_audit(ann: Annotations, pred_probs: np.ndarray, ids: pa.Array) -> tupl
                 "majority_label": pa.array(majority),
                 "consensus_label": pa.array(consensus),
                 "consensus_quality": pa.array(res.quality if res is not None else probs[np.arange(ann.n_items), majority]),
-                "annotator_agreement": pa.array(
-                    res.agreement
-                    if res is not None
-                    else np.bincount(ann.item, weights=ann.label == majority[ann.item], minlength=ann.n_items) / ann.num_annotations
-                ),
+                "annotator_agreement": pa.array(share_agreeing(ann, consensus)),
                 "active_score": pa.array(active),
                 "dawid_skene_label": pa.array(ds_post.argmax(axis=1).astype(np.int64)),
                 "dawid_skene_confidence": pa.array(ds_post.max(axis=1)),

@@ -177,6 +177,16 @@ def corrections(table: pa.Table) -> np.ndarray:
     return table[CORRECTED_LABEL].fill_null(-1).to_numpy().astype(np.int64)
 
 
+def is_list_type(t: pa.DataType) -> bool:
+    """An Arrow list type (list, large list or fixed-size list): a column of several values a row."""
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def pylists(table: pa.Table, *names: str) -> list[list]:
+    """Each named column as a Python list, a list of None where the table has no such column."""
+    return [table[name].to_pylist() if name in table.column_names else [None] * table.num_rows for name in names]
+
+
 def correction_counts(table: pa.Table) -> dict[str, int]:
     """Where the corrected labels came from: ``corrected`` (rows with a ``corrected_label``), ``by_rule``
     (a re-labeling rule: ``label_source = 'relabel'``), ``by_review`` (a person changed the label),

@@ -93,10 +93,6 @@ def _pick(name: str | None, default: str | None, table: pa.Table, what: str, fla
     return col
 
 
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-
-
 def _tag_lists(col: pa.ChunkedArray, separator: str | None, ids: pa.Array) -> pa.ListArray | None:
     """The label column as lists of tags when it holds several labels a row: an Arrow list (Parquet list,
     Hugging Face ``Sequence``), strings split by ``separator``, or JSON lists (``'["a", "b"]'`` in every
@@ -111,7 +107,7 @@ def _tag_lists(col: pa.ChunkedArray, separator: str | None, ids: pa.Array) -> pa
         if not is_string:
             raise InputError(f"--label-separator {separator!r} splits text, but the label column holds {col.type}", "leave --label-separator out")
         lists = pc.split_pattern(col.cast(pa.string()), separator)
-    elif _is_list(col.type):
+    elif S.is_list_type(col.type):
         lists = col.cast(pa.list_(col.type.value_type)) if pa.types.is_fixed_size_list(col.type) else col
     elif is_string and col.null_count < len(col) and _all_json_lists(col):
         import json
@@ -124,7 +120,7 @@ def _tag_lists(col: pa.ChunkedArray, separator: str | None, ids: pa.Array) -> pa
             lists = pa.array(parsed)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise InputError(f"the label column's JSON lists mix kinds of values ({exc})", "give each row a JSON list of tag names, or of tag indices") from exc
-        if not _is_list(lists.type) or pa.types.is_nested(lists.type.value_type):
+        if not S.is_list_type(lists.type) or pa.types.is_nested(lists.type.value_type):
             raise InputError("the label column's JSON lists hold nested values", "give each row a flat JSON list of tag names or indices")
     else:
         return None

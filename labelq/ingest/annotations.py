@@ -32,12 +32,6 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-ANNOTATIONS_TYPE = pa.list_(pa.struct([("annotator", pa.string()), ("label", pa.int64())]))
-
-
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-
 
 def collapse_annotations(
     table: pa.Table, columns: Sequence[str], label_col: str | None, id_col: str | None, class_names: Sequence[str] | None, to_indices
@@ -47,7 +41,7 @@ def collapse_annotations(
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise InputError(f"--annotators names columns {missing} that are not in the data; its columns are {table.column_names}", "fix --annotators")
-    if len(columns) == 1 and not _is_list(table.schema.field(columns[0]).type):
+    if len(columns) == 1 and not S.is_list_type(table.schema.field(columns[0]).type):
         table, item, who, names, raw = _long_form(table, columns[0], label_col, id_col)
         drop = [columns[0], label_col]
     else:

@@ -205,9 +205,8 @@ class SingleLabel(LabelKind):
         probable); ``soft_label`` uniform over the set."""
         from ..kinds import review_kind
 
-        n, k = rows.num_rows, probs.shape[1]
-        col = lambda name: rows[name].to_pylist() if name in rows.column_names else [None] * n  # noqa: E731
-        kind, corrected, labels, soft = col(S.ISSUE_KIND), col(S.CORRECTED_LABEL), col(S.LABELS), col(S.SOFT_LABEL)
+        k = probs.shape[1]
+        kind, corrected, labels, soft = S.pylists(rows, S.ISSUE_KIND, S.CORRECTED_LABEL, S.LABELS, S.SOFT_LABEL)
         given = rows[S.LABEL].to_numpy()
         changed = 0
         for i, chosen in answers.items():

@@ -213,9 +213,8 @@ class TagSets(LabelKind):
     def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
         """A reviewed row's tags are the reviewer's set (``[]``: no tag applies): ``corrected_label`` where it
         differs from the given tags, ``issue_kind`` ``ok`` or ``wrong_label``, ``soft_label`` 1 on its tags."""
-        n, k = rows.num_rows, probs.shape[1]
-        col = lambda name: rows[name].to_pylist() if name in rows.column_names else [None] * n  # noqa: E731
-        kind, corrected, labels, soft = col(S.ISSUE_KIND), col(S.CORRECTED_LABEL), col(S.LABELS), col(S.SOFT_LABEL)
+        k = probs.shape[1]
+        kind, corrected, labels, soft = S.pylists(rows, S.ISSUE_KIND, S.CORRECTED_LABEL, S.LABELS, S.SOFT_LABEL)
         given = rows[S.LABEL].to_pylist()
         changed = 0
         for i, chosen in answers.items():

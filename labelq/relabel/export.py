@@ -112,10 +112,9 @@ def check_export_target(out: Path, store_root: Path, overwrite: bool) -> None:
 def provenance_columns(version: Version, rows: pa.Table) -> dict[str, pa.Array]:
     """Where each row's training label came from (module docstring), aligned with ``rows``."""
     n = rows.num_rows
-    source = rows[S.LABEL_SOURCE].to_pylist() if S.LABEL_SOURCE in rows.column_names else [None] * n
+    source, who = S.pylists(rows, S.LABEL_SOURCE, S.REVIEWER)
     corrected = rows[S.CORRECTED_LABEL].is_valid().to_numpy(zero_copy_only=False) if S.CORRECTED_LABEL in rows.column_names else np.zeros(n, bool)
     label_source = [s or ("audit" if corrected[i] else "given") for i, s in enumerate(source)]
-    who = rows[S.REVIEWER].to_pylist() if S.REVIEWER in rows.column_names else [None] * n
     out = {
         "label_source": pa.array(label_source, pa.string()),
         S.ISSUE_KIND: rows[S.ISSUE_KIND].combine_chunks(),

@@ -403,14 +403,13 @@ def apply_step(reviews: Reviews, store: str | None = None) -> tuple[pa.Table, di
     rows = parent.read()
     info = S.info_of(rows)
     k = len(info.class_names)
-    n = rows.num_rows
     probs = pred_probs_array(parent.read_table("pred_probs"))
     pos = {v: i for i, v in enumerate(rows[S.ID].to_pylist())}
     kind_of_label = kind_of(info)
     answered = {pos[rid]: chosen for rid, chosen in zip(reviews.ids, reviews.labels)}
     values, changed = kind_of_label.apply_reviews(rows, answered, probs)
     kind, corrected, labels, soft = (values[c] for c in (S.ISSUE_KIND, S.CORRECTED_LABEL, S.LABELS, S.SOFT_LABEL))
-    source, reviewer, reviewed_at = (rows[c].to_pylist() if c in rows.column_names else [None] * n for c in (S.LABEL_SOURCE, S.REVIEWER, S.REVIEWED_AT))
+    source, reviewer, reviewed_at = S.pylists(rows, S.LABEL_SOURCE, S.REVIEWER, S.REVIEWED_AT)
     for rid, who, when in zip(reviews.ids, reviews.reviewer, reviews.reviewed_at):
         i = pos[rid]
         source[i], reviewer[i], reviewed_at[i] = "review", who, when

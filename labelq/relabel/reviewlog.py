@@ -155,19 +155,30 @@ def settle(by_row: dict[str, dict[str, dict]]) -> tuple[dict[str, dict], dict[st
     return settled, disagreements
 
 
+def answer_annotations(
+    by_row: dict[str, dict[str, dict]], code, ids: list[str] | None = None, n_classes: int | None = None
+) -> tuple[Annotations | None, list[str]]:
+    """The reviewers' standing ``label`` answers (``answers(entries)``) as ``labelq.crowd.Annotations`` over the rows
+    ``ids`` (default: every answered row) that keep one: ``code(labels)`` is an answer's category (None: leave it
+    out). Returns the annotations (None: no answer kept) and the rows they cover, in order."""
+    item, who, label, names, rows = [], [], [], {}, []
+    for row_id in sorted(by_row) if ids is None else ids:
+        kept = [(r, code(e["labels"])) for r, e in sorted(by_row.get(row_id, {}).items()) if e["action"] == "label"]
+        kept = [(r, c) for r, c in kept if c is not None]
+        for r, c in kept:
+            item.append(len(rows))
+            who.append(names.setdefault(r, len(names)))
+            label.append(c)
+        if kept:
+            rows.append(row_id)
+    if not rows:
+        return None, []
+    return Annotations(item, who, label, len(rows), list(names), n_classes or max(label) + 1), rows
+
+
 def reviewer_agreement(entries: list[dict]) -> Agreement:
     """Agreement among the reviewers of a review log (``labelq.crowd.agreement``): each distinct answer (a class,
     several classes, none of these) is a category; rows only one reviewer answered count for no figure."""
-    by_row = answers(entries)
-    item, who, label, names, cats = [], [], [], {}, {}
-    for n, (_, by) in enumerate(sorted(by_row.items())):
-        for r, e in sorted(by.items()):
-            if e["action"] == "label":
-                item.append(n)
-                who.append(names.setdefault(r, len(names)))
-                label.append(cats.setdefault(tuple(sorted(e["labels"])), len(cats)))
-    rows = sorted(set(item))
-    if not rows:
-        return Agreement(None, 0, None, 0, [])
-    keep = {n: m for m, n in enumerate(rows)}
-    return agreement(Annotations([keep[n] for n in item], who, label, len(rows), list(names), max(len(cats), 1)))
+    categories: dict[tuple, int] = {}
+    ann, _ = answer_annotations(answers(entries), lambda labels: categories.setdefault(tuple(sorted(labels)), len(categories)))
+    return Agreement(None, 0, None, 0, []) if ann is None else agreement(ann)

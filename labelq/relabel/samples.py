@@ -46,8 +46,7 @@ def read_samples(store: Store, name: str) -> list[dict]:
 
 def sampled_ids(store: Store, name: str, rows: pa.Table) -> list[str]:
     """The ids that the calibration samples of ``rows``' flagged set drew, in the order they were drawn."""
-    key = flagged_sha256(rows)
-    return list(dict.fromkeys(i for r in read_samples(store, name) if r["flagged_sha256"] == key for i in r["ids"]))
+    return list(dict.fromkeys(i for i, _ in sampled_units(store, name, rows)))
 
 
 def draw_sample(store: Store, version: Version, size: int, seed: int = 0) -> dict:
