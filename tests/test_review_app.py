@@ -122,7 +122,7 @@ def _press(page, key: str) -> str:
     before = _current(page)
     lines = _log_lines(page)
     page.keyboard.press(key)
-    for _ in range(200):
+    for _ in range(600):  # up to 30 s: a loaded machine answers slower
         if _log_lines(page) > lines and (page.locator("#all-done").count() or _current(page) != before):
             break
         time.sleep(0.05)

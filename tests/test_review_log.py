@@ -85,3 +85,26 @@ def test_review_agreement_command(tmp_path, digits):
     assert "8 rows settled, 2 disagreements" in out.output
     ann = [x for x in out.output.splitlines() if x.startswith("ann")][-1]
     assert ann.split() == ["ann", "10", "8", "1.000"]
+
+
+def test_a_lead_sees_a_disagreement_on_a_row_outside_the_queue(tmp_path, digits):
+    """Two reviewers disagree on a row they reached by jumping to it (not flagged, so not in the queue): the lead's
+    state still lists it first (it used to fail looking the row up in the queue)."""
+    from fastapi.testclient import TestClient
+
+    from labelq.relabel.app import create_app
+
+    root = tmp_path / "s"
+    out = CliRunner().invoke(main, ["audit", "digits", "--store", str(root), "--model", "logreg", "--no-prefect", "-q"])
+    assert out.exit_code == 0, out.output
+    store = Store(root)
+    rows = store.version("digits").read(columns=["id", "is_label_issue"])
+    outside = next(i for i, f in zip(rows["id"].to_pylist(), rows["is_label_issue"].to_pylist()) if not f)
+    headers = {"X-Labelq-Token": "t"}
+    reviewers = TestClient(create_app(store, "digits", token="t"))
+    for who, label in (("ann", "1"), ("bob", "7")):
+        got = reviewers.post("/api/action", json={"reviewer": who, "action": "label", "id": outside, "labels": [label]}, headers=headers)
+        assert got.status_code == 200, got.text
+    state = TestClient(create_app(store, "digits", token="t", adjudicate=True)).get("/api/state", params={"reviewer": "lee"}, headers=headers)
+    assert state.status_code == 200, state.text
+    assert state.json()["queue"][0] == outside and outside in state.json()["disagreements"] and state.json()["next"] == outside

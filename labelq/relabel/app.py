@@ -45,13 +45,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import schema as S
-from ..crowd import Annotations, active_scores
+from ..crowd import active_scores
 from ..errors import InputError, LabelqError
 from ..labelkind import check_supports, kind_of
 from ..store import Store, Version
 from .guidelines import current_guidelines
 from .review import NONE_OF_THESE
-from .reviewlog import ACTIONS, ReviewLog, answers, comments, reviewer_agreement, settle
+from .reviewlog import ACTIONS, ReviewLog, answer_annotations, answers, comments, reviewer_agreement, settle
 from .samples import sampled_ids
 
 LOGS = "reviews"  # <store>/datasets/<name>/reviews/<version>.jsonl
@@ -231,13 +231,15 @@ class ReviewSession:
         if second:
             score = self._active(second, by_row)
             second = sorted(second, key=lambda i: score[i])
-        front = sorted(disagreements, key=self.queue.index) if self.adjudicate else []
+        order = {i: n for n, i in enumerate(self.queue)}
+        front = sorted(disagreements, key=lambda i: order.get(i, len(order))) if self.adjudicate else []  # a row answered by jump may be outside the queue
         lead = [*front, *(i for i in self.queue if i in self.sample and i not in front), *(i for i in second if i not in front)]
         seen = set(lead)
         queue = self.filtered([*lead, *(i for i in self.queue if i not in seen)], cls, kind)
         nxt = next((i for i in queue if i not in mine or (self.adjudicate and i in disagreements and not self._lead_answered(by_row, i))), None)
         sample_settled = sum(i in settled for i in self.sample)
-        shown = set(disagreements) if self.adjudicate else {i for i in disagreements if i in mine}
+        in_queue = set(queue)
+        shown = (set(disagreements) if self.adjudicate else {i for i in disagreements if i in mine}) & in_queue
         return {
             "dataset": self.name,
             "version": self.version.tag,
@@ -251,11 +253,11 @@ class ReviewSession:
             "sample_size": len(self.sample),
             "sample_settled": sample_settled,
             "sample_complete": bool(self.sample) and sample_settled == len(self.sample),
-            "second_opinion": [i for i in second if i in set(queue)],
+            "second_opinion": [i for i in second if i in in_queue],
             "done_by_me": sum(i in mine for i in queue),
             "settled": sum(i in settled for i in queue),
-            "disagreements": sorted(shown & set(queue)),
-            "hidden_disagreements": len(set(disagreements) & set(queue)) - len(shown & set(queue)),
+            "disagreements": sorted(shown),
+            "hidden_disagreements": len(set(disagreements) & in_queue) - len(shown),
             "agreement": reviewer_agreement(entries).to_json() if len(by_row) else None,
             "guidelines": self.guidelines,
             "next": nxt,
@@ -269,23 +271,12 @@ class ReviewSession:
     def _active(self, ids: list[str], by_row: dict) -> dict[str, float]:
         """ActiveLab's score of each row (low: a further label helps most) from the reviewers' single-class answers
         and the version's pred_probs; rows without either go last."""
-        k = len(self.classes)
-        usable = [i for i in ids if i in self.probs]
-        item, who, label, names = [], [], [], {}
-        for n, i in enumerate(usable):
-            for r, e in by_row[i].items():
-                if e["action"] == "label" and len(e["labels"]) == 1:
-                    item.append(n)
-                    who.append(names.setdefault(r, len(names)))
-                    label.append(self.classes.index(e["labels"][0]))
+        ann, rows = answer_annotations(
+            by_row, lambda labels: self.classes.index(labels[0]) if len(labels) == 1 else None, [i for i in ids if i in self.probs], len(self.classes)
+        )
         out = dict.fromkeys(ids, np.inf)
-        rows = sorted(set(item))
-        if not rows:
-            return out
-        keep = {n: m for m, n in enumerate(rows)}
-        ann = Annotations([keep[n] for n in item], who, label, len(rows), list(names), k)
-        scores = active_scores(ann, np.stack([self.probs[usable[n]] for n in rows]))
-        out.update({usable[n]: float(sc) for n, sc in zip(rows, scores)})
+        if ann is not None:
+            out.update(zip(rows, active_scores(ann, np.stack([self.probs[i] for i in rows])).tolist()))
         return out
 
     def filtered(self, queue: list[str], cls: str | None, kind: str | None) -> list[str]:
