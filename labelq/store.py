@@ -112,7 +112,7 @@ class Version:
         groups = self.groups()
         wanted = columns if columns is not None else self.column_names(groups)
         apart = {c: f for f, cols in groups.items() for c in cols}
-        columns_here = [c for c in wanted if c not in apart]
+        columns_here = list(dict.fromkeys([S.ID, *(c for c in wanted if c not in apart)]))  # the id at least: the rows' count
         table = pa.concat_tables([pq.ParquetFile(f).read(columns=columns_here) for f in self.data_files()])
         if any(c in apart for c in wanted):
             for f in groups:

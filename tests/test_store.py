@@ -192,3 +192,22 @@ def test_building_an_audit_config_writes_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
     ingest_step(cfg)
     assert (tmp_path / "s" / "cache" / "folds").is_dir() and not list((tmp_path / "s").rglob(".write-probe-*"))
+
+
+def test_rows_at_reads_rows_by_position_from_their_row_groups(digits, store_dir, tmp_path):
+    """``Version.rows_at``: the rows at any positions, in the order asked (repeats too), from data/ and the group files
+    (the images in payload.parquet, the scores in scores.parquet), as ``read().take`` gives them."""
+    from labelq.store import _take_rows
+
+    v = Store(store_dir).publish("d", audited(digits), {})
+    assert v.groups()  # the inputs and scores live apart from data/
+    positions = [1796, 3, 900, 3, 0]
+    assert v.rows_at(positions).to_pylist() == v.read().take(positions).to_pylist()
+    only = v.rows_at([5], columns=["image"])
+    assert only.column_names == ["image"] and only.to_pylist() == v.read(columns=["image"]).take([5]).to_pylist()
+    with pytest.raises(IndexError, match="not row 1797"):
+        v.rows_at([1797])
+    table = pa.table({"id": [f"r{i}" for i in range(100)], "x": np.arange(100)})
+    pq.write_table(table, tmp_path / "groups.parquet", row_group_size=7)  # 15 row groups
+    got = _take_rows(pq.ParquetFile(tmp_path / "groups.parquet"), np.array([99, 6, 7, 50, 6]), ["x"])
+    assert got["x"].to_pylist() == [99, 6, 7, 50, 6]
