@@ -21,6 +21,7 @@ from .detect.neighbors import NeighborChecks
 from .detect.streaming_cl import ProbsChunks, take_rows
 from .errors import InputError
 from .kinds import audit_kinds
+from .labelkind import kind_of
 from .multilabel import sure_tags, tag_lists
 from .options import option
 from .validation import check_fraction
@@ -63,14 +64,16 @@ class Decision:
     is_label_issue: np.ndarray
     suggested_label: np.ndarray
     issue_rank: np.ndarray
-    corrected_label: np.ndarray  # -1 where not corrected
+    corrected_label: np.ndarray  # -1 where not corrected (a value a row: NaN)
     no_class: np.ndarray | None = None  # flagged rows that fit no class (issue_kind out_of_distribution)
     missing: np.ndarray | None = None
     extra: np.ndarray | None = None
 
     @property
     def corrected_rows(self) -> np.ndarray:
-        """``(N,)`` bool: the rows an auto-fix corrected."""
+        """``(N,)`` bool: the rows an auto-fix corrected (a value a row: NaN where not corrected)."""
+        if self.corrected_label.dtype.kind == "f":
+            return ~np.isnan(self.corrected_label)
         fixed = self.corrected_label >= 0
         return fixed.any(axis=1) if fixed.ndim == 2 else fixed
 
@@ -116,11 +119,7 @@ def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborCh
     """The examples table, untouched, with the audit columns appended (metadata kept); the near-duplicate
     and outlier columns are null without ``duplicates`` (not checked)."""
     n = examples.num_rows
-    if decision.suggested_label.ndim == 2:  # multi-label: tag lists
-        suggested, corrected = tag_lists(decision.suggested_label), tag_lists(decision.corrected_label > 0, decision.corrected_rows)
-    else:
-        suggested = pa.array(decision.suggested_label, pa.int64())
-        corrected = pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0)
+    suggested, corrected = kind_of(examples).decision_columns(decision)
     cols = {
         S.LABEL_SCORE: pa.array(decision.label_score, pa.float64()),
         S.IS_LABEL_ISSUE: pa.array(decision.is_label_issue, pa.bool_()),

@@ -4,14 +4,16 @@ A ``LabelKind`` is chosen once, from the examples' metadata (``ExamplesInfo.kind
 ``Manifest.kind_name``), and every layer asks it rather than branching: how labels are read and
 validated, how folds are stratified and models fitted, which detectors apply and how they decide,
 what a row's effective label is, how re-labeling and export treat it, which SQL files its views use,
-and how the report and the benchmark show it. Two kinds are built in:
+and how the report and the benchmark show it. Three kinds are built in:
 
 - ``single`` (``labelq.label_kinds.single``): one class index a row;
 - ``tags`` (``labelq.label_kinds.tags``): a list of tag indices a row (multi-label), stored as
-  ``list<int64>`` and held in numpy as an ``(N, K)`` bool matrix.
+  ``list<int64>`` and held in numpy as an ``(N, K)`` bool matrix;
+- ``regression`` (``labelq.label_kinds.regression``): a number a row (float64), its pred_probs the
+  out-of-sample prediction (one column).
 
 Adding a kind means one module with a ``LabelKind`` subclass and a ``register(MyKind())`` call; a
-dataset is given it at ingest with ``--label-kind NAME`` (``IngestOptions.label_kind``). The kinds
+dataset is given it at ingest with ``--task NAME`` (``IngestOptions.label_kind``). The kinds
 sit at the top of the layers (they call the detectors, the decision, re-labeling and the report), and
 the layers below reach them only through this interface and the registry, which imports a built-in
 kind's module when it is first asked for (as entry points are loaded), never at import time.
@@ -28,8 +30,13 @@ import pyarrow as pa
 from . import schema as S
 from .errors import InputError
 from .schema import info_of
+from .validation import check_classes_for_folds
 
-BUILTIN = {"single": "labelq.label_kinds.single:SingleLabel", "tags": "labelq.label_kinds.tags:TagSets"}
+BUILTIN = {
+    "single": "labelq.label_kinds.single:SingleLabel",
+    "tags": "labelq.label_kinds.tags:TagSets",
+    "regression": "labelq.label_kinds.regression:Regression",
+}
 KINDS: dict[str, LabelKind] = {}
 
 
@@ -47,11 +54,14 @@ class LabelKind:
     name: ClassVar[str]
     lists: ClassVar[bool] = False
     sum_to_one: ClassVar[bool] = True
+    bounded: ClassVar[bool] = True  # its pred_probs are probabilities (else predicted values, any finite numbers)
     what: ClassVar[str] = "classes"
     accuracy_name: ClassVar[str] = "accuracy"
     sql_suffix: ClassVar[str] = ""
+    sql_label_name: ClassVar[str] = "names[label + 1]"  # the catalog's macro label_name(names, label): a label's name in SQL
     key_parts: ClassVar[dict[str, Any]] = {}
     supports: ClassVar[frozenset[str]] = frozenset()  # jobs beyond the audit that take it: "review", "label_maps"
+    model_task: ClassVar[str] = "classes"  # the registered models it trains (``labelq.predict.models``: classes or regression)
 
     def __repr__(self) -> str:
         return f"<label kind {self.name!r}>"
@@ -78,6 +88,10 @@ class LabelKind:
         """Labels in the ``labels`` form back to the ``label`` column's Arrow type."""
         raise NotImplementedError
 
+    def decision_columns(self, decision: Any) -> tuple[pa.Array, pa.Array]:
+        """The published ``suggested_label`` and ``corrected_label`` columns of a ``labelq.decide.Decision``."""
+        return pa.array(decision.suggested_label, pa.int64()), pa.array(decision.corrected_label, pa.int64(), mask=decision.corrected_label < 0)
+
     def differ(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``(N,)`` bool: rows whose labels differ."""
         raise NotImplementedError
@@ -85,6 +99,11 @@ class LabelKind:
     def codes(self, table: pa.Table) -> np.ndarray:
         """``(N,)`` int64, equal where two rows carry the same label."""
         raise NotImplementedError
+
+    def class_codes(self, labels: np.ndarray) -> np.ndarray:
+        """What per-class counts take (``labelq.multilabel.class_counts``): the labels, or for a kind without classes
+        one group index a row."""
+        return labels
 
     def namer(self, class_names: list[str], sep: str = ", "):
         """``name(label)``: a label's name for people (None stays None)."""
@@ -109,8 +128,14 @@ class LabelKind:
         """Out-of-sample accuracy against the given labels (``accuracy_name``)."""
         raise NotImplementedError
 
+    def check_folds(self, labels: np.ndarray, class_names: list[str], n_folds: int) -> None:
+        """Refuse labels that ``n_folds``-fold cross-validation cannot learn from (too few rows of a class)."""
+        check_classes_for_folds(labels, class_names, n_folds)
+
     def probs_problem(self, probs: np.ndarray) -> str | None:
-        """What is wrong with pred_probs of this kind beyond NaN and negatives, or None."""
+        """What is wrong with pred_probs of this kind beyond NaN and infinities, or None."""
+        if (probs < 0).any():
+            return "holds negative probabilities"
         if self.sum_to_one:
             return "holds rows that do not sum to 1" if len(probs) and np.abs(probs.sum(axis=1, dtype=np.float64) - 1).max() > 1e-3 else None
         return "holds probabilities above 1" if (probs > 1).any() else None
@@ -168,6 +193,12 @@ class LabelKind:
     accuracy_label: ClassVar[str] = "accuracy"
     prior_label: ClassVar[str] = "majority class's share"  # what a model that learned nothing scores
     issue_columns: ClassVar[tuple[str, ...]] = ()  # columns of the top issues beyond the given and suggested labels
+    estimate_by: ClassVar[str] = "confident learning"  # what estimates the number of wrong labels
+    filtered: ClassVar[bool] = True  # whether confident learning's --filter-by applies
+
+    def label_fact(self, class_names: list[str]) -> tuple[str, Any]:
+        """The report's summary line about the labels: ``(what, how many)``."""
+        return self.what, len(class_names)
 
     def per_class_extra(self, rows: pa.Table, n_classes: int) -> list[dict]:
         """Per class, the report's figures beyond rows and flags (``{}`` each when none)."""
@@ -176,6 +207,10 @@ class LabelKind:
     def rates_figure(self, class_names: list[str], per_class: list[dict], n_rows: int) -> str:
         """The per-class rates figure (a data URI, ``labelq.report.plots``)."""
         raise NotImplementedError
+
+    def figures(self, rows: pa.Table, class_names: list[str]) -> list[str]:
+        """The report's figures of this kind beyond the rates, the scores and the noise (data URIs), from the published rows."""
+        return []
 
     def class_table(self, per_class: list[dict], health: dict | None) -> tuple[str, str, str]:
         """``(title, header cells, rows)`` of the report's per-class table, as HTML."""

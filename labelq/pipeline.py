@@ -320,9 +320,8 @@ def signal_step(examples: pa.Table, pred_probs: PredProbs) -> dict:
     """Whether the model beats the class prior (``labelq.reliability``): if not, the flags mean nothing."""
     signal = kind_of(examples).check_signal(given_labels(examples), probs_of(pred_probs))
     if not signal["reliable"]:
-        log.warning(
-            "the out-of-sample model is no better than the class prior (accuracy %.3f, majority class %.3f)", signal["accuracy"], signal["majority_share"]
-        )
+        compared = signal.get("compared") or f"the class prior (accuracy {signal['accuracy']:.3f}, majority class {signal['majority_share']:.3f})"
+        log.warning("the out-of-sample model is no better than %s", compared)
     return signal
 
 
@@ -447,7 +446,7 @@ def publish_step(
             estimate = int(decision.is_label_issue.sum())
         complete = prepare_record(
             store,
-            labels,
+            kind_of(examples).class_codes(labels),
             probs.shape[1],
             estimate,
             decision.is_label_issue,

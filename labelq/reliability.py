@@ -85,9 +85,37 @@ def with_warning(signal: dict, judges: dict | None = None) -> dict:
         judge_text = (
             " The LLM judges carried information " + ", ".join(f"{j} {v:.2f}" for j, v in info.items()) + " (0 = none: the ensemble gives them no weight)."
         )
+    compared = signal.get("compared") or (
+        f"the class prior: accuracy {signal['accuracy']:.3f} "
+        f"(95% lower bound {signal['accuracy_lo']:.3f}) against {signal['majority_share']:.3f} for always answering the most common class"
+    )
     warning = (
-        f"the out-of-sample model is no better than the class prior: accuracy {signal['accuracy']:.3f} "
-        f"(95% lower bound {signal['accuracy_lo']:.3f}) against {signal['majority_share']:.3f} for always answering the most common class. "
+        f"the out-of-sample model is no better than {compared}. "
         "The flags are noise: no automatic corrections were made, and the estimated error rate means nothing." + judge_text
     )
     return {**signal, "warning": warning, "suggestions": list(SUGGESTIONS)}
+
+
+def check_value_signal(y: np.ndarray, pred: np.ndarray) -> dict:
+    """``check_signal`` for a number a row: whether the out-of-sample predictions beat always answering the mean.
+    The test is one-sided on the per-row gain in squared error, ``(y - mean)² - (y - pred)²`` (a t lower bound of
+    its mean above 0); ``accuracy`` is the out-of-sample R² and ``accuracy_lo`` that bound over the variance."""
+    from scipy import stats
+
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    n = len(y)
+    variance = float(np.mean((y - y.mean()) ** 2)) if n else 0.0
+    gain = (y - y.mean()) ** 2 - (y - pred) ** 2
+    if n < 3 or variance == 0:
+        r2 = lo = 0.0
+    else:
+        r2 = float(gain.mean() / variance)
+        lo = float((gain.mean() - stats.t.ppf(1 - LEVEL, n - 1) * gain.std(ddof=1) / np.sqrt(n)) / variance)
+    return {
+        "reliable": bool(lo > 0),
+        "accuracy": r2,
+        "accuracy_lo": lo,
+        "majority_share": 0.0,
+        "compared": f"always answering the mean: R² {r2:.3f} (95% lower bound {lo:.3f}) against 0",
+        "test": f"one-sided {100 * (1 - LEVEL):.0f}% t lower bound of the out-of-sample R² (the mean gain in squared error over the mean's) above 0",
+    }

@@ -123,14 +123,15 @@ class ExamplesInfo:
 
 def hf_features(schema: pa.Schema, class_names: list[str]) -> dict[str, Any]:
     """Hugging Face ``Features`` (as the dict ``datasets`` writes in a schema's metadata) for ``schema``:
-    label columns become ``ClassLabel`` (a list of labels, a multi-label row's tags: ``Sequence(ClassLabel)``),
+    label columns become ``ClassLabel`` (a list of labels, a multi-label row's tags: ``Sequence(ClassLabel)``; a regression
+    target's float values stay ``Value``),
     image structs ``Image``, the rest as ``Features.from_arrow_schema`` makes them. Written out rather than built with ``datasets``, whose import costs about 70 MB and 1.5 s
     for a few dicts; a test compares the two."""
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     class_label = {"names": list(class_names), "_type": "ClassLabel"}
     features = {f.name: {"_type": "Image"} if f.type == image_type else _hf_type(f.type) for f in schema}
     for f in schema:
-        if f.name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL, ORIGINAL_LABEL, LABELS, MISSING_TAGS, EXTRA_TAGS):
+        if f.name in (LABEL, SUGGESTED_LABEL, CORRECTED_LABEL, ORIGINAL_LABEL, LABELS, MISSING_TAGS, EXTRA_TAGS) and not pa.types.is_floating(f.type):
             is_list = pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
             features[f.name] = {"feature": dict(class_label), "_type": "List"} if is_list else dict(class_label)
     return features

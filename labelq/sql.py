@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError, StoreError
 from .io import current_umask
-from .labelkind import LabelKind
+from .labelkind import LabelKind, kind_named
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ LATER_COLUMNS = {"is_near_duplicate": "BOOLEAN", "near_duplicate_set": "VARCHAR[
 
 
 # label_name(names, label): a label's class name, or a tag list's names joined ("a, b"); the views call it
-LABEL_NAME = {False: "names[label + 1]", True: "array_to_string(list_transform(label, lambda t: names[t + 1]), ', ')"}
 
 
 def sql_name(name: str, kind: LabelKind | None) -> str:
@@ -144,7 +143,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
     groups, data = _column_groups(store, name)
     missing = {c: t for c, t in LATER_COLUMNS.items() if c not in data}
     kind = store.label_kind(name)
-    con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {LABEL_NAME[bool(kind and kind.lists)]}")
+    con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {(kind or kind_named('single')).sql_label_name}")
     held = [view for view, file in OPTIONAL_VIEWS.items() if next(store.dataset_dir(name).glob(f"v*/{file}"), None) is not None]
     for view in (*VIEWS, *held):
         con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, kind)}")

@@ -148,12 +148,15 @@ def check_pred_probs_shape(shape: tuple[int, ...], n_rows: int, n_classes: int) 
         )
 
 
-def scan_pred_probs(chunks, sum_to_one: bool = True) -> np.ndarray:
+def scan_pred_probs(chunks, sum_to_one: bool = True, bounded: bool = True) -> np.ndarray:
     """Check ``(first row, chunk)`` pairs of pred_probs (see ``check_pred_probs``); returns the rows to renormalize.
-    Without ``sum_to_one``: a probability per class (a tag), each in [0, 1] (rows need not sum to 1; none is renormalized)."""
+    Without ``sum_to_one``: a probability per class (a tag), each in [0, 1] (rows need not sum to 1; none is renormalized).
+    Not ``bounded``: predicted values (a regression target's), any finite numbers."""
     bad, neg, far, sums_far, near, above = [], [], [], [], [], []
     for start, chunk in chunks:
         bad.append(np.flatnonzero(~np.isfinite(chunk).all(axis=1)) + start)
+        if not bounded:
+            continue
         neg.append(np.flatnonzero((chunk < 0).any(axis=1)) + start)
         if not sum_to_one:
             above.append(np.flatnonzero((chunk > 1).any(axis=1)) + start)

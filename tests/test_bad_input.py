@@ -243,18 +243,33 @@ def test_a_csv_without_line_breaks_is_named_so(tmp_path):
 
 
 def test_a_regression_target_is_named_as_such(tmp_path):
-    """scikit-learn's diabetes table: a float target with 214 distinct values in 442 rows is refused as a regression
-    target (it used to read as 214 classes, refused for having too few rows a class); class ids stored as whole
-    floats still read as classes."""
+    """scikit-learn's diabetes table: a float target with 214 distinct values in 442 rows is a regression target
+    (it used to read as 214 classes, refused for having too few rows a class). ``--task single`` refuses it
+    with the way out; class ids stored as whole floats still read as classes; a regression target that is not
+    numbers, or holds NaN or infinities, is refused before any model trains, naming the rows."""
     from sklearn.datasets import load_diabetes
 
     d = load_diabetes()
     cols = {f"f{j}": d.data[:, j] for j in range(d.data.shape[1])}
     pq.write_table(pa.table({"label": d.target, **cols}), tmp_path / "diabetes.parquet")
-    out = run("audit", str(tmp_path / "diabetes.parquet"), "--store", str(tmp_path / "s"), *QUICK)
-    assert_clear(out, "214 distinct numbers in 442 rows", "regression target", "labelq.detect.regression")
+    out = run("audit", str(tmp_path / "diabetes.parquet"), "--store", str(tmp_path / "s"), "--task", "single", *QUICK)
+    assert_clear(out, "214 distinct numbers in 442 rows", "regression target", "--task regression")
     pq.write_table(pa.table({"label": d.target + 0.5, **cols}), tmp_path / "halves.parquet")
-    assert_clear(run("audit", str(tmp_path / "halves.parquet"), "--store", str(tmp_path / "s"), *QUICK), "non-integer numbers", "regression target")
+    out = run("audit", str(tmp_path / "halves.parquet"), "--store", str(tmp_path / "s"), "--task", "single", *QUICK)
+    assert_clear(out, "non-integer numbers", "regression target")
     ids = (np.arange(442) % 3).astype(np.float64)
     pq.write_table(pa.table({"label": ids, **cols}), tmp_path / "ids.parquet")
     assert run("audit", str(tmp_path / "ids.parquet"), "--store", str(tmp_path / "s"), "--model", "logreg", *QUICK).exit_code == 0
+    words = pa.array(np.where(np.arange(442) % 2, "high", "low"))
+    pq.write_table(pa.table({"label": words, **cols}), tmp_path / "words.parquet")
+    out = run("audit", str(tmp_path / "words.parquet"), "--store", str(tmp_path / "s"), "--task", "regression", *QUICK)
+    assert_clear(out, "must be numbers", "--label-column")
+    for bad, what in ((np.nan, "null, NaN or infinite"), (np.inf, "null, NaN or infinite")):
+        target = d.target.copy()
+        target[[3, 7]] = bad
+        pq.write_table(pa.table({"id": [f"p{i}" for i in range(442)], "label": target, **cols}), tmp_path / "bad.parquet")
+        out = run("audit", str(tmp_path / "bad.parquet"), "--store", str(tmp_path / "s"), "--task", "regression", *QUICK)
+        assert_clear(out, "2 rows have no finite target value", what, "'p3', 'p7'")
+    out = run("audit", str(tmp_path / "diabetes.parquet"), "--store", str(tmp_path / "s2"), "--model", "logreg", *QUICK)
+    assert_clear(out, "model 'logreg' learns classes", "hgb-regressor")
+    assert not (tmp_path / "s2" / "datasets").exists() or not any((tmp_path / "s2" / "datasets").rglob("v0001"))

@@ -120,6 +120,7 @@ def test_the_kind_is_chosen_once_and_bad_choices_are_named(toy_kind, tags_file):
     assert kind_of(load_examples(str(tags_file), IngestOptions(label_column="tags", label_kind="binary_tags"))) is toy_kind
     with pytest.raises(InputError, match="takes a list of tags a row, and the label column holds one class a row"):
         load_examples("digits", IngestOptions(label_kind="binary_tags"))
-    with pytest.raises(InputError, match="unknown label kind 'regression'"):
-        load_examples("digits", IngestOptions(label_kind="regression"))
+    with pytest.raises(InputError, match="unknown label kind 'ordinal'"):
+        load_examples("digits", IngestOptions(label_kind="ordinal"))
+    assert kind_of(load_examples("digits", IngestOptions(label_kind="regression"))).name == "regression"  # asked for: the digits as numbers
     assert kind_named("single") == kind_named("single") and kind_named("tags") != kind_named("single")

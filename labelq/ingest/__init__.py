@@ -55,9 +55,12 @@ class IngestOptions:
         "several columns (one per annotator), or one column of label lists.",
         from_cli=csv,
     )
-    # a registered kind of label (``labelq.labelkind``) other than the one the label column implies (single: one class a
-    # row; tags: a list a row). Not a command-line option: a kind registered by the user's code is known only to its process.
-    label_kind: str | None = None
+    label_kind: str | None = option(
+        "--task",
+        dest="task",
+        help="What a row's label is: single (one class), tags (several), regression (a number); default: inferred from the label column. "
+        "A kind registered by your code (labelq.labelkind) is named the same way.",
+    )
     inputs_required: bool = True  # False when pred_probs are given: no model reads the inputs
 
 
@@ -163,6 +166,38 @@ def _tags_to_indices(lists: pa.ListArray, class_names: Sequence[str] | None, ids
     return tag_lists(tag_matrix(flat, len(names))), names, mapping  # each row's tags once, in index order
 
 
+def looks_like_values(col: pa.Array) -> str | None:
+    """What makes a numeric label column a regression target rather than class ids (non-integer numbers, or more
+    distinct numbers than max(50, rows / 10)), for people; None where it reads as classes."""
+    if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)) or len(col) == 0:
+        return None
+    numbers = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    numbers = numbers[np.isfinite(numbers)]
+    if (numbers != np.trunc(numbers)).any():
+        return "non-integer numbers"
+    distinct = len(np.unique(numbers))
+    return f"{distinct:,} distinct numbers" if distinct > max(50, len(col) // 10) else None
+
+
+def _values(col: pa.ChunkedArray, ids: pa.Array) -> pa.Array:
+    """A regression target's values as float64, refused (with the rows named) when they are not numbers or not finite."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type)):
+        raise InputError(
+            f"the label column holds {col.type} values (e.g. {col.drop_null()[:3].to_pylist()}), and a regression target must be numbers",
+            "name the numeric target column with --label-column, or pass --task single to audit these labels as classes",
+        )
+    values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls: NaN
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        shown = ", ".join(repr(ids[int(i)].as_py()) for i in bad[:5])
+        raise InputError(
+            f"{plural(len(bad), 'row has', 'rows have')} no finite target value (null, NaN or infinite), e.g. ids {shown}",
+            "drop those rows or fill their values before auditing",
+        )
+    return pa.array(values, pa.float64())
+
+
 def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, ids: pa.Array) -> tuple[np.ndarray, list[str], dict[str, int]]:
     """Map a label column to class indices; returns (labels, class_names, mapping original->index)."""
     if pa.types.is_dictionary(col.type):
@@ -180,16 +215,12 @@ def _labels_to_indices(col: pa.ChunkedArray, class_names: Sequence[str] | None, 
             f"{plural(len(missing), 'row has', 'rows have')} no label (NaN, null or empty), e.g. ids {shown}",
             "drop those rows or fill their labels before auditing",
         )
-    if pa.types.is_floating(col.type):
-        floats = col.to_numpy(zero_copy_only=False)
-        distinct = len(np.unique(floats))
-        if (floats != np.trunc(floats)).any() or distinct > max(50, len(floats) // 10):
-            raise InputError(
-                f"the label column holds {'non-integer numbers' if (floats != np.trunc(floats)).any() else f'{distinct} distinct numbers'} "
-                f"in {len(floats):,} rows: it looks like a regression target, which labelq does not audit yet",
-                "labels must be class names or integer class indices (cast class ids stored as floats to integers); "
-                "labelq.detect.regression scores a target's values from your out-of-sample predictions",
-            )
+    values = looks_like_values(col)
+    if values:
+        raise InputError(
+            f"the label column holds {values} in {len(col):,} rows: it looks like a regression target, and --task single audits classes",
+            "pass --task regression (or leave --task out: it is inferred), or cast class ids stored as floats to integers",
+        )
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         ints = col.to_numpy(zero_copy_only=False).astype(np.int64)
         if class_names is not None:
@@ -333,8 +364,25 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     else:  # no id column and no inputs (labels + pred_probs in row order): the row number
         ids = pc.cast(pa.array(np.arange(table.num_rows)), pa.string())
     tags = None if crowd is not None else _tag_lists(table[label_col], options.label_separator, ids)
+    task = options.label_kind
+    if task is None and crowd is None and tags is None:
+        values = looks_like_values(table[label_col].combine_chunks())
+        if values:
+            task = "regression"
+            log.info("the label column %r holds %s: audited as a regression target (--task regression; --task single for classes)", label_col, values)
+    if task is not None:
+        kind_named(task)  # an unknown name: refused now, with the known ones
+    if task == "regression" and (crowd is not None or tags is not None):
+        raise InputError(
+            "a regression target is one number a row, and the label column holds " + ("several annotators' labels" if crowd is not None else "lists"),
+            "leave --task out, or name the numeric target column with --label-column",
+        )
     if crowd is not None:
         labels = pa.array(majority, pa.int64())
+    elif task == "regression":
+        if options.classes:
+            raise InputError("--classes names classes, and a regression target has none", "leave --classes out")
+        labels, class_names, mapping = _values(table[label_col], ids), [label_col], {}
     elif tags is None:
         indices, class_names, mapping = _labels_to_indices(table[label_col], class_names, ids)
         labels = pa.array(indices, pa.int64())
@@ -342,12 +390,12 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         labels, class_names, mapping = _tags_to_indices(tags, class_names, ids)
     if len(set(class_names)) != len(class_names):
         raise InputError(f"class names must be unique, got {class_names}", "fix --classes")
-    implied = "single" if tags is None else "tags"
-    if options.label_kind not in (None, implied) and kind_named(options.label_kind).lists != (tags is not None):
+    implied = "regression" if task == "regression" else "single" if tags is None else "tags"
+    if task not in (None, implied) and kind_named(task).lists != (tags is not None):
         what = ("one class a row", "a list of tags a row")
         raise InputError(
-            f"label kind {options.label_kind!r} takes {what[kind_named(options.label_kind).lists]}, and the label column holds {what[tags is not None]}",
-            "leave --label-kind out, or give the labels it takes",
+            f"label kind {task!r} takes {what[kind_named(task).lists]}, and the label column holds {what[tags is not None]}",
+            "leave --task out, or give the labels it takes",
         )
 
     split = table["split"].cast(pa.string()) if "split" in table.column_names else pa.repeat(pa.scalar("all", pa.string()), table.num_rows)
@@ -367,6 +415,6 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         source=raw.description,
         deferred=deferred.to_json() if deferred else None,
         multi_label=tags is not None,
-        label_kind=None if options.label_kind in (None, implied) else options.label_kind,
+        label_kind=None if task in (None, implied) and implied != "regression" else task,
     )
     return S.with_info(pa.table(out), info)

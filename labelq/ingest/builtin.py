@@ -76,6 +76,27 @@ def load_digits(path: str | None = None) -> RawSource:
     )
 
 
+@register("diabetes")
+def load_diabetes(path: str | None = None) -> RawSource:
+    """scikit-learn's diabetes table (Efron et al., 2004): 442 patients, 10 baseline measurements (age, sex, BMI,
+    blood pressure, six blood serum measurements; scaled as scikit-learn ships them) and a measure of disease
+    progression one year later, a regression target."""
+    from sklearn.datasets import load_diabetes as sk_load
+
+    d = sk_load()
+    n = len(d.target)
+    table = pa.table(
+        {
+            "id": [f"diabetes-{i:03d}" for i in range(n)],
+            **{name: pa.array(d.data[:, j]) for j, name in enumerate(d.feature_names)},
+            "progression": pa.array(d.target.astype(np.float64)),
+        }
+    )
+    return RawSource(
+        table, "progression", None, "id", feature_columns=list(d.feature_names), description="scikit-learn diabetes (sklearn.datasets.load_diabetes)"
+    )
+
+
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 

@@ -52,6 +52,7 @@ class TagSets(LabelKind):
     what = "tags (multi-label)"
     accuracy_name = "tag accuracy"
     sql_suffix = "_multilabel"
+    sql_label_name = "array_to_string(list_transform(label, lambda t: names[t + 1]), ', ')"
     key_parts = {"multi_label": True}  # the fold cache's keys of tag datasets, as they always were
 
     def labels(self, table: pa.Table, check: bool = False) -> np.ndarray:
@@ -62,6 +63,9 @@ class TagSets(LabelKind):
 
     def to_arrow(self, labels: np.ndarray) -> pa.Array:
         return tag_lists(labels)
+
+    def decision_columns(self, decision: Any) -> tuple[pa.Array, pa.Array]:
+        return tag_lists(decision.suggested_label), tag_lists(decision.corrected_label > 0, decision.corrected_rows)
 
     def differ(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a != b).any(axis=1)

@@ -105,18 +105,19 @@ def load_pred_probs(path: str | Path, examples: pa.Table, cache_dir: str | Path 
     """
     path = Path(path)
     k = len(S.info_of(examples).class_names)
-    sum_to_one = kind_of(examples).sum_to_one  # tags: a probability per tag, each in [0, 1]; rows need not sum to 1
+    kind = kind_of(examples)  # tags: a probability per tag, each in [0, 1]; rows need not sum to 1; regression: predicted values
+    form = {"sum_to_one": kind.sum_to_one, "bounded": kind.bounded}
     if not path.exists():
         raise SourceNotFoundError(f"the pred_probs file {str(path)!r} does not exist", "pass the path of a .npy or Parquet file, or a folder of Parquet files")
     if path.suffix == ".npy" and path.is_file():
-        return GivenProbs.open(path, examples[S.ID], k, sum_to_one=sum_to_one)
+        return GivenProbs.open(path, examples[S.ID], k, **form)
     if path.suffix not in (".parquet", ".pq") and not path.is_dir():
         raise InputError(f"cannot read pred_probs from {path}", "use a .npy array in row order, or a Parquet table (a file or a folder of them) keyed by id")
     from ..io import CACHE, PRED_PROBS, default_root
 
     cache = Path(cache_dir) if cache_dir is not None else default_root() / CACHE  # the default store's cache
     aligned = parquet_to_npy(path, examples, cache / PRED_PROBS)
-    return GivenProbs.open(aligned, examples[S.ID], k, model=f"user:{path.name}", sum_to_one=sum_to_one)
+    return GivenProbs.open(aligned, examples[S.ID], k, model=f"user:{path.name}", **form)
 
 
 def parquet_to_npy(path: Path, examples: pa.Table, folder: Path) -> Path:

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..io import FOLDS, atomic_write_bytes, release_freed_memory, table_hash
 from ..labelkind import LabelKind, kind_named, kind_of
 from ..packages import code_versions
-from ..validation import check_classes_for_folds, check_n_folds
+from ..validation import check_n_folds
 from .models import ModelSpec, resolve_model
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ class FoldCache:
                 problem = "written for another key" if stored_key else "holds no key (written by an older labelq or by hand)"
             elif probs.shape != tuple(shape):
                 problem = f"has shape {probs.shape}, the fold needs {tuple(shape)}"
-            elif not np.isfinite(probs).all() or (probs < 0).any():
-                problem = "holds NaN, infinite or negative probabilities"
+            elif not np.isfinite(probs).all():
+                problem = "holds NaN or infinite values"
             else:
                 problem = (kind or kind_named("single")).probs_problem(probs)
         if problem is None:
@@ -179,7 +179,7 @@ def plan_folds(
     n_folds = check_n_folds(n_folds)
     kind = kind_of(info)
     labels = kind.labels(examples, check=True)
-    check_classes_for_folds(labels, info.class_names, n_folds)
+    kind.check_folds(labels, info.class_names, n_folds)
     spec = resolve_model(model, info.modality, model_params, kind)
     t0 = time.perf_counter()
     X = spec.features(examples, cache_dir)
@@ -209,7 +209,8 @@ def predict_fold(plan: FoldPlan, fold: int, cache: FoldCache | None = None) -> n
             raise
         raise InputError(
             f"{plan.spec.name} found no word in two or more texts of fold {fold + 1}'s training rows: the texts are too short or too few for TF-IDF",
-            "use --model embed-logreg (pretrained embeddings read single words), or give longer texts",
+            f"use --model {'embed-ridge' if plan.kind.model_task == 'regression' else 'embed-logreg'} (pretrained embeddings read single words), "
+            "or give longer texts",
         ) from exc
     release_freed_memory()
     acc, what = plan.kind.accuracy(plan.labels[test], probs), plan.kind.accuracy_name

@@ -11,6 +11,15 @@ turns an examples table into that model's input. ``spec.config()`` is what the f
 | hgb        | tabular  | histogram gradient boosting (``MarginHGB``: keeps its training rows' margins) |
 | logreg     | tabular or image | standardized features + logistic regression |
 | embed-logreg | text or image | pretrained embeddings (``labelq.predict.embeddings``: MiniLM, EfficientNet-Lite0) + logistic regression |
+
+Regressors (``task="regression"``: ``fit``/``predict``), for a number a row (label kind ``regression``):
+
+| name       | modality | model |
+|------------|----------|-------|
+| hgb-regressor | tabular | histogram gradient boosting, squared error |
+| ridge      | tabular or image | standardized features + ridge, its penalty chosen by leave-one-out (``RidgeCV``) |
+| tfidf-ridge | text    | TF-IDF (word 1-2 grams, sublinear tf) + ridge, penalty by leave-one-out |
+| embed-ridge | text or image | pretrained embeddings + ridge, penalty by leave-one-out |
 """
 
 from __future__ import annotations
@@ -38,15 +47,16 @@ class ModelEntry:
     modalities: tuple[str, ...]
     factory: Callable[..., Any]
     defaults: dict[str, Any]
+    task: str = "classes"  # what it learns: "classes" (predict_proba) or "regression" (predict)
 
 
 MODELS: dict[str, ModelEntry] = {}
 DEFAULT_MODEL = {"image": "cnn", "text": "tfidf-logreg", "tabular": "hgb"}
 
 
-def register_model(name: str, modalities: tuple[str, ...], defaults: dict[str, Any] | None = None):
+def register_model(name: str, modalities: tuple[str, ...], defaults: dict[str, Any] | None = None, task: str = "classes"):
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        MODELS[name] = ModelEntry(modalities, factory, dict(defaults or {}))
+        MODELS[name] = ModelEntry(modalities, factory, dict(defaults or {}), task)
         return factory
 
     return deco
@@ -94,7 +104,45 @@ def _embed_logreg(seed: int, C: float):
     return LogisticRegression(C=C, max_iter=2000, random_state=seed)
 
 
-EMBEDDING_MODELS = {"embed-logreg"}  # models whose input is the rows' pretrained embeddings
+RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # the penalties RidgeCV chooses among, by leave-one-out error
+
+
+@register_model("hgb-regressor", ("tabular",), {"max_iter": 200, "learning_rate": 0.1}, task="regression")
+def _hgb_regressor(seed: int, **params: Any):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(random_state=seed, early_stopping=False, **params)
+
+
+@register_model("ridge", ("tabular", "image"), {}, task="regression")
+def _ridge(seed: int):
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+
+
+@register_model("tfidf-ridge", ("text",), {"max_features": 200_000, "ngram_max": 2}, task="regression")
+def _tfidf_ridge(seed: int, max_features: int, ngram_max: int):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, ngram_max), min_df=2, max_features=max_features, dtype=np.float32),
+        RidgeCV(alphas=RIDGE_ALPHAS),
+    )
+
+
+@register_model("embed-ridge", ("text", "image"), {}, task="regression")
+def _embed_ridge(seed: int):
+    from sklearn.linear_model import RidgeCV
+
+    return RidgeCV(alphas=RIDGE_ALPHAS)
+
+
+EMBEDDING_MODELS = {"embed-logreg", "embed-ridge"}  # models whose input is the rows' pretrained embeddings
 
 
 @dataclass(frozen=True)
@@ -122,7 +170,7 @@ class ModelSpec:
 
             return embed_inputs(read_inputs(examples), encoder_for(info.modality), cache_dir)
         X = read_inputs(examples)
-        return X.reshape(len(X), -1).astype(np.float32) if info.modality == "image" and self.name == "logreg" else X
+        return X.reshape(len(X), -1).astype(np.float32) if info.modality == "image" and self.name in ("logreg", "ridge") else X
 
 
 def read_inputs(examples: pa.Table) -> np.ndarray:
@@ -154,8 +202,14 @@ def resolve_model(model: str | ModelSpec | None, modality: str, params: dict[str
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}", f"use one of {sorted(MODELS)} (or 'auto')")
     entry = MODELS[name]
+    if entry.task != kind.model_task:
+        fits = [n for n, e in MODELS.items() if e.task == kind.model_task and modality in e.modalities]
+        raise InputError(f"model {name!r} learns {entry.task}, and this dataset's labels are {kind.what}", f"use one of {fits} (or 'auto')")
     if modality not in entry.modalities:
-        raise InputError(f"model {name!r} does not take {modality} inputs", f"use one of {[n for n, e in MODELS.items() if modality in e.modalities]}")
+        raise InputError(
+            f"model {name!r} does not take {modality} inputs",
+            f"use one of {[n for n, e in MODELS.items() if modality in e.modalities and e.task == entry.task]}",
+        )
     return ModelSpec(name, {**entry.defaults, **check_model_params(name, params)})
 
 

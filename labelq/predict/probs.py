@@ -22,7 +22,7 @@ from ..validation import check_pred_probs_shape, scan_pred_probs
 
 
 class NpyProbs:
-    """An ``(N, K)`` C-ordered ``.npy`` array of float32 or float64, read by chunks of rows."""
+    """An ``(N, K)`` C-ordered ``.npy`` array of float32 or float64 (an ``(N,)`` one reads as ``(N, 1)``), read by chunks of rows."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -34,6 +34,8 @@ class NpyProbs:
             except ValueError as err:
                 raise InputError(f"{self.path} is not a .npy file ({err})", "save the array with numpy.save") from err
             self.offset = fh.tell()
+        if len(shape) == 1:  # one value a row (a regression target's predictions): the same bytes as (rows, 1)
+            shape = (shape[0], 1)
         if len(shape) != 2 or fortran or dtype not in (np.float32, np.float64):
             raise InputError(
                 f"{self.path} holds a {'Fortran-ordered ' if fortran else ''}{dtype} array of shape {shape}",
@@ -66,12 +68,15 @@ class GivenProbs:
     renormalize: np.ndarray
 
     @classmethod
-    def open(cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int, model: str | None = None, sum_to_one: bool = True) -> GivenProbs:
+    def open(
+        cls, path: str | Path, ids: pa.ChunkedArray, n_classes: int, model: str | None = None, sum_to_one: bool = True, bounded: bool = True
+    ) -> GivenProbs:
         """``model``: what the published table names as the predictions' model (default ``user:<file name>``);
-        Without ``sum_to_one``: a probability per class (a tag), each in [0, 1], not rows that sum to 1."""
+        Without ``sum_to_one``: a probability per class (a tag), each in [0, 1], not rows that sum to 1; not ``bounded``:
+        predicted values, any finite numbers."""
         source = NpyProbs(path)
         check_pred_probs_shape(source.shape, len(ids), n_classes)
-        near = scan_pred_probs(source.chunks(_rows(source)), sum_to_one)
+        near = scan_pred_probs(source.chunks(_rows(source)), sum_to_one, bounded)
         return cls(Path(path), ids, model or f"user:{Path(path).name}", near)
 
     @property

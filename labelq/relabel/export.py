@@ -173,8 +173,8 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
             "relabeled": relabeled,
             "class_names": info.class_names,
             "multi_label": info.multi_label,
-            "class_counts_given": class_counts(given, k).tolist(),
-            "class_counts_out": class_counts(label, k).tolist(),
+            "class_counts_given": class_counts(kind.class_codes(given), k).tolist(),
+            "class_counts_out": class_counts(kind.class_codes(label), k).tolist(),
             "files": files,
         }
         atomic_write_text(tmp / "export.json", json.dumps(manifest, indent=2))

@@ -90,8 +90,8 @@ def audit_summary(rows: pa.Table, manifest: Manifest, top: int = 50, joint: np.n
     k = len(names)
     labels = kind.labels(rows)
     extra = kind.per_class_extra(rows, k)
-    n_per = class_counts(labels, k)
-    f_per = class_counts(labels, k, flagged)
+    n_per = class_counts(kind.class_codes(labels), k)
+    f_per = class_counts(kind.class_codes(labels), k, flagged)
     est = np.asarray(manifest.audit.class_error_rate or np.zeros(k))
     order = pc.sort_indices(rows.filter(rows[S.IS_LABEL_ISSUE]), sort_keys=[(S.ISSUE_RANK, "ascending")])
     top_rows = rows.filter(rows[S.IS_LABEL_ISSUE]).take(order).slice(0, top)
@@ -301,6 +301,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
     per = summary.per_class
     kind = kind_of(manifest)
     figures.insert(0, kind.rates_figure(names, per, summary.rows))
+    figures[1:1] = kind.figures(rows, names)
     if joint is not None:
         figures.insert(0, plots.noise_heatmap(joint, names, rows.num_rows))
     if len(summary.history or []) > 1:
@@ -313,9 +314,9 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
     noise = "" if manifest.audit.reliable else " (not meaningful: see the warning)"
     facts = [
         ("rows", f"{summary.rows:,}"),
-        (kind.what, summary.classes),
+        kind.label_fact(names),
         ("flagged label issues", f"{summary.n_label_issues:,} ({100 * summary.issue_rate:.2f}%)"),
-        ("estimated label issues (confident learning)", f"{summary.num_label_issues_estimate}{noise}"),
+        (f"estimated label issues ({kind.estimate_by})", f"{summary.num_label_issues_estimate}{noise}"),
         (
             ("corrected", S.describe_corrections(summary.relabel["corrections"]))
             if summary.relabel and "corrections" in summary.relabel
@@ -324,7 +325,7 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
         ("model", f"{summary.model} ({summary.n_folds} folds, seed {summary.seed})" if summary.n_folds else summary.model),
         (f"out-of-sample {kind.accuracy_label} vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
         *([(f"{kind.prior_label} (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
-        ("filter", summary.filter_by),
+        *([("filter", summary.filter_by)] if kind.filtered else []),
         *(
             [
                 (

@@ -66,7 +66,7 @@ def _of(shown: int, k: int, what: str, kind: str = "classes") -> str:
 def class_rates(
     class_names: list[str],
     flagged_rate: np.ndarray,
-    estimated_rate: np.ndarray,
+    estimated_rate: np.ndarray | None,
     labels: tuple[str, str] = ("flagged", "estimated error rate"),
     ylabel: str = "% of rows with this given label",
     title: str = "Label issues per class",
@@ -75,16 +75,47 @@ def class_rates(
     """Bars per class: share of rows flagged, and confident learning's estimated error rate (with more than
     ``SHOWN_CLASSES`` classes, the ``SHOWN_CLASSES`` of highest second rate). ``labels``, ``ylabel``,
     ``title`` and ``kind`` name other pairs of rates (a multi-label version's tags flagged missing and extra)."""
-    shown = _most(estimated_rate)
+    shown = _most(flagged_rate if estimated_rate is None else estimated_rate)
     plt, fig = _figure(max(5.0, 0.6 * len(shown) + 2), 3.2)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(shown))
-    ax.bar(x - 0.2, 100 * flagged_rate[shown], width=0.4, label=labels[0], color="#d62728")
-    ax.bar(x + 0.2, 100 * estimated_rate[shown], width=0.4, label=labels[1], color="#1f77b4")
+    if estimated_rate is None:
+        ax.bar(x, 100 * flagged_rate[shown], width=0.6, label=labels[0], color="#d62728")
+    else:
+        ax.bar(x - 0.2, 100 * flagged_rate[shown], width=0.4, label=labels[0], color="#d62728")
+        ax.bar(x + 0.2, 100 * estimated_rate[shown], width=0.4, label=labels[1], color="#1f77b4")
     ax.set_xticks(x, [class_names[t] for t in shown], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.set_title(title + _of(len(shown), len(class_names), f"the highest {labels[1]}", kind))
+    return _to_uri(plt, fig)
+
+
+def residual_plot(given: np.ndarray, predicted: np.ndarray, flagged: np.ndarray, target: str) -> str:
+    """A regression target's residuals: the given values against the out-of-sample predictions (flagged rows in
+    red, the diagonal where they agree), and the residuals' histogram by flag."""
+    plt, fig = _figure(9.0, 3.4)
+    ax = fig.add_subplot(1, 2, 1)
+    shown = np.random.default_rng(0).permutation(len(given))[:20_000]  # a sample of 20,000 points is what the eye takes in
+    keep = np.zeros(len(given), bool)
+    keep[shown] = True
+    for mask, colour, label, size in ((keep & ~flagged, "#1f77b4", "not flagged", 4), (keep & flagged, "#d62728", "flagged", 9)):
+        ax.scatter(predicted[mask], given[mask], s=size, color=colour, alpha=0.6, label=label, linewidths=0)
+    lo, hi = float(min(given.min(), predicted.min())), float(max(given.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
+    ax.set_xlabel(f"predicted {target} (out of sample)")
+    ax.set_ylabel(f"given {target}")
+    ax.legend(fontsize=8)
+    ax.set_title("Given against predicted" + (f" ({len(shown):,} of {len(given):,} rows)" if len(shown) < len(given) else ""))
+    ax = fig.add_subplot(1, 2, 2)
+    residual = given - predicted
+    bins = np.linspace(float(residual.min()), float(residual.max()) or 1.0, 41)
+    for mask, colour, label in ((~flagged, "#1f77b4", "not flagged"), (flagged, "#d62728", "flagged")):
+        ax.stairs(np.histogram(residual[mask], bins=bins)[0], bins, fill=True, color=colour, alpha=0.8, label=label)
+    ax.set_yscale("symlog")
+    ax.set_xlabel("residual (given - predicted)")
+    ax.set_ylabel("rows")
+    ax.set_title("Residuals")
     return _to_uri(plt, fig)
 
 

@@ -1,0 +1,230 @@
+"""``regression``: a number a row (a regression target), the third built-in kind (``labelq.labelkind``).
+
+The ``label`` column holds the given values (float64); the dataset's one "class" is the target, named
+after its column, so the pred_probs contract's table holds one entry a row: the out-of-sample
+prediction (``Version.pred_probs``: ``(N, 1)``). Folds are stratified by deciles of the values; the
+models are the registered regressors (``labelq.predict.models``: ``hgb-regressor``, ``ridge``,
+``tfidf-ridge``, ``embed-ridge``). Detection is ``labelq.detect.regression``: a score from the residual
+over its robust spread, flags from a half-normal + uniform mixture the data fits, and the prediction as
+the suggested value. ``suggested_label`` and ``corrected_label`` are float64; the catalog's
+``issues``/``top_issues`` views name them ``given_value``, ``suggested_value`` and add the residual.
+
+Refused with a clear error: LLM judges, other detectors, and the jobs of classes (review, label maps);
+the re-labeling of values with a tolerance is not built yet (issue 31).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema as S
+from ..decide import Decision
+from ..detect import DetectContext, Detection
+from ..detect.regression import detect_regression, robust_scale
+from ..detect.streaming_cl import whole
+from ..errors import InputError
+from ..labelkind import LabelKind, register
+from ..reliability import check_value_signal
+from ..report import plots
+from ..report.audit import percent
+from ..validation import plural
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = {"tabular": "hgb-regressor", "text": "tfidf-ridge", "image": "ridge"}
+STRATA = 10  # folds spread each decile of the values
+RANGES = 5  # the report's table of flags by range of the target (quintiles)
+
+
+def value_strata(values: np.ndarray, n: int = STRATA) -> np.ndarray:
+    """``(N,)`` the decile (of ``n`` quantile bins) each value falls in."""
+    edges = np.quantile(values, np.linspace(0, 1, n + 1)[1:-1]) if len(values) else np.empty(0)
+    return np.searchsorted(edges, values, side="right").astype(np.int64)
+
+
+def fmt(v: float | None) -> str | None:
+    return None if v is None else f"{v:.4g}"
+
+
+class Regression(LabelKind):
+    name = "regression"
+    sum_to_one = False
+    bounded = False
+    what = "target (a number a row, regression)"
+    accuracy_name = "R²"
+    accuracy_label = "R²"
+    prior_label = "R² of always answering the mean"
+    sql_suffix = "_regression"
+    sql_label_name = "format('{:.4g}', label)"
+    key_parts = {"task": "regression"}
+    model_task = "regression"
+
+    estimate_by = "the mixture's share of values unrelated to the inputs"
+    filtered = False
+
+    def label_fact(self, class_names: list[str]) -> tuple[str, Any]:
+        return "target (a number a row, regression)", class_names[0]
+
+    def labels(self, table: pa.Table, check: bool = False) -> np.ndarray:
+        values = table[S.LABEL].to_numpy().astype(np.float64)
+        if check and not np.isfinite(values).all():
+            raise InputError("the target holds NaN or infinite values", "drop or fill those rows before auditing")
+        return values
+
+    def effective(self, table: pa.Table) -> np.ndarray:
+        given = self.labels(table)
+        corrected = table[S.CORRECTED_LABEL].to_numpy(zero_copy_only=False).astype(np.float64)  # nulls: NaN
+        return np.where(np.isnan(corrected), given, corrected)
+
+    def to_arrow(self, labels: np.ndarray) -> pa.Array:
+        return pa.array(labels, pa.float64())
+
+    def decision_columns(self, decision: Any) -> tuple[pa.Array, pa.Array]:
+        corrected = decision.corrected_label
+        return pa.array(decision.suggested_label, pa.float64()), pa.array(corrected, pa.float64(), mask=np.isnan(corrected))
+
+    def differ(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a != b
+
+    def codes(self, table: pa.Table) -> np.ndarray:
+        return np.unique(self.labels(table), return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+    def class_codes(self, labels: np.ndarray) -> np.ndarray:
+        return np.zeros(len(labels), np.int64)  # one group: the target
+
+    def namer(self, class_names: list[str], sep: str = ", "):
+        return fmt
+
+    def strata(self, labels: np.ndarray) -> np.ndarray:
+        return value_strata(labels)
+
+    def check_folds(self, labels: np.ndarray, class_names: list[str], n_folds: int) -> None:
+        if len(labels) == 0:
+            raise InputError("the dataset is empty: there are no rows to audit", "check the source path, split and filters")
+        if len(labels) < 2 * n_folds:
+            raise InputError(f"{plural(len(labels), 'row', 'rows')} are too few for {n_folds}-fold cross-validation", "give more rows or fewer --folds")
+        if np.ptp(labels) == 0:
+            raise InputError(f"every row's target is {labels[0]:g}: there is nothing to learn", "check the label column and the split")
+
+    def default_model(self, modality: str) -> str:
+        return DEFAULT_MODEL[modality]
+
+    def fit_predict(self, model: Any, X_train: Any, y_train: np.ndarray, X_test: Any, n_classes: int) -> np.ndarray:
+        model.fit(X_train, y_train)
+        return np.asarray(model.predict(X_test), dtype=np.float32).reshape(-1, 1)
+
+    def accuracy(self, labels: np.ndarray, probs: Any) -> float:
+        pred = whole(probs)[:, 0].astype(np.float64)
+        variance = float(np.mean((labels - labels.mean()) ** 2))
+        return 1.0 - float(np.mean((labels - pred) ** 2)) / variance if variance else 0.0
+
+    def probs_problem(self, probs: np.ndarray) -> str | None:
+        return None if probs.ndim == 2 and probs.shape[1] == 1 else f"has shape {probs.shape}, not one prediction a row"
+
+    def check_audit(self, detector: str, judges: bool) -> None:
+        if judges:
+            raise InputError("LLM judges vote on classes, and this dataset's labels are numbers (regression)", "leave --judges out")
+        if detector != "confident_learning":
+            raise InputError(
+                f"detector {detector!r} flags classes; a regression target has its own detector (residuals over their spread)", "leave --detector out"
+            )
+
+    def detect(self, options: Any, ctx: DetectContext, client: Any = None) -> Detection:
+        pred = whole(ctx.pred_probs)[:, 0].astype(np.float64)
+        found = detect_regression(ctx.labels, pred)
+        spread = robust_scale(ctx.labels - pred)
+        log.info(
+            "regression: residual spread %.4g (1.4826 x MAD); the mixture puts %.1f%% of the values apart from the inputs; %d flagged",
+            spread,
+            100 * found.noise_share,
+            int(found.is_issue.sum()),
+        )
+        extra = {"num_label_issues_estimate": int(round(found.noise_share * len(pred))), "p_wrong": found.p_wrong, "spread": spread}
+        return Detection("regression_residual", found.score, found.is_issue, found.suggested, extra)
+
+    def check_signal(self, labels: np.ndarray, probs: Any) -> dict:
+        return check_value_signal(labels, whole(probs)[:, 0])
+
+    def decide(
+        self, detection: Detection, probs: Any, auto_fix: Any, votes: pa.Table | None, judging: Any, ids: pa.ChunkedArray, planted: pa.Table | None = None
+    ):
+        """Flags and ranks as for classes; an auto-fix replaces a flagged value by the prediction where the mixture
+        gives the value at least ``min_confidence`` of being unrelated to the inputs."""
+        score, flag = detection.score, detection.is_issue
+        rank = np.zeros(len(score), np.int64)
+        flagged = np.flatnonzero(flag)
+        rank[flagged[np.argsort(score[flagged], kind="stable")]] = np.arange(1, len(flagged) + 1)
+        corrected = np.full(len(score), np.nan)
+        if auto_fix is not None:
+            sure = flag & (detection.extra["p_wrong"] >= auto_fix.min_confidence)
+            corrected[sure] = detection.suggested_label[sure]
+        return Decision(score, flag, detection.suggested_label, rank, corrected), [detection], {}
+
+    legend = (
+        "A number a row: the label score is exp(-z / median z), z the residual over its robust spread (1.4826 x the median absolute deviation); "
+        "low means the given value is far from what the inputs predict. A value is flagged where a half-normal + uniform mixture fitted to z "
+        "finds it likelier unrelated to the inputs. The suggested value is the out-of-sample prediction."
+    )
+
+    def per_class_extra(self, rows: pa.Table, n_classes: int) -> list[dict]:
+        """The target's figures: its residual spread, and the flags in each quintile of the given values."""
+        given = self.labels(rows)
+        pred = rows[S.SUGGESTED_LABEL].to_numpy(zero_copy_only=False).astype(np.float64)
+        flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+        bins = value_strata(given, RANGES)
+        ranges = []
+        for b in range(RANGES):
+            inside = bins == b
+            if inside.any():
+                r = given[inside] - pred[inside]
+                ranges.append(
+                    {
+                        "low": float(given[inside].min()),
+                        "high": float(given[inside].max()),
+                        "rows": int(inside.sum()),
+                        "flagged": int(flagged[inside].sum()),
+                        "mae": float(np.abs(r).mean()),
+                    }
+                )
+        return [{"spread": robust_scale(given - pred), "ranges": ranges}]
+
+    def rates_figure(self, class_names: list[str], per_class: list[dict], n_rows: int) -> str:
+        ranges = per_class[0]["ranges"]
+        names = [f"{fmt(r['low'])} to {fmt(r['high'])}" for r in ranges]
+        return plots.class_rates(
+            names, np.array([r["flagged"] / r["rows"] for r in ranges]), None, ylabel="% of rows in the range", title="Flagged values per range", kind="ranges"
+        )
+
+    def figures(self, rows: pa.Table, class_names: list[str]) -> list[str]:
+        given, pred = self.labels(rows), rows[S.SUGGESTED_LABEL].to_numpy(zero_copy_only=False).astype(np.float64)
+        return [plots.residual_plot(given, pred, rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False), class_names[0])]
+
+    def class_table(self, per_class: list[dict], health: dict | None) -> tuple[str, str, str]:
+        e, p = html.escape, per_class[0]
+        head = "<th>given values</th><th>rows</th><th>flagged</th><th>flagged %</th><th>mean absolute residual</th>"
+        rows = "".join(
+            f"<tr><td>{e(fmt(r['low']))} to {e(fmt(r['high']))}</td><td>{r['rows']:,}</td><td>{r['flagged']:,}</td>"
+            f"<td>{percent(r['flagged'] / r['rows'])}</td><td>{r['mae']:.4g}</td></tr>"
+            for r in p["ranges"]
+        )
+        return f"By range of {e(p['class_name'])} (residual spread {p['spread']:.4g})", head, rows
+
+    def review_names(self, row: dict, class_names: list[str]) -> tuple[list[str], list[str]]:
+        return [fmt(row[S.LABEL])], [fmt(row[S.SUGGESTED_LABEL])]
+
+    def relabel(self, cfg: Any, parent: Any, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
+        raise InputError("re-labeling a regression target is not built yet", "use the flags and suggested values of the audit (`labelq issues`, the catalog)")
+
+    def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
+        raise InputError("reviewing a regression target is not built yet", "use the flags and suggested values of the audit")
+
+    def corrected_labels(self, rows: pa.Table) -> Any:
+        raise InputError("benchmark reports score classes; a regression test set's is not built yet", "score the corrected values with your own metrics")
+
+
+register(Regression())
