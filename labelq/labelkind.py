@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 from typing import Any, ClassVar
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,7 @@ from .errors import InputError
 from .schema import info_of
 from .validation import check_classes_for_folds
 
+NONE_OF_THESE = "None of these"  # a reviewer's answer that no class fits
 BUILTIN = {
     "single": "labelq.label_kinds.single:SingleLabel",
     "tags": "labelq.label_kinds.tags:TagSets",
@@ -175,6 +177,32 @@ class LabelKind:
     def review_names(self, row: dict, class_names: list[str]) -> tuple[list[str], list[str]]:
         """``(the given label's names, labelq's suggestion's names)`` of a row (a dict of its columns)."""
         raise NotImplementedError
+
+    answer: ClassVar[str] = "classes"  # what a reviewer answers: "classes" (one or several class names) or "value" (a number)
+
+    def parse_answer(self, choices: list[str], class_names: list[str]) -> tuple[list, str | None]:
+        """A reviewer's answer as the kind takes it (class names -> class indices; ``NONE_OF_THESE`` alone: ``[]``),
+        and what is wrong with it (None when nothing is)."""
+        index = {c: i for i, c in enumerate(class_names)}
+        bad = [c for c in choices if c not in index and c != NONE_OF_THESE]
+        if bad:
+            return [], f"labels {bad} are not classes"
+        if NONE_OF_THESE in choices and len(choices) > 1:
+            return [], f"{NONE_OF_THESE!r} together with classes"
+        return sorted({index[c] for c in choices if c != NONE_OF_THESE}), None
+
+    def review_control(self, class_names: list[str]) -> str:
+        """Label Studio's control for the answer (``labelq.relabel.review.label_config``)."""
+        choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in [*class_names, NONE_OF_THESE])
+        return f'<Choices name="label" toName="item" choice="multiple" showInLine="true">\n{choices}\n  </Choices>'
+
+    def review_prediction(self, suggested: list[str]) -> dict:
+        """labelq's suggestion as a Label Studio pre-annotation's result."""
+        return {"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": suggested}}
+
+    def review_facts(self, version: Any) -> dict:
+        """What the review app shows about the whole ``version`` beside each row (``{name: value}``)."""
+        return {}
 
     def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
         """What the answers do: ``answers`` maps a row's position to the reviewer's class indices (``[]``: none fits).

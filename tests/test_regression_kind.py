@@ -169,3 +169,53 @@ def test_text_target_the_vader_lexicon(tmp_path):
     truth = np.zeros(len(y), bool)
     truth[planted] = True
     assert (flags & truth).sum() >= 40 and (flags & ~truth).sum() <= 30, (int((flags & truth).sum()), int((flags & ~truth).sum()))
+
+
+def test_review_and_corrections_with_a_guarantee(diabetes, tmp_path):
+    """Sample -> review -> relabel --target-precision on the shifted diabetes values: the reviewers give the true values
+    (the table before shifting) on a random sample of flagged rows, in a CSV and in Label Studio's JSON; a correction
+    is right when the given value was more than the tolerance from the truth; the certified rule's corrections are
+    right at least as often as it promises, against the truth of every row."""
+    import csv
+
+    from sklearn.datasets import load_diabetes
+
+    from labelq.relabel.review import apply_reviews, export_review
+    from labelq.relabel.run import RelabelConfig, relabel
+    from labelq.relabel.samples import draw_sample, save_sample
+
+    path, shifted = diabetes
+    true = load_diabetes().target.astype(np.float64)
+    store = Store(tmp_path / "s")
+    audit(AuditConfig.from_options(str(path), name="db", store=str(store.root), label_column="target", model="ridge", data_checks=False))
+    first = relabel(RelabelConfig(name="db", store=str(store.root)))  # no guarantee: the mixture's probability >= 0.9
+    assert first.version.manifest().relabel.guarantee is None
+    sample = draw_sample(store, first.version, 12, seed=3)
+    out, n = export_review(first.version, tmp_path / "sample.csv", fmt="csv", sample=sample)
+    save_sample(store, sample)
+    ls, _ = export_review(first.version, tmp_path / "tasks.json", fmt="label-studio", sample=sample)
+    task = json.loads(ls.read_text())[0]
+    assert task["predictions"][0]["result"][0]["type"] == "number" and "<Number" in (tmp_path / "tasks.json.label_config.xml").read_text()
+    rows = list(csv.DictReader(open(out)))
+    for r in rows:
+        r["review_labels"], r["reviewer"] = str(float(true[int(r["id"][1:])])), "ann"
+    with open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    reviewed = apply_reviews("db", out, store=str(store.root))
+    assert reviewed.n_reviews == n == 12
+    result = relabel(RelabelConfig(name="db", store=str(store.root), target_precision=0.75, confidence=0.9, tolerance="20"))
+    rule = result.version.manifest().relabel.guarantee
+    assert rule["unit"] == "values" and rule["score"] == "p_wrong" and rule["threshold"] is not None, rule
+    got = result.version.read()
+    source = np.asarray(got[S.LABEL_SOURCE].to_pylist(), dtype=object)
+    by_rule = source == "relabel"
+    given = got[S.LABEL].to_numpy()
+    assert by_rule.sum() >= 5 and (np.abs(given[by_rule] - true[by_rule]) > 20).mean() >= 0.75  # right against the truth, not only the sample
+    reviewed_rows = source == "review"
+    corrected = got[S.CORRECTED_LABEL].to_numpy(zero_copy_only=False).astype(np.float64)
+    kept = reviewed_rows & ~shifted
+    assert np.isnan(corrected[kept]).all() and np.allclose(corrected[reviewed_rows & shifted], true[reviewed_rows & shifted])
+    with pytest.raises(Exception, match="tolerance 'abc'"):
+        RelabelConfig(name="db", tolerance="abc")

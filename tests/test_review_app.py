@@ -573,3 +573,55 @@ def test_a_torn_last_line_is_cut_off_by_the_next_answer(store_root):
     out = CliRunner().invoke(main, ["review", "publish", "dg", "--store", str(store_root), "--no-prefect"])
     assert out.exit_code == 0, out.output
     assert store.version("dg").tag == "v0002" and store.version("dg").manifest().review.n_reviews == 2
+
+
+def test_a_regression_review(tmp_path, browser):
+    """scikit-learn's diabetes (a number a row): the page shows the given value, the suggested one, the residual and
+    the spread, and a value box instead of class buttons; a reviewer accepts a suggestion (a), keeps a given value
+    (k) and types a value (v, Enter); a value that is not a number is refused and nothing is logged; the published
+    rows carry the reviewed values."""
+    root = tmp_path / "s"
+    out = CliRunner().invoke(main, ["audit", "diabetes", "--name", "db", "--store", str(root), "--no-prefect", "-q"])
+    assert out.exit_code == 0, out.output
+    server = Server(root, "db")
+    log_file = Store(root).dataset_dir("db") / "reviews" / "v0001.jsonl"
+    try:
+        page = _open(browser, server, "ann")
+        assert page.is_visible("#value") and page.is_hidden("#none") and page.is_hidden("#class-help") and page.locator("#classes button").count() == 0
+        facts = page.text_content("#facts")
+        assert "given progression" in facts and "suggested value" in facts and "x the spread" in facts
+        row = httpx.get(server.url + f"api/row/{_current(page)}", params={"reviewer": "ann"}, headers=server.headers).json()
+        accepted, suggestion = row["id"], float(row["suggestion"][0])
+        kept = _press(page, "a")
+        typed = _press(page, "k")
+        assert typed, "the default model flags 6 rows: a third one to type a value on"
+        page.keyboard.press("v")
+        page.keyboard.type("not a number")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('#status').textContent.includes('is not a number')")
+        lines = len(log_file.read_text().splitlines())
+        page.fill("#value", "123.5")
+        page.press("#value", "Enter")
+        page.wait_for_function(f"() => document.querySelector('#facts td').textContent !== {json.dumps(typed)}")
+        log = [json.loads(x) for x in log_file.read_text().splitlines()]
+        assert len(log) == lines + 1 and [(e["id"], e["labels"]) for e in log] == [
+            (accepted, [repr(suggestion)]),
+            (kept, [repr(float(httpx.get(server.url + f"api/row/{kept}", params={"reviewer": "ann"}, headers=server.headers).json()["given_labels"][0]))]),
+            (typed, ["123.5"]),
+        ]
+        page.click("#publish")
+        page.click("#confirm-yes")
+        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+    finally:
+        server.kill()
+        print(server.output())
+    got = {
+        r["id"]: r
+        for r in run_query(
+            Store(root), "db", "SELECT id, label, corrected_label, issue_kind, label_source FROM latest WHERE label_source = 'review'"
+        ).to_pylist()
+    }
+    assert set(got) == {accepted, kept, typed}
+    assert abs(got[accepted]["corrected_label"] - suggestion) < 1e-6 and got[accepted]["issue_kind"] == "wrong_label"
+    assert got[kept]["corrected_label"] is None and got[kept]["issue_kind"] == "ok"
+    assert got[typed]["corrected_label"] == 123.5

@@ -63,6 +63,8 @@ class Regression(LabelKind):
     sql_label_name = "format('{:.4g}', label)"
     key_parts = {"task": "regression"}
     model_task = "regression"
+    supports = frozenset({"review"})
+    answer = "value"
 
     estimate_by = "the mixture's share of values unrelated to the inputs"
     filtered = False
@@ -215,13 +217,48 @@ class Regression(LabelKind):
         return f"By range of {e(p['class_name'])} (residual spread {p['spread']:.4g})", head, rows
 
     def review_names(self, row: dict, class_names: list[str]) -> tuple[list[str], list[str]]:
-        return [fmt(row[S.LABEL])], [fmt(row[S.SUGGESTED_LABEL])]
+        value = row[S.CORRECTED_LABEL] if row[S.CORRECTED_LABEL] is not None else row[S.SUGGESTED_LABEL]
+        return [f"{row[S.LABEL]:.10g}"], [f"{value:.10g}"]
+
+    def parse_answer(self, choices: list[str], class_names: list[str]) -> tuple[list, str | None]:
+        """One finite number (the value the row should have)."""
+        if len(choices) != 1:
+            return [], f"{len(choices)} answers, not one value"
+        try:
+            value = float(choices[0])
+        except ValueError:
+            return [], f"{choices[0]!r} is not a number"
+        return ([value], None) if np.isfinite(value) else ([], f"{choices[0]!r} is not a finite number")
+
+    def review_control(self, class_names: list[str]) -> str:
+        return f'<Number name="label" toName="item" required="true"/>  <!-- the {html.escape(class_names[0])} the row should have -->'
+
+    def review_prediction(self, suggested: list[str]) -> dict:
+        return {"from_name": "label", "to_name": "item", "type": "number", "value": {"number": float(suggested[0])}}
+
+    def review_facts(self, version: Any) -> dict:
+        """The target's name and the residuals' spread: how far a value usually is from its prediction."""
+        rows = version.read(columns=[S.LABEL, S.SUGGESTED_LABEL])
+        residual = self.labels(rows) - rows[S.SUGGESTED_LABEL].to_numpy(zero_copy_only=False)
+        return {"target": version.manifest().class_names[0], "spread": robust_scale(residual)}
+
+    def apply_reviews(self, rows: pa.Table, answers: dict[int, list], probs: np.ndarray) -> tuple[dict[str, list], int]:
+        """``corrected_label`` the reviewed value where it differs from the given one; ``issue_kind`` ``ok`` where the
+        reviewer kept the given value, else ``wrong_label``."""
+        kind, corrected, labels, soft = S.pylists(rows, S.ISSUE_KIND, S.CORRECTED_LABEL, S.LABELS, S.SOFT_LABEL)
+        given = self.labels(rows)
+        changed = 0
+        for i, (value,) in answers.items():
+            before = corrected[i] if corrected[i] is not None else given[i]
+            corrected[i] = None if value == given[i] else float(value)
+            kind[i] = "ok" if corrected[i] is None else "wrong_label"
+            changed += int((corrected[i] if corrected[i] is not None else given[i]) != before)
+        return {S.ISSUE_KIND: kind, S.CORRECTED_LABEL: corrected, S.LABELS: labels, S.SOFT_LABEL: soft}, changed
 
     def relabel(self, cfg: Any, parent: Any, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
-        raise InputError("re-labeling a regression target is not built yet", "use the flags and suggested values of the audit (`labelq issues`, the catalog)")
+        from ..relabel.run import relabel_values
 
-    def apply_reviews(self, rows: pa.Table, answers: dict[int, list[int]], probs: np.ndarray) -> tuple[dict[str, list], int]:
-        raise InputError("reviewing a regression target is not built yet", "use the flags and suggested values of the audit")
+        return relabel_values(cfg, parent, rows, probs)
 
     def corrected_labels(self, rows: pa.Table) -> Any:
         raise InputError("benchmark reports score classes; a regression test set's is not built yet", "score the corrected values with your own metrics")

@@ -47,10 +47,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from .. import schema as S
 from ..crowd import active_scores
 from ..errors import InputError, LabelqError
-from ..labelkind import check_supports, kind_of
+from ..labelkind import NONE_OF_THESE, check_supports, kind_of
 from ..store import Store, Version
 from .guidelines import current_guidelines
-from .review import NONE_OF_THESE
 from .reviewlog import ACTIONS, ReviewLog, answer_annotations, answers, comments, reviewer_agreement, settle
 from .samples import sampled_ids
 
@@ -167,6 +166,7 @@ class ReviewSession:
         meta = v.read(columns=[c for c in (S.ID, S.LABEL, S.IS_LABEL_ISSUE, S.ISSUE_RANK, S.ISSUE_KIND, S.LABEL_SOURCE) if c in names])
         info = S.info_of(meta)
         self.version, self.info, self.classes = v, info, info.class_names
+        self.facts = kind_of(info).review_facts(v)
         self.log = ReviewLog(log_path(self.store, v))
         self.ids = meta[S.ID].combine_chunks()
         self.labels = meta[S.LABEL].to_numpy()
@@ -247,6 +247,8 @@ class ReviewSession:
             "kinds": sorted(k for k in self.kind_names if k),
             "modality": self.info.modality,
             "multi_label": kind_of(self.info).lists,
+            "answer": kind_of(self.info).answer,
+            "facts": self.facts,
             "mode": "adjudicate" if self.adjudicate else "blind",
             "queue": queue,
             "sample": [i for i in queue if i in self.sample],
@@ -367,9 +369,13 @@ class ReviewSession:
         if action != "undo":
             self._position(row_id)
         if action == "label":
-            bad = [c for c in labels or [] if c not in self.classes]
-            if bad or labels is None:
-                raise InputError(f"labels {bad} are not classes of {self.name!r}", f"use {self.classes} (an empty list: {NONE_OF_THESE!r})")
+            kind = kind_of(self.info)
+            answer, problem = kind.parse_answer(labels or [], self.classes) if labels is not None else ([], "no labels")
+            if problem:
+                takes = "one number" if kind.answer == "value" else f"{self.classes} (an empty list: {NONE_OF_THESE!r})"
+                raise InputError(f"{problem} of {self.name!r}", f"answer with {takes}")
+            if kind.answer == "value":
+                labels = [repr(answer[0])]  # one spelling a value: 52, 52.0 and 5.2e1 agree
         extra = {"dataset": self.name, "version": self.version.tag}
         if action == "comment":
             extra["text"] = text

@@ -29,7 +29,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +36,7 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import InputError
 from ..io import atomic_write_text, file_sha256
-from ..labelkind import check_supports, kind_of
+from ..labelkind import NONE_OF_THESE, check_supports, kind_of
 from ..manifest import ReviewSection
 from ..predict import pred_probs_array
 from ..runner import InProcess, Runner, step
@@ -45,7 +44,6 @@ from ..store import Store, Version
 
 log = logging.getLogger(__name__)
 
-NONE_OF_THESE = "None of these"
 FORMATS = ("label-studio", "csv")
 REVIEW_KINDS = ("ambiguous", "multi_label", "out_of_distribution")
 CSV_COLUMNS = (
@@ -101,10 +99,9 @@ def _item(row: dict, info: S.ExamplesInfo) -> tuple[str, str]:
 def label_config(info: S.ExamplesInfo) -> str:
     """Label Studio labeling config for the exported tasks."""
     tag = '<Image name="item" value="$image"/>' if info.modality == "image" else '<Text name="item" value="$text"/>'
-    choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in [*info.class_names, NONE_OF_THESE])
     return (
         f'<View>\n  {tag}\n  <Header value="Given label: $given_label (labelq suggests: $suggestion)"/>\n'
-        f'  <Choices name="label" toName="item" choice="multiple" showInLine="true">\n{choices}\n  </Choices>\n</View>\n'
+        f"  {kind_of(info).review_control(info.class_names)}\n</View>\n"
     )
 
 
@@ -150,7 +147,7 @@ def export_review(
                         {
                             "model_version": f"labelq {version.tag}",
                             "score": 1.0 - r[S.LABEL_SCORE],
-                            "result": [{"from_name": "label", "to_name": "item", "type": "choices", "value": {"choices": suggested}}],
+                            "result": [kind_of(info).review_prediction(suggested)],
                         }
                     ],
                 }
@@ -199,7 +196,7 @@ class Reviews:
     path: str
     fmt: str
     ids: list[str]
-    labels: list[list[int]]  # class indices; [] = none of the classes fits
+    labels: list[list]  # class indices ([] = none of the classes fits), or a value (``[x]``: a number a row)
     reviewer: list[str]
     reviewed_at: list[dt.datetime]
     skipped: int  # tasks with no usable answer
@@ -250,6 +247,7 @@ def _read_label_studio(path: Path) -> tuple[list[dict], int]:
             continue
         ann = max(done, key=lambda a: a.get("updated_at") or a.get("created_at") or "")
         choices = [c for res in ann["result"] if res.get("type") == "choices" for c in res.get("value", {}).get("choices", [])]
+        choices += [str(res["value"]["number"]) for res in ann["result"] if res.get("type") == "number" and "number" in res.get("value", {})]
         who = ann.get("completed_by")
         reviewer = who.get("email") or str(who.get("id")) if isinstance(who, dict) else str(who) if who is not None else ""
         out.append(
@@ -348,32 +346,32 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
     rows = latest.read(columns=[S.ID])
     known = set(rows[S.ID].to_pylist())
     classes = S.info_of(rows).class_names
-    index = {c: i for i, c in enumerate(classes)}
-    problems, seen = [], set()
+    kind = kind_of(latest.manifest())
+    problems, seen, parsed = [], set(), []
     for e in entries:
         if e["id"] not in known:
             problems.append(f"{e['where']}: unknown id {e['id']!r}")
         if e["id"] in seen:
             problems.append(f"{e['where']}: id {e['id']!r} is reviewed twice")
         seen.add(e["id"])
-        bad = [c for c in e["choices"] if c not in index and c != NONE_OF_THESE]
-        if bad:
-            problems.append(f"{e['where']}: labels {bad} are not classes of {name!r}")
-        if NONE_OF_THESE in e["choices"] and len(e["choices"]) > 1:
-            problems.append(f"{e['where']}: {NONE_OF_THESE!r} together with classes")
+        answer, problem = kind.parse_answer(e["choices"], classes)
+        parsed.append(answer)
+        if problem:
+            problems.append(f"{e['where']}: {problem} of {name!r}")
         if not e["reviewer"]:
             problems.append(f"{e['where']}: no reviewer")
         _parse_time(e["reviewed_at"], e["where"])
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise InputError(f"{path} has {len(problems)} problems: {shown}", f"fix the file (classes: {classes + [NONE_OF_THESE]}); nothing was changed")
+        takes = "one number a row" if kind.answer == "value" else f"classes: {classes + [NONE_OF_THESE]}"
+        raise InputError(f"{path} has {len(problems)} problems: {shown}", f"fix the file ({takes}); nothing was changed")
     return Reviews(
         name,
         latest.tag,
         str(path),
         fmt,
         [e["id"] for e in entries],
-        [sorted({index[c] for c in e["choices"] if c != NONE_OF_THESE}) for e in entries],
+        parsed,
         [e["reviewer"] for e in entries],
         [_parse_time(e["reviewed_at"], e["where"]) for e in entries],
         skipped,

@@ -78,9 +78,15 @@ class RelabelConfig:
         help="Correct only by a rule whose precision is at least this, with --confidence, as shown by the reviewed calibration sample (labelq review export --sample).",
     )
     confidence: float = option("--confidence", default=0.9, type=float, show_default=True, help="Confidence of the --target-precision guarantee.")
+    tolerance: str | None = option(
+        "--tolerance",
+        help="A regression target: how far a given value may be from the truth and still be right, a number (absolute) or a share of the value "
+        "(10%%); a correction is right when the given value was off by more. Default: the residuals' spread (1.4826 x MAD).",
+    )
 
     def __post_init__(self) -> None:
         check_fraction(self.weight_label, "weight_label")
+        self.tolerance_rule = Tolerance.parse(self.tolerance) if self.tolerance is not None else None
         check_target(self.target_precision, self.confidence)
         if self.calibration not in CALIBRATION:
             raise InputError(f"unknown calibration {self.calibration!r}", f"use one of {list(CALIBRATION)}")
@@ -94,6 +100,35 @@ class RelabelConfig:
 
     def settings(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("store", "name")}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a given value may be from the truth and still be right: ``amount`` absolute, or a share of the value (``relative``)."""
+
+    amount: float
+    relative: bool = False
+
+    @classmethod
+    def parse(cls, text: str | float) -> Tolerance:
+        raw = str(text).strip()
+        relative = raw.endswith("%")
+        try:
+            amount = float(raw[:-1] if relative else raw)
+        except ValueError:
+            amount = float("nan")
+        if not np.isfinite(amount) or amount < 0:
+            raise InputError(
+                f"tolerance {text!r} is not a number >= 0 or a percentage", "write e.g. --tolerance 5 (absolute) or --tolerance 10% (of the value)"
+            )
+        return cls(amount / 100 if relative else amount, relative)
+
+    def of(self, values: np.ndarray) -> np.ndarray:
+        """The tolerance around each of ``values``."""
+        return self.amount * np.abs(values) if self.relative else np.full(len(values), self.amount)
+
+    def describe(self) -> str:
+        return f"{100 * self.amount:g}% of the value" if self.relative else f"{self.amount:g}"
 
 
 @dataclass
@@ -291,6 +326,81 @@ def relabel_tags(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.
         ),
         "n_label_issues": int(flagged.sum()),
         "n_corrected": int(len(corrected) - corrected.null_count),
+        "corrections": S.correction_counts(out),
+    }
+    return out, changes
+
+
+def relabel_values(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: np.ndarray) -> tuple[pa.Table, dict]:
+    """Re-label a regression target: a flagged value is replaced by its prediction when the prediction is more than
+    the tolerance away from it (``--tolerance``) and the detector's mixture gives the value at least
+    ``--fix-confidence`` of being unrelated to the inputs; with ``--target-precision``, at the threshold of that
+    probability that the reviewed calibration sample certifies (a correction is right when the reviewed value is
+    more than the tolerance from the given one). Reviewed rows keep their review; ``labels`` and ``soft_label``
+    stay null (they are sets and distributions over classes)."""
+    from ..detect.regression import detect_regression, robust_scale
+
+    n = rows.num_rows
+    given, pred = rows[S.LABEL].to_numpy().astype(np.float64), probs[:, 0]
+    flagged = rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False)
+    found = detect_regression(given, pred)
+    tolerance = cfg.tolerance_rule or Tolerance(robust_scale(given - pred))
+    if cfg.tolerance_rule is None:
+        log.info("tolerance: the residuals' spread, %.4g (pass --tolerance to state yours)", tolerance.amount)
+    tol = tolerance.of(given)
+    source = np.asarray(_column(rows, S.LABEL_SOURCE, pa.nulls(n, pa.string())).to_pylist(), dtype=object)
+    reviewed = source == "review"
+    apart = np.abs(given - pred) > tol  # a correction must move the value by more than the tolerance
+    candidate = flagged & ~reviewed & apart
+    score = np.where(apart, found.p_wrong, -1.0)  # rows no correction would move are never corrected
+    fix_rule = None
+    if cfg.target_precision is not None:
+        from .samples import calibration_reviews
+
+        sample, n_drawn = calibration_reviews(cfg.open_store(), rows, parent.name)
+        if len(sample) == 0:
+            raise InputError(
+                f"{parent.name} {parent.tag} has no reviewed calibration sample: --target-precision needs people's values on a random sample of the flagged rows",
+                f"run `labelq review export {parent.name} --sample 100 -o sample.json`, review it, `labelq review import {parent.name} FILE`, then relabel again",
+            )
+        truth = kind_of(rows).effective(rows)[sample]  # the reviewed value, else the given one (kept)
+        right = np.abs(given[sample] - truth) > tol[sample]
+        eligible = flagged & (~reviewed | np.isin(np.arange(n), sample))
+        fix_rule = choose_rule(score[sample], right, score[eligible], cfg.target_precision, cfg.confidence, "p_wrong", n_drawn, unit="values")
+        log.info("%s", fix_rule.summary())
+        fix = candidate & (score >= fix_rule.threshold) if fix_rule.threshold is not None else np.zeros(n, bool)
+    elif not parent.manifest().audit.reliable:
+        log.warning("%s %s: the model is no better than the mean; no correction is made without --target-precision", parent.name, parent.tag)
+        fix = np.zeros(n, bool)
+    else:
+        fix = candidate & (score >= cfg.fix_confidence)
+    old = rows[S.CORRECTED_LABEL].to_numpy(zero_copy_only=False).astype(np.float64)
+    corrected = np.where(reviewed, old, np.where(fix, pred, np.nan))
+    old_kind = np.asarray(rows[S.ISSUE_KIND].to_pylist(), dtype=object)
+    kind = np.where(reviewed, old_kind, np.where(fix, "wrong_label", np.where(flagged, "ambiguous", "ok")))
+    source = np.where(reviewed, "review", np.where(fix, "relabel", None))
+    replace = {
+        S.ISSUE_KIND: pa.array(kind.tolist(), pa.string()),
+        S.CORRECTED_LABEL: pa.array(corrected, pa.float64(), mask=np.isnan(corrected)),
+        S.LABELS: _column(rows, S.LABELS, pa.nulls(n, pa.list_(pa.int64()))),
+        S.SOFT_LABEL: _column(rows, S.SOFT_LABEL, pa.nulls(n, pa.list_(pa.float32(), 1))),
+        S.LABEL_SOURCE: pa.array(source.tolist(), pa.string()),
+        S.REVIEWER: _column(rows, S.REVIEWER, pa.nulls(n, pa.string())),
+        S.REVIEWED_AT: _column(rows, S.REVIEWED_AT, pa.nulls(n, pa.timestamp("us", tz="UTC"))),
+    }
+    out = S.with_info(S.replace_columns(rows, replace), S.info_of(rows))
+    names, counts = np.unique(kind.astype(str), return_counts=True)
+    log.info("%s %s: %d of %d flagged values corrected (tolerance %s)", parent.name, parent.tag, int(fix.sum()), int(flagged.sum()), tolerance.describe())
+    changes = {
+        "relabel": RelabelSection(
+            parent=parent.tag,
+            kinds={str(a): int(b) for a, b in zip(names, counts)},
+            mean_set_size=0.0,
+            guarantee=fix_rule.describe() if fix_rule else None,
+            extra={**cfg.settings(), "tolerance": {"amount": tolerance.amount, "relative": tolerance.relative}},
+        ),
+        "n_label_issues": int(flagged.sum()),
+        "n_corrected": int((~np.isnan(corrected)).sum()),
         "corrections": S.correction_counts(out),
     }
     return out, changes
