@@ -5,6 +5,10 @@ Data (real, no hub):
 - ``vader``: the VADER lexicon (PyPI ``vadersentiment``): 7,506 distinct words, each with the mean of 10 human
   ratings (-4..4); the inputs are the words' MiniLM sentence embeddings (the ``embed`` extra); ridge regression.
 - ``diabetes``: scikit-learn's diabetes table, 442 patients, 10 features, a disease-progression score; ridge.
+- ``tweets``, ``amazon``: VADER's sentence sets (the sdist of PyPI ``vadersentiment`` 3.3.2,
+  ``additional_resources/hutto_ICWSM_2014.tar.gz``, fetched once with ``pip download`` into ``--cache``): 4,200
+  tweets and 3,708 product-review snippets, each with the mean of about 20 human ratings (-4..4); TF-IDF (word 1-2
+  grams) + ridge.
 
 Errors planted in 5% of the rows (seeded), two ways:
 - ``shift``: the value moves by 3 standard deviations of the target, up or down at random;
@@ -17,10 +21,12 @@ model of the absolute out-of-fold residuals (ridge on the same inputs). On the s
 - cleanlab ``get_label_quality_scores`` (``outre``, ``residual``): scores only (AP; they flag nothing);
 - a residual rule: flag ``|residual| > 2`` standard deviations of the residuals.
 And cleanlab's ``CleanLearning(Ridge()).find_label_issues(X, y)``, which runs its own cross-validation and refits
-to choose how many rows to flag. F1 of the flags, AP of the scores against the planted rows, seconds and
-tracemalloc's peak MiB of each.
+to choose how many rows to flag. And the whole ``labelq audit`` (``--task`` inferred, the kind's default model:
+``hgb-regressor`` on tables, ``tfidf-ridge`` on texts, ``embed-ridge`` on the lexicon's single words) on the same
+noisy values, its flags against the planted rows. F1 of the flags, AP of the scores against the planted rows,
+seconds and tracemalloc's peak MiB of each.
 
-    python bench/regression.py [--data vader,diabetes] [--seed 0]
+    python bench/regression.py [--data vader,diabetes,tweets,amazon] [--seed 0] [--cache /tmp/labelq-bench-cache]
 """
 
 from __future__ import annotations
@@ -49,7 +55,36 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
 
         words, ratings = vader_lexicon()
         return embed_inputs(np.asarray(words, dtype=object), encoder_for("text")), ratings.mean(axis=1).astype(np.float64)
+    if name in SENTENCE_SETS:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts, means = vader_sentences(name)
+        return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2).fit_transform(texts), means
     raise SystemExit(f"unknown data {name}")
+
+
+SENTENCE_SETS = {"tweets": "tweets_GroundTruth.txt", "amazon": "amazonReviewSnippets_GroundTruth.txt"}
+CACHE = Path("/tmp/labelq-bench-cache")
+
+
+def vader_sentences(name: str) -> tuple[list[str], np.ndarray]:
+    """A VADER sentence set: its texts and the mean human rating of each (``id<TAB>mean<TAB>text`` lines)."""
+    import subprocess
+    import tarfile
+
+    sdist = CACHE / "vaderSentiment-3.3.2.tar.gz"
+    if not sdist.exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", str(CACHE), "vadersentiment==3.3.2"], check=True)
+    with tarfile.open(sdist) as outer:
+        inner = tarfile.open(fileobj=outer.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"))
+        raw = inner.extractfile(f"hutto_ICWSM_2014/{SENTENCE_SETS[name]}").read().decode("utf-8", errors="replace")
+    texts, means = [], []
+    for line in raw.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            means.append(float(parts[1]))
+            texts.append("\t".join(parts[2:]))
+    return texts, np.array(means)
 
 
 def plant(y: np.ndarray, how: str, seed: int, share: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -124,14 +159,46 @@ def cell(name: str, X: np.ndarray, y: np.ndarray, how: str, seed: int) -> list[d
     row("residual rule (|r| > 2 sd)", np.abs(res) > 2 * res.std(), -np.abs(res), 0.0, 0.0)
     found, s, m = timed(lambda: CleanLearning(Ridge(), seed=seed).find_label_issues(X, noisy))
     row("cleanlab CleanLearning(Ridge()).find_label_issues", found["is_label_issue"].to_numpy(), found["label_quality"].to_numpy(), s, m)
+    audited, s, m = timed(lambda: audit_planted(name, noisy, seed))
+    row(f"labelq audit ({audited[2]}, whole pipeline)", audited[0], audited[1], s, m)
     return rows
+
+
+def audit_planted(name: str, noisy: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """``labelq audit`` on the noisy values with the data's own inputs: (flags, label scores, model)."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labelq import schema as S
+    from labelq.pipeline import AuditConfig, audit
+
+    options = {"data_checks": False, "seed": seed}
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        d = load_diabetes()
+        table = pa.table({**{n: d.data[:, j] for j, n in enumerate(d.feature_names)}, "target": noisy})
+    else:
+        texts = vader_lexicon()[0] if name == "vader" else vader_sentences(name)[0]
+        table = pa.table({"text": texts, "target": noisy})
+        options |= {"text_column": "text", **({"model": "embed-ridge"} if name == "vader" else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        pq.write_table(table.append_column("id", pa.array([f"r{i}" for i in range(len(noisy))])), f"{tmp}/{name}.parquet")
+        result = audit(AuditConfig.from_options(f"{tmp}/{name}.parquet", store=f"{tmp}/store", label_column="target", **options))
+        rows = result.version.read(columns=[S.IS_LABEL_ISSUE, S.LABEL_SCORE])
+        return rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False), rows[S.LABEL_SCORE].to_numpy(), result.version.manifest().audit.model
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="vader,diabetes")
+    ap.add_argument("--data", default="vader,diabetes,tweets,amazon")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default=str(CACHE), help="where the vadersentiment sdist is kept")
     a = ap.parse_args()
+    global CACHE
+    CACHE = Path(a.cache)
     offline_env()
     rows = []
     for name in a.data.split(","):

@@ -677,7 +677,7 @@ def relabel(name: str, store: str | None, no_prefect: bool, **options: Any) -> N
             f"  tags: {r.extra.get('tags_turned_over', 0):,} turned over (model at least {cfg.fix_confidence} sure of the other value); "
             f"{r.mean_set_size:.2f} tags a row ({r.mean_set_size_flagged or 0:.2f} on flagged rows)"
         )
-    elif "tolerance" in r.extra:  # a regression target: values replaced by their predictions, no label sets
+    elif r.extra.get("tolerance"):  # a regression target: values replaced by their predictions, no label sets
         tol = r.extra["tolerance"]
         click.echo(
             f"  values: a correction moves a value by more than the tolerance, {100 * tol['amount']:g}% of the value"

@@ -248,6 +248,13 @@ class LabelKind:
     benchmark_title: ClassVar[str] = "accuracy"
     benchmark_heads: ClassVar[dict[str, str]] = {}
 
+    benchmark_metric: ClassVar[str] = "accuracy"  # what the ``original`` and ``corrected`` figures are, for the figures' axes
+    mixable: ClassVar[bool] = True  # the subsets' figures mix linearly with the share of mislabeled rows (the prevalence curve)
+
+    def aggregate(self, name: str, values: np.ndarray, boots: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float, float]:
+        """A figure ``name`` from its per-row ``values`` (over ``mask``) and its 95% bootstrap interval over ``boots``: the mean."""
+        return mean_ci(values, boots, mask)
+
     def corrected_labels(self, rows: pa.Table) -> Any:
         """The test set's ``CorrectedLabels`` (``labelq.benchmark.metrics``)."""
         raise NotImplementedError
@@ -263,6 +270,23 @@ class LabelKind:
     def benchmark_columns(self, label_sets: bool) -> list[str]:
         """The benchmark's figures per model, in order (keys of ``benchmark_heads``)."""
         raise NotImplementedError
+
+
+def mean_ci(x: np.ndarray, boots: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Mean of ``x`` (over ``mask``) and its 95% percentile bootstrap interval."""
+    x = x.astype(np.float64)
+    if mask is None:
+        est = float(x.mean())
+        dist = x[boots].mean(axis=1)
+    else:
+        if not mask.any():
+            return float("nan"), float("nan"), float("nan")
+        est = float(x[mask].mean())
+        m = mask[boots]
+        dist = (x[boots] * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1)
+        dist = dist[m.sum(axis=1) > 0]
+    lo, hi = np.percentile(dist, [2.5, 97.5])
+    return est, float(lo), float(hi)
 
 
 def register(kind: LabelKind) -> LabelKind:

@@ -15,6 +15,7 @@ import pytest
 
 from labelq import schema as S
 from labelq.detect.regression import detect_regression
+from labelq.labelkind import kind_of
 from labelq.pipeline import AuditConfig, audit
 from labelq.predict import pred_probs_array
 from labelq.sql import named_query, run_query
@@ -219,3 +220,38 @@ def test_review_and_corrections_with_a_guarantee(diabetes, tmp_path):
     assert np.isnan(corrected[kept]).all() and np.allclose(corrected[reviewed_rows & shifted], true[reviewed_rows & shifted])
     with pytest.raises(Exception, match="tolerance 'abc'"):
         RelabelConfig(name="db", tolerance="abc")
+
+
+def test_benchmark_report_scores_values(diabetes, tmp_path):
+    """The corrected-test-set benchmark of a regression target: R², MAE and RMSE of each model on the original and the
+    corrected values, equal to scikit-learn's, with bootstrap intervals around them; a model that predicts the truth
+    gains on the corrected values."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from labelq.benchmark.report import write_benchmark_report
+
+    path, shifted = diabetes
+    true = load_diabetes().target.astype(np.float64)
+    result = audit(AuditConfig.from_options(str(path), name="db", store=str(tmp_path / "s"), label_column="target", model="ridge", auto_fix_min_confidence=0.9))
+    version = result.version
+    rows = version.read()
+    assert rows[S.CORRECTED_LABEL].null_count < rows.num_rows  # the auto-fix corrected some values
+    ids = rows[S.ID].to_pylist()
+    rng = np.random.default_rng(0)
+    models = {"near-truth": true + rng.normal(0, 20, len(true)), "flat": np.full(len(true), true.mean())}
+    table = pa.table({"id": ids * 2, "model": ["near-truth"] * len(ids) + ["flat"] * len(ids), "predicted_label": np.concatenate(list(models.values()))})
+    paths = write_benchmark_report(version, table, n_boot=200)
+    report = json.loads(paths["json"].read_text())
+    given, corrected = rows[S.LABEL].to_numpy(), kind_of(rows).effective(rows)
+    for r in report["models"]:
+        pred = models[r["model"]]
+        assert abs(r["original"] - r2_score(given, pred)) < 1e-9 and abs(r["corrected"] - r2_score(corrected, pred)) < 1e-9
+        assert abs(r["mae_original"] - mean_absolute_error(given, pred)) < 1e-9
+        assert abs(r["rmse_corrected"] - np.sqrt(mean_squared_error(corrected, pred))) < 1e-9
+        assert r["original_lo"] <= r["original"] <= r["original_hi"] and r["mae_corrected_lo"] <= r["mae_corrected"] <= r["mae_corrected_hi"]
+    near = next(r for r in report["models"] if r["model"] == "near-truth")
+    assert near["corrected"] > near["original"] and near["mae_corrected"] < near["mae_original"]
+    assert report["swaps"] == [] and report["prevalence_curve"] == {}
+    page = paths["html"].read_text()
+    assert "R², MAE and RMSE per model" in page and "No prevalence curve" in page

@@ -66,23 +66,6 @@ def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def _mean_ci(x: np.ndarray, boots: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float, float]:
-    """Mean of ``x`` (over ``mask``) and its 95% percentile bootstrap interval."""
-    x = x.astype(np.float64)
-    if mask is None:
-        est = float(x.mean())
-        dist = x[boots].mean(axis=1)
-    else:
-        if not mask.any():
-            return float("nan"), float("nan"), float("nan")
-        est = float(x[mask].mean())
-        m = mask[boots]
-        dist = (x[boots] * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1)
-        dist = dist[m.sum(axis=1) > 0]
-    lo, hi = np.percentile(dist, [2.5, 97.5])
-    return est, float(lo), float(hi)
-
-
 def accuracy_table(predictions: dict[str, np.ndarray], labels: CorrectedLabels, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """One row per model: accuracies (and 95% intervals) under each labeling and on the two subsets."""
     if not predictions:
@@ -98,10 +81,10 @@ def accuracy_table(predictions: dict[str, np.ndarray], labels: CorrectedLabels, 
         right = labels.kind.scores(pred, labels)  # original, corrected, and what else the kind scores (label sets, tag accuracy, F1)
         row: dict = {"model": model}
         for name, r in right.items():
-            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _mean_ci(r, boots)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = labels.kind.aggregate(name, r, boots)
         for name, mask in (("mislabeled_subset", mis), ("correct_subset", ~mis)):
             # on originally mislabeled rows the right answer is the corrected label; on the rest both agree
-            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _mean_ci(right["corrected"], boots, mask)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = labels.kind.aggregate("corrected", right["corrected"], boots, mask)
         row["change"] = row["corrected"] - row["original"]
         rows.append(row)
     return rows

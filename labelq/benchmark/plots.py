@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..labelkind import kind_named
 from ..report.plots import _figure, _to_uri
 
 
@@ -29,8 +30,9 @@ def accuracy_figure(s: dict) -> str:
     hi = max(max(r["original_hi"], r["corrected_hi"]) for r in s["models"])
     pad = 0.05 * (hi - lo or 0.01)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#999", lw=1, ls="--")
-    ax.set_xlabel("accuracy on original labels")
-    ax.set_ylabel("accuracy on corrected labels")
+    metric = kind_named(s.get("label_kind", "single")).benchmark_metric
+    ax.set_xlabel(f"{metric} on original labels")
+    ax.set_ylabel(f"{metric} on corrected labels")
     ax.legend(fontsize=8)
     ax.set_title("Original vs corrected test labels")
     return _img(_to_uri(plt, fig), "accuracy on original vs corrected labels")

@@ -122,7 +122,7 @@ def benchmark_summary(
                 f"random checks for +/-{width / 2:.1%}": rows_needed(width, sd, part["rows"], rows.num_rows),
             }
         )
-    curve = prevalence_curve(table)
+    curve = prevalence_curve(table) if labels.kind.mixable else {}
     return {
         "dataset": version.name,
         "version": version.tag,
@@ -138,7 +138,7 @@ def benchmark_summary(
         "models": table,
         "ranks": ranks,
         "kendall_tau": taus,
-        "swaps": swap_points(table, observed),
+        "swaps": swap_points(table, observed) if labels.kind.mixable else [],
         "prevalence_curve": {k: np.asarray(v).round(6).tolist() for k, v in curve.items()},
         "error_rate": est.as_dict(),
         "verification_needed": need,
@@ -226,7 +226,7 @@ def render_html(s: dict) -> str:
 
     e = html.escape
     md_table = markdown_summary(s)
-    figs = [accuracy_figure(s), rank_figure(s), prevalence_figure(s)]
+    figs = [accuracy_figure(s), rank_figure(s), prevalence_figure(s) if s["prevalence_curve"] else ""]
     cols = metric_columns(s)
     rows_html = "".join(
         f"<tr><td>{e(r['model'])}</td>"
@@ -254,14 +254,11 @@ def render_html(s: dict) -> str:
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }}
 .fig {{ max-width: 100%; display: block; margin: 0.5em 0; }} .note {{ color: #666; font-size: 0.9em; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}</style>
 </head><body><h1>{e(title)}</h1>
-<p>{s["rows"]:,} test rows; {s["originally_mislabeled"]:,} originally mislabeled ({100 * s["observed_prevalence"]:.2f}%). Accuracies with 95% bootstrap intervals.</p>
-<h2>Accuracy per model</h2><table><tr>{head}</tr>{rows_html}</table>
+<p>{s["rows"]:,} test rows; {s["originally_mislabeled"]:,} originally mislabeled ({100 * s["observed_prevalence"]:.2f}%). {e(_kind(s).benchmark_title)} with 95% bootstrap intervals.</p>
+<h2>{e(_kind(s).benchmark_title[0].upper() + _kind(s).benchmark_title[1:])} per model</h2><table><tr>{head}</tr>{rows_html}</table>
 <p>Kendall's tau: {e(", ".join(f"{k}: {v:.3f}" for k, v in s["kendall_tau"].items()))}</p>
 {figs[0]}{figs[1]}
-<h2>Prevalence: where pairs of models swap places</h2>
-<p class="note">Expected accuracy on corrected labels if the test set held a given share of originally mislabeled rows (correctly labeled rows removed at random).</p>
-{figs[2]}
-<table><tr><th>better on correctly labeled rows</th><th>better on mislabeled rows</th><th>swap at prevalence</th><th>extra points needed</th></tr>{swaps}</table>
+{_prevalence_html(s, figs[2], swaps)}
 <h2>How many labels are wrong?</h2>
 <p>Estimate {_rate(er)} ({"design-based" if er["design_based"] else "not design-based: a stratum has no random checks"});
 {er["n_verified"]:,} rows verified; checked rows only: {100 * er["lower_bound_checked_only"]:.2f}% (a lower bound); detector alone: {100 * er["surrogate_only"]:.2f}%.</p>
@@ -270,6 +267,16 @@ table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border-bottom: 1
 <h2>Markdown summary</h2><pre>{e(md_table)}</pre>
 </body></html>
 """
+
+
+def _prevalence_html(s: dict, figure: str, swaps: str) -> str:
+    """Where two models swap places as the share of mislabeled rows grows; for figures that do not mix linearly (R²), why not."""
+    if not s["prevalence_curve"]:
+        return f'<p class="note">No prevalence curve: {html.escape(_kind(s).benchmark_metric)} of a mix of rows is not the mix of the subsets\' figures.</p>'
+    return f"""<h2>Prevalence: where pairs of models swap places</h2>
+<p class="note">Expected accuracy on corrected labels if the test set held a given share of originally mislabeled rows (correctly labeled rows removed at random).</p>
+{figure}
+<table><tr><th>better on correctly labeled rows</th><th>better on mislabeled rows</th><th>swap at prevalence</th><th>extra points needed</th></tr>{swaps}</table>"""
 
 
 def _json_default(o):

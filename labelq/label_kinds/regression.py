@@ -23,12 +23,13 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
+from ..benchmark.metrics import CorrectedLabels
 from ..decide import Decision
 from ..detect import DetectContext, Detection
 from ..detect.regression import detect_regression, robust_scale
 from ..detect.streaming_cl import whole
 from ..errors import InputError
-from ..labelkind import LabelKind, register
+from ..labelkind import LabelKind, mean_ci, register
 from ..reliability import check_value_signal
 from ..report import plots
 from ..report.audit import percent
@@ -260,8 +261,67 @@ class Regression(LabelKind):
 
         return relabel_values(cfg, parent, rows, probs)
 
-    def corrected_labels(self, rows: pa.Table) -> Any:
-        raise InputError("benchmark reports score classes; a regression test set's is not built yet", "score the corrected values with your own metrics")
+    benchmark_title = "R², MAE and RMSE"
+    benchmark_metric = "R²"
+    mixable = False  # R² of a mix of rows is not the mix of the subsets' R²: no prevalence curve
+    benchmark_heads = {
+        "original": "R², original values",
+        "corrected": "R², corrected values",
+        "mae_original": "MAE, original",
+        "mae_corrected": "MAE, corrected",
+        "rmse_original": "RMSE, original",
+        "rmse_corrected": "RMSE, corrected",
+        "mislabeled_subset": "R², originally wrong rows",
+        "correct_subset": "R², other rows",
+    }
+
+    def corrected_labels(self, rows: pa.Table) -> CorrectedLabels:
+        return CorrectedLabels(self.labels(rows), self.effective(rows), None, self)
+
+    def read_predicted(self, table: pa.Table, class_names: list[str]) -> np.ndarray:
+        """A predicted value a row: ``predicted_label`` (numbers), or ``pred_probs`` holding one number."""
+        if "predicted_label" in table.column_names:
+            raw = table["predicted_label"]
+            if not (pa.types.is_floating(raw.type) or pa.types.is_integer(raw.type)):
+                raise InputError(f"predicted_label holds {raw.type}, and the test set's target is a number", "give one predicted number a row")
+            pred = raw.to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            pred = np.array(table["pred_probs"].to_pylist(), dtype=np.float64)
+            if pred.ndim != 2 or pred.shape[1] != 1:
+                raise InputError(f"pred_probs must hold one predicted number a row, got shape {pred.shape}", "give predicted_label, one number a row")
+            pred = pred[:, 0]
+        if not np.isfinite(pred).all():
+            raise InputError("the predictions hold NaN or infinite values", "predict a finite number for every row")
+        return pred
+
+    def scores(self, pred: np.ndarray, labels: CorrectedLabels) -> dict[str, np.ndarray]:
+        """Per row, for each labeling: ``(squared error, squared deviation from the labeling's mean)`` (R²), the absolute
+        error (MAE) and the squared error (RMSE)."""
+        out = {}
+        for labeling, y in (("original", labels.given), ("corrected", labels.corrected)):
+            err = pred - y
+            out[labeling] = np.column_stack([err**2, (y - y.mean()) ** 2])
+            out[f"mae_{labeling}"], out[f"rmse_{labeling}"] = np.abs(err), err**2
+        return out
+
+    def aggregate(self, name: str, values: np.ndarray, boots: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float, float]:
+        """R² (``1 - sum of squared errors / sum of squared deviations``), MAE, and RMSE (the root of the mean squared
+        error; the root keeps the percentile interval's ends) on each bootstrap resample."""
+        if name.startswith("rmse_"):
+            return tuple(float(np.sqrt(v)) for v in mean_ci(values, boots, mask))
+        if name.startswith("mae_"):
+            return mean_ci(values, boots, mask)
+        sse, sst = values[:, 0], values[:, 1]
+        m = np.ones(len(sse), bool) if mask is None else mask
+        if not m.any():
+            return float("nan"), float("nan"), float("nan")
+        w = m[boots]
+        dist = 1.0 - (sse[boots] * w).sum(axis=1) / np.maximum((sst[boots] * w).sum(axis=1), 1e-300)
+        lo, hi = np.percentile(dist[w.sum(axis=1) > 0], [2.5, 97.5])
+        return 1.0 - float(sse[m].sum() / max(sst[m].sum(), 1e-300)), float(lo), float(hi)
+
+    def benchmark_columns(self, label_sets: bool) -> list[str]:
+        return list(self.benchmark_heads)
 
 
 register(Regression())

@@ -52,6 +52,7 @@ class TagSets(LabelKind):
     what = "tags (multi-label)"
     accuracy_name = "tag accuracy"
     sql_suffix = "_multilabel"
+    benchmark_metric = "exact-set accuracy"
     sql_label_name = "array_to_string(list_transform(label, lambda t: names[t + 1]), ', ')"
     key_parts = {"multi_label": True}  # the fold cache's keys of tag datasets, as they always were
 
