@@ -47,7 +47,8 @@ class LabelKind:
 
     ``lists``: a row's label is a list of indices (``list<int64>``; ``ExamplesInfo.multi_label`` records
     it, so readers of the files know the column's type). ``sum_to_one``: its pred_probs rows are one
-    distribution over the classes (else one probability per class, each in [0, 1]). ``what``: the label
+    distribution over the classes (else one probability per class, each in [0, 1]; not ``bounded``: predicted
+    values, any finite numbers). ``what``: the label
     values' name for people (``classes``). ``sql_suffix``: views and queries with a ``<name><suffix>.sql``
     file use it. ``key_parts``: added to the fold cache's key (a kind that fits other models must not
     reuse another kind's folds).

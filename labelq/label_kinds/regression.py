@@ -9,8 +9,10 @@ over its robust spread, flags from a half-normal + uniform mixture the data fits
 the suggested value. ``suggested_label`` and ``corrected_label`` are float64; the catalog's
 ``issues``/``top_issues`` views name them ``given_value``, ``suggested_value`` and add the residual.
 
-Refused with a clear error: LLM judges, other detectors, and the jobs of classes (review, label maps);
-the re-labeling of values with a tolerance is not built yet (issue 31).
+Review takes one number a row (``parse_answer``; the app's value box, a CSV cell, Label Studio's ``Number``);
+re-labeling replaces flagged values by their predictions beyond a tolerance, with a guaranteed precision from a
+reviewed sample (``labelq.relabel.run.relabel_values``); the benchmark report scores R², MAE and RMSE on each
+bootstrap resample (``aggregate``). Refused with a clear error: LLM judges, the class detectors, label maps.
 """
 
 from __future__ import annotations
