@@ -38,6 +38,7 @@ BUILTIN = {
     "single": "labelq.label_kinds.single:SingleLabel",
     "tags": "labelq.label_kinds.tags:TagSets",
     "regression": "labelq.label_kinds.regression:Regression",
+    "tokens": "labelq.label_kinds.tokens:TokenTags",
 }
 KINDS: dict[str, LabelKind] = {}
 
@@ -116,6 +117,10 @@ class LabelKind:
     def strata(self, labels: np.ndarray) -> np.ndarray:
         """``(N,)`` ints the folds are stratified by."""
         raise NotImplementedError
+
+    def groups(self, examples: pa.Table) -> np.ndarray | None:
+        """``(N,)``: rows that must share a fold (a sentence's tokens), or None (each row on its own, folds stratified)."""
+        return None
 
     def default_model(self, modality: str) -> str:
         raise NotImplementedError
@@ -223,6 +228,8 @@ class LabelKind:
     prior_label: ClassVar[str] = "majority class's share"  # what a model that learned nothing scores
     issue_columns: ClassVar[tuple[str, ...]] = ()  # columns of the top issues beyond the given and suggested labels
     estimate_by: ClassVar[str] = "confident learning"  # what estimates the number of wrong labels
+    data_checks: ClassVar[bool] = True  # whether the near-duplicate and outlier checks apply to its rows
+    extra_views: ClassVar[tuple[str, ...]] = ()  # the catalog's views of this kind beyond everyone's (``sql/<view>.sql``)
     filtered: ClassVar[bool] = True  # whether confident learning's --filter-by applies
 
     def label_fact(self, class_names: list[str]) -> tuple[str, Any]:
@@ -237,8 +244,25 @@ class LabelKind:
         """The per-class rates figure (a data URI, ``labelq.report.plots``)."""
         raise NotImplementedError
 
-    def figures(self, rows: pa.Table, class_names: list[str]) -> list[str]:
-        """The report's figures of this kind beyond the rates, the scores and the noise (data URIs), from the published rows."""
+    def preview(self, version: Any, rows: pa.Table) -> list[str] | None:
+        """The report's cell (HTML) showing each of ``rows`` (the top issues), or None for the modality's own."""
+        return None
+
+    def review_context(self, version: Any, position: int, row: dict) -> dict:
+        """What the review app shows around the row at ``position`` beyond its inputs (``{}``: nothing)."""
+        return {}
+
+    def export_keep(self, rows: pa.Table, keep: np.ndarray) -> np.ndarray:
+        """Which rows a dropping export policy keeps, from the rows it would keep one by one (the same by default)."""
+        return keep
+
+    def export_table(self, table: pa.Table, info: Any) -> tuple[pa.Table, Any]:
+        """The rows ``labelq export`` writes and their ``ExamplesInfo``, from the policy's rows (the same by default)."""
+        return table, info
+
+    def figures(self, version: Any, rows: pa.Table, class_names: list[str]) -> list[str]:
+        """The report's figures of this kind beyond the rates, the scores and the noise (data URIs), from the published
+        ``rows`` (without the inputs) of ``version``."""
         return []
 
     def class_table(self, per_class: list[dict], health: dict | None) -> tuple[str, str, str]:

@@ -144,7 +144,7 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
             f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
             "leave --judges out, or name a text column with --text-column",
         )
-    if cfg.checks.data_checks and cfg.checks.neighbor_space == "embeddings" and has_inputs(examples):
+    if cfg.checks.data_checks and kind_of(examples).data_checks and cfg.checks.neighbor_space == "embeddings" and has_inputs(examples):
         encoder_for(S.info_of(examples).modality)  # fail now, not after training: no encoder for the modality, or its packages missing
     release_freed_memory()  # what reading the source freed (Fashion-MNIST: 46 MB)
     return examples
@@ -154,6 +154,9 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
 def duplicates_step(cfg: AuditConfig, examples: pa.Table) -> NeighborChecks | None:
     """Exact and near duplicates (``labelq.detect.neighbors``); None when not asked for or the inputs were not read."""
     if not cfg.checks.data_checks:
+        return None
+    if not kind_of(examples).data_checks:
+        log.info("no near-duplicate or outlier check: the rows are %s", kind_of(examples).what)
         return None
     if not has_inputs(examples):
         log.info("no near-duplicate check: the inputs were not read (given pred_probs and inputs left in their Parquet source)")

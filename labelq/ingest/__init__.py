@@ -27,6 +27,7 @@ from .annotations import collapse_annotations
 from .builtin import LOADERS, RawSource
 from .files import _class_names_from_hf_schema, read_parquet_columns, read_path
 from .images import IMAGE_TYPE, decode_images
+from .tokens import TOKEN_INPUTS, explode_sentences, token_column
 
 __all__ = ["IngestOptions", "load_examples", "examples_from_raw", "load_raw", "decode_images", "LOADERS", "RawSource"]
 
@@ -76,7 +77,8 @@ def load_raw(source: str | Path, split: str | None = None, encoding: str | None 
 def load_examples(source: str | Path = "digits", options: IngestOptions | None = None) -> pa.Table:
     """Read ``source`` and return its examples table (see module docstring)."""
     options = options or IngestOptions()
-    raw = load_raw(source, options.split, options.encoding, defer_inputs=not options.inputs_required and not options.annotators)
+    lazy = not options.inputs_required and not options.annotators and options.label_kind != "tokens"  # token rows are made from the lists
+    raw = load_raw(source, options.split, options.encoding, defer_inputs=lazy)
     table = examples_from_raw(raw, options)
     log.info(
         "ingested %s rows, %d %s, modality %s, from %s",
@@ -329,12 +331,30 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     if options.split is not None and "split" not in table.column_names:
         raise InputError(f"--split {options.split!r} was given but the data has no split column", "leave --split out, or add a 'split' column")
     class_names = list(options.classes) if options.classes else (raw.class_names or _class_names_from_hf_schema(table.schema, label_col))
+    task = options.label_kind or raw.task
+    if task is None and label_col and not options.annotators and raw.deferred_from is None and S.is_list_type(table.schema.field(label_col).type):
+        given = options.text_column or raw.text_column
+        listed = given in table.column_names and S.is_list_type(table.schema.field(given).type) if given else False
+        words = token_column(table, given if listed else None, label_col)
+        if words is not None and pc.all(pc.equal(pc.list_value_length(table[words]), pc.list_value_length(table[label_col]))).as_py():
+            task = "tokens"
+            log.info(
+                "the label column %r holds a tag a token of %r in every row: audited as token tags (--task tokens; --task tags for tag sets)", label_col, words
+            )
+    if task == "tokens":
+        if options.annotators:
+            raise InputError("token tags take one tagger's tags a sentence", "leave --annotators out")
+        words = token_column(table, options.text_column or raw.text_column, label_col)
+        if words is None:
+            raise InputError("--task tokens needs a column of token lists beside the tag lists", "name it with --text-column")
+        table = explode_sentences(table, words, label_col, id_col)
+        id_col = "id"
     crowd = None
     if options.annotators:  # one row an item from here on; the labels are the annotators' majority
         table, majority, class_names, mapping, crowd = collapse_annotations(table, options.annotators, label_col, id_col, class_names, _labels_to_indices)
         label_col = None
     skip = {label_col, "split"} | ({id_col} if id_col else set())
-    modality, inputs = _infer_inputs(table, raw, options, skip)
+    modality, inputs = ("tokens", list(TOKEN_INPUTS)) if task == "tokens" else _infer_inputs(table, raw, options, skip)
 
     deferred = None
     if raw.deferred_from is not None:
@@ -364,7 +384,6 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
     else:  # no id column and no inputs (labels + pred_probs in row order): the row number
         ids = pc.cast(pa.array(np.arange(table.num_rows)), pa.string())
     tags = None if crowd is not None else _tag_lists(table[label_col], options.label_separator, ids)
-    task = options.label_kind
     if task is None and crowd is None and tags is None:
         values = looks_like_values(table[label_col].combine_chunks())
         if values:
@@ -390,7 +409,7 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         labels, class_names, mapping = _tags_to_indices(tags, class_names, ids)
     if len(set(class_names)) != len(class_names):
         raise InputError(f"class names must be unique, got {class_names}", "fix --classes")
-    implied = "regression" if task == "regression" else "single" if tags is None else "tags"
+    implied = task if task in ("regression", "tokens") else "single" if tags is None else "tags"
     if task not in (None, implied) and kind_named(task).lists != (tags is not None):
         what = ("one class a row", "a list of tags a row")
         raise InputError(
@@ -415,6 +434,6 @@ def examples_from_raw(raw: RawSource, options: IngestOptions | None = None) -> p
         source=raw.description,
         deferred=deferred.to_json() if deferred else None,
         multi_label=tags is not None,
-        label_kind=None if task in (None, implied) and implied != "regression" else task,
+        label_kind=None if task in (None, implied) and implied in ("single", "tags") else task,
     )
     return S.with_info(pa.table(out), info)

@@ -37,6 +37,7 @@ class RawSource:
     description: str = ""
     extra: dict = field(default_factory=dict)
     deferred_from: Path | None = None  # a Parquet source of which ``table`` holds the schema only (``files.read_parquet``)
+    task: str | None = None  # the kind of label the source holds when its format says so (CoNLL: ``tokens``)
 
 
 LOADERS: dict[str, Callable[..., RawSource]] = {}

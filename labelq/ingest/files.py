@@ -14,6 +14,7 @@ from ..errors import InputError, MissingDependencyError, SourceNotFoundError
 from ..io import parquet_schema
 from .builtin import RawSource
 from .images import IMAGE_TYPE
+from .tokens import read_conll
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -226,10 +227,13 @@ def read_path(path: Path, split: str | None = None, encoding: str | None = None,
         ".ndjson": read_jsonl,
         ".json": read_jsonl,
         ".jsonl.gz": read_jsonl,
+        ".conll": read_conll,
+        ".conllu": read_conll,
     }
     if suffix not in readers:
         raise InputError(
-            f"cannot read {path}: unknown file type {suffix!r}", "use Parquet, CSV, JSON lines, a Hugging Face save_to_disk folder or an image folder"
+            f"cannot read {path}: unknown file type {suffix!r}",
+            "use Parquet, CSV, JSON lines, CoNLL(-U), a Hugging Face save_to_disk folder or an image folder",
         )
     reader = readers[suffix]
     if reader is read_parquet:
@@ -237,5 +241,5 @@ def read_path(path: Path, split: str | None = None, encoding: str | None = None,
     if reader is read_csv:
         return read_csv(path, encoding)
     if encoding is not None:
-        raise InputError(f"--encoding applies to CSV files, not to {path.name}", "leave --encoding out; Parquet is typed and JSON lines are UTF-8")
+        raise InputError(f"--encoding applies to CSV files, not to {path.name}", "leave --encoding out; Parquet is typed, JSON lines and CoNLL are UTF-8")
     return reader(path)

@@ -205,7 +205,7 @@ class Regression(LabelKind):
             names, np.array([r["flagged"] / r["rows"] for r in ranges]), None, ylabel="% of rows in the range", title="Flagged values per range", kind="ranges"
         )
 
-    def figures(self, rows: pa.Table, class_names: list[str]) -> list[str]:
+    def figures(self, version: Any, rows: pa.Table, class_names: list[str]) -> list[str]:
         given, pred = self.labels(rows), rows[S.SUGGESTED_LABEL].to_numpy(zero_copy_only=False).astype(np.float64)
         return [plots.residual_plot(given, pred, rows[S.IS_LABEL_ISSUE].to_numpy(zero_copy_only=False), class_names[0])]
 

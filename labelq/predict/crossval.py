@@ -52,6 +52,23 @@ def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
+def group_folds(groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index ``(N,)`` of every row with the rows of a group together (a sentence's tokens): the groups, shuffled
+    with ``seed``, are dealt to the fold with the fewest rows so far (largest first), so the folds' sizes stay even."""
+    names, inverse, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    if len(names) < n_folds:
+        raise InputError(f"{len(names)} sentences are too few for {n_folds}-fold cross-validation", "give more sentences or fewer --folds")
+    order = np.random.RandomState(seed).permutation(len(names))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    load = np.zeros(n_folds, np.int64)
+    fold_of = np.empty(len(names), np.int32)
+    for g in order:
+        f = int(np.argmin(load))
+        fold_of[g] = f
+        load[f] += sizes[g]
+    return fold_of[inverse.reshape(-1)]
+
+
 class FoldCache:
     """Finished folds on disk, one ``.npz`` per key (the probabilities and the key itself), written atomically.
 
@@ -186,7 +203,8 @@ def plan_folds(
     log.info("prepared %s inputs for model %s in %.1fs", f"{len(X):,}", spec.name, time.perf_counter() - t0)
     data_hash = table_hash(examples.select([S.ID, S.LABEL, *info.inputs]))
     release_freed_memory()  # the decoding's garbage goes before a model claims memory
-    folds = make_folds(kind.strata(labels), n_folds, seed)
+    groups = kind.groups(examples)
+    folds = make_folds(kind.strata(labels), n_folds, seed) if groups is None else group_folds(groups, n_folds, seed)
     return FoldPlan(X, labels, folds, len(info.class_names), spec, seed, data_hash, fold_threads, kind=kind)
 
 

@@ -20,6 +20,12 @@ Regressors (``task="regression"``: ``fit``/``predict``), for a number a row (lab
 | ridge      | tabular or image | standardized features + ridge, its penalty chosen by leave-one-out (``RidgeCV``) |
 | tfidf-ridge | text    | TF-IDF (word 1-2 grams, sublinear tf) + ridge, penalty by leave-one-out |
 | embed-ridge | text or image | pretrained embeddings + ridge, penalty by leave-one-out |
+
+Taggers (``task="tokens"``: a classifier of token rows that reads their sentences), for token tags (label kind ``tokens``):
+
+| name       | modality | model |
+|------------|----------|-------|
+| crf        | tokens   | a linear-chain CRF (``labelq.predict.crf``, sklearn-crfsuite): each token's marginal tag probabilities |
 """
 
 from __future__ import annotations
@@ -104,6 +110,13 @@ def _embed_logreg(seed: int, C: float):
     return LogisticRegression(C=C, max_iter=2000, random_state=seed)
 
 
+@register_model("crf", ("tokens",), {"c1": 0.1, "c2": 0.1, "max_iterations": 100}, task="tokens")
+def _crf(seed: int, **params: Any):
+    from .crf import TokenCRF  # a linear-chain CRF over the token rows of a sentence (sklearn-crfsuite)
+
+    return TokenCRF(seed=seed, **params)
+
+
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # the penalties RidgeCV chooses among, by leave-one-out error
 
 
@@ -174,7 +187,8 @@ class ModelSpec:
 
 
 def read_inputs(examples: pa.Table) -> np.ndarray:
-    """The rows' inputs: decoded images ``(N, H, W, C)`` uint8, texts ``(N,)`` object, or numeric features ``(N, F)`` float64."""
+    """The rows' inputs: decoded images ``(N, H, W, C)`` uint8, texts ``(N,)`` object, numeric features ``(N, F)`` float64, or
+    token rows ``(N, 3)`` object (token, sentence id, position)."""
     info = S.info_of(examples)
     if info.modality == "image":
         from ..ingest.images import decode_images
@@ -182,6 +196,8 @@ def read_inputs(examples: pa.Table) -> np.ndarray:
         return decode_images(examples[info.inputs[0]], ids=examples[S.ID].to_pylist())
     if info.modality == "text":
         return np.asarray(examples[info.inputs[0]].fill_null("").to_pylist(), dtype=object)
+    if info.modality == "tokens":  # [token, sentence_id, position] a row, in sentence order (labelq.ingest.tokens)
+        return np.column_stack([np.asarray(examples[c].to_pylist(), dtype=object) for c in info.inputs])
     cols = []
     for name in info.inputs:
         col = examples[name]

@@ -320,6 +320,7 @@ class ReviewSession:
             "others": {who: e for who, e in by.items() if who != reviewer} if reveal else {},
             "others_hidden": 0 if reveal else sum(who != reviewer for who in by),
             "comments": notes if reveal else [c for c in notes if c["reviewer"] == reviewer],
+            "context": kind_of(self.info).review_context(self.version, p, r),  # a token's sentence
         }
 
     def search(self, text: str, limit: int = SEARCH_LIMIT) -> list[str]:

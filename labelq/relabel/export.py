@@ -57,7 +57,7 @@ def _policy_table(rows: pa.Table, policy: str) -> tuple[pa.Table, np.ndarray]:
     keep = np.ones(n, bool)
     extra: dict[str, pa.ChunkedArray] = {}
     if policy == "drop-issues":
-        keep = ~((flagged & corrected) | (issue_kind == "out_of_distribution"))
+        keep = kind.export_keep(rows, ~((flagged & corrected) | (issue_kind == "out_of_distribution")))
     if policy in ("soft", "multi"):
         col = S.SOFT_LABEL if policy == "soft" else S.LABELS
         if col not in rows.column_names or rows[col].null_count == n:
@@ -148,6 +148,8 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
     k, kind = len(info.class_names), kind_of(info)
     given, label = kind.labels(rows), kind.labels(S.with_info(table, info))
     relabeled = int(kind.differ(label, given[keep]).sum())
+    rows_out = table.num_rows
+    table, meta_info = kind.export_table(table, meta_info)  # tokens: a sentence a row again
     tmp = out.parent / f".tmp-export-{uuid.uuid4().hex}"
     try:
         tmp.mkdir(parents=True)
@@ -168,7 +170,8 @@ def export_training(version: Version, out: str | Path, policy: str = "auto-fix",
             "provenance": with_provenance,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rows_in": rows.num_rows,
-            "rows_out": table.num_rows,
+            "rows_out": rows_out,
+            "records": table.num_rows,  # the files' rows: ``rows_out`` but for token tags, whose rows are written a sentence a record
             "dropped": int((~keep).sum()),
             "relabeled": relabeled,
             "class_names": info.class_names,

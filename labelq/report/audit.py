@@ -290,9 +290,19 @@ def _preview_cell(rows: pa.Table, manifest: Manifest) -> list[str]:
     return [html.escape(json.dumps({c: r[c] for c in inputs[:8]}, default=str)) for r in rows.select(inputs).to_pylist()]
 
 
-def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary, top_rows: pa.Table | None = None, joint: np.ndarray | None = None) -> str:
+def render_audit_html(
+    rows: pa.Table,
+    manifest: Manifest,
+    summary: AuditSummary,
+    top_rows: pa.Table | None = None,
+    joint: np.ndarray | None = None,
+    previews: list[str] | None = None,
+    kind_figures: list[str] | None = None,
+) -> str:
     """The report page. ``top_rows``: the top issues with their inputs, when ``rows`` was read without them;
-    ``joint``: confident learning's estimated joint (``Version.noise``), for the noise heatmap."""
+    ``joint``: confident learning's estimated joint (``Version.noise``), for the noise heatmap; ``previews``: the
+    kind of label's HTML of each of ``top_rows`` (``LabelKind.preview``: a token in its sentence), else the modality's;
+    ``kind_figures``: the kind of label's own figures (``LabelKind.figures``: residuals, tag errors)."""
     names = manifest.class_names
     e = html.escape
     scores = rows[S.LABEL_SCORE].to_numpy()
@@ -301,14 +311,14 @@ def render_audit_html(rows: pa.Table, manifest: Manifest, summary: AuditSummary,
     per = summary.per_class
     kind = kind_of(manifest)
     figures.insert(0, kind.rates_figure(names, per, summary.rows))
-    figures[1:1] = kind.figures(rows, names)
+    figures[1:1] = kind_figures or []
     if joint is not None:
         figures.insert(0, plots.noise_heatmap(joint, names, rows.num_rows))
     if len(summary.history or []) > 1:
         figures.append(plots.history_trend(summary.history))
     if top_rows is None:
         top_rows = rows.filter(pc.is_in(rows[S.ID], pa.array(shown_ids(summary), pa.string())))
-    by_id = dict(zip(top_rows[S.ID].to_pylist(), _preview_cell(top_rows, manifest))) if manifest.inputs else {}
+    by_id = dict(zip(top_rows[S.ID].to_pylist(), previews if previews is not None else _preview_cell(top_rows, manifest))) if manifest.inputs else {}
     acc = summary.out_of_sample_accuracy
     rel = manifest.audit.reliability or {}
     noise = "" if manifest.audit.reliable else " (not meaningful: see the warning)"
@@ -512,6 +522,8 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
     noise = version.noise()
     summary = audit_summary(rows, manifest, top, noise[0] if noise else None)
     top_rows = version.payload_rows(shown_ids(summary)) if payload else None
+    previews = kind_of(manifest).preview(version, top_rows) if top_rows is not None else None
+    kind_figures = kind_of(manifest).figures(version, rows, manifest.class_names)
     store = Store(version.path.parent.parent.parent)
     history = [
         {
@@ -526,6 +538,8 @@ def write_audit_report(version, top: int = 50) -> tuple[Path, Path]:
         people = sorted(version.read_table("annotators").to_pylist(), key=lambda a: (a["quality"] is None, a["quality"]))
         summary = dataclasses.replace(summary, crowd={**summary.crowd, "annotator_table": people})
     out = version.path.parent / "reports"
-    html_path = atomic_write_text(out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None))
+    html_path = atomic_write_text(
+        out / f"{version.tag}.html", render_audit_html(rows, manifest, summary, top_rows, noise[0] if noise else None, previews, kind_figures)
+    )
     json_path = atomic_write_text(out / f"{version.tag}.json", json.dumps(summary.to_json(), indent=2))
     return html_path, json_path

@@ -119,6 +119,18 @@ def residual_plot(given: np.ndarray, predicted: np.ndarray, flagged: np.ndarray,
     return _to_uri(plt, fig)
 
 
+def top_counts(names: list[str], counts: list[int], title: str, xlabel: str) -> str:
+    """Horizontal bars of ``counts``, largest on top."""
+    plt, fig = _figure(6.0, 0.8 + 0.28 * max(len(names), 1))
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, counts, color="#d62728")
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return _to_uri(plt, fig)
+
+
 def score_histogram(scores: np.ndarray, is_issue: np.ndarray) -> str:
     plt, fig = _figure(5.0, 2.8)
     ax = fig.add_subplot(1, 1, 1)
