@@ -42,6 +42,19 @@ def measured(fn: Callable[..., dict], *args: Any) -> dict:
     return out
 
 
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``fn()``'s result, seconds and tracemalloc's peak MiB (Python allocations, numpy's included), in this process."""
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return out, round(seconds, 2), round(peak, 1)
+
+
 def print_table(rows: list[dict], title: str = "") -> str:
     cols: list[str] = []
     for r in rows:

@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import offline_env, print_table, vader_lexicon  # noqa: E402
+from _common import offline_env, print_table, timed, vader_lexicon  # noqa: E402
 
 
 def load(name: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -102,16 +100,6 @@ def plant(y: np.ndarray, how: str, seed: int, share: float = 0.05) -> tuple[np.n
         noisy[a], noisy[b] = y[b], y[a]
     truth = noisy != y
     return noisy, truth
-
-
-def timed(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return out, round(seconds, 2), round(peak, 1)
 
 
 def cell(name: str, X: np.ndarray, y: np.ndarray, how: str, seed: int, cache: Path) -> list[dict]:

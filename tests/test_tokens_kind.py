@@ -232,3 +232,13 @@ def test_kind_of_exported_sentences_reads_back(audited, tmp_path):
     export_training(result.version, tmp_path / "x", policy="keep")
     again = load_examples(str(tmp_path / "x" / "all.parquet"), IngestOptions())
     assert kind_of(again).name == "tokens" and again.num_rows == result.version.num_rows
+
+
+def test_json_lines_sentences_inferred(brown, tmp_path):
+    """JSON lines with a list of words and a list of tags a line: token tags, inferred (the lists match in every row)."""
+    lines = [json.dumps({"id": r["id"], "words": r["tokens"], "pos": r["tags"]}) for r in brown.slice(0, 200).to_pylist()]
+    (tmp_path / "s.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = audit(AuditConfig.from_options(str(tmp_path / "s.jsonl"), store=str(tmp_path / "st"), label_column="pos", **FAST))
+    rows = result.version.read(columns=[S.ID, "token"])
+    assert kind_of(result.version.manifest()).name == "tokens" and rows.num_rows == sum(len(r["tokens"]) for r in brown.slice(0, 200).to_pylist())
+    assert rows["token"][0].as_py() == "The"
