@@ -138,7 +138,7 @@ class RelabelResult:
     kinds: dict[str, int]
     n_corrected: int
     coverage: float | None
-    mean_set_size: float
+    mean_set_size: float | None  # None: a kind without label sets (a regression target)
 
 
 @step("load-version")
@@ -395,7 +395,6 @@ def relabel_values(cfg: RelabelConfig, parent: Version, rows: pa.Table, probs: n
         "relabel": RelabelSection(
             parent=parent.tag,
             kinds={str(a): int(b) for a, b in zip(names, counts)},
-            mean_set_size=0.0,
             guarantee=fix_rule.describe() if fix_rule else None,
             extra={**cfg.settings(), "tolerance": {"amount": tolerance.amount, "relative": tolerance.relative}},
         ),

@@ -377,8 +377,11 @@ def render_audit_html(
         facts_r = [
             ("issue kinds", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["kinds"].items()))),
             ("corrections by source", ", ".join(f"{k}: {v:,}" for k, v in sorted(r["label_source"].items())) or "none"),
-            ("label sets", f"target coverage {r['coverage_target']}, measured {cov}; mean size {r['mean_set_size'] or 0:.2f}; sizes {r['set_size_counts']}"),
         ]
+        if r["mean_set_size"] is not None:  # kinds with label sets (not a regression target)
+            facts_r.append(
+                ("label sets", f"target coverage {r['coverage_target']}, measured {cov}; mean size {r['mean_set_size']:.2f}; sizes {r['set_size_counts']}")
+            )
         if r.get("guarantee"):
             facts_r.append(("corrections", fix_rule_summary(r["guarantee"])))
         elif r["label_source"].get("relabel"):
