@@ -197,6 +197,15 @@ class LabelKind:
             return [], f"{NONE_OF_THESE!r} together with classes"
         return sorted({index[c] for c in choices if c != NONE_OF_THESE}), None
 
+    def answer_hint(self, class_names: list[str]) -> str:
+        """What an answer must be, for people (an error's fix)."""
+        return f"classes: {[*class_names, NONE_OF_THESE]} (the app: an empty list for {NONE_OF_THESE!r})"
+
+    def spelled(self, labels: list[str], answer: list) -> list[str]:
+        """How the review log records an answer (``labels`` as given, ``answer`` as ``parse_answer`` read them): one
+        spelling for one answer, so reviewers who gave the same answer agree."""
+        return labels
+
     def review_control(self, class_names: list[str]) -> str:
         """Label Studio's control for the answer (``labelq.relabel.review.label_config``)."""
         choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in [*class_names, NONE_OF_THESE])

@@ -50,6 +50,24 @@ def require(condition: bool, what: str) -> None:
         pytest.skip(f"{what} is not installed")
 
 
+def vader_lexicon() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The VADER lexicon (PyPI ``vadersentiment``, the test extra; skips without it): its distinct words (the first
+    entry of the 14 listed twice), each word's mean rating as the file gives it, and its 10 ratings (-4..4)."""
+    import json
+
+    vader = pytest.importorskip("vaderSentiment", reason="the VADER lexicon comes with PyPI vadersentiment (the test extra)")
+    lines = open(os.path.join(os.path.dirname(vader.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
+    words, means, ratings, seen = [], [], [], set()
+    for line in lines:
+        word, mean, _, raw = line.split("\t")
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+            means.append(float(mean))
+            ratings.append(json.loads(raw))
+    return words, np.array(means), np.array(ratings, dtype=np.int64)
+
+
 def require_embeddings() -> None:
     """Skip (fail under LABELQ_REQUIRE_DATASETS=1) when the packaged embedding models are not installed."""
     from labelq.predict.embeddings import ENCODERS, missing_packages

@@ -6,14 +6,12 @@ Fleiss' kappa and scikit-learn's Cohen's kappa."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import vader_lexicon
 
 from labelq.cli import main
 from labelq.crowd import Annotations, active_scores, agreement, best_temperature, crowdlab, dawid_skene, majority_vote
@@ -22,22 +20,15 @@ from labelq.ingest import IngestOptions, load_examples
 from labelq.ingest.annotations import annotations_of
 from labelq.store import Store
 
-vader = pytest.importorskip("vaderSentiment", reason="the VADER lexicon comes with PyPI vadersentiment (the test extra)")
+pytest.importorskip("vaderSentiment", reason="the VADER lexicon comes with PyPI vadersentiment (the test extra)")
 CLASSES = ["negative", "neutral", "positive"]
 
 
 @pytest.fixture(scope="module")
 def lexicon() -> tuple[list[str], np.ndarray]:
     """The lexicon's words (first entry of the 14 listed twice) and their 10 ratings as classes 0/1/2."""
-    lines = open(os.path.join(os.path.dirname(vader.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
-    words, ratings, seen = [], [], set()
-    for line in lines:
-        word, _, _, raw = line.split("\t")
-        if word not in seen:
-            seen.add(word)
-            words.append(word)
-            ratings.append(json.loads(raw))
-    return words, np.sign(np.array(ratings)).astype(np.int64) + 1
+    words, _, ratings = vader_lexicon()
+    return words, np.sign(ratings).astype(np.int64) + 1
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ diabetes table (tabular) and the VADER lexicon's words with their mean human rat
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import vader_lexicon
 
 from labelq import schema as S
 from labelq.detect.regression import detect_regression
@@ -140,21 +140,12 @@ def test_models_of_the_other_task_are_refused(diabetes, tmp_path):
         audit(AuditConfig.from_options(str(path), store=str(tmp_path / "s"), label_column="target", judges="qwen"))
 
 
-vader = pytest.importorskip("vaderSentiment", reason="the VADER lexicon comes with PyPI vadersentiment (the test extra)")
-
-
 def test_text_target_the_vader_lexicon(tmp_path):
     """Words with the mean of 10 people's sentiment ratings: TF-IDF finds no word shared by two single-word texts and
     the error says which model reads them; pretrained embeddings with ridge find shifted ratings."""
     pytest.importorskip("sentence_transformers")
-    lines = open(os.path.join(os.path.dirname(vader.__file__), "vader_lexicon.txt"), encoding="utf-8").read().splitlines()
-    words, means = [], []
-    for line in lines[::5][:1200]:
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0] not in words:
-            words.append(parts[0])
-            means.append(float(parts[1]))
-    y = np.array(means)
+    words, means, _ = vader_lexicon()
+    words, y = words[::5][:1200], means[::5][:1200].copy()  # every fifth word
     rng = np.random.default_rng(1)
     planted = rng.choice(len(y), 60, replace=False)
     y[planted] = np.where(y[planted] > 0, -3.0, 3.0)  # the sign turned over, far out: a rating for the wrong word

@@ -237,6 +237,13 @@ def _open(browser, server: Server, who: str):
     return page
 
 
+def _publish(page) -> None:
+    """Publish the settled reviews from the page (the button, then the confirmation) and wait until it says so."""
+    page.click("#publish")
+    page.click("#confirm-yes")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+
+
 def _others(page) -> str:
     return page.text_content("#others")
 
@@ -365,9 +372,7 @@ def test_a_tag_set_review(tmp_path, browser):
         answer = sorted(set(given) ^ {flip})
         log = [json.loads(x) for x in (Store(root).dataset_dir("tg") / "reviews" / "v0001.jsonl").read_text().splitlines()]
         assert log[-1]["id"] == row and sorted(log[-1]["labels"]) == answer
-        page.click("#publish")
-        page.click("#confirm-yes")
-        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+        _publish(page)
     finally:
         server.kill()
         print(server.output())
@@ -609,9 +614,7 @@ def test_a_regression_review(tmp_path, browser):
             (kept, [repr(float(httpx.get(server.url + f"api/row/{kept}", params={"reviewer": "ann"}, headers=server.headers).json()["given_labels"][0]))]),
             (typed, ["123.5"]),
         ]
-        page.click("#publish")
-        page.click("#confirm-yes")
-        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+        _publish(page)
     finally:
         server.kill()
         print(server.output())
@@ -651,9 +654,7 @@ def test_a_token_tag_review(tmp_path, browser):
         assert page.text_content("#token-at") == words[int(at)] and page.text_content("#example") == " ".join(words)
         page.keyboard.press("1")  # the first tag: NOUN
         page.wait_for_function(f"() => document.querySelector('#facts td').textContent !== {json.dumps(row)}")
-        page.click("#publish")
-        page.click("#confirm-yes")
-        page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Published')", timeout=120_000)
+        _publish(page)
     finally:
         server.kill()
         print(server.output())

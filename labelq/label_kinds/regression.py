@@ -233,6 +233,12 @@ class Regression(LabelKind):
             return [], f"{choices[0]!r} is not a number"
         return ([value], None) if np.isfinite(value) else ([], f"{choices[0]!r} is not a finite number")
 
+    def answer_hint(self, class_names: list[str]) -> str:
+        return "one number a row"
+
+    def spelled(self, labels: list[str], answer: list) -> list[str]:
+        return [repr(answer[0])]  # 52, 52.0 and 5.2e1 agree
+
     def review_control(self, class_names: list[str]) -> str:
         return f'<Number name="label" toName="item" required="true"/>  <!-- the {html.escape(class_names[0])} the row should have -->'
 

@@ -86,10 +86,10 @@ class TokenTags(SingleLabel):
         ids = rows[S.ID].to_pylist()
         where = pc.index_in(version.read(columns=[S.ID])[S.ID], value_set=pa.array(ids, pa.string()))
         position = {ids[int(k)]: int(p) for p, k in enumerate(where.to_pylist()) if k is not None}
-        return [_sentence_html(*_sentence(version, i, position[i])) for i in ids]
+        return [_sentence_html(*found) for found in _sentences(version, ids, [position[i] for i in ids])]
 
     def review_context(self, version: Any, position: int, row: dict) -> dict:
-        tokens, at = _sentence(version, row[S.ID], position)
+        ((tokens, at),) = _sentences(version, [row[S.ID]], [position])
         return {"sentence": tokens, "at": at}
 
     def export_keep(self, rows: pa.Table, keep: np.ndarray) -> np.ndarray:
@@ -121,14 +121,21 @@ class TokenTags(SingleLabel):
         return pa.table(out), dataclasses.replace(info, modality="text", inputs=["tokens"])
 
 
-def _sentence(version: Any, row_id: str, position: int) -> tuple[list[str], int]:
-    """The tokens of the sentence of the row ``row_id`` (``<sentence>:<position in it>``), at ``position`` in the
-    version, and the token's place in the sentence."""
-    sid, _, at_text = row_id.rpartition(":")
-    at = int(at_text)
-    start = max(0, position - at)
-    near = version.rows_at(list(range(start, min(start + CONTEXT, version.num_rows))), columns=[SENTENCE_ID, TOKEN])
-    return near.filter(pc.equal(near[SENTENCE_ID], sid))[TOKEN].to_pylist(), at
+def _sentences(version: Any, row_ids: list[str], positions: list[int]) -> list[tuple[list[str], int]]:
+    """For each row ``row_ids[i]`` (``<sentence>:<place in it>``) at ``positions[i]`` in the version: its sentence's
+    tokens and its place in them. The rows around all of them are read in one pass (``Version.rows_at``)."""
+    n = version.num_rows
+    places = [int(i.rpartition(":")[2]) for i in row_ids]
+    spans = [(max(0, p - at), min(max(0, p - at) + CONTEXT, n)) for p, at in zip(positions, places)]
+    wanted = np.unique(np.concatenate([np.arange(a, b) for a, b in spans])) if spans else np.empty(0, np.int64)
+    near = version.rows_at(wanted.tolist(), columns=[SENTENCE_ID, TOKEN])
+    sid, tokens = np.asarray(near[SENTENCE_ID].to_pylist(), dtype=object), near[TOKEN].to_pylist()
+    out = []
+    for row_id, (a, b), at in zip(row_ids, spans, places):
+        lo, hi = np.searchsorted(wanted, a), np.searchsorted(wanted, b)
+        mine = lo + np.flatnonzero(sid[lo:hi] == row_id.rpartition(":")[0])
+        out.append(([tokens[k] for k in mine], at))
+    return out
 
 
 def _sentence_html(tokens: list[str], at: int) -> str:

@@ -47,7 +47,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from .. import schema as S
 from ..crowd import active_scores
 from ..errors import InputError, LabelqError
-from ..labelkind import NONE_OF_THESE, check_supports, kind_of
+from ..labelkind import check_supports, kind_of
 from ..store import Store, Version
 from .guidelines import current_guidelines
 from .reviewlog import ACTIONS, ReviewLog, answer_annotations, answers, comments, reviewer_agreement, settle
@@ -373,10 +373,8 @@ class ReviewSession:
             kind = kind_of(self.info)
             answer, problem = kind.parse_answer(labels or [], self.classes) if labels is not None else ([], "no labels")
             if problem:
-                takes = "one number" if kind.answer == "value" else f"{self.classes} (an empty list: {NONE_OF_THESE!r})"
-                raise InputError(f"{problem} of {self.name!r}", f"answer with {takes}")
-            if kind.answer == "value":
-                labels = [repr(answer[0])]  # one spelling a value: 52, 52.0 and 5.2e1 agree
+                raise InputError(f"{problem} of {self.name!r}", f"answer with {kind.answer_hint(self.classes)}")
+            labels = kind.spelled(labels, answer)
         extra = {"dataset": self.name, "version": self.version.tag}
         if action == "comment":
             extra["text"] = text

@@ -363,8 +363,7 @@ def read_reviews(store: Store, name: str, path: str | Path, fmt: str | None = No
         _parse_time(e["reviewed_at"], e["where"])
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        takes = "one number a row" if kind.answer == "value" else f"classes: {classes + [NONE_OF_THESE]}"
-        raise InputError(f"{path} has {len(problems)} problems: {shown}", f"fix the file ({takes}); nothing was changed")
+        raise InputError(f"{path} has {len(problems)} problems: {shown}", f"fix the file ({kind.answer_hint(classes)}); nothing was changed")
     return Reviews(
         name,
         latest.tag,
