@@ -20,6 +20,9 @@ space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On the
 - ``ensemble_cl``: confident learning on the mean of the pred_probs and the k-NN classifier's on the features
   (``labelq.detect.ensemble_cl``);
 - ``ensemble``: the candidate chosen by errors planted in the noisy labels (``labelq.detect.ensemble``);
+- ``ensemble, N reviewed``: the ensemble after people reviewed a detector sample of N rows (``--reviewed``,
+  200 by default; ``labelq.detector_samples``): the sample is drawn from the first run's flags and scores, and
+  each drawn row is answered from the planted truth (so the data's own errors count as right, as in the F1);
 - ``margin``: the area under the margin of the CNN's training epochs (digits) or of gradient boosting's
   iterations (cancer), else the one-pass out-of-sample margin (``labelq.detect.margin``);
 - ``SimiFeat``: the authors' code (github.com/UCSC-REAL/SimiFeat at 534af48, CC BY-NC 4.0, so read
@@ -209,6 +212,24 @@ def run_ensemble_cl(labels, probs, X, seed):
     return det.is_issue, det.score
 
 
+def run_ensemble_reviewed(labels, probs, X, seed, truth, size):
+    """``ensemble`` after people reviewed a detector sample of ``size`` rows (``labelq.detector_samples``): the
+    sample drawn from the first run's flags and scores, each drawn row answered from the planted truth."""
+    from labelq.detect import DetectContext, Ensemble, run_detector
+    from labelq.detect.context import ReviewedSample
+    from labelq.detector_samples import draw_strata
+
+    ctx = DetectContext(labels, probs.shape[1], probs, lambda: X)
+    first = run_detector(Ensemble(seed=seed), ctx)
+    flagged = first.is_issue | np.any([c.is_issue for c in first.extra["candidates"].values()], axis=0)
+    strata = draw_strata(flagged, first.score, size, np.random.default_rng(seed)).values()
+    rows = np.concatenate([pick for _, pick in strata])
+    weight = np.concatenate([np.full(len(pick), population / max(len(pick), 1)) for population, pick in strata])
+    ctx.reviewed = ReviewedSample(rows, truth[rows], weight, ["bench"])
+    det = run_detector(Ensemble(seed=seed), ctx)
+    return det.is_issue, det.score
+
+
 def run_knn_vote(labels, probs, X, seed):
     from labelq.detect import DetectContext, KnnVote, run_detector
 
@@ -288,11 +309,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real", default="", help=f"real-noise cells too: {','.join(REAL)} (scored by AP over the crowd-reviewed rows)")
     parser.add_argument("--cache", default="/tmp/labelq-bench-cache", help="where the MNIST wheel is kept")
+    parser.add_argument("--reviewed", type=int, default=200, help="rows of the detector sample that the reviewed ensemble reads (0: no such column)")
     args = parser.parse_args()
     offline_env()
     from labelq import schema as S
 
     detectors = {"cleanlab": run_cleanlab, "knn_vote": run_knn_vote, "ensemble_cl": run_ensemble_cl, "ensemble": run_ensemble, "margin": run_margin}
+    if args.reviewed:
+        detectors[f"ensemble, {args.reviewed} reviewed"] = run_ensemble_reviewed
     if args.simifeat:
         detectors["SimiFeat"] = SimiFeat(args.simifeat)
     rows = []
@@ -302,6 +326,9 @@ def main() -> None:
         labels, probs, X, ids, wrong = real_cell(name, cache)
         row = {"data": name, "noise": f"real ({int(wrong.sum())} of {len(ids)} reviewed rows wrong)", "rows": len(labels), "cv_s": "-"}
         for label, fn in detectors.items():
+            if fn is run_ensemble_reviewed:  # the crowd reviewed the paper's candidates, not a sample over all rows
+                row[f"{label} F1 / AP"], row[f"{label} s"] = "- (no detector sample)", "-"
+                continue
             if X is None and label in ("knn_vote", "ensemble_cl", "ensemble", "SimiFeat"):
                 row[f"{label} F1 / AP"], row[f"{label} s"] = "- (no features)", "-"
                 continue
@@ -328,7 +355,12 @@ def main() -> None:
                 row = {"data": name, "noise": f"{noise} {rate:.0%}", "rows": len(clean), "cv_s": round(time.perf_counter() - t0, 1)}
                 for label, fn in detectors.items():
                     t0 = time.perf_counter()
-                    flags, score = fn(noisy, probs, X, args.seed, margins) if fn is run_margin else fn(noisy, probs, X, args.seed)
+                    if fn is run_margin:
+                        flags, score = fn(noisy, probs, X, args.seed, margins)
+                    elif fn is run_ensemble_reviewed:
+                        flags, score = fn(noisy, probs, X, args.seed, truth, args.reviewed)
+                    else:
+                        flags, score = fn(noisy, probs, X, args.seed)
                     f1, ap = scores(truth, flags, score)
                     row[f"{label} F1 / AP"] = f"{f1:.3f} / {ap:.3f}"
                     row[f"{label} s"] = round(time.perf_counter() - t0, 2)

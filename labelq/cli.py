@@ -49,12 +49,6 @@ def top_issues_rows(store, version, limit: int) -> list[dict]:
     return rows
 
 
-def ensemble_line(e: dict) -> str:
-    """``--detector ensemble``'s choice and what it was measured on (the manifest's ``audit.ensemble``), for people."""
-    scored = ", ".join(f"{n} {e['planted_f1'][n]:.3f} / {e['planted_ap'][n]:.3f}" for n in e["planted_f1"])
-    return f"{e['chosen']} chosen; F1 / AP on {e['planted_rows']:,} errors planted in the data ({e['rounds']} rounds): {scored}"
-
-
 def near_duplicate_rows(store, version, limit: int) -> list[dict]:
     """The first ``limit`` near-duplicate sets of ``version`` (``sql/top_near_duplicates.sql``), lists shown as text."""
     from .labelkind import kind_of
@@ -227,7 +221,9 @@ def audit(source: str, name: str | None, store: str | None, jobs: int, cluster: 
         t = m.audit.tags_flagged
         click.echo(f"  multi-label: {len(m.class_names)} tags; {t['missing'] + t['extra']:,} tags flagged, {t['missing']:,} missing and {t['extra']:,} extra")
     if m.audit.ensemble is not None:
-        click.echo(f"  detectors: {ensemble_line(m.audit.ensemble)}")
+        from .detect.ensemble import describe as describe_ensemble
+
+        click.echo(f"  detectors: {describe_ensemble(m.audit.ensemble)}")
     if m.audit.margin is not None:
         click.echo(f"  detector: margin, ranked by the {m.audit.margin}")
     if m.audit.crowd is not None:
@@ -303,7 +299,9 @@ def issues(name: str, store: str | None, version: str | None, limit: int) -> Non
     v = s.version(name, version)
     click.echo(f"{name} {v.tag}: {v.manifest().n_label_issues:,} suspected label errors; report: {v.path.parent / 'reports' / (v.tag + '.html')}")
     if v.manifest().audit.ensemble is not None:
-        click.echo(f"flagged by {ensemble_line(v.manifest().audit.ensemble)}")
+        from .detect.ensemble import describe as describe_ensemble
+
+        click.echo(f"flagged by {describe_ensemble(v.manifest().audit.ensemble)}")
     if v.manifest().audit.margin is not None:
         click.echo(f"flagged by margin, ranked by the {v.manifest().audit.margin}")
     click.echo(format_table(top_issues_rows(s, v, limit)))
@@ -724,19 +722,54 @@ def review() -> None:
     default=None,
     help="Instead: a uniformly random sample of this many flagged, unreviewed rows, recorded as a calibration sample (for relabel --target-precision).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option(
+    "--detector-sample",
+    type=int,
+    default=None,
+    help="Instead: a stratified random sample of this many rows of all kinds (flagged, doubtful, the rest), recorded as a detector sample "
+    "(for audit --detector ensemble, which scores its detectors on the reviewed rows).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample and --detector-sample.")
 def review_export(
-    name: str, store: str | None, version: str | None, fmt: str, out: str, all_flagged: bool, limit: int | None, sample: int | None, seed: int
+    name: str,
+    store: str | None,
+    version: str | None,
+    fmt: str,
+    out: str,
+    all_flagged: bool,
+    limit: int | None,
+    sample: int | None,
+    detector_sample: int | None,
+    seed: int,
 ) -> None:
-    """Write NAME's rows that need a person, or a random calibration sample of its flagged rows, to Label Studio import JSON or CSV."""
+    """Write NAME's rows that need a person, a random calibration sample of its flagged rows, or a detector sample
+    of all its rows, to Label Studio import JSON or CSV."""
     from .relabel.review import export_review
     from .relabel.samples import draw_sample, save_sample
     from .store import Store
 
     st = Store(store)
     v = st.version(name, version)
-    if sample is not None and (all_flagged or limit is not None):
-        raise click.UsageError("--sample draws its own rows; leave out --all-flagged and --limit")
+    if (sample is not None or detector_sample is not None) and (all_flagged or limit is not None):
+        raise click.UsageError("--sample and --detector-sample draw their own rows; leave out --all-flagged and --limit")
+    if sample is not None and detector_sample is not None:
+        raise click.UsageError(
+            "--sample (flagged rows, for relabel --target-precision) and --detector-sample (all rows, for the ensemble) are two samples: draw one at a time"
+        )
+    if detector_sample is not None:
+        from .detector_samples import draw_detector_sample, save_detector_sample
+
+        drawn = draw_detector_sample(st, v, detector_sample, seed)
+        path, n = export_review(v, out, fmt, sample={"id": drawn["id"], "ids": drawn["open"]})
+        save_detector_sample(st, drawn)  # recorded once its export is written
+        strata = ", ".join(f"{k} {len(x['ids'])} of {x['population']:,}" for k, x in drawn["strata"].items())
+        click.echo(f"{n:,} rows of {name} {v.tag} to review ({strata}; {drawn['already_reviewed']} drawn were reviewed already) -> {path}")
+        click.echo(
+            f"detector sample {drawn['id']} recorded; after `labelq review import`, `labelq audit SOURCE --name {name} --detector ensemble` scores its detectors on it"
+        )
+        if fmt == "label-studio":
+            click.echo(f"labeling config: {path.with_name(path.name + '.label_config.xml')}")
+        return
     record = draw_sample(st, v, sample, seed) if sample is not None else None
     path, n = export_review(v, out, fmt, all_flagged, limit, sample=record)
     if record:

@@ -142,7 +142,8 @@ def audited_table(examples: pa.Table, decision: Decision, duplicates: NeighborCh
 
 
 def issues_table(audited: pa.Table, detections: list[Detection], duplicates: NeighborChecks | None = None) -> pa.Table:
-    """The contract's issues table (flagged and unflagged rows), with each detector's score as evidence,
+    """The contract's issues table (flagged and unflagged rows), with each detector's score and flags as evidence
+    (an ensemble's candidates' too),
     and with ``duplicates``, each row's near-duplicate set and whether the set holds an exact copy of the
     row (``duplicate_exact``), spans splits (``duplicate_leak``) or carries several labels (``duplicate_conflict``),
     and whether the row is an outlier, with its score.
@@ -159,7 +160,8 @@ def issues_table(audited: pa.Table, detections: list[Detection], duplicates: Nei
     for name in S.MULTI_LABEL_COLUMNS:
         if name in audited.column_names:
             cols[name] = audited[name]
-    for d in detections:
+    candidates = [c for d in detections for c in d.extra.get("candidates", {}).values()]  # an ensemble's
+    for d in [*detections, *candidates]:
         cols[f"score_{d.detector}"] = pa.array(d.score, pa.float64())
         cols[f"flag_{d.detector}"] = pa.array(d.is_issue, pa.bool_())
     if duplicates is not None:

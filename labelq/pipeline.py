@@ -24,6 +24,7 @@ from .crowd import crowd_audit
 from .decide import AutoFix, Decision, audited_table, issues_table
 from .detect import DetectContext, Detection, DetectOptions, noise_table
 from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, embed, has_inputs
+from .detector_samples import reviewed_sample
 from .errors import InputError
 from .history import RECORD, AlertRules, RunRecord, prepare_record, raise_alerts
 from .ingest import IngestOptions, load_examples
@@ -268,10 +269,13 @@ def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, cli
     """The kind of label's detection (``LabelKind.detect``): for one class a row the registered detector, for tags
     cleanlab's multi-label filter. ``client``: a Dask client (the runner's, ``labelq audit --cluster``) whose workers
     run confident learning's passes; ``margins``: the rows' area under the margin from the folds' training
-    (``margins_step``), for ``--detector margin``."""
+    (``margins_step``), for ``--detector margin``; ``--detector ensemble`` also reads the rows people reviewed in
+    the dataset's detector samples (``labelq.detector_samples``)."""
     info = S.info_of(examples)
     features = (lambda: feature_space(cfg, examples)) if has_inputs(examples) else None
-    ctx = DetectContext(given_labels(examples), len(info.class_names), probs_of(pred_probs), features, training_margins=margins)
+    labels = given_labels(examples)
+    reviewed = reviewed_sample(cfg.open_store(), cfg.name, examples[S.ID], labels) if cfg.detect.detector == "ensemble" else None
+    ctx = DetectContext(labels, len(info.class_names), probs_of(pred_probs), features, training_margins=margins, reviewed=reviewed)
     return kind_of(examples).detect(cfg.detect, ctx, client)
 
 

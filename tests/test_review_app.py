@@ -580,6 +580,43 @@ def test_a_torn_last_line_is_cut_off_by_the_next_answer(store_root):
     assert store.version("dg").tag == "v0002" and store.version("dg").manifest().review.n_reviews == 2
 
 
+def test_the_queue_holds_a_detector_sample_flagged_or_not(store_root):
+    """A detector sample (``review export --detector-sample``) comes after the calibration sample in the queue, its
+    unflagged rows too; an answer in the app reaches the weights that ``--detector ensemble`` reads."""
+    from labelq.detector_samples import read_detector_samples, reviewed_sample
+
+    store = Store(store_root)
+    out = CliRunner().invoke(
+        main, ["review", "export", "dg", "--store", str(store_root), "--detector-sample", "20", "--format", "csv", "-o", str(store_root.parent / "det.csv")]
+    )
+    assert out.exit_code == 0, out.output
+    record = read_detector_samples(store, "dg")[0]
+    rest = record["strata"]["rest"]["ids"]
+    assert len(rest) == 4 and len(record["strata"]["flagged"]["ids"]) == 10 and len(record["strata"]["near"]["ids"]) == 6
+    rows = store.version("dg").read(columns=[S.ID, S.LABEL, S.IS_LABEL_ISSUE])
+    flagged = dict(zip(rows[S.ID].to_pylist(), rows[S.IS_LABEL_ISSUE].to_pylist()))
+    assert not any(flagged[i] for i in rest)
+    server = Server(store_root, "dg")
+    try:
+        state = httpx.get(server.url + "api/state", headers=server.headers).json()
+        sample = state["sample"]
+        assert state["queue"][: len(sample)] == sample and len(sample) == 8  # the calibration sample first
+        drawn = [i for i in record["ids"] if i not in sample]  # a row in both samples is asked once, in the first
+        assert state["queue"][len(sample) : len(sample) + len(drawn)] == drawn
+        given = dict(zip(rows[S.ID].to_pylist(), rows[S.LABEL].to_pylist()))[rest[0]]
+        answer = {"reviewer": "ann", "action": "label", "id": rest[0], "labels": [state["classes"][given]]}
+        assert httpx.post(server.url + "api/action", json=answer, headers=server.headers).status_code == 200
+    finally:
+        server.kill()
+    out = CliRunner().invoke(main, ["review", "publish", "dg", "--store", str(store_root), "--no-prefect"])
+    assert out.exit_code == 0, out.output
+    latest = store.version("dg").read(columns=[S.ID, S.LABEL])
+    found = reviewed_sample(store, "dg", latest[S.ID], latest[S.LABEL].to_numpy())
+    assert found.samples == [record["id"]] and list(found.wrong) == [False]
+    assert found.weight[0] == record["strata"]["rest"]["population"]  # one answered row stands for its whole stratum
+    assert rows.num_rows == (record["strata"]["flagged"]["population"] + record["strata"]["near"]["population"] + record["strata"]["rest"]["population"])
+
+
 def test_a_regression_review(tmp_path, browser):
     """scikit-learn's diabetes (a number a row): the page shows the given value, the suggested one, the residual and
     the spread, and a value box instead of class buttons; a reviewer accepts a suggestion (a), keeps a given value

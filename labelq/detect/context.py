@@ -1,5 +1,5 @@
-"""What a detector may see: a ``DetectContext`` of the labels and, where the audit has them, the pred_probs
-and the rows' feature space. A detector declares what it ``needs`` (by default ``("pred_probs",)``);
+"""What a detector may see: a ``DetectContext`` of the labels and, where the audit has them, the pred_probs,
+the rows' feature space and the rows people reviewed in a detector sample (``ReviewedSample``). A detector declares what it ``needs`` (by default ``("pred_probs",)``);
 ``run_detector`` refuses one whose needs are missing, with what to do, and gives the rest what they read.
 """
 
@@ -22,12 +22,52 @@ FIX = {
 
 
 @dataclass
+class ReviewedSample:
+    """Rows people reviewed in a stratified sample over all rows (``labelq.detector_samples``): ``rows`` their
+    positions, ``wrong`` whether the given label was found wrong, ``weight`` how many rows of the audit each
+    stands for (its stratum's rows over the answered ones), ``samples`` the samples' ids. Weighted sums over
+    them estimate sums over every row (Horvitz-Thompson)."""
+
+    rows: np.ndarray
+    wrong: np.ndarray
+    weight: np.ndarray
+    samples: list[str]
+
+    def estimates(self, flags: np.ndarray) -> dict[str, float]:
+        """A detector's estimated precision, recall and F1 on real errors, from its ``(N,)`` flags; the number of
+        errors among all rows is estimated, the number flagged is known."""
+        errors = float(self.weight @ self.wrong)
+        hits = float(self.weight @ (self.wrong & flags[self.rows]))
+        n_flagged = int(flags.sum())
+        return {
+            "precision": round(hits / n_flagged, 4) if n_flagged else 0.0,
+            "recall": round(hits / errors, 4) if errors else 0.0,
+            "f1": round(2 * hits / (n_flagged + errors), 4) if n_flagged + errors else 0.0,
+        }
+
+    def best_cut(self, score: np.ndarray) -> tuple[int, float]:
+        """How many rows of lowest ``score`` to flag for the best estimated F1 (the cuts tried: just past each
+        reviewed row, in score order), and that F1."""
+        rank = np.empty(len(score), dtype=np.int64)
+        rank[np.argsort(score, kind="stable")] = np.arange(len(score))
+        at = rank[self.rows]
+        errors = float(self.weight @ self.wrong)
+        order = np.argsort(at, kind="stable")
+        hits = np.cumsum((self.weight * self.wrong)[order])
+        cuts = at[order] + 1
+        f1 = 2 * hits / (cuts + errors)
+        best = int(np.argmax(f1))
+        return int(cuts[best]), round(float(f1[best]), 4)
+
+
+@dataclass
 class DetectContext:
     """``labels`` ``(N,)`` class indices over ``n_classes``; ``pred_probs`` an array or pred_probs read by chunks
     (None: none); ``features`` builds the ``(N, D)`` feature space on first use (None: no inputs);
     ``more_probs`` other models' out-of-sample ``(N, K)`` pred_probs, by name (``ensemble_cl`` averages them in);
     ``training_margins`` each row's area under the margin ``(N,)`` from the models that trained on it
-    (``labelq.predict.training_margins``; None where the model trains in neither epochs nor iterations), which ``margin`` ranks by."""
+    (``labelq.predict.training_margins``; None where the model trains in neither epochs nor iterations), which ``margin`` ranks by;
+    ``reviewed`` the rows people reviewed in a detector sample, which ``ensemble`` scores its candidates on."""
 
     labels: np.ndarray
     n_classes: int
@@ -35,6 +75,7 @@ class DetectContext:
     features: Callable[[], np.ndarray] | None = None
     more_probs: dict[str, np.ndarray] = field(default_factory=dict)
     training_margins: np.ndarray | None = None
+    reviewed: ReviewedSample | None = None
     _space: np.ndarray | None = field(default=None, repr=False)
     _neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -51,9 +92,9 @@ class DetectContext:
         return self._neighbours[k]
 
     def with_labels(self, labels: np.ndarray) -> DetectContext:
-        """The same context with other labels (its feature space and neighbours shared; no training margins: they
-        belong to the labels the models were trained on)."""
-        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, None, self._space, self._neighbours)
+        """The same context with other labels (its feature space and neighbours shared; no training margins and no
+        reviews: they belong to the labels the models were trained on and the people saw)."""
+        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, None, None, self._space, self._neighbours)
 
     def feature_space(self) -> np.ndarray:
         if self.features is None:

@@ -20,9 +20,19 @@ better one. So the choice comes from evidence on the user's data:
    rows to flag: it flags as many as the member with the best F1 on the planted rows (in each round, and
    on the real labels). The planted labels never leave this function.
 
+4. **Reviewed rows**, where people reviewed a detector sample of the dataset (``labelq.detector_samples``:
+   a stratified random sample over all rows, so that it sees the errors no detector flags): each candidate's
+   precision, recall and F1 on the real errors are estimated from the reviewed rows and their weights, and so
+   is the F1 of flagging the ``n`` rows of lowest score of each candidate, for the best ``n``. Planted errors
+   are only a proxy: they are easier than real ones (the model never learned them), and the data's own errors
+   count as false flags in their scoring, so they say little about *how many* rows to flag. With at least
+   ``MIN_REVIEWED`` reviewed rows and ``MIN_WRONG`` wrong labels among them, the candidate (and the number of
+   rows to flag) of best estimated F1 replaces the planted choice; with fewer, the estimates are only shown.
+
 The returned ``Detection`` is the chosen candidate's on the real labels; its ``extra`` keeps confident
-learning's noise estimates (the version's ``noise.parquet``) and, under ``ensemble``, every candidate's
-planted F1 and AP, the number of planted rows and the choice (the manifest and the report show them).
+learning's noise estimates (the version's ``noise.parquet``), every candidate's detection (``candidates``:
+the issues table keeps their scores and flags) and, under ``ensemble``, every candidate's planted F1 and AP,
+the number of planted rows, the reviewed rows' estimates and the choice (the manifest and the report show them).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import numpy as np
 
 from ..errors import InputError
 from .confident_learning import ConfidentLearning, Detection
-from .context import DetectContext
+from .context import DetectContext, ReviewedSample
 from .knn_vote import KnnVote
 from .streaming_cl import whole
 
@@ -45,6 +55,8 @@ log = logging.getLogger(__name__)
 RANK_AVERAGE = "rank_average"
 MIN_PLANTED = 300  # planted rows over all rounds, at least
 MAX_ROUNDS = 12
+MIN_REVIEWED = 30  # reviewed rows of a detector sample, at least, before they decide
+MIN_WRONG = 5  # and wrong labels among them
 
 
 def rank_scores(scores: list[np.ndarray]) -> np.ndarray:
@@ -165,27 +177,95 @@ class Ensemble:
             real[RANK_AVERAGE] = Detection(RANK_AVERAGE, average.score, _lowest(average.score, int(real[best].is_issue.sum())), average.suggested_label)
         measured = {name: tuple(round(float(np.mean([run[name][j] for run in runs])), 4) for j in (0, 1)) for name in runs[0]}
         chosen = max(measured, key=lambda name: (measured[name][0], measured[name][1]))
-        pick = real[chosen]
-        seconds = round(time.perf_counter() - t0, 2)
         log.info(
-            "ensemble: %d rows planted; F1 / AP on them %s; chose %s (%d rows flagged); in %.1fs",
+            "ensemble: %d rows planted; F1 / AP on them %s; the planted errors choose %s",
             int(truth.sum()),
             ", ".join(f"{n} {f:.3f} / {a:.3f}" for n, (f, a) in measured.items()),
             chosen,
-            int(pick.is_issue.sum()),
-            seconds,
         )
+        pick, reviewed = real[chosen], None
+        if ctx.reviewed is not None:
+            pick, reviewed = by_reviews(real, ctx.reviewed, chosen)
+        seconds = round(time.perf_counter() - t0, 2)
+        log.info("ensemble: %s flags %d rows; in %.1fs", pick.detector, int(pick.is_issue.sum()), seconds)
         extra = {k: v for k, v in cl.extra.items() if k != "filter_by"}
+        extra["candidates"] = real
         extra["ensemble"] = {
-            "chosen": chosen,
+            "chosen": pick.detector,
+            "by": "reviewed" if reviewed and reviewed["used"] else "planted",
+            "planted_choice": chosen,
             "planted_rows": int(truth.sum()),
             "rounds": len(runs),
             "planted_share": self.plant,
             "planted_f1": {n: f for n, (f, _) in measured.items()},
             "planted_ap": {n: a for n, (_, a) in measured.items()},
             "flagged": {n: int(d.is_issue.sum()) for n, d in real.items()},
+            "reviewed": reviewed,
             "seconds": seconds,
         }
-        if chosen != "confident_learning":
+        if reviewed and reviewed["used"]:  # the reviewed rows estimate how many labels are wrong
+            extra["num_label_issues_estimate"] = reviewed["estimated_errors"]
+        elif pick.detector != "confident_learning":
             extra["num_label_issues_estimate"] = int(pick.is_issue.sum())
         return Detection(self.name, pick.score, pick.is_issue, pick.suggested_label, extra)
+
+
+def by_reviews(candidates: dict[str, Detection], reviewed: ReviewedSample, planted_choice: str) -> tuple[Detection, dict]:
+    """The candidate of best F1 estimated on the ``reviewed`` rows, with its own flags or with the number of rows
+    to flag that the reviews favour (``candidate@n``), and the estimates (the manifest's ``ensemble.reviewed``).
+    The planted choice stands when the reviews are too few (``MIN_REVIEWED`` rows, ``MIN_WRONG`` wrong)."""
+    own = {name: reviewed.estimates(d.is_issue) for name, d in candidates.items()}
+    cuts = {name: reviewed.best_cut(d.score) for name, d in candidates.items()}
+    n_wrong = int(reviewed.wrong.sum())
+    info = {
+        "samples": reviewed.samples,
+        "rows": int(len(reviewed.rows)),
+        "wrong": n_wrong,
+        "estimated_errors": int(round(float(reviewed.weight @ reviewed.wrong))),
+        "estimates": own,
+        "best_cut": {name: {"flag": n, "f1": f1} for name, (n, f1) in cuts.items()},
+        "used": len(reviewed.rows) >= MIN_REVIEWED and n_wrong >= MIN_WRONG,
+    }
+    if not info["used"]:
+        log.info(
+            "ensemble: %d reviewed rows of a detector sample (%d wrong): too few to choose by (%d rows and %d wrong at least); shown only",
+            len(reviewed.rows),
+            n_wrong,
+            MIN_REVIEWED,
+            MIN_WRONG,
+        )
+        return candidates[planted_choice], info
+    options = {name: est["f1"] for name, est in own.items()}
+    options.update({f"{name}@{n}": f1 for name, (n, f1) in cuts.items() if f1 > own[name]["f1"]})
+    best = max(options, key=lambda o: (options[o], "@" not in o))  # a tie goes to a candidate's own flags
+    name, _, cut = best.partition("@")
+    d = candidates[name]
+    pick = Detection(best, d.score, _lowest(d.score, int(cut)) if cut else d.is_issue, d.suggested_label)
+    info["chosen"] = best
+    log.info(
+        "ensemble: %d reviewed rows (%d wrong, about %d wrong labels in all); estimated F1 %s; chose %s (F1 %.3f)",
+        len(reviewed.rows),
+        n_wrong,
+        info["estimated_errors"],
+        ", ".join(f"{n} {f:.3f}" for n, f in options.items()),
+        best,
+        options[best],
+    )
+    return pick, info
+
+
+def describe(e: dict) -> str:
+    """The manifest's ``audit.ensemble`` for people: the choice, and what it was measured on."""
+    scored = ", ".join(f"{n} {e['planted_f1'][n]:.3f} / {e['planted_ap'][n]:.3f}" for n in e["planted_f1"])
+    by = "the reviewed rows" if e.get("by") == "reviewed" else "F1 on the planted errors"
+    line = f"{e['chosen']} chosen by {by}; F1 / AP on {e['planted_rows']:,} errors planted in the data ({e['rounds']} rounds): {scored}"
+    r = e.get("reviewed")
+    if r:
+        line += (
+            f"; on {r['rows']:,} reviewed rows of a detector sample ({r['wrong']:,} wrong, about {r['estimated_errors']:,} wrong labels in all),"
+            f" estimated precision / recall / F1: "
+            + ", ".join(f"{n} {x['precision']:.3f} / {x['recall']:.3f} / {x['f1']:.3f}" for n, x in r["estimates"].items())
+        )
+        if not r["used"]:
+            line += f" (too few reviews to choose by: {MIN_REVIEWED} rows and {MIN_WRONG} wrong at least)"
+    return line

@@ -2,7 +2,8 @@
 
 The app reviews the latest version of a dataset. Its queue holds the rows of the calibration samples
 drawn from that version's flagged set (``labelq review export --sample``) first, in their random order,
-then every other flagged row that nobody has reviewed, most likely wrong first. Every action goes to the
+then the open rows of the dataset's detector samples (``--detector-sample``: flagged or not, in their
+random order), then every other flagged row that nobody has reviewed, most likely wrong first. Every action goes to the
 review log (``reviewlog``) before the app answers, and "publish" (or ``labelq review publish NAME``)
 applies the settled rows of that log exactly as ``labelq review import`` applies a file.
 
@@ -46,6 +47,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import schema as S
 from ..crowd import active_scores
+from ..detector_samples import open_sample_ids
 from ..errors import InputError, LabelqError
 from ..labelkind import check_supports, kind_of
 from ..store import Store, Version
@@ -177,13 +179,19 @@ class ReviewSession:
         open_rows = np.flatnonzero(flagged & ~S.reviewed(meta))
         rank = meta[S.ISSUE_RANK].fill_null(np.iinfo(np.int64).max).to_numpy()[open_rows]
         drawn = sampled_ids(self.store, self.name, meta)
+        detector = open_sample_ids(self.store, self.name, meta) if kind_of(info).name == "single" else []
         del meta
         open_ids = self.ids.take(pa.array(open_rows)).to_pylist()
         self.pos = dict(zip(open_ids, open_rows.tolist()))  # the queue's rows; any other row is found by a scan (_position)
         self.sample = {i for i in drawn if i in self.pos}
         first = [i for i in drawn if i in self.sample]
-        rest = [open_ids[j] for j in np.argsort(rank, kind="stable") if open_ids[j] not in self.sample]
-        self.queue = first + rest
+        if detector:  # a detector sample's rows, flagged or not, after the calibration sample
+            where = {i: p for p, i in enumerate(self.ids.to_pylist())}
+            detector = [i for i in detector if i in where and i not in self.sample]
+            self.pos.update((i, where[i]) for i in detector)
+        ahead = self.sample | set(detector)
+        rest = [open_ids[j] for j in np.argsort(rank, kind="stable") if open_ids[j] not in ahead]
+        self.queue = first + detector + rest
         self.votes = self._judge_votes(v)
         self.guidelines = current_guidelines(self.store, self.name)
         self.probs = {}

@@ -6,7 +6,6 @@ sample counts only for the flagged set it was drawn from."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
+from ..detector_samples import read_records, write_record
 from ..errors import InputError
-from ..io import atomic_write_text
 from ..labelkind import check_supports, kind_of
 from ..store import Store, Version
 
@@ -34,14 +33,7 @@ def flagged_sha256(rows: pa.Table) -> str:
 
 def read_samples(store: Store, name: str) -> list[dict]:
     """Every calibration sample recorded for ``name``, oldest first."""
-    folder = store.dataset_dir(name) / SAMPLES
-    out = []
-    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            out.append(json.loads(f.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"the calibration sample {f} is unreadable: {exc}", f"restore it from a backup, or move it out of {folder}") from exc
-    return sorted(out, key=lambda r: r["created_at"])
+    return read_records(store, name, SAMPLES, "calibration sample")
 
 
 def sampled_ids(store: Store, name: str, rows: pa.Table) -> list[str]:
@@ -95,7 +87,7 @@ def sampled_units(store: Store, name: str, rows: pa.Table) -> list[tuple[str, in
 
 def save_sample(store: Store, record: dict) -> Path:
     """Record a calibration sample in the store: only reviews of recorded samples calibrate corrections."""
-    path = atomic_write_text(store.dataset_dir(record["dataset"]) / SAMPLES / f"{record['id']}.json", json.dumps(record, indent=1))
+    path = write_record(store, record, SAMPLES)
     log.info(
         "recorded calibration sample %s: %d of %d flagged rows of %s %s",
         record["id"],

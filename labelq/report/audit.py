@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema as S
+from ..detect.ensemble import describe as describe_ensemble
 from ..io import atomic_write_text
 from ..labelkind import kind_of
 from ..manifest import Manifest, RelabelSection, Section
@@ -336,19 +337,7 @@ def render_audit_html(
         (f"out-of-sample {kind.accuracy_label} vs given labels", f"{acc:.4f}" if acc is not None else "n/a"),
         *([(f"{kind.prior_label} (a model that learned nothing)", f"{rel['majority_share']:.4f}")] if "majority_share" in rel else []),
         *([("filter", summary.filter_by)] if kind.filtered else []),
-        *(
-            [
-                (
-                    "detector (ensemble)",
-                    f"{summary.ensemble['chosen']} chosen by F1 on {summary.ensemble['planted_rows']:,} errors planted in the data; F1 / AP: "
-                    + ", ".join(
-                        f"{n} {summary.ensemble['planted_f1'][n]:.3f} / {summary.ensemble['planted_ap'][n]:.3f}" for n in summary.ensemble["planted_f1"]
-                    ),
-                )
-            ]
-            if summary.ensemble
-            else []
-        ),
+        *([("detector (ensemble)", describe_ensemble(summary.ensemble))] if summary.ensemble else []),
         *([("detector (margin)", f"ranked by the {summary.margin}")] if summary.margin else []),
         ("source", summary.source),
     ]
