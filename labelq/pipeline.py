@@ -22,7 +22,8 @@ import pyarrow as pa
 from . import schema as S
 from .crowd import crowd_audit
 from .decide import AutoFix, Decision, audited_table, issues_table
-from .detect import DetectContext, Detection, DetectOptions, noise_table
+from .detect import DetectContext, Detection, DetectOptions, noise_table, run_detector
+from .detect.context import FIX, JudgeVerdicts
 from .detect.neighbors import NeighborChecks, NeighborOptions, check_neighbors, embed, has_inputs
 from .detector_samples import reviewed_sample
 from .errors import InputError
@@ -96,6 +97,12 @@ class AuditConfig:
         if self.name is None:
             self.name = derive_name(self.source, self.ingest.split)
         check_name(self.name)
+        if reads_judges(self):
+            if not self.judging.configs:
+                raise InputError(f"detector {self.detect.detector!r} flags by the LLM judges' votes, and no judges are given", FIX["judges"])
+            if not self.judging.judge_all:
+                log.info("detector %r: the judges see every row (--judge-all)", self.detect.detector)
+                self.judging = replace(self.judging, judge_all=True)
         # no model reads given pred_probs' inputs (a Parquet source's stay on disk until publish), but judges read the text
         self.ingest = replace(self.ingest, inputs_required=self.predict.pred_probs is None or bool(self.judging.configs))
         self.open_store().check_folders(self.name)  # writes nothing; the ingest step probes that the store takes writes
@@ -276,7 +283,32 @@ def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, cli
     labels = given_labels(examples)
     reviewed = reviewed_sample(cfg.open_store(), cfg.name, examples[S.ID], labels) if cfg.detect.detector == "ensemble" else None
     ctx = DetectContext(labels, len(info.class_names), probs_of(pred_probs), features, training_margins=margins, reviewed=reviewed)
-    return kind_of(examples).detect(cfg.detect, ctx, client)
+    options = replace(cfg.detect, detector="confident_learning") if reads_judges(cfg) else cfg.detect  # judged after: ``judges_detect_step``
+    return kind_of(examples).detect(options, ctx, client)
+
+
+def reads_judges(cfg: AuditConfig) -> bool:
+    """Whether the audit's detector flags by the judges' votes (``needs`` them): it runs after the judges, on
+    confident learning's detection, which picks the judges' calibration rows and estimates the share of wrong labels."""
+    return "judges" in getattr(cfg.detect.impl, "needs", ())
+
+
+@step("detect-by-judges")
+def judges_detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, base: Detection, votes: pa.Table, planted: pa.Table | None) -> Detection:
+    """The registered detector that reads the judges (``labelq.detect.judges``), on their combined verdicts: their
+    ``--judge-aggregation`` with a prior of ``base``'s (confident learning's) estimated share of wrong labels."""
+    from .judges.ensemble import judge_evidence, judges_alone
+
+    labels = given_labels(examples)
+    n_classes = len(S.info_of(examples).class_names)
+    ev = judge_evidence(votes, examples[S.ID].to_pylist(), n_classes)
+    estimate = base.extra.get("num_label_issues_estimate", int(base.is_issue.sum()))
+    weights = {j.name: j.weight for j in cfg.judging.configs or []}
+    p_wrong, info = judges_alone(ev, planted, estimate / max(len(labels), 1), cfg.judging.judge_aggregation, weights)
+    ctx = DetectContext(labels, n_classes, probs_of(pred_probs), judges=JudgeVerdicts(ev.rows, p_wrong, ev.choice, {"judged_rows": len(ev.rows), **info}))
+    detection = run_detector(cfg.detect.impl, ctx)
+    detection.extra.update({k: v for k, v in base.extra.items() if k not in ("num_label_issues_estimate", "candidates")})  # the noise estimates
+    return detection
 
 
 def feature_space(cfg: AuditConfig, examples: pa.Table) -> np.ndarray:
@@ -508,7 +540,12 @@ def audit_job(cfg: AuditConfig, runner: Runner) -> AuditResult:
         votes, stats, planted = judge_step(cfg, examples, detection, pred_probs, submit=runner.submitter(ask_batch))
     signal = runner.run(signal_step, examples, pred_probs)
     crowd = runner.run(crowd_step, examples, pred_probs) if S.ANNOTATIONS in examples.column_names else None
-    decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples), planted)
+    if reads_judges(cfg):  # the detector is the judges: they are not combined with it a second time
+        detection = runner.run(judges_detect_step, cfg, examples, pred_probs, detection, votes, planted)
+        decision, detections, _ = runner.run(decide_step, cfg, pred_probs, detection, None, signal["reliable"], kind_of(examples))
+        info = detection.extra["judges"]
+    else:
+        decision, detections, info = runner.run(decide_step, cfg, pred_probs, detection, votes, signal["reliable"], kind_of(examples), planted)
     version, record = runner.run(
         publish_step,
         cfg,

@@ -3,7 +3,8 @@
 A detector reads a ``DetectContext`` (``context.py``) and declares what it ``needs``: confident learning the
 pred_probs, ``knn_vote`` (``knn_vote.py``) the feature space; ``ensemble_cl`` (``ensemble_cl.py``) averages
 several models' pred_probs, ``ensemble`` (``ensemble.py``) picks among them by planted errors, ``margin``
-(``margin.py``) ranks by the area under the margin of the models' training epochs.
+(``margin.py``) ranks by the area under the margin of the models' training epochs, ``judges`` (``judges.py``)
+by the LLM judges' probability that the label is wrong.
 
 A detector returns a ``Detection``; ``detections_table`` gives it the contract's shape
 (``id``, ``detector``, ``score`` (low = likely wrong, in [0, 1]), ``is_issue``, ``suggested_label``).
@@ -22,6 +23,7 @@ from .confident_learning import ConfidentLearning, Detection, detections_table, 
 from .context import DetectContext, run_detector
 from .ensemble import Ensemble
 from .ensemble_cl import EnsembleCL
+from .judges import Judges
 from .knn_vote import KnnVote
 from .margin import Margin
 
@@ -53,6 +55,7 @@ register_detector("knn_vote")(KnnVote)
 register_detector("ensemble_cl")(EnsembleCL)
 register_detector("ensemble")(Ensemble)
 register_detector("margin")(Margin)
+register_detector("judges")(Judges)
 
 
 @dataclass
@@ -74,6 +77,7 @@ __all__ = [
     "DetectContext",
     "Ensemble",
     "EnsembleCL",
+    "Judges",
     "KnnVote",
     "Margin",
     "run_detector",

@@ -14,10 +14,11 @@ import numpy as np
 from ..errors import InputError
 from .streaming_cl import whole
 
-NEEDS = ("pred_probs", "features")
+NEEDS = ("pred_probs", "features", "judges")
 FIX = {
     "pred_probs": "train a model (leave --pred-probs out) or pass your own --pred-probs",
     "features": "give the rows' inputs (a text, image or feature column) and keep them in the audit",
+    "judges": "add LLM judges: --judges qwen (or a judges file); the judges then see every row",
 }
 
 
@@ -61,13 +62,26 @@ class ReviewedSample:
 
 
 @dataclass
+class JudgeVerdicts:
+    """The LLM judges' answers as a detector reads them: ``rows`` the judged rows' positions, ``p_wrong`` their
+    combined probability that the label is wrong (in that order), ``proposal`` ``(N,)`` the judges' majority
+    proposal (-2: none, -1: no class fits), ``info`` how they were combined (the manifest's judges section)."""
+
+    rows: np.ndarray
+    p_wrong: np.ndarray
+    proposal: np.ndarray
+    info: dict
+
+
+@dataclass
 class DetectContext:
     """``labels`` ``(N,)`` class indices over ``n_classes``; ``pred_probs`` an array or pred_probs read by chunks
     (None: none); ``features`` builds the ``(N, D)`` feature space on first use (None: no inputs);
     ``more_probs`` other models' out-of-sample ``(N, K)`` pred_probs, by name (``ensemble_cl`` averages them in);
     ``training_margins`` each row's area under the margin ``(N,)`` from the models that trained on it
     (``labelq.predict.training_margins``; None where the model trains in neither epochs nor iterations), which ``margin`` ranks by;
-    ``reviewed`` the rows people reviewed in a detector sample, which ``ensemble`` scores its candidates on."""
+    ``reviewed`` the rows people reviewed in a detector sample, which ``ensemble`` scores its candidates on;
+    ``judges`` the LLM judges' verdicts, which ``judges`` flags by."""
 
     labels: np.ndarray
     n_classes: int
@@ -76,11 +90,12 @@ class DetectContext:
     more_probs: dict[str, np.ndarray] = field(default_factory=dict)
     training_margins: np.ndarray | None = None
     reviewed: ReviewedSample | None = None
+    judges: JudgeVerdicts | None = None
     _space: np.ndarray | None = field(default=None, repr=False)
     _neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def has(self, need: str) -> bool:
-        return {"pred_probs": self.pred_probs is not None, "features": self.features is not None}[need]
+        return {"pred_probs": self.pred_probs is not None, "features": self.features is not None, "judges": self.judges is not None}[need]
 
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Each row's ``k`` nearest other rows in the feature space, ``(distances, indices)`` (``neighbors.knn``),
@@ -94,7 +109,7 @@ class DetectContext:
     def with_labels(self, labels: np.ndarray) -> DetectContext:
         """The same context with other labels (its feature space and neighbours shared; no training margins and no
         reviews: they belong to the labels the models were trained on and the people saw)."""
-        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, None, None, self._space, self._neighbours)
+        return DetectContext(labels, self.n_classes, self.pred_probs, self.features, self.more_probs, None, None, None, self._space, self._neighbours)
 
     def feature_space(self) -> np.ndarray:
         if self.features is None:

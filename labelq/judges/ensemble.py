@@ -197,10 +197,28 @@ def combine(
     return post, {"annotator_information": worth, "tables": {n: t.round(4).tolist() for n, t in zip(names, tables)}}
 
 
+def judges_alone(ev: JudgeEvidence, planted, error_rate: float, method: str, weights: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """P(label wrong) over the judged rows from the judges alone (the ``judges`` detector): ``combine_judges`` with
+    the same prior for every row, ``error_rate`` (the share of wrong labels estimated for the data, kept within
+    [0.01, 0.5]), in place of a detector's score of each row."""
+    rate = float(np.clip(error_rate, 0.01, 0.5))
+    n = len(ev.no_class)  # every row
+    post, info = combine_judges(ev, planted, Prior(np.full(n, 1.0 - rate), np.zeros(n, dtype=bool)), method, weights)
+    return post, {**info, "prior_error_rate": round(rate, 4)}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the judges are combined with: a detector's ``score`` of each row (low: likely wrong) and its flags."""
+
+    score: np.ndarray
+    is_issue: np.ndarray
+
+
 def combine_judges(ev: JudgeEvidence, planted, detection, method: str, weights: dict[str, float]) -> tuple[np.ndarray, dict]:
     """P(label wrong) over the judged rows ``ev.rows`` and the ensemble's manifest section (``aggregation``: the
     method that ran). ``planted``: the ``judge_planted`` table (votes on planted wrong labels) or None;
-    ``detection``: confident learning's, the prior. ``calibrated`` without enough planted votes (fewer than
+    ``detection``: the prior, a detector's ``Detection`` (confident learning's) or a ``Prior``. ``calibrated`` without enough planted votes (fewer than
     ``MIN_PLANTED`` rows answered) falls back to ``dawid_skene``, and says so."""
     cl = detection.score[ev.rows]
     if method == "calibrated":
