@@ -12,7 +12,8 @@ Noise, planted on the given labels at 5% and 15% of the rows (seeded):
   (1 - p(true class)), each given the model's most likely other class for it.
 
 Per cell, one out-of-sample pred_probs (labelq's cross-validation on the noisy labels: the modality's
-default model, ``logreg`` for images in place of the CNN to keep the bench to minutes) and one feature
+default model, ``logreg`` for Fashion-MNIST in place of the CNN to keep the bench to minutes, ``--fashion-model auto``
+for the CNN) and one feature
 space (labelq's near-duplicate space: ``labelq.detect.neighbors.embed``). On them:
 - ``cleanlab``: cleanlab's ``find_label_issues`` on the pred_probs (the reference; labelq's
   ``confident_learning`` equals it by construction, tested);
@@ -61,7 +62,7 @@ RATES = (0.05, 0.15)
 NOISES = ("uniform", "class", "instance")
 
 
-def dataset(name: str, seed: int):
+def dataset(name: str, seed: int, image_model: str = "logreg"):
     """(examples table with the clean labels, model name)."""
     import pyarrow as pa
 
@@ -82,7 +83,7 @@ def dataset(name: str, seed: int):
         return load_examples(str(path)), "auto"
     if name == "fashion":
         table = load_examples("fashion-mnist")
-        return table.take(np.sort(np.random.default_rng(seed).choice(table.num_rows, 10_000, replace=False))), "logreg"
+        return table.take(np.sort(np.random.default_rng(seed).choice(table.num_rows, 10_000, replace=False))), image_model
     if name == "spam":
         return load_examples("spamassassin"), "auto"
     if name == "fine-foods":
@@ -309,6 +310,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real", default="", help=f"real-noise cells too: {','.join(REAL)} (scored by AP over the crowd-reviewed rows)")
     parser.add_argument("--cache", default="/tmp/labelq-bench-cache", help="where the MNIST wheel is kept")
+    parser.add_argument("--fashion-model", default="logreg", help="Fashion-MNIST's model: logreg (minutes), or auto (the CNN, the default of an audit)")
     parser.add_argument("--reviewed", type=int, default=200, help="rows of the detector sample that the reviewed ensemble reads (0: no such column)")
     args = parser.parse_args()
     offline_env()
@@ -342,7 +344,7 @@ def main() -> None:
         rows.append(row)
         print(row, file=sys.stderr, flush=True)
     for name in [d for d in args.datasets.split(",") if d]:
-        examples, model = dataset(name, args.seed)
+        examples, model = dataset(name, args.seed, args.fashion_model)
         clean = examples[S.LABEL].to_numpy()
         X = features(examples, args.seed)
         clean_probs, _ = pred_probs(examples, clean, model, args.seed)
