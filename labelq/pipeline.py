@@ -146,7 +146,7 @@ def ingest_step(cfg: AuditConfig) -> pa.Table:
     cfg.open_store().check_dataset(cfg.name)  # a damaged earlier version: refuse now, before reading or training
     examples = load_examples(cfg.source, cfg.ingest)
     cfg.open_store().check_label_kind(cfg.name, kind_of(examples))  # fail now, not after training
-    kind_of(examples).check_audit(cfg.detect.detector, bool(cfg.judging.configs))
+    kind_of(examples).check_audit(detect_options(cfg, examples).detector, bool(cfg.judging.configs))
     if cfg.judging.configs and S.info_of(examples).modality != "text":  # fail now, not after training
         raise InputError(
             f"LLM judges read text, but {cfg.source!r} has {S.info_of(examples).modality} inputs",
@@ -281,10 +281,19 @@ def detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredProbs, cli
     info = S.info_of(examples)
     features = (lambda: feature_space(cfg, examples)) if has_inputs(examples) else None
     labels = given_labels(examples)
-    reviewed = reviewed_sample(cfg.open_store(), cfg.name, examples[S.ID], labels) if cfg.detect.detector == "ensemble" else None
+    options = detect_options(cfg, examples)
+    reviewed = reviewed_sample(cfg.open_store(), cfg.name, examples[S.ID], labels) if options.detector == "ensemble" else None
     ctx = DetectContext(labels, len(info.class_names), probs_of(pred_probs), features, training_margins=margins, reviewed=reviewed)
-    options = replace(cfg.detect, detector="confident_learning") if reads_judges(cfg) else cfg.detect  # judged after: ``judges_detect_step``
+    if reads_judges(cfg):  # judged after: ``judges_detect_step``
+        options = replace(options, detector="confident_learning")
+    elif options.detector != cfg.detect.detector:
+        log.info("--detector auto: %s (ensemble for images with one class a row and labelq's model, confident_learning otherwise)", options.detector)
     return kind_of(examples).detect(options, ctx, client)
+
+
+def detect_options(cfg: AuditConfig, examples: pa.Table) -> DetectOptions:
+    """The audit's detector options with ``--detector auto`` made a detector for these rows (``DetectOptions.resolve``)."""
+    return cfg.detect.resolve(kind_of(examples).name, S.info_of(examples).modality, has_inputs(examples), cfg.predict.pred_probs is None)
 
 
 def reads_judges(cfg: AuditConfig) -> bool:

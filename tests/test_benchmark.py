@@ -100,7 +100,7 @@ def relabeled_digits(tmp_path_factory):
     source = root.parent / "digits.parquet"
     pq.write_table(with_labels(examples, noisy), source)
     (root.parent / "truth.json").write_text(json.dumps(dict(zip(examples["id"].to_pylist(), flipped.tolist()))))
-    audit(source=str(source), name="digits", store=str(root), model="logreg")
+    audit(source=str(source), name="digits", store=str(root), model="logreg", detector="confident_learning")  # the report's figures on cleanlab's flags
     v = relabel(name="digits", store=str(root)).version
     ids = v.read(columns=["id"])["id"].to_pylist()
     probs = pred_probs_array(v.read_table("pred_probs"))

@@ -40,7 +40,9 @@ def test_issues_versions_query(cli_store):
     r = CliRunner()
     out = r.invoke(main, ["issues", "dg", "--store", str(cli_store), "--limit", "3"])
     assert out.exit_code == 0 and "issue_rank" in out.output and "suspected label errors" in out.output
-    shown = [line.split()[1] for line in out.output.splitlines()[3:] if line.strip()]
+    lines = out.output.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("issue_rank")) + 2 :]  # after the header and its rule
+    shown = [line.split()[1] for line in table if line.strip()]
     flagged = json.loads(
         r.invoke(main, ["query", "dg", "SELECT id FROM issues ORDER BY issue_rank LIMIT 3", "--store", str(cli_store), "--format", "json"]).output
     )

@@ -315,6 +315,7 @@ def test_blind_review_adjudication_guidelines_comments_jump_and_search(store_roo
         ann.reload()
         ann.wait_for_function("() => document.querySelector('#sample-state').textContent.startsWith('Calibration sample complete')")
         assert ann.text_content("#sample-state") == "Calibration sample complete: 8 of 8"
+        ann.wait_for_load_state("networkidle")  # the reloaded page's row has arrived: showing it clears the status line
 
         ann.click("#publish")
         ann.click("#confirm-no")  # nothing happens

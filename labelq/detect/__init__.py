@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
@@ -58,17 +58,36 @@ register_detector("margin")(Margin)
 register_detector("judges")(Judges)
 
 
+AUTO = "auto"
+
+
 @dataclass
 class DetectOptions:
-    """Which registered detector flags the rows, and its options (checked when the config is made)."""
+    """Which registered detector flags the rows, and its options (checked when the config is made). ``auto`` (the
+    default) is ``ensemble`` for images with one class a row whose pixels the audit reads and whose model it trains,
+    where it flagged at least as well as confident learning in every cell of ``bench/detectors.py``, and
+    ``confident_learning`` for everything else, given pred_probs included (``resolve``)."""
 
     detector: str = option(
-        "--detector", default="confident_learning", show_default=True, help="Registered detector that flags the rows (labelq.detect.register_detector)."
+        "--detector",
+        default=AUTO,
+        show_default=True,
+        help="Registered detector that flags the rows (labelq.detect.register_detector); auto: ensemble for images with one class a row "
+        "and labelq's model, confident_learning for the rest.",
     )
     filter_by: str = option("--filter-by", default="prune_by_noise_rate", show_default=True, help="cleanlab find_label_issues filter.")
 
     def __post_init__(self) -> None:
-        self.impl = make_detector(self.detector, filter_by=self.filter_by)
+        self.impl = make_detector("confident_learning" if self.detector == AUTO else self.detector, filter_by=self.filter_by)
+
+    def resolve(self, kind: str, modality: str, features: bool, trained: bool) -> DetectOptions:
+        """These options with ``auto`` made the detector for a ``kind`` of label (``LabelKind.name``) and ``modality``,
+        where the audit has the rows' ``features`` (the ensemble's neighbour vote reads them) and ``trained`` its own
+        model (the bench measured the ensemble on labelq's models; given pred_probs keep confident learning)."""
+        if self.detector != AUTO:
+            return self
+        ensemble = kind == "single" and modality == "image" and features and trained
+        return replace(self, detector="ensemble" if ensemble else "confident_learning")
 
 
 __all__ = [

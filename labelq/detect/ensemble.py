@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -93,6 +95,20 @@ def plant_noise(
     planted = np.zeros(n, dtype=bool)
     planted[rows[:half]] = planted[picked] = True
     return out, planted
+
+
+@contextmanager
+def quiet(*names: str) -> Iterator[None]:
+    """The loggers ``names`` at WARNING within the block, then as they were."""
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _f1_ap(truth: np.ndarray, flags: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -165,7 +181,8 @@ class Ensemble:
         runs, trials = [], []
         for r in range(self.rounds_for(len(ctx.labels))):
             planted_labels, truth = plant_noise(ctx.labels, probs, cl.extra.get("joint"), self.plant, self.seed + r, avoid=known)
-            trial = self._candidates(members, planted_labels, ctx, probs)
+            with quiet(*(type(m).__module__ for m in members.values())):  # the members' own log lines, once a round: only the real labels'
+                trial = self._candidates(members, planted_labels, ctx, probs)
             runs.append({name: _f1_ap(truth[~known], d.is_issue[~known], d.score[~known]) for name, d in trial.items() if name != RANK_AVERAGE})
             trials.append((trial, truth))
         if RANK_AVERAGE in real:  # the rank average flags as many rows as the member that did best on the planted rows
