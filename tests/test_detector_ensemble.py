@@ -223,3 +223,26 @@ def test_a_bad_detector_sample_is_refused(digits, tmp_path):
     out = run(main, ["review", "export", "bad", "--store", store, "--detector-sample", "50", "--sample", "5", "-o", str(tmp_path / "x.json")])
     assert out.exit_code != 0 and "two samples" in out.output
     assert not (Store(store).dataset_dir("bad") / "detector-samples").exists()  # nothing recorded
+
+
+def test_auto_is_the_ensemble_for_images_with_labelq_s_model_and_confident_learning_for_the_rest(digits, tmp_path, caplog):
+    """``--detector auto`` (the default): the ensemble where bench/detectors.py measured it at least as good as
+    confident learning in every cell (images with one class a row, labelq's model), confident learning elsewhere."""
+    import logging
+
+    from labelq.detect import DetectOptions
+
+    auto = DetectOptions()
+    assert auto.detector == "auto"
+    assert auto.resolve("single", "image", True, True).detector == "ensemble"
+    for kind, modality, features, trained in [("single", "text", True, True), ("single", "tabular", True, True), ("single", "image", False, True)]:
+        assert auto.resolve(kind, modality, features, trained).detector == "confident_learning"
+    assert auto.resolve("single", "image", True, False).detector == "confident_learning"  # given pred_probs: not measured
+    assert auto.resolve("tags", "image", True, True).detector == auto.resolve("regression", "image", True, True).detector == "confident_learning"
+    assert DetectOptions(detector="knn_vote").resolve("single", "text", True, True).detector == "knn_vote"  # a named detector stays
+    with caplog.at_level(logging.INFO, logger="labelq.pipeline"):
+        images = labelq.audit(source="digits", store=str(tmp_path / "s"), model="logreg", data_checks=False)
+    assert images.version.manifest().audit.detectors == ["ensemble"] and "--detector auto: ensemble" in caplog.text
+    path, _ = digits["class"]  # the same digits as feature columns: tabular
+    table = labelq.audit(source=str(path), name="tab", store=str(tmp_path / "s"), model="logreg", data_checks=False)
+    assert table.version.manifest().audit.detectors == ["confident_learning"] and table.version.manifest().audit.ensemble is None
