@@ -12,6 +12,9 @@ how many rows to flag, the errors outside the flags count too. ``labelq review e
   sample's size), 30% of the sample;
 - ``rest``: every other row, 20%.
 
+Rows a small stratum cannot give go to the next one (a version with 6 flagged rows and a sample of 40: 6
+flagged, 26 near, 8 of the rest).
+
 Each stratum's rows are drawn uniformly, so a reviewed row stands for ``population / answered`` rows of its
 stratum (rows drawn and not yet answered are left out: the weight is over the answered ones). With these
 weights, ``reviewed_sample`` gives the next audit of the dataset the rows' verdicts (the given label is
@@ -64,12 +67,12 @@ def draw_strata(flagged: np.ndarray, score: np.ndarray, size: int, rng: np.rando
     near = np.zeros(len(flagged), dtype=bool)
     near[unflagged[: max(NEAR * int(flagged.sum()), size)]] = True
     masks = {"flagged": flagged, "near": near, "rest": ~flagged & ~near}
-    out, left = {}, size
+    out, left, short = {}, size, 0
     for name, share in STRATA.items():
         pool = np.flatnonzero(masks[name])
-        want = left if name == "rest" else int(round(share * size))
+        want = left if name == "rest" else int(round(share * size)) + short  # what a small stratum lacks goes to the next
         pick = rng.choice(pool, size=min(want, len(pool)), replace=False) if len(pool) else np.array([], dtype=np.int64)
-        left -= len(pick)
+        short, left = want - len(pick), left - len(pick)
         out[name] = (int(len(pool)), pick)
     return out
 

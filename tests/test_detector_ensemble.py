@@ -246,3 +246,19 @@ def test_auto_is_the_ensemble_for_images_with_labelq_s_model_and_confident_learn
     path, _ = digits["class"]  # the same digits as feature columns: tabular
     table = labelq.audit(source=str(path), name="tab", store=str(tmp_path / "s"), model="logreg", data_checks=False)
     assert table.version.manifest().audit.detectors == ["confident_learning"] and table.version.manifest().audit.ensemble is None
+
+
+def test_a_small_stratum_gives_what_it_lacks_to_the_next():
+    """Few flagged rows: the doubtful rows next to them take the rest of the flagged share, not the rows far from any flag."""
+    from labelq.detector_samples import draw_strata
+
+    score = np.random.default_rng(0).random(1797)
+    flagged = np.zeros(1797, dtype=bool)
+    flagged[:6] = True
+    strata = draw_strata(flagged, score, 40, np.random.default_rng(0))
+    assert {k: (n, len(p)) for k, (n, p) in strata.items()} == {"flagged": (6, 6), "near": (40, 26), "rest": (1751, 8)}
+    drawn = np.concatenate([p for _, p in strata.values()])
+    assert len(np.unique(drawn)) == 40 and flagged[strata["flagged"][1]].all() and not flagged[strata["near"][1]].any()
+    flagged[:180] = True
+    strata = draw_strata(flagged, score, 20, np.random.default_rng(0))
+    assert {k: len(p) for k, (_, p) in strata.items()} == {"flagged": 10, "near": 6, "rest": 4}
