@@ -106,7 +106,7 @@ def draw_detector_sample(store: Store, version: Version, size: int, seed: int = 
         "strata": strata,
         "ids": [drawn[j] for j in order_drawn],  # the order to review in: the strata interleaved, so a half-done sample is still balanced
         "open": [drawn[j] for j in order_drawn if drawn[j] not in done],  # the rows to ask about: the others have an answer
-        "already_reviewed": len(drawn) - len([i for i in drawn if i not in done]),
+        "already_reviewed": sum(i in done for i in drawn),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -147,12 +147,12 @@ def open_sample_ids(store: Store, name: str, rows: pa.Table) -> list[str]:
     return list(dict.fromkeys(i for r in read_detector_samples(store, name) for i in r["ids"] if i not in reviewed))
 
 
-def _verdicts(store: Store, name: str, since: str) -> dict[str, tuple[int, bool]]:
-    """id -> (given label, whether a person found it wrong), from the newest review of each row in the versions
-    of ``name`` from ``since`` on (an audit after a review starts from the source and carries no reviews)."""
-    out: dict[str, tuple[int, bool]] = {}
+def _verdicts(store: Store, name: str, since: int) -> dict[str, tuple[int, int, bool]]:
+    """id -> (the version of its newest review, its given label, whether the person found it wrong), over the
+    versions of ``name`` numbered ``since`` on (an audit after a review starts from the source and carries no reviews)."""
+    out: dict[str, tuple[int, int, bool]] = {}
     for v in store.versions(name):
-        if v.number < int(since.lstrip("v")) or S.LABEL_SOURCE not in v.column_names():
+        if v.number < since or S.LABEL_SOURCE not in v.column_names():
             continue
         rows = v.read(columns=[S.ID, S.LABEL, S.LABELS, S.LABEL_SOURCE])
         done = S.reviewed(rows)
@@ -160,27 +160,29 @@ def _verdicts(store: Store, name: str, since: str) -> dict[str, tuple[int, bool]
             continue
         part = rows.filter(pa.array(done))
         for rid, given, labels in zip(part[S.ID].to_pylist(), part[S.LABEL].to_pylist(), part[S.LABELS].to_pylist(), strict=True):
-            out[rid] = (int(given), int(given) not in (labels or []))
+            out[rid] = (v.number, int(given), int(given) not in (labels or []))
     return out
 
 
 def reviewed_sample(store: Store, name: str, ids: pa.Array | pa.ChunkedArray, labels: np.ndarray) -> ReviewedSample | None:
     """The answered rows of ``name``'s detector samples, as positions in the audit's rows ``ids`` with their
-    verdicts and weights (None when no sample was drawn or none of its rows is answered). A row whose given
-    label in the audit is not the one reviewed is left out (the source changed); with several samples each
-    is weighted by 1 / their number, so that the weights still add up to the rows."""
+    verdicts and weights (None when no sample was drawn or none of its rows is answered). A sample counts the
+    reviews published since it was drawn; a row whose given label in the audit is not the one reviewed is left
+    out (the source changed); with several samples each is weighted by 1 / their number, so that the weights
+    still add up to the rows."""
     samples = read_detector_samples(store, name)
     if not samples:
         return None
+    drawn_in = [int(r["version"].lstrip("v")) for r in samples]
+    verdict = _verdicts(store, name, min(drawn_in))  # the versions are read once, for every sample
     pos = {rid: p for p, rid in enumerate(ids.to_pylist())}
     parts = []
-    for record in samples:
-        verdict = _verdicts(store, name, record["version"])
+    for record, since in zip(samples, drawn_in, strict=True):
         for stratum in record["strata"].values():
-            answered = [rid for rid in stratum["ids"] if rid in verdict and rid in pos and labels[pos[rid]] == verdict[rid][0]]
+            answered = [rid for rid in stratum["ids"] if rid in verdict and verdict[rid][0] >= since and rid in pos and labels[pos[rid]] == verdict[rid][1]]
             if answered:
                 weight = stratum["population"] / len(answered)
-                parts.append((np.array([pos[r] for r in answered]), np.array([verdict[r][1] for r in answered]), np.full(len(answered), weight), record["id"]))
+                parts.append((np.array([pos[r] for r in answered]), np.array([verdict[r][2] for r in answered]), np.full(len(answered), weight), record["id"]))
     if not parts:
         log.info("detector samples of %s: none of their rows is reviewed yet", name)
         return None

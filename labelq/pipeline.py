@@ -316,7 +316,7 @@ def judges_detect_step(cfg: AuditConfig, examples: pa.Table, pred_probs: PredPro
     p_wrong, info = judges_alone(ev, planted, estimate / max(len(labels), 1), cfg.judging.judge_aggregation, weights)
     ctx = DetectContext(labels, n_classes, probs_of(pred_probs), judges=JudgeVerdicts(ev.rows, p_wrong, ev.choice, {"judged_rows": len(ev.rows), **info}))
     detection = run_detector(cfg.detect.impl, ctx)
-    detection.extra.update({k: v for k, v in base.extra.items() if k not in ("num_label_issues_estimate", "candidates")})  # the noise estimates
+    detection.extra.update({k: v for k, v in base.extra.items() if k != "num_label_issues_estimate"})  # confident learning's noise estimates
     return detection
 
 
